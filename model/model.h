@@ -1,0 +1,154 @@
+/*
+ * model: read-only, validated view of one recsysd model file.
+ *
+ * A model file is one LMDB file (MDB_NOSUBDIR) laid out as model/FORMAT.md
+ * describes. model_open() maps it read-only, checks every size, count,
+ * offset, index and number in it once, verifies the checksum, and resolves
+ * the pointers the queries need. After that the model is immutable and every
+ * accessor below trusts it: accessors do not re-check bounds (they assert).
+ *
+ * Thread safety: all functions taking a const struct model * may be called
+ * from any number of threads at once, provided each thread uses its own
+ * lookup slot (see model_open's @slots) for the functions that take one.
+ *
+ * Lifetime: every pointer returned here points into the map or into the
+ * model's own memory and is valid until model_close(). Never write through
+ * one or free it.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct model;
+
+/* Element types of the factor matrices. Only f32 exists so far. */
+enum { MODEL_ELEM_F32 = 0 };
+
+/* Rows of both factor matrices are padded to a multiple of this many floats,
+ * with zeros, and start at 64-byte aligned addresses in the map. */
+#define MODEL_ROW_ALIGN_FLOATS 16
+
+/* Longest user id, item id, category name or version string, in bytes. */
+#define MODEL_ID_MAX 256
+
+/* Per-item catalog attributes: one fixed-size record per item, in item
+ * index order, stored as one array in the file. */
+struct model_item_attr {
+    int64_t price_cents; /* >= 0 */
+    uint32_t category;   /* < model_category_count() */
+    uint8_t on_sale;     /* 0 or 1 */
+    uint8_t tier;        /* membership tier that includes it; 0 = none */
+    uint8_t pad[2];      /* zero */
+};
+_Static_assert(sizeof(struct model_item_attr) == 16, "item attr is 16 bytes on disk");
+
+/* One entry of the popularity ranking. */
+struct model_pop {
+    uint32_t item;  /* item index */
+    uint32_t count; /* purchases of the item in the training snapshot */
+};
+_Static_assert(sizeof(struct model_pop) == 8, "popularity entry is 8 bytes on disk");
+
+/* What model_find_user() resolves. */
+struct model_user {
+    uint32_t row;         /* row in the user factor matrix */
+    uint32_t tier;        /* membership tier; 0 = none */
+    uint32_t owned_count; /* items owned in the snapshot */
+    const void *owned;    /* owned_count little-endian uint32 item indices, ascending and
+                             distinct; not aligned: read with model_user_owned() */
+};
+
+/* Header facts, for GetModelInfo and `recsys-model inspect`. */
+struct model_info {
+    uint32_t format_version;
+    uint32_t dim;          /* factors per vector, bias column included */
+    uint32_t stride;       /* floats per stored row: dim rounded up to 16 */
+    uint32_t elem_type;    /* MODEL_ELEM_* */
+    uint32_t has_bias;     /* 1: the last dimension is an item bias (user side holds 1.0) */
+    uint32_t category_count;
+    uint64_t user_count;
+    uint64_t item_count;
+    uint64_t purchase_count; /* owned (user, item) pairs in the snapshot */
+    int64_t created_at;      /* unix seconds, as written */
+    int64_t loaded_at;       /* unix seconds, when model_open finished */
+    uint64_t file_bytes;
+    const char *version;  /* NUL-terminated */
+    const char *checksum; /* 16 lowercase hex digits, NUL-terminated */
+    const char *path;     /* as passed to model_open */
+};
+
+/* model_open - map, validate and resolve a model file.
+ * @path:  the file.
+ * @slots: number of lookup slots (>= 1): one per thread that will call the
+ *         lookup functions concurrently. Slot i must only be used by one
+ *         thread at a time.
+ * @out:   receives the model; the caller owns it and releases it with model_close.
+ * @e:     receives "<path>: <problem>" on failure; may be NULL.
+ * Returns 0, ERR_FORMAT (not a model, truncated, inconsistent, non-finite
+ * factors, ...), ERR_CHECKSUM, an LMDB code, or -errno (-ENOENT, -EACCES, ...).
+ * On failure nothing is left open. */
+int model_open(const char *path, unsigned slots, struct model **out, struct err *e);
+
+/* model_close - unmap and free. NULL is a no-op. No call may use @m after. */
+void model_close(struct model *m);
+
+/* model_verify - model_open + model_close: the full validation, for tools. */
+int model_verify(const char *path, struct err *e);
+
+const struct model_info *model_info(const struct model *m);
+
+/* ---- items ------------------------------------------------------------ */
+
+uint32_t model_item_count(const struct model *m);
+uint32_t model_dim(const struct model *m);
+/* Floats per row of either factor matrix (multiple of MODEL_ROW_ALIGN_FLOATS). */
+uint32_t model_stride(const struct model *m);
+
+/* Item factor matrix: item i's vector is the first model_dim() floats at
+ * matrix + i * model_stride(); the rest of the row is zero. 64-byte aligned. */
+const float *model_item_matrix(const struct model *m);
+
+/* 1/||v|| per item (0 for an all-zero vector), computed at load. */
+const float *model_item_inv_norms(const struct model *m);
+
+/* Catalog attributes, indexed by item. */
+const struct model_item_attr *model_item_attrs(const struct model *m);
+
+/* External id of item @item (< model_item_count); *len receives its length.
+ * The bytes are not NUL-terminated. */
+const char *model_item_id(const struct model *m, uint32_t item, uint32_t *len);
+
+/* model_find_item - item index for an external id, through lookup slot @slot.
+ * Returns 0 and sets *item, or ERR_NOT_FOUND. */
+int model_find_item(const struct model *m, unsigned slot, const char *id, size_t len,
+                    uint32_t *item);
+
+/* Popularity ranking over all items, most purchased first, ties to the
+ * lower item index; model_item_count() entries. */
+const struct model_pop *model_popularity(const struct model *m);
+
+/* ---- categories ------------------------------------------------------- */
+
+uint32_t model_category_count(const struct model *m);
+/* Name of category @cat; *len receives its length (not NUL-terminated). */
+const char *model_category_name(const struct model *m, uint32_t cat, uint32_t *len);
+/* model_find_category - category index for a name; 0 or ERR_NOT_FOUND. */
+int model_find_category(const struct model *m, const char *name, size_t len, uint32_t *cat);
+
+/* ---- users ------------------------------------------------------------ */
+
+uint64_t model_user_count(const struct model *m);
+
+/* User factor matrix, same layout as the item matrix. */
+const float *model_user_matrix(const struct model *m);
+
+/* model_find_user - resolve an external user id through lookup slot @slot.
+ * Returns 0 and fills *u, or ERR_NOT_FOUND. u->owned is borrowed (map). */
+int model_find_user(const struct model *m, unsigned slot, const char *id, size_t len,
+                    struct model_user *u);
+
+/* model_user_owned - copy u->owned_count item indices to @dst (ascending). */
+void model_user_owned(const struct model_user *u, uint32_t *dst);

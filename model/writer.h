@@ -1,0 +1,45 @@
+/*
+ * writer: builds a model file from in-memory inputs and publishes it
+ * atomically.
+ *
+ * model_write() writes a temporary file in the destination's directory,
+ * syncs it, and renames it over the destination, so a reader (recsysd
+ * watching the path) sees either the old complete file or the new complete
+ * file, never a half-written one. On failure the temporary file is removed
+ * and the destination is untouched.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "err.h"
+#include "model/model.h"
+
+/* Everything a model file holds, in memory. All pointers are borrowed for
+ * the duration of model_write(). */
+struct model_src {
+    uint32_t dim;        /* floats per vector (bias column included) */
+    uint32_t has_bias;   /* 1 if the last dimension is an item bias */
+    uint32_t user_count; /* may be 0 */
+    uint32_t item_count; /* >= 1 */
+    const float *user_factors; /* user_count x dim, row-major, finite */
+    const float *item_factors; /* item_count x dim, row-major, finite */
+    const char *const *user_ids; /* user_count distinct NUL-terminated ids */
+    const char *const *item_ids; /* item_count distinct NUL-terminated ids */
+    const uint32_t *user_tier;   /* user_count tiers, or NULL for all 0 */
+    /* Owned items as CSR: user u owns owned_items[owned_offsets[u] ..
+     * owned_offsets[u+1]) (item indices; any order, duplicates allowed: the
+     * writer sorts and deduplicates). NULL offsets = nobody owns anything. */
+    const uint64_t *owned_offsets; /* user_count + 1 entries */
+    const uint32_t *owned_items;
+    const struct model_item_attr *attrs; /* item_count records */
+    const char *const *categories;       /* category_count distinct names */
+    uint32_t category_count;             /* >= 1 */
+    const char *version; /* model version string, 1..MODEL_ID_MAX bytes */
+    int64_t created_at;  /* unix seconds */
+};
+
+/* model_write - validate @src, write it to @path atomically.
+ * Returns 0, ERR_INVALID (with the problem in @e: duplicate id, index out of
+ * range, non-finite factor, ...), or -errno / an LMDB code from writing. */
+int model_write(const char *path, const struct model_src *src, struct err *e);

@@ -1,0 +1,106 @@
+#include "err.h"
+
+#include <errno.h>
+#include <grpc/status.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    int code;
+    const char *name;
+    const char *text;
+    int status;
+} codes[] = {
+    {ERR_INVALID, "ERR_INVALID", "invalid argument", GRPC_STATUS_INVALID_ARGUMENT},
+    {ERR_NOT_FOUND, "ERR_NOT_FOUND", "not found", GRPC_STATUS_NOT_FOUND},
+    {ERR_NO_MODEL, "ERR_NO_MODEL", "no model loaded", GRPC_STATUS_UNAVAILABLE},
+    {ERR_FORMAT, "ERR_FORMAT", "not a valid model file", GRPC_STATUS_INTERNAL},
+    {ERR_CHECKSUM, "ERR_CHECKSUM", "model checksum mismatch", GRPC_STATUS_INTERNAL},
+    {ERR_TOO_BIG, "ERR_TOO_BIG", "size limit exceeded", GRPC_STATUS_RESOURCE_EXHAUSTED},
+    {ERR_INTERNAL, "ERR_INTERNAL", "internal error", GRPC_STATUS_INTERNAL},
+};
+
+static int find(int code)
+{
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (codes[i].code == code)
+            return (int)i;
+    return -1;
+}
+
+static int is_lmdb(int code)
+{
+    return code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE;
+}
+
+static int vformat(struct err *e, int code, const char *fmt, va_list ap)
+{
+    if (e == NULL)
+        return code;
+    e->code = code;
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    return code;
+}
+
+int err_set(struct err *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(e, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int err_wrap(struct err *e, int code, const char *fmt, ...)
+{
+    if (e == NULL)
+        return code;
+    char old[sizeof(e->msg)];
+    memcpy(old, e->msg, sizeof(old));
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof(e->msg))
+        snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, ": %s", old);
+    return e->code;
+}
+
+const char *err_strerror(int code)
+{
+    if (code == 0)
+        return "success";
+    int i = find(code);
+    if (i >= 0)
+        return codes[i].text;
+    if (is_lmdb(code))
+        return mdb_strerror(code);
+    if (code < 0 && code > -4096)
+        return strerror(-code);
+    return "unknown error";
+}
+
+const char *err_name(int code)
+{
+    if (code == 0)
+        return "OK";
+    int i = find(code);
+    if (i >= 0)
+        return codes[i].name;
+    if (is_lmdb(code))
+        return "LMDB";
+    return "ERRNO";
+}
+
+int err_grpc_status(int code)
+{
+    if (code == 0)
+        return GRPC_STATUS_OK;
+    int i = find(code);
+    if (i >= 0)
+        return codes[i].status;
+    if (code == -ENOMEM)
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    return GRPC_STATUS_INTERNAL;
+}

@@ -1,0 +1,11 @@
+/*
+ * info: the GetModelInfo query.
+ */
+#pragma once
+
+#include "query.h"
+#include "recsys/v1/recommender.pb-c.h"
+
+/* info_run - describe the model being served. Returns 0 or -ENOMEM. */
+int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
+             Recsys__V1__ModelInfo **out, struct err *e);

@@ -1,0 +1,20 @@
+/*
+ * recommend: the Recommend query.
+ */
+#pragma once
+
+#include "query.h"
+#include "recsys/v1/recommender.pb-c.h"
+
+/* recommend_run - top-N items for req->user_id.
+ * Known user: score = dot(user, item), source PERSONALIZED. Unknown user:
+ * the model's popularity ranking, source POPULAR (score = purchase count).
+ * Never returned: items the user owns (model or req->owned_item_ids), items
+ * not on sale, req->exclude_item_ids, items outside req->categories (when
+ * given), and with purchasable_only items included in the user's membership.
+ * Ties go to the lower item index.
+ * @out receives the response, allocated in q->arena.
+ * Returns 0 or ERR_INVALID (empty user_id, count > QUERY_COUNT_MAX, too many
+ * ids or categories; text in @e), -ENOMEM. */
+int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                  Recsys__V1__RecommendResponse **out, struct err *e);
