@@ -1,0 +1,27 @@
+# recsysd image: built and run on Debian bookworm, whose packages are the
+# project's fixed dependencies.
+#
+#   docker build -t recsysd .
+#   docker run -p 50051:50051 -v /srv/models:/models recsysd --model /models/model.lmdb
+#
+# Without --model the image serves its built-in demo model.
+
+FROM debian:bookworm AS build
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        make ca-certificates && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN make deps && make build BUILD=/build BUILD_TYPE=Release \
+    && /build/recsys-model demo -o /build/demo.lmdb
+
+FROM debian:bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        libgrpc29 libprotobuf-c1 liblmdb0 libopenblas0-pthread libjemalloc2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home recsys
+COPY --from=build /build/recsysd /build/recsys-model /build/recsys-cli /usr/local/bin/
+COPY --from=build /build/demo.lmdb /models/model.lmdb
+USER recsys
+EXPOSE 50051
+ENV RECSYS_LISTEN=0.0.0.0:50051 RECSYS_MODEL=/models/model.lmdb
+ENTRYPOINT ["/usr/local/bin/recsysd"]

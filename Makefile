@@ -1,0 +1,66 @@
+# Thin wrapper over CMake: installs what is missing, builds, runs, tests.
+#
+#   make run    install packages, build, create the demo model, start recsysd on 127.0.0.1:50051
+#   make test   install packages, build, run the whole test suite (ctest)
+#   make test-sanitize SAN=address|undefined|thread   the same suite under a sanitizer
+
+BUILD     ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS      ?= $(shell nproc)
+LISTEN    ?= 127.0.0.1:50051
+DEMO      ?= $(BUILD)/demo/model.lmdb
+SAN       ?= address
+
+# Debian packages the project builds, runs and tests with. One list, used by
+# `make deps`, the Dockerfile and CI.
+PACKAGES := build-essential cmake pkg-config \
+            libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler grpc-proto \
+            liblmdb-dev libopenblas-dev libjemalloc-dev \
+            python3 python3-grpcio python3-protobuf python3-numpy python3-lmdb
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps configure build demo run test test-sanitize clean packages
+
+all: build
+
+packages:
+	@echo $(PACKAGES)
+
+# Installs only what dpkg does not already report as installed, so a
+# prepared machine runs no apt at all.
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+configure: deps $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+$(DEMO): | build
+	mkdir -p $(dir $(DEMO))
+	$(BUILD)/recsys-model demo -o $(DEMO)
+
+demo: build $(DEMO)
+
+run: demo
+	exec $(BUILD)/recsysd --model $(DEMO) --listen $(LISTEN)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-sanitize:
+	$(MAKE) test BUILD=build-$(SAN) BUILD_TYPE=Debug CMAKE_ARGS="-DRECSYS_SANITIZE=$(SAN)"
+
+clean:
+	rm -rf $(BUILD) build-address build-undefined build-thread
