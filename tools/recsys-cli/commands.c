@@ -1,0 +1,339 @@
+#include "commands.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "recsys/v1/recommender.pb-c.h"
+#include "table.h"
+
+/* ---- options ------------------------------------------------------------ */
+
+#define ARG(member) offsetof(struct cli_args, member)
+
+static const struct opt recommend_opts[] = {
+    {"user", 0, OPT_STRING, ARG(user), true},
+    {"count", 0, OPT_UINT32, ARG(count), false},
+    {"exclude", 0, OPT_LIST, ARG(exclude), false},
+    {"category", 0, OPT_LIST, ARG(categories), false},
+    {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false},
+    {"owned", 0, OPT_LIST, ARG(owned), false},
+    {NULL},
+};
+
+static const struct opt eligibility_opts[] = {
+    {"user", 0, OPT_STRING, ARG(user), true},
+    {"owned", 0, OPT_LIST, ARG(owned), false},
+    {NULL},
+};
+
+static const struct opt similar_opts[] = {
+    {"item", 0, OPT_STRING, ARG(item), true},
+    {"count", 0, OPT_UINT32, ARG(count), false},
+    {"exclude", 0, OPT_LIST, ARG(exclude), false},
+    {"category", 0, OPT_LIST, ARG(categories), false},
+    {"user", 0, OPT_STRING, ARG(user), false},
+    {NULL},
+};
+
+static const struct opt no_opts[] = {
+    {NULL},
+};
+
+/* ---- requests ----------------------------------------------------------- */
+
+static int pack_message(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    /* +1: an empty message packs to zero bytes, and malloc(0) may be NULL. */
+    *buf = malloc(*len + 1);
+    if (*buf == NULL)
+        return -ENOMEM;
+    protobuf_c_message_pack(m, *buf);
+    return 0;
+}
+
+static int pack_recommend(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__RecommendRequest req = RECSYS__V1__RECOMMEND_REQUEST__INIT;
+    req.user_id = a->user;
+    req.count = a->count;
+    req.n_exclude_item_ids = a->exclude.n;
+    req.exclude_item_ids = a->exclude.v;
+    req.n_categories = a->categories.n;
+    req.categories = a->categories.v;
+    req.purchasable_only = a->purchasable_only;
+    req.n_owned_item_ids = a->owned.n;
+    req.owned_item_ids = a->owned.v;
+    return pack_message(&req.base, buf, len);
+}
+
+static int pack_eligibility(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__EligibilityRequest req = RECSYS__V1__ELIGIBILITY_REQUEST__INIT;
+    req.user_id = a->user;
+    req.n_item_ids = a->words.n;
+    req.item_ids = a->words.v;
+    req.n_owned_item_ids = a->owned.n;
+    req.owned_item_ids = a->owned.v;
+    return pack_message(&req.base, buf, len);
+}
+
+static int pack_similar(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__SimilarItemsRequest req = RECSYS__V1__SIMILAR_ITEMS_REQUEST__INIT;
+    req.item_id = a->item;
+    req.count = a->count;
+    req.n_exclude_item_ids = a->exclude.n;
+    req.exclude_item_ids = a->exclude.v;
+    req.n_categories = a->categories.n;
+    req.categories = a->categories.v;
+    if (a->user != NULL)
+        req.user_id = a->user;
+    return pack_message(&req.base, buf, len);
+}
+
+static int pack_info(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__ModelInfoRequest req = RECSYS__V1__MODEL_INFO_REQUEST__INIT;
+    return pack_message(&req.base, buf, len);
+}
+
+static int pack_health(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    if (a->words.n > 0)
+        req.service = a->words.v[0];
+    return pack_message(&req.base, buf, len);
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, value);
+    return ev != NULL ? ev->name : "UNRECOGNIZED";
+}
+
+/* "model demo-1 · source PERSONALIZED · 5 items": what was asked, in one
+ * line. @label and @value describe the list; @label may be NULL. */
+static void print_summary(FILE *out, const char *model, const char *label, const char *value,
+                          size_t n)
+{
+    fprintf(out, "model %s", model);
+    if (label != NULL)
+        fprintf(out, " · %s %s", label, value);
+    fprintf(out, " · %zu item%s\n", n, n == 1 ? "" : "s");
+}
+
+/* Rank, id and score of each item, best first (the order the server sent). */
+static int print_ranked(FILE *out, const Recsys__V1__RecommendResponse *r, const char *label,
+                        const char *value, const char *score_title)
+{
+    const struct table_column cols[] = {
+        {"rank", TABLE_RIGHT}, {"item_id", TABLE_LEFT}, {score_title, TABLE_RIGHT}};
+    print_summary(out, r->model_version, label, value, r->n_items);
+    if (r->n_items == 0)
+        return 0;
+    struct table *t;
+    int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < r->n_items; i++) {
+        table_cell(t, "%zu", i + 1);
+        table_cell(t, "%s", r->items[i]->item_id);
+        table_cell(t, "%.4f", r->items[i]->score);
+    }
+    rc = table_print(t, out);
+    table_destroy(t);
+    return rc;
+}
+
+static int print_recommend(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Recsys__V1__RecommendResponse *r = (const Recsys__V1__RecommendResponse *)resp;
+    return print_ranked(out, r, "source",
+                        enum_name(&recsys__v1__source__descriptor, (int)r->source), "score");
+}
+
+static int print_similar(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Recsys__V1__RecommendResponse *r = (const Recsys__V1__RecommendResponse *)resp;
+    return print_ranked(out, r, "similar to", a->item, "similarity");
+}
+
+/* Cents as currency units: 1999 -> "19.99", -5 -> "-0.05". The magnitude is
+ * taken unsigned so INT64_MIN has one too. */
+static void format_cents(char *buf, size_t size, int64_t cents)
+{
+    uint64_t mag = cents < 0 ? 0 - (uint64_t)cents : (uint64_t)cents;
+    snprintf(buf, size, "%s%" PRIu64 ".%02" PRIu64, cents < 0 ? "-" : "", mag / 100, mag % 100);
+}
+
+static int print_eligibility(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    static const struct table_column cols[] = {{"item_id", TABLE_LEFT},
+                                               {"eligible", TABLE_LEFT},
+                                               {"reason", TABLE_LEFT},
+                                               {"price", TABLE_RIGHT}};
+    const Recsys__V1__EligibilityResponse *r = (const Recsys__V1__EligibilityResponse *)resp;
+    print_summary(out, r->model_version, NULL, NULL, r->n_results);
+    struct table *t;
+    int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < r->n_results; i++) {
+        const Recsys__V1__EligibilityResult *res = r->results[i];
+        char price[32] = "-"; /* an unknown item has no price */
+        if (res->reason != RECSYS__V1__REASON__UNKNOWN_ITEM)
+            format_cents(price, sizeof(price), res->price_cents);
+        table_cell(t, "%s", res->item_id);
+        table_cell(t, "%s", res->eligible ? "yes" : "no");
+        table_cell(t, "%s", enum_name(&recsys__v1__reason__descriptor, (int)res->reason));
+        table_cell(t, "%s", price);
+    }
+    rc = table_print(t, out);
+    table_destroy(t);
+    return rc;
+}
+
+/* "2024-11-25T01:44:30Z (1732500000)"; just the number when it is not a
+ * time (0 means the model did not record one). */
+static void format_time(char *buf, size_t size, int64_t unix_s)
+{
+    time_t tt = (time_t)unix_s;
+    struct tm tm;
+    size_t n = 0;
+    if (unix_s > 0 && gmtime_r(&tt, &tm) != NULL)
+        n = strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ (", &tm);
+    snprintf(buf + n, size - n, n > 0 ? "%" PRId64 ")" : "%" PRId64, unix_s);
+}
+
+static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    static const struct table_column cols[] = {{NULL, TABLE_LEFT}, {NULL, TABLE_LEFT}};
+    const Recsys__V1__ModelInfo *m = (const Recsys__V1__ModelInfo *)resp;
+    char created[64], loaded[64];
+    format_time(created, sizeof(created), m->created_at_unix);
+    format_time(loaded, sizeof(loaded), m->loaded_at_unix);
+    struct table *t;
+    int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
+    if (rc != 0)
+        return rc;
+    table_cell(t, "model_version:");
+    table_cell(t, "%s", m->model_version);
+    table_cell(t, "created_at:");
+    table_cell(t, "%s", created);
+    table_cell(t, "loaded_at:");
+    table_cell(t, "%s", loaded);
+    table_cell(t, "dimension:");
+    table_cell(t, "%" PRIu32, m->dimension);
+    table_cell(t, "users:");
+    table_cell(t, "%" PRIu64, m->user_count);
+    table_cell(t, "items:");
+    table_cell(t, "%" PRIu64, m->item_count);
+    table_cell(t, "element_type:");
+    table_cell(t, "%s", m->element_type);
+    table_cell(t, "path:");
+    table_cell(t, "%s", m->path);
+    table_cell(t, "checksum:");
+    table_cell(t, "%s", m->checksum);
+    rc = table_print(t, out);
+    table_destroy(t);
+    return rc;
+}
+
+static int print_health(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Grpc__Health__V1__HealthCheckResponse *h =
+        (const Grpc__Health__V1__HealthCheckResponse *)resp;
+    fprintf(out, "status: %s\n",
+            enum_name(&grpc__health__v1__health_check_response__serving_status__descriptor,
+                      (int)h->status));
+    return 0;
+}
+
+/* A probe (`recsys-cli health && ...`) should pass only when the server
+ * says it serves. */
+static bool health_serving(const ProtobufCMessage *resp)
+{
+    const Grpc__Health__V1__HealthCheckResponse *h =
+        (const Grpc__Health__V1__HealthCheckResponse *)resp;
+    return h->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+const struct command commands[] = {
+    {
+        .name = "recommend",
+        .usage = "--user U [--count N] [--exclude ID]... [--category C]...\n"
+                 "[--purchasable-only] [--owned ID]...",
+        .summary = "Top-N items for a user, best first (0 or no --count: 10).",
+        .opts = recommend_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/Recommend",
+        .response = &recsys__v1__recommend_response__descriptor,
+        .pack = pack_recommend,
+        .print = print_recommend,
+    },
+    {
+        .name = "eligibility",
+        .usage = "--user U ITEM... [--owned ID]...",
+        .summary = "Whether the user can buy each item now, and if not, why.",
+        .opts = eligibility_opts,
+        .min_words = 1,
+        .max_words = SIZE_MAX,
+        .method = "/recsys.v1.Recommender/CheckEligibility",
+        .response = &recsys__v1__eligibility_response__descriptor,
+        .pack = pack_eligibility,
+        .print = print_eligibility,
+    },
+    {
+        .name = "similar",
+        .usage = "--item I [--count N] [--exclude ID]... [--category C]... [--user U]",
+        .summary = "Items most similar to an item (cosine); --user drops what they own.",
+        .opts = similar_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/SimilarItems",
+        .response = &recsys__v1__recommend_response__descriptor,
+        .pack = pack_similar,
+        .print = print_similar,
+    },
+    {
+        .name = "info",
+        .usage = "",
+        .summary = "The model being served.",
+        .opts = no_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/GetModelInfo",
+        .response = &recsys__v1__model_info__descriptor,
+        .pack = pack_info,
+        .print = print_info,
+    },
+    {
+        .name = "health",
+        .usage = "[SERVICE]",
+        .summary = "Standard gRPC health check; exit status 0 only when SERVING.",
+        .opts = no_opts,
+        .max_words = 1,
+        .method = "/grpc.health.v1.Health/Check",
+        .response = &grpc__health__v1__health_check_response__descriptor,
+        .pack = pack_health,
+        .print = print_health,
+        .succeeded = health_serving,
+    },
+    {NULL},
+};
+
+const struct command *command_find(const char *name)
+{
+    for (const struct command *c = commands; c->name != NULL; c++) {
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    return NULL;
+}

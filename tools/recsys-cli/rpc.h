@@ -1,0 +1,50 @@
+/*
+ * rpc: one unary gRPC call over the gRPC C core client API, as bytes in and
+ * bytes + status out. The rest of recsys-cli never sees a gRPC type: it packs
+ * a request with protobuf-c, calls rpc_call, and unpacks what comes back.
+ *
+ * A client owns one insecure channel and one pluck completion queue. Calls
+ * are made one at a time from one thread (the CLI makes exactly one).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rpc_client;
+
+/* What a completed call ended with. Every field is owned by the reply and
+ * freed by rpc_reply_free. */
+struct rpc_reply {
+    int status;    /* a grpc_status_code; 0 (OK) means @data holds the answer */
+    char *details; /* the status message, NUL-terminated; "" when none */
+    uint8_t *data; /* the response message; NULL when the server sent none */
+    size_t len;
+};
+
+/* rpc_client_open - initialise gRPC and create a channel to @addr
+ * ("host:port", or any target grpc_channel_create accepts). No connection is
+ * made yet: the first call connects. Returns 0, -ENOMEM or ERR_INTERNAL; on
+ * success the caller owns *out and closes it with rpc_client_close. */
+int rpc_client_open(const char *addr, struct rpc_client **out);
+
+/* rpc_client_close - destroy the channel and shut gRPC down. NULL is a no-op. */
+void rpc_client_close(struct rpc_client *c);
+
+/* rpc_call - call unary @method ("/package.Service/Method") with the packed
+ * request @req[0..len), waiting at most @timeout_s seconds (the call's
+ * deadline, which covers connecting too). The call fails fast, with
+ * UNAVAILABLE, when the server cannot be reached.
+ *
+ * Returns 0 when the call completed, whatever its status: the outcome is in
+ * *out, which the caller frees with rpc_reply_free. Returns -ENOMEM or
+ * ERR_INTERNAL when the call could not be made at all; *out is then empty. */
+int rpc_call(struct rpc_client *c, const char *method, const uint8_t *req, size_t len,
+             double timeout_s, struct rpc_reply *out);
+
+/* rpc_reply_free - release what rpc_call put in @r and empty it. */
+void rpc_reply_free(struct rpc_reply *r);
+
+/* rpc_status_name - "INVALID_ARGUMENT" for 3, and so on; "UNKNOWN_STATUS"
+ * for codes gRPC does not define. Never NULL. */
+const char *rpc_status_name(int status);
