@@ -227,6 +227,8 @@ static int parse(int argc, char **argv, struct cli_args *a, const struct command
         return usage_error(c, e.msg);
     if (a->words.n < c->min_words)
         return usage_error(c, "missing arguments");
+    if (a->addr[0] == '\0')
+        return usage_error(c, "--addr needs a HOST:PORT");
     if (a->words.n > c->max_words) {
         snprintf(e.msg, sizeof(e.msg), "unexpected argument '%s'", a->words.v[c->max_words]);
         return usage_error(c, e.msg);
