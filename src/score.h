@@ -1,0 +1,66 @@
+/*
+ * score: dot products and fused score + top-N selection over a factor matrix.
+ *
+ * The full scan is memory-bound (every item row is read once per query), so
+ * the kernel does the least work per row that it can: one dot product, then
+ * one compare against the worst score currently kept. Only a row that beats
+ * it pays for the filter predicate and a heap update; once the heap is warm
+ * that is a small fraction of the rows.
+ *
+ * Order: a higher score is better; between equal scores the lower row index
+ * is better. Scores are never NaN (the model refuses non-finite factors).
+ *
+ * Pure functions: no allocation, no global state, safe from any thread.
+ */
+#pragma once
+
+#include <stdint.h>
+
+/* Floats summed in independent lanes by score_dot: a whole model row block
+ * (MODEL_ROW_ALIGN_FLOATS), so a padded row needs no scalar tail. */
+#define SCORE_LANES 16
+
+/* One selected row. */
+struct score_hit {
+    uint32_t index; /* row index in the scanned matrix */
+    float score;
+};
+
+/* score_filter_fn - whether row @index may be returned (nonzero) or not (0).
+ * @ctx is the filter_ctx given to score_topn. Called at most once per row,
+ * in ascending row order, and only for rows whose score would enter the
+ * current top-N. */
+typedef int (*score_filter_fn)(const void *ctx, uint32_t index);
+
+/* What score_topn scans. Row i's score is
+ *     dot(query, matrix + i * stride)                         (row_scale NULL)
+ *     dot(query, matrix + i * stride) * query_scale * row_scale[i]   (otherwise)
+ * the second being the cosine when the scales are inverse norms. */
+struct score_scan {
+    const float *query;  /* dim floats, then zeros up to a multiple of SCORE_LANES */
+    const float *matrix; /* rows x stride floats; each row as the query */
+    uint32_t rows;
+    uint32_t stride;        /* floats from one row to the next, >= dim rounded up to SCORE_LANES */
+    uint32_t dim;           /* floats that take part in the score */
+    const float *row_scale; /* NULL, or rows per-row multipliers */
+    float query_scale;      /* used only with row_scale */
+};
+
+/* score_dot - dot product of @len floats at @a and @b. The products are
+ * summed in SCORE_LANES independent lanes (element k goes to lane k mod
+ * SCORE_LANES), which are then added pairwise; so the result is the same
+ * whether or not zero padding follows the @len floats, and scanning a
+ * padded row over its whole block gives the same value as over @len. */
+float score_dot(const float *a, const float *b, uint32_t len);
+
+/* score_row - row @index's score in @s exactly as score_topn computes it. */
+float score_row(const struct score_scan *s, uint32_t index);
+
+/* score_topn - the @n best rows of @s that @keep accepts.
+ * @keep:       NULL accepts every row.
+ * @filter_ctx: passed to @keep.
+ * @out:        @n entries of scratch; receives the selected rows, best
+ *              first (see the order above).
+ * Returns the number of rows in @out: min(@n, rows accepted). */
+uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
+                    const void *filter_ctx, struct score_hit *out);
