@@ -455,6 +455,12 @@ static int check_categories(struct load *l)
     return 0;
 }
 
+/* Whether @a may precede @b in the ranking. */
+static int pop_before(const struct model_pop *a, const struct model_pop *b)
+{
+    return a->count > b->count || (a->count == b->count && a->item < b->item);
+}
+
 /* The order: a permutation of the items, most owners first, ties to the
  * lower index. The counts are compared with the users in check_owners(). */
 static int check_popularity(struct load *l)
@@ -471,14 +477,12 @@ static int check_popularity(struct load *l)
         return fail(l, -ENOMEM, "out of memory for %llu items", (unsigned long long)n);
     int rc = 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
-        const struct model_pop *p = &m->pop[i], *prev = p - 1;
+        const struct model_pop *p = &m->pop[i];
         if (p->item >= n || seen[p->item])
             rc = fail(l, ERR_FORMAT,
-                      "popularity is not a permutation of the items (entry %u: "
-                      "item %u)",
-                      i, p->item);
-        else if (i > 0 &&
-                 (prev->count < p->count || (prev->count == p->count && prev->item > p->item)))
+                      "popularity is not a permutation of the items (entry %u: item %u)", i,
+                      p->item);
+        else if (i > 0 && !pop_before(&m->pop[i - 1], p))
             rc = fail(l, ERR_FORMAT, "popularity is not sorted at entry %u", i);
         else
             seen[p->item] = 1;

@@ -78,8 +78,8 @@ static int entry_cmp(const void *a, const void *b)
     return format_key_cmp(x->s, x->len, y->s, y->len);
 }
 
-/* Checks @n ids, fills @len (by index) and @sorted (in LMDB key order), and
- * refuses duplicates. @what names the kind in messages. */
+/* Checks @n ids, fills @len (by index; may be NULL) and @sorted (in LMDB key
+ * order), and refuses duplicates. @what names the kind in messages. */
 static int sort_ids(const char *what, const char *const *ids, uint32_t n, uint32_t *len,
                     struct entry *sorted, struct err *e)
 {
@@ -87,8 +87,9 @@ static int sort_ids(const char *what, const char *const *ids, uint32_t n, uint32
         const char *problem = id_problem(ids[i]);
         if (problem != NULL)
             return err_set(e, ERR_INVALID, "%s %u: id %s", what, i, problem);
-        len[i] = (uint32_t)strlen(ids[i]);
-        sorted[i] = (struct entry){ids[i], len[i], i};
+        sorted[i] = (struct entry){ids[i], (uint32_t)strlen(ids[i]), i};
+        if (len != NULL)
+            len[i] = sorted[i].len;
     }
     qsort(sorted, n, sizeof(*sorted), entry_cmp);
     for (uint32_t i = 1; i < n; i++)
@@ -178,8 +179,7 @@ static int check_header_fields(const struct model_src *s, struct err *e)
         return err_set(e, ERR_INVALID, "model version is longer than %d bytes", MODEL_ID_MAX);
     if (s->item_factors == NULL || s->item_ids == NULL || s->attrs == NULL || s->categories == NULL)
         return err_set(e, ERR_INVALID,
-                       "item factors, item ids, attributes and categories are "
-                       "required");
+                       "item factors, item ids, attributes and categories are required");
     if (s->user_count > 0 && (s->user_factors == NULL || s->user_ids == NULL))
         return err_set(e, ERR_INVALID, "%u users but no user factors or ids", s->user_count);
     if (s->owned_offsets != NULL && s->owned_offsets[s->user_count] > s->owned_offsets[0] &&
@@ -202,7 +202,6 @@ static int prepare(struct build *b, struct err *e)
         return rc;
     b->stride = format_stride(s->dim);
 
-    uint64_t max_owned;
     b->users = alloc_array(s->user_count, sizeof(*b->users));
     b->items = alloc_array(s->item_count, sizeof(*b->items));
     b->cats = alloc_array(s->category_count, sizeof(*b->cats));
@@ -210,29 +209,34 @@ static int prepare(struct build *b, struct err *e)
     b->cat_len = alloc_array(s->category_count, sizeof(*b->cat_len));
     b->pop_count = alloc_array(s->item_count, sizeof(*b->pop_count));
     b->pop = alloc_array(s->item_count, sizeof(*b->pop));
-    uint32_t *user_len = alloc_array(s->user_count, sizeof(*user_len));
     if (!b->users || !b->items || !b->cats || !b->item_len || !b->cat_len || !b->pop_count ||
-        !b->pop || !user_len) {
-        rc = err_set(e, -ENOMEM, "out of memory for %u users and %u items", s->user_count,
-                     s->item_count);
-        goto out;
-    }
-    if ((rc = sort_ids("user", s->user_ids, s->user_count, user_len, b->users, e)) != 0 ||
-        (rc = sort_ids("item", s->item_ids, s->item_count, b->item_len, b->items, e)) != 0 ||
-        (rc = sort_ids("category", s->categories, s->category_count, b->cat_len, b->cats, e)) !=
-            0 ||
-        (rc = check_factors("item", s->item_factors, s->item_count, s->dim, e)) != 0 ||
-        (rc = check_factors("user", s->user_factors, s->user_count, s->dim, e)) != 0 ||
-        (rc = check_bias(s, e)) != 0 || (rc = check_attrs(s, e)) != 0 ||
-        (rc = check_owned(s, &max_owned, e)) != 0)
-        goto out;
+        !b->pop)
+        return err_set(e, -ENOMEM, "out of memory for %u users and %u items", s->user_count,
+                       s->item_count);
+
+    uint64_t max_owned = 0;
+    rc = sort_ids("user", s->user_ids, s->user_count, NULL, b->users, e);
+    if (rc == 0)
+        rc = sort_ids("item", s->item_ids, s->item_count, b->item_len, b->items, e);
+    if (rc == 0)
+        rc = sort_ids("category", s->categories, s->category_count, b->cat_len, b->cats, e);
+    if (rc == 0)
+        rc = check_factors("item", s->item_factors, s->item_count, s->dim, e);
+    if (rc == 0)
+        rc = check_factors("user", s->user_factors, s->user_count, s->dim, e);
+    if (rc == 0)
+        rc = check_bias(s, e);
+    if (rc == 0)
+        rc = check_attrs(s, e);
+    if (rc == 0)
+        rc = check_owned(s, &max_owned, e);
+    if (rc != 0)
+        return rc;
     b->owned = alloc_array(max_owned, sizeof(*b->owned));
     if (b->owned == NULL)
-        rc = err_set(e, -ENOMEM, "out of memory for an owned list of %llu items",
-                     (unsigned long long)max_owned);
-out:
-    free(user_len);
-    return rc;
+        return err_set(e, -ENOMEM, "out of memory for an owned list of %llu items",
+                       (unsigned long long)max_owned);
+    return 0;
 }
 
 static void build_free(struct build *b)
@@ -256,7 +260,7 @@ static size_t matrix_bytes(uint64_t rows, uint32_t stride)
 
 static size_t strtab_bytes(uint32_t n, const uint32_t *len)
 {
-    size_t bytes = (size_t)(n + 1) * sizeof(uint64_t);
+    size_t bytes = ((size_t)n + 1) * sizeof(uint64_t);
     for (uint32_t i = 0; i < n; i++)
         bytes += len[i];
     return bytes;
