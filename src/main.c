@@ -1,0 +1,153 @@
+/*
+ * recsysd: serve recommendations from a model file over gRPC.
+ *
+ * main() starts the subsystems in order (config, log, signals, gRPC, model,
+ * service, server), waits for a signal, and stops them in reverse order.
+ *
+ * Signals are blocked in every thread, before the first thread exists, and
+ * taken synchronously here with sigwait(): no handler runs at an arbitrary
+ * point of a worker, and the stop sequence is ordinary code.
+ *
+ * Exit status: 0 after a signal-initiated stop, 1 when the server cannot
+ * start (e.g. the port is taken), 2 for a bad command line or environment.
+ */
+#include <grpc/grpc.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "model/model.h"
+#include "server.h"
+#include "service.h"
+
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+enum signal_action { SIGNAL_STOP, SIGNAL_RELOAD };
+
+static const struct {
+    int signo;
+    const char *name;
+    enum signal_action action;
+} signals[] = {
+    {SIGTERM, "SIGTERM", SIGNAL_STOP},
+    {SIGINT, "SIGINT", SIGNAL_STOP},
+    {SIGHUP, "SIGHUP", SIGNAL_RELOAD},
+};
+
+#define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
+
+/* block_signals - block every signal of the table in this thread and, as
+ * threads inherit the mask, in all threads created after it. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+        sigaddset(set, signals[i].signo);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+/* wait_for_stop - handle signals until one asks to stop; returns its index. */
+static size_t wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        int signo;
+        if (sigwait(set, &signo) != 0)
+            continue;
+        for (size_t i = 0; i < N_SIGNALS; i++) {
+            if (signals[i].signo != signo)
+                continue;
+            if (signals[i].action == SIGNAL_STOP)
+                return i;
+            log_warn("%s received; model reload is not supported yet, serving as before",
+                     signals[i].name);
+        }
+    }
+}
+
+/* load_model - open the configured model, or log why not and return NULL:
+ * the daemon then serves, answering UNAVAILABLE, rather than exit, so one
+ * bad file delivery does not take a replica out of its health checks. */
+static struct model *load_model(const struct config *cfg)
+{
+    struct model *m = NULL;
+    struct err e = {0};
+    int rc = model_open(cfg->model, cfg->threads, &m, &e);
+    if (rc != 0) {
+        log_error("failed to load model %s (%s); answering UNAVAILABLE", cfg->model,
+                  e.msg[0] != '\0' ? e.msg : err_strerror(rc));
+        return NULL;
+    }
+    const struct model_info *mi = model_info(m);
+    log_info("model loaded path=%s version=%s users=%" PRIu64 " items=%" PRIu64
+             " dim=%u checksum=%s",
+             mi->path, mi->version, mi->user_count, mi->item_count, mi->dim, mi->checksum);
+    return m;
+}
+
+static int run(const struct config *cfg, const sigset_t *signals_set)
+{
+    int status = EXIT_FAILED;
+    struct model *model = load_model(cfg);
+    struct service *svc = NULL;
+    struct server *srv = NULL;
+    struct err e = {0};
+
+    if (service_create(model, &svc) != 0) {
+        log_error("failed to create the service (out of memory)");
+        goto out;
+    }
+    size_t n_methods;
+    const struct server_method *methods = service_methods(svc, &n_methods);
+    if (server_start(cfg, methods, n_methods, &srv, &e) != 0) {
+        log_error("failed to start the server (%s)", e.msg);
+        goto out;
+    }
+    /* Tests and scripts read the port from this line when listening on :0. */
+    const char *colon = strrchr(cfg->listen, ':');
+    int host_len = colon != NULL ? (int)(colon - cfg->listen) : (int)strlen(cfg->listen);
+    log_info("listening on %.*s:%d threads=%u", host_len, cfg->listen, server_port(srv),
+             cfg->threads);
+
+    size_t sig = wait_for_stop(signals_set);
+    log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,
+             cfg->grace_ms);
+    status = 0;
+out:
+    server_stop(srv);
+    service_destroy(svc);
+    model_close(model);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    enum config_action action;
+    struct err e = {0};
+    if (config_load(&cfg, argc, argv, &action, &e) != 0) {
+        fprintf(stderr, "recsysd: %s\nTry 'recsysd --help'.\n", e.msg);
+        return EXIT_USAGE;
+    }
+    if (action == CONFIG_HELP) {
+        config_usage(stdout, "recsysd");
+        return 0;
+    }
+    if (action == CONFIG_VERSION) {
+        printf("recsysd %s\n", RECSYSD_VERSION);
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+
+    sigset_t set;
+    block_signals(&set);
+    grpc_init();
+    int status = run(&cfg, &set);
+    grpc_shutdown();
+    return status;
+}

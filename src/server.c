@@ -1,0 +1,503 @@
+/*
+ * server: unary gRPC calls on the C core API, one completion queue per worker.
+ *
+ * Each worker thread owns a completion queue and a set of call slots on it.
+ * A slot is one outstanding "give me the next call" request to the core; its
+ * address is the tag of every event about it, and its state says what the
+ * event means:
+ *
+ *   IDLE ──arm──▶ ARMED ──call arrives: handler, one reply batch──▶ REPLYING
+ *     ▲             │                                                 │
+ *     └─ shutdown ──┘◀──────────── batch done: free, re-arm ───────────┘
+ *
+ * Every method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+ * so the request message arrives with the call and one batch (initial
+ * metadata, message, status, receive-close) answers it: a call costs two
+ * trips through the queue. One extra slot per worker catches methods that
+ * are not registered and answers UNIMPLEMENTED, as grpc++ does.
+ *
+ * A worker runs each call start to finish on its own thread and arena, so
+ * nothing on the request path is shared or locked. The core itself copies
+ * the response into its own slice (it may hold it past the batch) and the
+ * status text on error paths; nothing else allocates.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Two slots per method, so a new call can match while the last reply drains. */
+#define SLOTS_PER_METHOD 2
+/* The first arena block: a typical call (request, id lookups, a response of
+ * a few hundred items) fits, so the steady state never grows it. */
+#define ARENA_BLOCK (256u << 10)
+
+enum slot_state { SLOT_IDLE, SLOT_ARMED, SLOT_REPLYING };
+
+struct worker;
+
+struct slot {
+    enum slot_state state;
+    struct worker *worker;
+    const struct server_method *method; /* NULL for the catch-all slot */
+    void *registered;                   /* the core's handle for method */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array metadata;
+    grpc_call_details details; /* catch-all slot only: which method was called */
+    grpc_byte_buffer *request;
+    grpc_byte_buffer *response;
+    int cancelled;
+};
+
+struct worker {
+    struct server *server;
+    unsigned index;
+    grpc_completion_queue *cq;
+    struct arena *arena;
+    struct slot *slots;
+    size_t n_slots;
+    pthread_t thread;
+    bool running;
+};
+
+struct server {
+    grpc_server *core;
+    grpc_completion_queue *control; /* receives the shutdown notification */
+    const struct server_method *methods;
+    size_t n_methods;
+    void **registered; /* the core's handle per method */
+    struct worker *workers;
+    unsigned n_workers;
+    unsigned grace_ms;
+    int port;
+    bool started;
+    atomic_bool stopping; /* workers stop re-arming slots */
+};
+
+/* Indexed by grpc_status_code, for the debug log. */
+static const char *const status_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+static const char *status_name(int status)
+{
+    if (status < 0 || (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
+        return "UNKNOWN_STATUS";
+    return status_names[status];
+}
+
+/* ---- gRPC's own log, through ours -------------------------------------- */
+
+static void grpc_log(gpr_log_func_args *args)
+{
+    /* The core's INFO lines are its internals, not events of this daemon. */
+    static const enum log_level levels[] = {
+        [GPR_LOG_SEVERITY_DEBUG] = LOG_DEBUG,
+        [GPR_LOG_SEVERITY_INFO] = LOG_DEBUG,
+        [GPR_LOG_SEVERITY_ERROR] = LOG_ERROR,
+    };
+    enum log_level level = (size_t)args->severity < sizeof(levels) / sizeof(levels[0])
+                               ? levels[args->severity]
+                               : LOG_ERROR;
+    log_msg(level, "grpc: %s (%s:%d)", args->message, args->file, args->line);
+}
+
+/* ---- slots --------------------------------------------------------------- */
+
+static void on_replied(struct slot *s, bool success);
+
+/* arm - ask the core for the slot's next call. */
+static void arm(struct slot *s)
+{
+    struct worker *w = s->worker;
+    grpc_server *core = w->server->core;
+    grpc_call_error rc;
+
+    s->call = NULL;
+    s->request = NULL;
+    s->response = NULL;
+    grpc_metadata_array_init(&s->metadata);
+    if (s->method == NULL) {
+        grpc_call_details_init(&s->details);
+        rc = grpc_server_request_call(core, &s->call, &s->details, &s->metadata, w->cq, w->cq, s);
+    } else {
+        rc = grpc_server_request_registered_call(core, s->registered, &s->call, &s->deadline,
+                                                 &s->metadata, &s->request, w->cq, w->cq, s);
+    }
+    if (rc == GRPC_CALL_OK) {
+        s->state = SLOT_ARMED;
+        return;
+    }
+    /* Only a queue already shut down refuses a request, and the slot is
+     * idle for good then; anything else is a bug worth a line. */
+    log_error("failed to request a call on worker %u (grpc_call_error %d)", w->index, (int)rc);
+    grpc_metadata_array_destroy(&s->metadata);
+    if (s->method == NULL)
+        grpc_call_details_destroy(&s->details);
+    s->state = SLOT_IDLE;
+}
+
+/* release - the core let go of an armed slot: the server is shutting down. */
+static void release(struct slot *s)
+{
+    grpc_metadata_array_destroy(&s->metadata);
+    if (s->method == NULL)
+        grpc_call_details_destroy(&s->details);
+    s->state = SLOT_IDLE;
+}
+
+/* read_request - the request message, copied into the arena as one block. */
+static int read_request(grpc_byte_buffer *bb, struct arena *a, const uint8_t **data, size_t *len)
+{
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return ERR_INVALID; /* a compressed message that does not decompress */
+    size_t n = grpc_byte_buffer_length(r.buffer_out);
+    uint8_t *buf = arena_alloc(a, n > 0 ? n : 1);
+    if (buf == NULL) {
+        grpc_byte_buffer_reader_destroy(&r);
+        return -ENOMEM;
+    }
+    size_t off = 0;
+    grpc_slice *slice;
+    while (grpc_byte_buffer_reader_peek(&r, &slice)) {
+        memcpy(buf + off, GRPC_SLICE_START_PTR(*slice), GRPC_SLICE_LENGTH(*slice));
+        off += GRPC_SLICE_LENGTH(*slice);
+    }
+    grpc_byte_buffer_reader_destroy(&r);
+    *data = buf;
+    *len = off;
+    return 0;
+}
+
+static bool deadline_passed(gpr_timespec deadline)
+{
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    return gpr_time_cmp(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC), now) < 0;
+}
+
+/* answer - decide the reply to a call that just arrived on slot @s. */
+static void answer(struct slot *s, struct server_reply *reply)
+{
+    struct worker *w = s->worker;
+    if (s->method == NULL) {
+        reply->status = GRPC_STATUS_UNIMPLEMENTED;
+        reply->details = "unknown method";
+        return;
+    }
+    if (deadline_passed(s->deadline)) {
+        reply->status = GRPC_STATUS_DEADLINE_EXCEEDED;
+        reply->details = "deadline passed before the call was served";
+        return;
+    }
+    if (s->request == NULL) {
+        reply->status = GRPC_STATUS_INVALID_ARGUMENT;
+        reply->details = "request message missing";
+        return;
+    }
+    struct server_call call = {.method = s->method, .worker = w->index, .arena = w->arena};
+    int rc = read_request(s->request, w->arena, &call.data, &call.len);
+    if (rc != 0) {
+        reply->status = err_grpc_status(rc);
+        reply->details =
+            rc == ERR_INVALID ? "request message cannot be decompressed" : err_strerror(rc);
+        return;
+    }
+    s->method->handler(&call, reply);
+}
+
+static void log_failure(const struct slot *s, const struct server_reply *reply)
+{
+    grpc_slice path =
+        s->method != NULL ? grpc_slice_from_static_string(s->method->path) : s->details.method;
+    log_debug("call failed method=%.*s status=%s (%s)", (int)GRPC_SLICE_LENGTH(path),
+              (const char *)GRPC_SLICE_START_PTR(path), status_name(reply->status),
+              reply->details != NULL ? reply->details : "");
+}
+
+/* on_call - a call arrived on slot @s (or, with !success, the server is
+ * shutting down and the slot is returned unused). Answers it with one batch. */
+static void on_call(struct slot *s, bool success)
+{
+    if (!success) {
+        release(s);
+        return;
+    }
+    struct worker *w = s->worker;
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    answer(s, &reply);
+
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (reply.status == GRPC_STATUS_OK) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply.data, reply.len);
+        s->response = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = s->response;
+    } else {
+        log_failure(s, &reply);
+    }
+    grpc_slice details =
+        reply.details != NULL ? grpc_slice_from_copied_string(reply.details) : grpc_empty_slice();
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)reply.status;
+    ops[n++].data.send_status_from_server.status_details = reply.details != NULL ? &details : NULL;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
+
+    s->state = SLOT_REPLYING;
+    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
+    grpc_slice_unref(details);
+    /* Everything the call used from the arena has been copied by now. */
+    arena_reset(w->arena);
+    if (rc != GRPC_CALL_OK) {
+        /* The batch will never complete: clean up as if it had failed. */
+        log_error("failed to start the reply batch (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(s->call, NULL);
+        on_replied(s, false);
+    }
+}
+
+/* on_replied - the reply batch of slot @s is done (sent, or the call was
+ * cancelled): free the call and wait for the next one. */
+static void on_replied(struct slot *s, bool success)
+{
+    (void)success; /* a failed batch means a cancelled call: the same cleanup */
+    if (s->request != NULL)
+        grpc_byte_buffer_destroy(s->request);
+    if (s->response != NULL)
+        grpc_byte_buffer_destroy(s->response);
+    grpc_call *call = s->call;
+    release(s);
+    /* Re-arm before dropping the call: the core completes shutdown only once
+     * every call is gone, so the queue cannot be shut down under this arm. */
+    if (!atomic_load(&s->worker->server->stopping))
+        arm(s);
+    grpc_call_unref(call);
+}
+
+static void (*const on_event[])(struct slot *, bool) = {
+    [SLOT_ARMED] = on_call,
+    [SLOT_REPLYING] = on_replied,
+};
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->n_slots; i++)
+        arm(&w->slots[i]);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        struct slot *s = ev.tag;
+        on_event[s->state](s, ev.success != 0);
+    }
+    return NULL;
+}
+
+/* worker_init - queue, arena and slots of worker @index: SLOTS_PER_METHOD
+ * per method, then the catch-all slot. */
+static int worker_init(struct server *srv, unsigned index)
+{
+    struct worker *w = &srv->workers[index];
+    w->server = srv;
+    w->index = index;
+    w->n_slots = srv->n_methods * SLOTS_PER_METHOD + 1;
+    w->slots = calloc(w->n_slots, sizeof(*w->slots));
+    w->cq = grpc_completion_queue_create_for_next(NULL);
+    int rc = arena_create(ARENA_BLOCK, &w->arena);
+    if (w->slots == NULL || w->cq == NULL || rc != 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        struct slot *s = &w->slots[i];
+        size_t m = i / SLOTS_PER_METHOD;
+        s->worker = w;
+        if (m < srv->n_methods) {
+            s->method = &srv->methods[m];
+            s->registered = srv->registered[m];
+        }
+    }
+    grpc_server_register_completion_queue(srv->core, w->cq, NULL);
+    return 0;
+}
+
+/* drain - shut a queue down and consume what is left on it. */
+static void drain(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int bind_port(struct server *srv, const char *listen, struct err *e)
+{
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    srv->port = grpc_server_add_http2_port(srv->core, listen, creds);
+    grpc_server_credentials_release(creds);
+    if (srv->port == 0)
+        return err_set(e, ERR_INVALID,
+                       "cannot listen on %s: the address is malformed, not local, or in use",
+                       listen);
+    return 0;
+}
+
+static int create_core(struct server *srv, const struct config *cfg, struct err *e)
+{
+    grpc_arg arg = {
+        .type = GRPC_ARG_INTEGER,
+        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+        .value.integer = (int)cfg->max_request_bytes,
+    };
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    srv->core = grpc_server_create(&args, NULL);
+    srv->control = grpc_completion_queue_create_for_next(NULL);
+    if (srv->core == NULL || srv->control == NULL)
+        return err_set(e, -ENOMEM, "cannot create the gRPC server");
+    grpc_server_register_completion_queue(srv->core, srv->control, NULL);
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        srv->registered[i] = grpc_server_register_method(
+            srv->core, srv->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (srv->registered[i] == NULL)
+            return err_set(e, ERR_INTERNAL, "cannot register method %s (duplicate?)",
+                           srv->methods[i].path);
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        if (worker_init(srv, i) != 0)
+            return err_set(e, -ENOMEM, "cannot set up worker %u", i);
+    return 0;
+}
+
+int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
+                 struct server **out, struct err *e)
+{
+    gpr_set_log_function(grpc_log);
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    srv->methods = methods;
+    srv->n_methods = n_methods;
+    srv->n_workers = cfg->threads;
+    srv->grace_ms = cfg->grace_ms;
+    atomic_init(&srv->stopping, false);
+    srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));
+    srv->workers = calloc(cfg->threads, sizeof(*srv->workers));
+    int rc = srv->registered == NULL || srv->workers == NULL ? err_set(e, -ENOMEM, "out of memory")
+                                                             : create_core(srv, cfg, e);
+    if (rc != 0)
+        goto out;
+    /* Binding last, then starting at once: a core with a bound port must be
+     * started and shut down before it may be destroyed. */
+    rc = bind_port(srv, cfg->listen, e);
+    if (rc != 0)
+        goto out;
+    grpc_server_start(srv->core);
+    srv->started = true;
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        rc = -pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        if (rc != 0) {
+            err_set(e, rc, "cannot start worker thread %u (%s)", i, strerror(-rc));
+            goto out;
+        }
+        srv->workers[i].running = true;
+    }
+    *out = srv;
+    srv = NULL;
+out:
+    server_stop(srv);
+    return rc;
+}
+
+int server_port(const struct server *s)
+{
+    return s->port;
+}
+
+/* shutdown - stop accepting, wait up to the grace period for calls in
+ * flight, then cancel what is left and wait for it to unwind. */
+static void shutdown_core(struct server *srv)
+{
+    atomic_store(&srv->stopping, true);
+    grpc_server_shutdown_and_notify(srv->core, srv->control, srv);
+    gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                      gpr_time_from_millis((int64_t)srv->grace_ms, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(srv->control, grace, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        log_warn("grace period of %u ms is over; cancelling the calls still in flight",
+                 srv->grace_ms);
+        grpc_server_cancel_all_calls(srv->core);
+        grpc_completion_queue_next(srv->control, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+}
+
+void server_stop(struct server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->started)
+        shutdown_core(srv);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->running) {
+            /* The worker consumes its queue's last events and exits. */
+            grpc_completion_queue_shutdown(w->cq);
+            pthread_join(w->thread, NULL);
+        } else if (w->cq != NULL) {
+            drain(w->cq);
+        }
+    }
+    if (srv->control != NULL)
+        drain(srv->control);
+    if (srv->core != NULL)
+        grpc_server_destroy(srv->core);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->cq != NULL)
+            grpc_completion_queue_destroy(w->cq);
+        arena_destroy(w->arena);
+        free(w->slots);
+    }
+    if (srv->control != NULL)
+        grpc_completion_queue_destroy(srv->control);
+    free(srv->workers);
+    free(srv->registered);
+    free(srv);
+}

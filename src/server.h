@@ -1,0 +1,80 @@
+/*
+ * server: the gRPC C core plumbing of recsysd, and nothing else.
+ *
+ * It binds the listen address, runs config->threads worker threads, each
+ * with its own completion queue, and answers unary calls to the methods in
+ * a table by calling their handler on the worker that received the call,
+ * start to finish. It knows nothing about protobuf or the model: a handler
+ * gets the request message's bytes and returns a status and the response
+ * message's bytes. What the server itself answers:
+ *
+ *   - a method not in the table:              UNIMPLEMENTED
+ *   - a call without a request message:       INVALID_ARGUMENT
+ *   - a call whose deadline passed before a worker picked it up:
+ *                                             DEADLINE_EXCEEDED, handler not run
+ *   - a request larger than max_request_bytes: RESOURCE_EXHAUSTED (by the core)
+ *
+ * Shutdown is graceful: no new calls are accepted, calls already accepted
+ * run to completion for up to config->grace_ms, then the rest are cancelled.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "config.h"
+#include "err.h"
+
+struct server;
+struct server_method;
+
+/* One call, as a handler sees it. Everything here is valid only during the
+ * handler invocation. */
+struct server_call {
+    const struct server_method *method; /* the table row that matched */
+    unsigned worker;                    /* 0..threads-1: the calling worker thread */
+    struct arena *arena;                /* the worker's arena; reset after the reply */
+    const uint8_t *data;                /* the request message, in @arena */
+    size_t len;
+};
+
+/* What a handler answers. The server starts with status OK and nothing else
+ * set. data and details must stay valid until the handler returns to the
+ * server: the arena or static storage both do. */
+struct server_reply {
+    int status;          /* a grpc_status_code */
+    const uint8_t *data; /* response message; sent only when status is OK */
+    size_t len;
+    const char *details; /* status text for the client; NULL for none */
+};
+
+/* Runs on a worker thread; must not block for long, as the worker serves
+ * nothing else meanwhile. */
+typedef void (*server_handler_fn)(const struct server_call *call, struct server_reply *reply);
+
+struct server_method {
+    const char *path; /* "/package.Service/Method" */
+    server_handler_fn handler;
+    void *arg; /* for the handler, through call->method->arg */
+};
+
+/* server_start - create, bind and start the server; return once it accepts calls.
+ * @cfg:     listen, threads, max_request_bytes and grace_ms are used.
+ * @methods: the unary methods to serve; borrowed, must outlive the server.
+ * @out:     receives the server; stop and free it with server_stop.
+ * @e:       receives the reason on failure; may be NULL.
+ * grpc_init() must have been called. Returns 0, ERR_INVALID (the address
+ * cannot be bound: malformed, not local, or in use), -ENOMEM, -errno of
+ * pthread_create, or ERR_INTERNAL (the core refused a method or a queue).
+ * On failure nothing is left running. */
+int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
+                 struct server **out, struct err *e);
+
+/* server_port - the port actually bound (the real one when listening on port 0). */
+int server_port(const struct server *s);
+
+/* server_stop - stop accepting calls, let those in flight finish for up to
+ * the grace period, cancel the rest, join the workers and free @s.
+ * NULL is a no-op. */
+void server_stop(struct server *s);

@@ -1,0 +1,188 @@
+#include "service.h"
+
+#include <errno.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eligibility.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "info.h"
+#include "query.h"
+#include "recommend.h"
+#include "recsys/v1/recommender.pb-c.h"
+#include "similar.h"
+
+/* ---- the method table ---------------------------------------------------- */
+
+/* Every query, seen through its generic protobuf-c type. */
+typedef int (*run_fn)(const struct query *q, const ProtobufCMessage *req, ProtobufCMessage **out,
+                      struct err *e);
+
+/* ADAPT(name, fn, Req, Resp) defines `name`, a run_fn calling the typed
+ * query @fn, so the table needs no function pointer casts. */
+#define ADAPT(name, fn, Req, Resp)                                                                 \
+    static int name(const struct query *q, const ProtobufCMessage *req, ProtobufCMessage **out,    \
+                    struct err *e)                                                                 \
+    {                                                                                              \
+        Resp *resp = NULL;                                                                         \
+        int rc = fn(q, (const Req *)req, &resp, e);                                                \
+        *out = resp != NULL ? &resp->base : NULL;                                                  \
+        return rc;                                                                                 \
+    }
+
+static int health_check(const struct query *q, const Grpc__Health__V1__HealthCheckRequest *req,
+                        Grpc__Health__V1__HealthCheckResponse **out, struct err *e);
+
+ADAPT(run_recommend, recommend_run, Recsys__V1__RecommendRequest, Recsys__V1__RecommendResponse)
+ADAPT(run_eligibility, eligibility_run, Recsys__V1__EligibilityRequest,
+      Recsys__V1__EligibilityResponse)
+ADAPT(run_similar, similar_run, Recsys__V1__SimilarItemsRequest, Recsys__V1__RecommendResponse)
+ADAPT(run_info, info_run, Recsys__V1__ModelInfoRequest, Recsys__V1__ModelInfo)
+ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
+      Grpc__Health__V1__HealthCheckResponse)
+
+/* Request limits follow from the query limits, so a request the query
+ * would accept is never refused for its size. The largest encoding of one
+ * string field: a 1-byte tag, a 2-byte length, MODEL_ID_MAX bytes. */
+#define ID_FIELD     (1 + 2 + MODEL_ID_MAX)
+#define SCALARS      32 /* count, purchasable_only and their tags, with room to spare */
+#define ID_FIELDS(n) ((size_t)(n)*ID_FIELD)
+
+struct method {
+    const char *path;
+    const ProtobufCMessageDescriptor *request;
+    run_fn run;
+    size_t max_request_bytes;
+    bool needs_model; /* false only for the health check, which reports its absence */
+};
+
+static const struct method methods[] = {
+    {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
+     ID_FIELDS(1 + 2 * QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true},
+    {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
+     run_eligibility, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true},
+    {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
+     run_similar, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true},
+    {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
+     SCALARS, true},
+    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
+     run_health, ID_FIELD, false},
+};
+
+#define N_METHODS (sizeof(methods) / sizeof(methods[0]))
+
+/* What the server passes back to the handler with each call. */
+struct binding {
+    const struct service *svc;
+    const struct method *method;
+};
+
+struct service {
+    /* Read once per call, and that one pointer serves the whole call, so a
+     * response never mixes two models once models can be swapped. */
+    const struct model *model;
+    struct binding bindings[N_METHODS];
+    struct server_method table[N_METHODS];
+};
+
+/* ---- the health check ---------------------------------------------------- */
+
+static int health_check(const struct query *q, const Grpc__Health__V1__HealthCheckRequest *req,
+                        Grpc__Health__V1__HealthCheckResponse **out, struct err *e)
+{
+    /* "" is the server as a whole, by the health protocol's convention. */
+    const char *const served[] = {"", recsys__v1__recommender__descriptor.name};
+    bool known = false;
+    for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+        known |= strcmp(req->service, served[i]) == 0;
+    if (!known)
+        return err_set(e, ERR_NOT_FOUND, "unknown service '%.*s'", MODEL_ID_MAX, req->service);
+    Grpc__Health__V1__HealthCheckResponse *resp = arena_alloc(q->arena, sizeof(*resp));
+    if (resp == NULL)
+        return -ENOMEM;
+    grpc__health__v1__health_check_response__init(resp);
+    resp->status = q->model != NULL
+                       ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    *out = resp;
+    return 0;
+}
+
+/* ---- the generic handler ------------------------------------------------- */
+
+static int encode(struct arena *a, const ProtobufCMessage *msg, struct server_reply *reply)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = arena_alloc(a, len > 0 ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    reply->data = buf;
+    reply->len = protobuf_c_message_pack(msg, buf);
+    return 0;
+}
+
+static int serve(const struct service *svc, const struct method *m, const struct server_call *call,
+                 struct server_reply *reply, struct err *e)
+{
+    if (call->len > m->max_request_bytes)
+        return err_set(e, ERR_INVALID, "request of %zu bytes exceeds the %zu-byte limit of %s",
+                       call->len, m->max_request_bytes, m->request->name);
+    ProtobufCAllocator alloc = arena_protobuf(call->arena);
+    ProtobufCMessage *req = protobuf_c_message_unpack(m->request, &alloc, call->len, call->data);
+    if (req == NULL)
+        return err_set(e, ERR_INVALID, "request is not a valid %s", m->request->name);
+    const struct model *model = svc->model;
+    if (model == NULL && m->needs_model)
+        return err_set(e, ERR_NO_MODEL, "no model loaded");
+
+    struct query q = {.model = model, .slot = call->worker, .arena = call->arena};
+    ProtobufCMessage *resp = NULL;
+    int rc = m->run(&q, req, &resp, e);
+    if (rc != 0)
+        return rc;
+    return encode(call->arena, resp, reply);
+}
+
+static void handle(const struct server_call *call, struct server_reply *reply)
+{
+    const struct binding *b = call->method->arg;
+    struct err e = {0};
+    int rc = serve(b->svc, b->method, call, reply, &e);
+    if (rc == 0)
+        return;
+    reply->status = err_grpc_status(rc);
+    /* The text must outlive this frame: the server sends it after we return. */
+    const char *text = e.msg[0] != '\0' ? e.msg : err_strerror(rc);
+    const char *copy = arena_strndup(call->arena, text, strlen(text));
+    reply->details = copy != NULL ? copy : err_strerror(rc);
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+int service_create(const struct model *model, struct service **out)
+{
+    struct service *svc = calloc(1, sizeof(*svc));
+    if (svc == NULL)
+        return -ENOMEM;
+    svc->model = model;
+    for (size_t i = 0; i < N_METHODS; i++) {
+        svc->bindings[i] = (struct binding){.svc = svc, .method = &methods[i]};
+        svc->table[i] = (struct server_method){
+            .path = methods[i].path, .handler = handle, .arg = &svc->bindings[i]};
+    }
+    *out = svc;
+    return 0;
+}
+
+void service_destroy(struct service *svc)
+{
+    free(svc);
+}
+
+const struct server_method *service_methods(const struct service *svc, size_t *n)
+{
+    *n = N_METHODS;
+    return svc->table;
+}
