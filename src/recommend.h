@@ -5,6 +5,7 @@
 
 #include "query.h"
 #include "recsys/v1/recommender.pb-c.h"
+#include "score.h"
 
 /* recommend_run - top-N items for req->user_id.
  * Known user: score = dot(user, item), source PERSONALIZED. Unknown user:
@@ -18,3 +19,11 @@
  * ids or categories; text in @e), -ENOMEM. */
 int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
                   Recsys__V1__RecommendResponse **out, struct err *e);
+
+/* recommend_respond - the RecommendResponse listing @n hits (item indices
+ * and scores, best first) of q->model; shared with similar_run.
+ * @out receives the response, allocated in q->arena with copies of the ids.
+ * Returns 0 or -ENOMEM. */
+int recommend_respond(const struct query *q, const struct score_hit *hits, uint32_t n,
+                      Recsys__V1__Source source, Recsys__V1__RecommendResponse **out,
+                      struct err *e);

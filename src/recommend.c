@@ -1,0 +1,121 @@
+/*
+ * recommend: top-N items for a user.
+ *
+ * A known user is scored against every item in one pass of score_topn, the
+ * filter consulted only for items that would make the list. A user the
+ * model does not know (cold start) gets the model's popularity ranking
+ * instead, walked in order through the same filter until the list is full:
+ * a new user has no vector to score with, and "what others buy most" is the
+ * best guess that never fails the caller.
+ */
+#include "recommend.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "filter.h"
+
+/* Nothing to release on failure: every allocation is the arena's. */
+static int no_memory(struct err *e, uint32_t n)
+{
+    return err_set(e, -ENOMEM, "out of memory for a response of %u items", n);
+}
+
+int recommend_respond(const struct query *q, const struct score_hit *hits, uint32_t n,
+                      Recsys__V1__Source source, Recsys__V1__RecommendResponse **out, struct err *e)
+{
+    Recsys__V1__RecommendResponse *r = arena_alloc(q->arena, sizeof(*r));
+    Recsys__V1__ScoredItem *items = arena_alloc(q->arena, (size_t)n * sizeof(*items));
+    Recsys__V1__ScoredItem **list = arena_alloc(q->arena, (size_t)n * sizeof(*list));
+    const char *version = model_info(q->model)->version;
+    if (r == NULL || items == NULL || list == NULL)
+        return no_memory(e, n);
+    recsys__v1__recommend_response__init(r);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len;
+        const char *id = model_item_id(q->model, hits[i].index, &len);
+        recsys__v1__scored_item__init(&items[i]);
+        items[i].item_id = arena_strndup(q->arena, id, len);
+        if (items[i].item_id == NULL)
+            return no_memory(e, n);
+        items[i].score = hits[i].score;
+        list[i] = &items[i];
+    }
+    r->n_items = n;
+    r->items = list;
+    r->source = source;
+    r->model_version = arena_strndup(q->arena, version, strlen(version));
+    if (r->model_version == NULL)
+        return no_memory(e, n);
+    *out = r;
+    return 0;
+}
+
+/* Cold start: the first @n items of the popularity ranking that @f keeps,
+ * scored by their purchase count. */
+static uint32_t popular(const struct model *m, const struct filter *f, uint32_t n,
+                        struct score_hit *hits)
+{
+    const struct model_pop *pop = model_popularity(m);
+    uint32_t items = model_item_count(m), count = 0;
+    for (uint32_t i = 0; i < items && count < n; i++)
+        if (filter_keep(f, pop[i].item))
+            hits[count++] = (struct score_hit){pop[i].item, (float)pop[i].count};
+    return count;
+}
+
+static uint32_t personalized(const struct model *m, const struct model_user *u,
+                             const struct filter *f, uint32_t n, struct score_hit *hits)
+{
+    uint32_t stride = model_stride(m);
+    const struct score_scan scan = {
+        .query = model_user_matrix(m) + (size_t)u->row * stride,
+        .matrix = model_item_matrix(m),
+        .rows = model_item_count(m),
+        .stride = stride,
+        .dim = model_dim(m),
+    };
+    return score_topn(&scan, n, filter_keep, f, hits);
+}
+
+int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                  Recsys__V1__RecommendResponse **out, struct err *e)
+{
+    uint32_t n;
+    int rc = filter_check_id("user_id", req->user_id, 1, e);
+    if (rc == 0)
+        rc = filter_check_count(req->count, &n, e);
+    if (rc != 0)
+        return rc;
+
+    struct model_user user;
+    rc = model_find_user(q->model, q->slot, req->user_id, strlen(req->user_id), &user);
+    if (rc != 0 && rc != ERR_NOT_FOUND)
+        return err_set(e, rc, "failed to look up user '%s' (%s)", req->user_id, err_strerror(rc));
+    int known = rc == 0;
+
+    const struct filter_spec spec = {
+        .user = known ? &user : NULL,
+        .owned_ids = req->owned_item_ids,
+        .owned_count = req->n_owned_item_ids,
+        .exclude_ids = req->exclude_item_ids,
+        .exclude_count = req->n_exclude_item_ids,
+        .categories = req->categories,
+        .category_count = req->n_categories,
+        .self = -1,
+        .purchasable_only = req->purchasable_only,
+    };
+    struct filter f;
+    rc = filter_build(q, &spec, &f, e);
+    if (rc != 0)
+        return rc;
+
+    struct score_hit *hits = arena_alloc(q->arena, (size_t)n * sizeof(*hits));
+    if (hits == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %u results", n);
+    uint32_t count =
+        known ? personalized(q->model, &user, &f, n, hits) : popular(q->model, &f, n, hits);
+    return recommend_respond(q, hits, count,
+                             known ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR,
+                             out, e);
+}

@@ -1,0 +1,488 @@
+/*
+ * test_recommend: recommend_run against a brute-force reference computed
+ * from the writer's inputs (struct model_src), never from the model.
+ *
+ * The factors are small integers, so every dot product is an exact integer
+ * in float whatever the summation order: the reference's naive loop and the
+ * kernel's lane sums agree exactly, scores tie often, and the tie rule
+ * (lower item index first) is checked on every call.
+ */
+#include "recommend.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model/writer.h"
+
+enum {
+    DIM = 7,
+    ITEMS = 600,
+    USERS = 150,
+    CATS = 5,
+    OWNED_MAX = 40,
+};
+
+static const char *const cat_names[CATS] = {"courses", "books", "audio", "consult", "live"};
+
+/* ==== fixture: a random model and what it was built from ================ */
+
+static struct {
+    char dir[64];
+    char path[128];
+    float uf[USERS * DIM];
+    float itf[ITEMS * DIM];
+    char uid_buf[USERS][16];
+    char iid_buf[ITEMS][16];
+    const char *uids[USERS];
+    const char *iids[ITEMS];
+    uint32_t tiers[USERS];
+    uint64_t off[USERS + 1];
+    uint32_t owned[USERS * OWNED_MAX];
+    struct model_item_attr attrs[ITEMS];
+    struct model_src src;
+    struct model *model;
+    struct arena *arena;
+    struct query q;
+} fx;
+
+static uint64_t rng_state = 42;
+
+static uint32_t rng_below(uint32_t n)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)((z ^ (z >> 31)) % n);
+}
+
+static void fill_source(void)
+{
+    for (uint32_t i = 0; i < USERS * DIM; i++)
+        fx.uf[i] = (float)rng_below(7) - 3.0f;
+    for (uint32_t i = 0; i < ITEMS * DIM; i++)
+        fx.itf[i] = (float)rng_below(7) - 3.0f;
+    /* Identical item vectors: ties that are not coincidences. */
+    for (uint32_t k = 0; k < 30; k++)
+        memcpy(&fx.itf[rng_below(ITEMS) * DIM], &fx.itf[rng_below(ITEMS) * DIM],
+               DIM * sizeof(float));
+    for (uint32_t i = 0; i < ITEMS; i++) {
+        snprintf(fx.iid_buf[i], sizeof(fx.iid_buf[i]), "item-%04u", i);
+        fx.iids[i] = fx.iid_buf[i];
+        uint32_t t = rng_below(20);
+        fx.attrs[i] = (struct model_item_attr){
+            .price_cents = 100 * (int64_t)rng_below(500),
+            .category = rng_below(CATS),
+            .on_sale = rng_below(100) < 85,
+            .tier = t < 12   ? 0
+                    : t < 17 ? 1
+                             : 2,
+        };
+    }
+    uint32_t n = 0;
+    for (uint32_t u = 0; u < USERS; u++) {
+        snprintf(fx.uid_buf[u], sizeof(fx.uid_buf[u]), "user-%03u", u);
+        fx.uids[u] = fx.uid_buf[u];
+        fx.tiers[u] = rng_below(3);
+        fx.off[u] = n;
+        /* Skewed toward low indices so popularity counts differ and tie. */
+        uint32_t owns = u % 7 == 0 ? 0 : rng_below(OWNED_MAX);
+        for (uint32_t k = 0; k < owns; k++)
+            fx.owned[n++] = rng_below(1 + rng_below(ITEMS)); /* duplicates allowed */
+    }
+    fx.off[USERS] = n;
+    fx.src = (struct model_src){
+        .dim = DIM,
+        .user_count = USERS,
+        .item_count = ITEMS,
+        .user_factors = fx.uf,
+        .item_factors = fx.itf,
+        .user_ids = fx.uids,
+        .item_ids = fx.iids,
+        .user_tier = fx.tiers,
+        .owned_offsets = fx.off,
+        .owned_items = fx.owned,
+        .attrs = fx.attrs,
+        .categories = cat_names,
+        .category_count = CATS,
+        .version = "test-v7",
+        .created_at = 1700000000,
+    };
+}
+
+static int fixture_open(void)
+{
+    struct err e = {0};
+    fill_source();
+    strcpy(fx.dir, "/tmp/recsys-test-XXXXXX");
+    if (mkdtemp(fx.dir) == NULL)
+        return -1;
+    snprintf(fx.path, sizeof(fx.path), "%s/model.lmdb", fx.dir);
+    int rc = model_write(fx.path, &fx.src, &e);
+    if (rc == 0)
+        rc = model_open(fx.path, 1, &fx.model, &e);
+    if (rc == 0)
+        rc = arena_create(64 << 10, &fx.arena);
+    if (rc != 0) {
+        fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
+        return rc;
+    }
+    fx.q = (struct query){fx.model, 0, fx.arena};
+    return 0;
+}
+
+static void fixture_close(void)
+{
+    model_close(fx.model);
+    arena_destroy(fx.arena);
+    DIR *d = opendir(fx.dir);
+    struct dirent *de;
+    char p[512];
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", fx.dir, de->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(fx.dir);
+}
+
+/* ==== the reference ====================================================== */
+
+/* A request as the reference sees it: item indices, not ids. */
+struct ref_request {
+    int user; /* -1: unknown */
+    uint32_t count;
+    unsigned char excluded[ITEMS]; /* exclude_item_ids and owned_item_ids */
+    int any_category;
+    unsigned char category_ok[CATS];
+    int purchasable_only;
+};
+
+struct ref_hit {
+    uint32_t item;
+    float score;
+};
+
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const struct ref_hit *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->item > b->item) - (a->item < b->item);
+}
+
+static int user_owns(int u, uint32_t item)
+{
+    for (uint64_t k = fx.off[u]; k < fx.off[u + 1]; k++)
+        if (fx.owned[k] == item)
+            return 1;
+    return 0;
+}
+
+static int ref_keep(const struct ref_request *r, uint32_t i)
+{
+    const struct model_item_attr *a = &fx.attrs[i];
+    uint32_t tier = r->user >= 0 ? fx.tiers[r->user] : 0;
+    if (!a->on_sale || r->excluded[i] || (r->user >= 0 && user_owns(r->user, i)))
+        return 0;
+    if (!r->any_category && !r->category_ok[a->category])
+        return 0;
+    return !(r->purchasable_only && a->tier > 0 && tier >= a->tier);
+}
+
+/* Purchases per item, each user counted once however often listed. */
+static float ref_popularity(uint32_t item)
+{
+    uint32_t n = 0;
+    for (int u = 0; u < USERS; u++)
+        n += user_owns(u, item);
+    return (float)n;
+}
+
+static float ref_dot(int u, uint32_t i)
+{
+    double s = 0;
+    for (int d = 0; d < DIM; d++)
+        s += (double)fx.uf[u * DIM + d] * fx.itf[i * DIM + d];
+    return (float)s;
+}
+
+/* Fills @out best first; returns how many. */
+static uint32_t reference(const struct ref_request *r, struct ref_hit *out)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ITEMS; i++)
+        if (ref_keep(r, i))
+            out[n++] = (struct ref_hit){i, r->user >= 0 ? ref_dot(r->user, i) : ref_popularity(i)};
+    qsort(out, n, sizeof(*out), cmp_ref);
+    return n < r->count ? n : r->count;
+}
+
+/* ==== requests =========================================================== */
+
+/* Storage for one request's repeated fields. */
+struct req_lists {
+    char *exclude[40];
+    char *owned[40];
+    char *cats[CATS + 1];
+    char unknown_item[16];
+    char unknown_cat[16];
+};
+
+/* Build a random request with the filters in @mask (bit 0 exclude, 1
+ * categories, 2 purchasable_only, 3 owned_item_ids), for user @u (-1:
+ * unknown), and its reference twin. */
+static void make_request(int u, unsigned mask, uint32_t count, struct req_lists *l,
+                         Recsys__V1__RecommendRequest *req, struct ref_request *r)
+{
+    static char unknown_user[] = "nobody-at-all";
+    recsys__v1__recommend_request__init(req);
+    memset(r, 0, sizeof(*r));
+    req->user_id = u >= 0 ? fx.uid_buf[u] : unknown_user;
+    r->user = u;
+    req->count = count;
+    r->count = count == 0 ? 10 : count;
+    strcpy(l->unknown_item, "no-such-item");
+    strcpy(l->unknown_cat, "no-such-cat");
+    if (mask & 1) {
+        size_t n = 1 + rng_below(30);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = rng_below(ITEMS);
+            l->exclude[k] = fx.iid_buf[i];
+            r->excluded[i] = 1;
+        }
+        l->exclude[n] = l->unknown_item; /* unknown ids are ignored */
+        req->exclude_item_ids = l->exclude;
+        req->n_exclude_item_ids = n + 1;
+    }
+    r->any_category = 1;
+    if (mask & 2) {
+        size_t n = 0;
+        for (uint32_t c = 0; c < CATS; c++)
+            if (rng_below(2)) {
+                l->cats[n++] = (char *)cat_names[c];
+                r->category_ok[c] = 1;
+            }
+        if (n == 0 || rng_below(2))
+            l->cats[n++] = l->unknown_cat; /* matches nothing */
+        req->categories = l->cats;
+        req->n_categories = n;
+        r->any_category = 0;
+    }
+    req->purchasable_only = r->purchasable_only = (mask & 4) != 0;
+    if (mask & 8) {
+        size_t n = 1 + rng_below(30);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = rng_below(ITEMS);
+            l->owned[k] = fx.iid_buf[i];
+            r->excluded[i] = 1;
+        }
+        l->owned[n] = l->unknown_item;
+        req->owned_item_ids = l->owned;
+        req->n_owned_item_ids = n + 1;
+    }
+}
+
+/* Runs @req and compares with the reference; 0 when they agree. */
+static int compare(const Recsys__V1__RecommendRequest *req, const struct ref_request *r)
+{
+    static struct ref_hit want[ITEMS];
+    struct err e = {0};
+    Recsys__V1__RecommendResponse *resp = NULL;
+    int bad = 0;
+    int rc = recommend_run(&fx.q, req, &resp, &e);
+    uint32_t n = reference(r, want);
+    if (rc != 0) {
+        fprintf(stderr, "  recommend_run: %s (%s)\n", e.msg, err_strerror(rc));
+        bad = 1;
+    } else if (resp->n_items != n) {
+        fprintf(stderr, "  user %d: %zu items, want %u\n", r->user, resp->n_items, n);
+        bad = 1;
+    } else if (resp->source !=
+               (r->user >= 0 ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR)) {
+        fprintf(stderr, "  user %d: source %d\n", r->user, resp->source);
+        bad = 1;
+    } else if (strcmp(resp->model_version, "test-v7") != 0) {
+        fprintf(stderr, "  model_version '%s'\n", resp->model_version);
+        bad = 1;
+    }
+    for (uint32_t k = 0; !bad && k < n; k++) {
+        const Recsys__V1__ScoredItem *it = resp->items[k];
+        if (strcmp(it->item_id, fx.iids[want[k].item]) != 0 || it->score != want[k].score) {
+            fprintf(stderr, "  user %d: item %u is %s (%g), want %s (%g)\n", r->user, k,
+                    it->item_id, it->score, fx.iids[want[k].item], want[k].score);
+            bad = 1;
+        }
+    }
+    arena_reset(fx.arena);
+    return bad;
+}
+
+/* ==== tests ============================================================== */
+
+static void test_every_filter_combination(void)
+{
+    static const uint32_t counts[] = {1, 0, 10, 37, QUERY_COUNT_MAX};
+    /* Users 0, 7, 14 ... own nothing; -1 is a user the model does not know. */
+    for (int u = -1; u < USERS; u += 3)
+        for (unsigned mask = 0; mask < 16; mask++)
+            for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+                struct req_lists l;
+                Recsys__V1__RecommendRequest req;
+                struct ref_request r;
+                make_request(u, mask, counts[c], &l, &req, &r);
+                if (compare(&req, &r) != 0) {
+                    fprintf(stderr, "  (user %d, filters 0x%x, count %u)\n", u, mask, counts[c]);
+                    CHECK(0);
+                }
+            }
+}
+
+/* More asked for than pass the filters: all that pass, no padding. */
+static void test_fewer_than_count(void)
+{
+    char *cats[] = {(char *)cat_names[3]};
+    Recsys__V1__RecommendRequest req;
+    recsys__v1__recommend_request__init(&req);
+    req.user_id = fx.uid_buf[5];
+    req.count = QUERY_COUNT_MAX;
+    req.categories = cats;
+    req.n_categories = 1;
+    req.purchasable_only = 1;
+    struct ref_request r = {.user = 5, .count = QUERY_COUNT_MAX, .purchasable_only = 1};
+    r.category_ok[3] = 1;
+    struct ref_hit want[ITEMS];
+    uint32_t n = reference(&r, want);
+    CHECK(n > 0 && n < QUERY_COUNT_MAX);
+    CHECK(compare(&req, &r) == 0);
+}
+
+/* Owned per the model: never returned, whatever the scores. */
+static void test_owned_never_returned(void)
+{
+    for (int u = 1; u < USERS; u += 7) {
+        Recsys__V1__RecommendRequest req;
+        recsys__v1__recommend_request__init(&req);
+        req.user_id = fx.uid_buf[u];
+        req.count = QUERY_COUNT_MAX;
+        Recsys__V1__RecommendResponse *resp;
+        CHECK_OK(recommend_run(&fx.q, &req, &resp, NULL));
+        for (size_t k = 0; k < resp->n_items; k++) {
+            uint32_t i = (uint32_t)atoi(resp->items[k]->item_id + strlen("item-"));
+            CHECK(!user_owns(u, i));
+            CHECK(fx.attrs[i].on_sale);
+        }
+        arena_reset(fx.arena);
+    }
+}
+
+struct bad_case {
+    const char *what;
+    uint32_t count;
+    size_t n_exclude, n_owned, n_categories;
+    size_t user_len;    /* 0: a known user; else an id of this many bytes */
+    size_t exclude_len; /* 0: short ids; else the first exclude id has this many bytes */
+    int want;           /* 0 or ERR_INVALID */
+    const char *msg;    /* expected in the error text */
+};
+
+static const struct bad_case bad_cases[] = {
+    {"count over", QUERY_COUNT_MAX + 1, 0, 0, 0, 0, 0, ERR_INVALID, "count 1001 exceeds 1000"},
+    {"count huge", 5000, 0, 0, 0, 0, 0, ERR_INVALID, "count 5000 exceeds 1000"},
+    {"count max", QUERY_COUNT_MAX, 0, 0, 0, 0, 0, 0, NULL},
+    {"excludes over", 10, QUERY_IDS_MAX + 1, 0, 0, 0, 0, ERR_INVALID, "exclude_item_ids"},
+    {"excludes max", 10, QUERY_IDS_MAX, 0, 0, 0, 0, 0, NULL},
+    {"owned over", 10, 0, QUERY_IDS_MAX + 1, 0, 0, 0, ERR_INVALID, "owned_item_ids"},
+    {"owned max", 10, 0, QUERY_IDS_MAX, 0, 0, 0, 0, NULL},
+    {"categories over", 10, 0, 0, QUERY_CATEGORIES_MAX + 1, 0, 0, ERR_INVALID, "categories"},
+    {"categories max", 10, 0, 0, QUERY_CATEGORIES_MAX, 0, 0, 0, NULL},
+    {"user id empty", 10, 0, 0, 0, (size_t)-1, 0, ERR_INVALID, "user_id is empty"},
+    {"user id long", 10, 0, 0, 0, MODEL_ID_MAX + 1, 0, ERR_INVALID, "user_id"},
+    {"user id max", 10, 0, 0, 0, MODEL_ID_MAX, 0, 0, NULL},
+    {"exclude id long", 10, 3, 0, 0, 0, MODEL_ID_MAX + 1, ERR_INVALID, "exclude_item_ids[0]"},
+    {"exclude id max", 10, 3, 0, 0, 0, MODEL_ID_MAX, 0, NULL},
+};
+
+static int run_bad_case(const struct bad_case *bc)
+{
+    static char *ids[QUERY_IDS_MAX + 1];
+    static char long_id[MODEL_ID_MAX + 2];
+    static char user[MODEL_ID_MAX + 2];
+    for (size_t k = 0; k < QUERY_IDS_MAX + 1; k++)
+        ids[k] = fx.iid_buf[k % ITEMS];
+    memset(long_id, 'x', bc->exclude_len);
+    long_id[bc->exclude_len] = '\0';
+    if (bc->exclude_len > 0)
+        ids[0] = long_id;
+    Recsys__V1__RecommendRequest req;
+    recsys__v1__recommend_request__init(&req);
+    req.user_id = fx.uid_buf[1];
+    if (bc->user_len > 0) {
+        size_t len = bc->user_len == (size_t)-1 ? 0 : bc->user_len;
+        memset(user, 'u', len);
+        user[len] = '\0';
+        req.user_id = user;
+    }
+    req.count = bc->count;
+    req.exclude_item_ids = req.owned_item_ids = ids;
+    req.n_exclude_item_ids = bc->n_exclude;
+    req.n_owned_item_ids = bc->n_owned;
+    req.categories = ids; /* item ids as category names: unknown, but counted */
+    req.n_categories = bc->n_categories;
+    struct err e = {0};
+    Recsys__V1__RecommendResponse *resp = NULL;
+    int rc = recommend_run(&fx.q, &req, &resp, &e);
+    arena_reset(fx.arena);
+    if (rc != bc->want) {
+        fprintf(stderr, "  %s: %s, want %s (%s)\n", bc->what, err_name(rc), err_name(bc->want),
+                e.msg);
+        return 1;
+    }
+    if (bc->msg != NULL && strstr(e.msg, bc->msg) == NULL) {
+        fprintf(stderr, "  %s: message \"%s\" lacks \"%s\"\n", bc->what, e.msg, bc->msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_request_limits(void)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++)
+        bad |= run_bad_case(&bad_cases[i]);
+    CHECK(!bad);
+}
+
+/* Cold start through a category that exists plus exclusions: the popularity
+ * ranking restricted, and the reply says POPULAR. */
+static void test_cold_start_filters(void)
+{
+    for (unsigned mask = 0; mask < 16; mask++) {
+        struct req_lists l;
+        Recsys__V1__RecommendRequest req;
+        struct ref_request r;
+        make_request(-1, mask, 25, &l, &req, &r);
+        CHECK(compare(&req, &r) == 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        CHECK_CASE(test_every_filter_combination), CHECK_CASE(test_fewer_than_count),
+        CHECK_CASE(test_owned_never_returned),     CHECK_CASE(test_cold_start_filters),
+        CHECK_CASE(test_request_limits),
+    };
+    if (fixture_open() != 0)
+        return 1;
+    int rc = check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+    fixture_close();
+    return rc;
+}
