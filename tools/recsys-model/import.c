@@ -1,0 +1,488 @@
+/*
+ * import: build a model file from factors trained elsewhere.
+ *
+ *     recsys-model import --user-factors U.npy --user-ids users.txt
+ *         --item-factors V.npy --item-ids items.txt --catalog catalog.csv
+ *         [--users users.csv] [--purchases purchases.csv]
+ *         --model-version V [--created-at UNIX] -o model.lmdb
+ *
+ * The inputs are read in dependency order, each checked completely before
+ * the next is read: the two matrices and their id files (rows, dimensions,
+ * finite factors), then the catalog, which must list every item exactly
+ * once, then the optional users' tiers and purchases, which may only name
+ * ids the id files define. The first problem stops the import with
+ * "<file>:<line>: <problem>", before anything is written; model_write then
+ * publishes the file atomically, so a failed import leaves the destination
+ * as it was.
+ *
+ * The item matrix is used where it is mapped. The user matrix is too,
+ * unless an item bias has to be folded in, which needs one more column on
+ * the user side and so a copy.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "csv.h"
+#include "idmap.h"
+#include "ids.h"
+#include "model/writer.h"
+#include "npy.h"
+#include "opts.h"
+
+struct import_args {
+    const char *user_factors, *user_ids, *item_factors, *item_ids;
+    const char *catalog, *users, *purchases;
+    const char *version, *out;
+    uint64_t created_at;
+};
+
+#define ARG(member) offsetof(struct import_args, member)
+static const struct opt import_opts[] = {
+    {"user-factors", 0, OPT_STRING, ARG(user_factors), 1, 0, 0, "U.npy"},
+    {"user-ids", 0, OPT_STRING, ARG(user_ids), 1, 0, 0, "users.txt"},
+    {"item-factors", 0, OPT_STRING, ARG(item_factors), 1, 0, 0, "V.npy"},
+    {"item-ids", 0, OPT_STRING, ARG(item_ids), 1, 0, 0, "items.txt"},
+    {"catalog", 0, OPT_STRING, ARG(catalog), 1, 0, 0, "catalog.csv"},
+    {"users", 0, OPT_STRING, ARG(users), 0, 0, 0, "users.csv"},
+    {"purchases", 0, OPT_STRING, ARG(purchases), 0, 0, 0, "purchases.csv"},
+    {"model-version", 0, OPT_STRING, ARG(version), 1, 0, 0, "V"},
+    {"created-at", 0, OPT_UINT, ARG(created_at), 0, 0, INT64_MAX, "UNIX"},
+    {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
+    {NULL},
+};
+
+/* Membership tiers of items and users are one byte in the model's catalog. */
+#define TIER_MAX 255
+
+/* Everything one import holds; freed by import_free. */
+struct import {
+    const struct import_args *a;
+    struct npy_file U, V;
+    struct ids *users, *items;
+    uint32_t dim, has_bias;
+    const float *user_factors; /* U's map, or user_copy */
+    float *user_copy;          /* U with the bias column of 1.0, when has_bias */
+    /* catalog */
+    struct model_item_attr *attrs;
+    uint64_t *item_line; /* catalog line that listed each item; 0 = none yet */
+    char **categories;   /* names in order of first appearance, owned */
+    uint32_t category_count, category_cap;
+    struct idmap *category_index; /* keys borrowed from categories */
+    /* users and purchases */
+    uint32_t *user_tier; /* NULL without --users */
+    uint64_t *user_line; /* users.csv line that listed each user */
+    uint64_t *pairs;     /* purchases as user << 32 | item */
+    size_t npairs, pairs_cap;
+    uint64_t *owned_offsets; /* CSR of the distinct pairs */
+    uint32_t *owned_items;
+};
+
+/* ==== factors and ids =============================================== */
+
+/* The id file @ids names the rows of @m, one line per row. */
+static int check_rows(const struct npy_file *m, const char *npy_path, const struct ids *ids,
+                      struct err *e)
+{
+    uint64_t rows = m->view.rows, n = ids_count(ids);
+    if (n > rows)
+        return err_set(e, ERR_INVALID, "%s:%llu: id '%s' has no row: %s has %llu rows",
+                       ids_path(ids), (unsigned long long)rows + 1, ids_array(ids)[rows], npy_path,
+                       (unsigned long long)rows);
+    if (n < rows)
+        return err_set(e, ERR_INVALID, "%s: %llu ids, but %s has %llu rows", ids_path(ids),
+                       (unsigned long long)n, npy_path, (unsigned long long)rows);
+    return 0;
+}
+
+/* Every factor finite, named by row id and column on failure. */
+static int check_finite(const struct npy_view *v, const char *path, const struct ids *ids,
+                        struct err *e)
+{
+    for (uint64_t r = 0; r < v->rows; r++)
+        for (uint64_t c = 0; c < v->cols; c++) {
+            float f = v->data[r * v->cols + c];
+            if (!isfinite(f))
+                return err_set(e, ERR_INVALID, "%s: row %llu ('%s'), column %llu is %s", path,
+                               (unsigned long long)r, ids_array(ids)[r], (unsigned long long)c,
+                               isnan(f) ? "NaN" : "infinite");
+        }
+    return 0;
+}
+
+/* The two matrices agree on the dimension, or the items carry exactly one
+ * more column: an item bias, which the user side must multiply by 1.0. */
+static int fold_bias(struct import *im, struct err *e)
+{
+    const struct npy_view *u = &im->U.view, *v = &im->V.view;
+    im->dim = (uint32_t)v->cols;
+    im->user_factors = u->data;
+    if (v->cols == u->cols)
+        return 0;
+    if (v->cols != u->cols + 1)
+        return err_set(e, ERR_INVALID,
+                       "dimension mismatch: users %llu (%s), items %llu (%s); the items may "
+                       "have exactly one more column, an item bias",
+                       (unsigned long long)u->cols, im->a->user_factors,
+                       (unsigned long long)v->cols, im->a->item_factors);
+    im->has_bias = 1;
+    im->user_copy = malloc((u->rows ? u->rows : 1) * v->cols * sizeof(float));
+    if (im->user_copy == NULL)
+        return err_set(e, -ENOMEM, "out of memory for the user factors with a bias column");
+    for (uint64_t r = 0; r < u->rows; r++) {
+        float *dst = im->user_copy + r * v->cols;
+        memcpy(dst, u->data + r * u->cols, u->cols * sizeof(float));
+        dst[u->cols] = 1.0f;
+    }
+    im->user_factors = im->user_copy;
+    return 0;
+}
+
+static int load_factors(struct import *im, struct err *e)
+{
+    const struct import_args *a = im->a;
+    int rc;
+    if ((rc = npy_map(a->user_factors, &im->U, e)) != 0 ||
+        (rc = ids_read(a->user_ids, &im->users, e)) != 0 ||
+        (rc = check_rows(&im->U, a->user_factors, im->users, e)) != 0 ||
+        (rc = npy_map(a->item_factors, &im->V, e)) != 0 ||
+        (rc = ids_read(a->item_ids, &im->items, e)) != 0 ||
+        (rc = check_rows(&im->V, a->item_factors, im->items, e)) != 0)
+        return rc;
+    if (im->V.view.rows == 0)
+        return err_set(e, ERR_INVALID, "%s: no items (a model needs at least one)",
+                       a->item_factors);
+    if ((rc = check_finite(&im->U.view, a->user_factors, im->users, e)) != 0 ||
+        (rc = check_finite(&im->V.view, a->item_factors, im->items, e)) != 0)
+        return rc;
+    return fold_bias(im, e);
+}
+
+/* ==== catalog ======================================================= */
+
+enum { CAT_ITEM, CAT_CATEGORY, CAT_PRICE, CAT_ON_SALE, CAT_TIER, CAT_COLUMNS };
+static const char *const catalog_columns[CAT_COLUMNS] = {
+    [CAT_ITEM] = "item_id",    [CAT_CATEGORY] = "category", [CAT_PRICE] = "price_cents",
+    [CAT_ON_SALE] = "on_sale", [CAT_TIER] = "member_tier",
+};
+
+static int parse_price(const char *s, struct model_item_attr *a)
+{
+    uint64_t v;
+    int rc = opts_parse_uint(s, 0, INT64_MAX, &v);
+    a->price_cents = (int64_t)v;
+    return rc;
+}
+
+static int parse_on_sale(const char *s, struct model_item_attr *a)
+{
+    static const struct {
+        const char *text;
+        uint8_t value;
+    } words[] = {{"0", 0}, {"1", 1}, {"false", 0}, {"true", 1}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(s, words[i].text) == 0) {
+            a->on_sale = words[i].value;
+            return 0;
+        }
+    return ERR_INVALID;
+}
+
+static int parse_tier(const char *s, struct model_item_attr *a)
+{
+    uint64_t v;
+    int rc = opts_parse_uint(s, 0, TIER_MAX, &v);
+    a->tier = (uint8_t)v;
+    return rc;
+}
+
+/* The catalog columns that are plain values of the item's attributes. */
+static const struct attr_column {
+    int column;
+    int (*parse)(const char *s, struct model_item_attr *a);
+    const char *want;
+} attr_columns[] = {
+    {CAT_PRICE, parse_price, "an integer >= 0"},
+    {CAT_ON_SALE, parse_on_sale, "one of 0, 1, true, false"},
+    {CAT_TIER, parse_tier, "an integer in 0..255"},
+};
+
+/* Category @name's index; a new name is added at the end. */
+static int category_index(struct import *im, const struct csv *r, const struct csv_record *rec,
+                          uint32_t col, uint32_t *index, struct err *e)
+{
+    const char *name = rec->fields[col];
+    size_t len = rec->lens[col];
+    if (len == 0 || len > MODEL_ID_MAX || memchr(name, '\n', len) != NULL)
+        return csv_fail(r, rec->line, e, "category '%s' must be 1..%d bytes without a newline",
+                        name, MODEL_ID_MAX);
+    if (idmap_get(im->category_index, name, len, index) == 0)
+        return 0;
+    if (im->category_count == im->category_cap) {
+        uint32_t cap = im->category_cap ? im->category_cap * 2 : 16;
+        char **p = realloc(im->categories, cap * sizeof(*p));
+        if (p == NULL)
+            return err_set(e, -ENOMEM, "out of memory for categories");
+        im->categories = p;
+        im->category_cap = cap;
+    }
+    char *copy = strdup(name);
+    uint32_t unused;
+    if (copy == NULL || idmap_put(im->category_index, copy, len, im->category_count, &unused) < 0) {
+        free(copy);
+        return err_set(e, -ENOMEM, "out of memory for categories");
+    }
+    *index = im->category_count;
+    im->categories[im->category_count++] = copy;
+    return 0;
+}
+
+static int catalog_row(struct import *im, const struct csv *r, const struct csv_record *rec,
+                       const uint32_t *cols, struct err *e)
+{
+    const char *id = rec->fields[cols[CAT_ITEM]];
+    uint32_t item;
+    if (ids_find(im->items, id, rec->lens[cols[CAT_ITEM]], &item) != 0)
+        return csv_fail(r, rec->line, e, "item '%s' is not in %s", id, ids_path(im->items));
+    if (im->item_line[item] != 0)
+        return csv_fail(r, rec->line, e, "item '%s' is listed twice (first on line %llu)", id,
+                        (unsigned long long)im->item_line[item]);
+    im->item_line[item] = rec->line;
+
+    struct model_item_attr *a = &im->attrs[item];
+    int rc = category_index(im, r, rec, cols[CAT_CATEGORY], &a->category, e);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < sizeof(attr_columns) / sizeof(attr_columns[0]); i++) {
+        const struct attr_column *c = &attr_columns[i];
+        const char *s = rec->fields[cols[c->column]];
+        if (c->parse(s, a) != 0)
+            return csv_fail(r, rec->line, e, "%s '%s' is not %s", catalog_columns[c->column], s,
+                            c->want);
+    }
+    return 0;
+}
+
+static int read_catalog(struct import *im, struct err *e)
+{
+    uint32_t n = ids_count(im->items), cols[CAT_COLUMNS];
+    struct csv *r = NULL;
+    struct csv_record rec;
+    im->attrs = calloc(n, sizeof(*im->attrs));
+    im->item_line = calloc(n, sizeof(*im->item_line));
+    if (im->attrs == NULL || im->item_line == NULL || idmap_create(16, &im->category_index) != 0)
+        return err_set(e, -ENOMEM, "out of memory for %u catalog entries", n);
+    int rc = csv_open(im->a->catalog, &r, e);
+    if (rc == 0)
+        rc = csv_header(r, catalog_columns, CAT_COLUMNS, cols, e);
+    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
+        rc = catalog_row(im, r, &rec, cols, e);
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        if (im->item_line[i] == 0)
+            rc = err_set(e, ERR_INVALID, "%s: item '%s' (%s:%u) is not in the catalog",
+                         im->a->catalog, ids_array(im->items)[i], ids_path(im->items), i + 1);
+    csv_close(r);
+    return rc;
+}
+
+/* ==== users and purchases =========================================== */
+
+enum { USR_ID, USR_TIER, USR_COLUMNS };
+static const char *const users_columns[USR_COLUMNS] = {[USR_ID] = "user_id", [USR_TIER] = "tier"};
+
+static int users_row(struct import *im, const struct csv *r, const struct csv_record *rec,
+                     const uint32_t *cols, struct err *e)
+{
+    const char *id = rec->fields[cols[USR_ID]], *tier = rec->fields[cols[USR_TIER]];
+    uint32_t user;
+    uint64_t v;
+    if (ids_find(im->users, id, rec->lens[cols[USR_ID]], &user) != 0)
+        return csv_fail(r, rec->line, e, "user '%s' is not in %s", id, ids_path(im->users));
+    if (im->user_line[user] != 0)
+        return csv_fail(r, rec->line, e, "user '%s' is listed twice (first on line %llu)", id,
+                        (unsigned long long)im->user_line[user]);
+    if (opts_parse_uint(tier, 0, TIER_MAX, &v) != 0)
+        return csv_fail(r, rec->line, e, "tier '%s' is not an integer in 0..%d", tier, TIER_MAX);
+    im->user_line[user] = rec->line;
+    im->user_tier[user] = (uint32_t)v;
+    return 0;
+}
+
+/* Users the file does not list keep tier 0. */
+static int read_users(struct import *im, struct err *e)
+{
+    if (im->a->users == NULL)
+        return 0;
+    uint32_t n = ids_count(im->users), cols[USR_COLUMNS];
+    struct csv *r = NULL;
+    struct csv_record rec;
+    im->user_tier = calloc(n ? n : 1, sizeof(*im->user_tier));
+    im->user_line = calloc(n ? n : 1, sizeof(*im->user_line));
+    if (im->user_tier == NULL || im->user_line == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %u users", n);
+    int rc = csv_open(im->a->users, &r, e);
+    if (rc == 0)
+        rc = csv_header(r, users_columns, USR_COLUMNS, cols, e);
+    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
+        rc = users_row(im, r, &rec, cols, e);
+    csv_close(r);
+    return rc;
+}
+
+enum { BUY_USER, BUY_ITEM, BUY_COLUMNS };
+static const char *const purchases_columns[BUY_COLUMNS] = {
+    [BUY_USER] = "user_id", [BUY_ITEM] = "item_id"};
+
+static int purchases_row(struct import *im, const struct csv *r, const struct csv_record *rec,
+                         const uint32_t *cols, struct err *e)
+{
+    const char *uid = rec->fields[cols[BUY_USER]], *iid = rec->fields[cols[BUY_ITEM]];
+    uint32_t user, item;
+    if (ids_find(im->users, uid, rec->lens[cols[BUY_USER]], &user) != 0)
+        return csv_fail(r, rec->line, e,
+                        "user '%s' is not in %s: a purchase can only be recorded for a user "
+                        "with a factor row",
+                        uid, ids_path(im->users));
+    if (ids_find(im->items, iid, rec->lens[cols[BUY_ITEM]], &item) != 0)
+        return csv_fail(r, rec->line, e, "item '%s' is not in %s", iid, ids_path(im->items));
+    if (im->npairs == im->pairs_cap) {
+        size_t cap = im->pairs_cap ? im->pairs_cap * 2 : 1024;
+        uint64_t *p = realloc(im->pairs, cap * sizeof(*p));
+        if (p == NULL)
+            return err_set(e, -ENOMEM, "out of memory for %zu purchases", cap);
+        im->pairs = p;
+        im->pairs_cap = cap;
+    }
+    im->pairs[im->npairs++] = (uint64_t)user << 32 | item;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, distinct pairs -> owned lists: user u owns
+ * owned_items[owned_offsets[u] .. owned_offsets[u + 1]). A repeated purchase
+ * row counts once, in the owned list and in the popularity ranking. */
+static int build_owned(struct import *im, struct err *e)
+{
+    uint32_t users = ids_count(im->users);
+    qsort(im->pairs, im->npairs, sizeof(*im->pairs), cmp_u64);
+    size_t kept = 0;
+    for (size_t i = 0; i < im->npairs; i++)
+        if (kept == 0 || im->pairs[i] != im->pairs[kept - 1])
+            im->pairs[kept++] = im->pairs[i];
+    im->npairs = kept;
+    im->owned_offsets = calloc((size_t)users + 1, sizeof(*im->owned_offsets));
+    im->owned_items = malloc((kept ? kept : 1) * sizeof(*im->owned_items));
+    if (im->owned_offsets == NULL || im->owned_items == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %zu purchases", kept);
+    for (size_t i = 0; i < kept; i++) {
+        im->owned_offsets[(im->pairs[i] >> 32) + 1]++;
+        im->owned_items[i] = (uint32_t)im->pairs[i];
+    }
+    for (uint32_t u = 0; u < users; u++)
+        im->owned_offsets[u + 1] += im->owned_offsets[u];
+    return 0;
+}
+
+static int read_purchases(struct import *im, struct err *e)
+{
+    if (im->a->purchases == NULL)
+        return 0;
+    uint32_t cols[BUY_COLUMNS];
+    struct csv *r = NULL;
+    struct csv_record rec;
+    int rc = csv_open(im->a->purchases, &r, e);
+    if (rc == 0)
+        rc = csv_header(r, purchases_columns, BUY_COLUMNS, cols, e);
+    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
+        rc = purchases_row(im, r, &rec, cols, e);
+    csv_close(r);
+    return rc != 0 ? rc : build_owned(im, e);
+}
+
+/* ==== the model ===================================================== */
+
+int import_write(const char *path, const struct model_src *src, struct err *e)
+{
+    int rc = model_write(path, src, e);
+    if (rc != 0)
+        return err_wrap(e, rc, "failed to write %s", path);
+    uint64_t purchases = src->owned_offsets != NULL ? src->owned_offsets[src->user_count] : 0;
+    printf("wrote %s: version %s, %u users, %u items, dim %u%s, %u categories, %llu purchases\n",
+           path, src->version, src->user_count, src->item_count, src->dim,
+           src->has_bias ? " (item bias folded in)" : "", src->category_count,
+           (unsigned long long)purchases);
+    return 0;
+}
+
+static int write_model(const struct import *im, struct err *e)
+{
+    struct model_src src = {
+        .dim = im->dim,
+        .has_bias = im->has_bias,
+        .user_count = ids_count(im->users),
+        .item_count = ids_count(im->items),
+        .user_factors = im->user_factors,
+        .item_factors = im->V.view.data,
+        .user_ids = ids_array(im->users),
+        .item_ids = ids_array(im->items),
+        .user_tier = im->user_tier,
+        .owned_offsets = im->owned_offsets,
+        .owned_items = im->owned_items,
+        .attrs = im->attrs,
+        .categories = (const char *const *)im->categories,
+        .category_count = im->category_count,
+        .version = im->a->version,
+        .created_at = (int64_t)im->a->created_at,
+    };
+    return import_write(im->a->out, &src, e);
+}
+
+static void import_free(struct import *im)
+{
+    npy_unmap(&im->U);
+    npy_unmap(&im->V);
+    ids_free(im->users);
+    ids_free(im->items);
+    free(im->user_copy);
+    free(im->attrs);
+    free(im->item_line);
+    for (uint32_t i = 0; i < im->category_count; i++)
+        free(im->categories[i]);
+    free(im->categories);
+    idmap_destroy(im->category_index);
+    free(im->user_tier);
+    free(im->user_line);
+    free(im->pairs);
+    free(im->owned_offsets);
+    free(im->owned_items);
+}
+
+int import_main(int argc, char **argv, struct err *e)
+{
+    struct import_args a = {.created_at = (uint64_t)time(NULL)};
+    if (opts_parse(import_opts, argc, argv, &a, NULL, 0, NULL, e) != 0)
+        return CMD_EXIT_USAGE;
+    size_t vlen = strlen(a.version);
+    if (vlen == 0 || vlen > MODEL_ID_MAX) {
+        err_set(e, ERR_INVALID, "--model-version must be 1..%d bytes", MODEL_ID_MAX);
+        return CMD_EXIT_USAGE;
+    }
+
+    struct import im = {.a = &a};
+    int rc;
+    if ((rc = load_factors(&im, e)) == 0 && (rc = read_catalog(&im, e)) == 0 &&
+        (rc = read_users(&im, e)) == 0 && (rc = read_purchases(&im, e)) == 0)
+        rc = write_model(&im, e);
+    import_free(&im);
+    return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
+}

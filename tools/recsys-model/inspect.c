@@ -1,0 +1,172 @@
+/*
+ * inspect and verify: look at a model file through the same reader the
+ * daemon uses.
+ *
+ * Both open the file with model_open(), which is the full validation
+ * (model_verify() is model_open() + model_close()); opening it directly
+ * lets verify report what it accepted. inspect prints the header facts as
+ * aligned "key: value" lines, then the categories and the most popular
+ * items as indented lines under their own keys:
+ *
+ *     version:         demo-1-32d
+ *     ...
+ *     categories:      2
+ *       course         1204 items
+ *       ebook          998 items
+ *     popular:         5
+ *       1. course-00042  312 purchases
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "model/model.h"
+#include "opts.h"
+
+/* Items listed under "popular:". */
+#define INSPECT_TOP 5
+/* Width of the "key:" column. */
+#define KEY_WIDTH 16
+
+static const struct opt no_opts[] = {{NULL}};
+
+enum field_kind { F_U32, F_U64, F_STR, F_TIME, F_ELEM };
+
+/* The header facts, in the order they are printed. */
+static const struct field {
+    const char *key;
+    enum field_kind kind;
+    size_t offset; /* in struct model_info */
+} fields[] = {
+    {"path", F_STR, offsetof(struct model_info, path)},
+    {"format_version", F_U32, offsetof(struct model_info, format_version)},
+    {"version", F_STR, offsetof(struct model_info, version)},
+    {"created_at", F_TIME, offsetof(struct model_info, created_at)},
+    {"dim", F_U32, offsetof(struct model_info, dim)},
+    {"stride", F_U32, offsetof(struct model_info, stride)},
+    {"has_bias", F_U32, offsetof(struct model_info, has_bias)},
+    {"element_type", F_ELEM, offsetof(struct model_info, elem_type)},
+    {"users", F_U64, offsetof(struct model_info, user_count)},
+    {"items", F_U64, offsetof(struct model_info, item_count)},
+    {"purchases", F_U64, offsetof(struct model_info, purchase_count)},
+    {"file_bytes", F_U64, offsetof(struct model_info, file_bytes)},
+    {"checksum", F_STR, offsetof(struct model_info, checksum)},
+};
+
+/* Names of the MODEL_ELEM_* values, as GetModelInfo reports them. */
+static const char *const elem_names[] = {[MODEL_ELEM_F32] = "f32"};
+
+static void key(const char *name)
+{
+    printf("%s:%*s", name, (int)(KEY_WIDTH - strlen(name)), "");
+}
+
+/* "1700000000 (2023-11-14T22:13:20Z)" */
+static void print_time(int64_t t)
+{
+    char iso[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(iso, sizeof(iso), "out of range");
+    printf("%lld (%s)\n", (long long)t, iso);
+}
+
+static void print_field(const struct model_info *in, const struct field *f)
+{
+    const void *p = (const char *)in + f->offset;
+    key(f->key);
+    switch (f->kind) {
+    case F_U32:
+        printf("%u\n", *(const uint32_t *)p);
+        break;
+    case F_U64:
+        printf("%llu\n", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case F_STR:
+        printf("%s\n", *(const char *const *)p);
+        break;
+    case F_TIME:
+        print_time(*(const int64_t *)p);
+        break;
+    case F_ELEM: {
+        uint32_t t = *(const uint32_t *)p;
+        printf("%s\n", t < sizeof(elem_names) / sizeof(elem_names[0]) ? elem_names[t] : "?");
+        break;
+    }
+    }
+}
+
+/* Each category with the number of items in it, names aligned. */
+static int print_categories(const struct model *m, struct err *e)
+{
+    uint32_t n = model_category_count(m), items = model_item_count(m), width = 0, len;
+    uint64_t *count = calloc(n, sizeof(*count));
+    if (count == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %u categories", n);
+    const struct model_item_attr *attrs = model_item_attrs(m);
+    for (uint32_t i = 0; i < items; i++)
+        count[attrs[i].category]++;
+    for (uint32_t c = 0; c < n; c++) {
+        model_category_name(m, c, &len);
+        width = len > width ? len : width;
+    }
+    key("categories");
+    printf("%u\n", n);
+    for (uint32_t c = 0; c < n; c++) {
+        const char *name = model_category_name(m, c, &len);
+        printf("  %.*s%*s  %llu items\n", (int)len, name, (int)(width - len), "",
+               (unsigned long long)count[c]);
+    }
+    free(count);
+    return 0;
+}
+
+static void print_popular(const struct model *m)
+{
+    uint32_t n = model_item_count(m) < INSPECT_TOP ? model_item_count(m) : INSPECT_TOP;
+    const struct model_pop *pop = model_popularity(m);
+    key("popular");
+    printf("%u\n", n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len;
+        const char *id = model_item_id(m, pop[i].item, &len);
+        printf("  %u. %.*s  %u purchases\n", i + 1, (int)len, id, pop[i].count);
+    }
+}
+
+int inspect_main(int argc, char **argv, struct err *e)
+{
+    char *path;
+    struct model *m;
+    if (opts_parse(no_opts, argc, argv, NULL, &path, 1, "FILE", e) != 0)
+        return CMD_EXIT_USAGE;
+    if (model_open(path, 1, &m, e) != 0)
+        return CMD_EXIT_FAILED;
+    const struct model_info *in = model_info(m);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        print_field(in, &fields[i]);
+    int rc = print_categories(m, e);
+    if (rc == 0)
+        print_popular(m);
+    model_close(m);
+    return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
+}
+
+int verify_main(int argc, char **argv, struct err *e)
+{
+    char *path;
+    struct model *m;
+    if (opts_parse(no_opts, argc, argv, NULL, &path, 1, "FILE", e) != 0)
+        return CMD_EXIT_USAGE;
+    if (model_open(path, 1, &m, e) != 0)
+        return CMD_EXIT_FAILED;
+    const struct model_info *in = model_info(m);
+    printf("OK %s: version %s, %llu users, %llu items\n", path, in->version,
+           (unsigned long long)in->user_count, (unsigned long long)in->item_count);
+    model_close(m);
+    return CMD_EXIT_OK;
+}

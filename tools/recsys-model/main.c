@@ -1,0 +1,119 @@
+/*
+ * recsys-model: build, check and look at recsysd model files.
+ *
+ *     recsys-model <command> [args]
+ *
+ * The commands are one table; each is a function of its own argv that
+ * returns an exit status and leaves its error text in a struct err, which
+ * this file prints in one format, "recsys-model: <text>", followed by the
+ * command's usage when the command line itself was wrong. Exit status: 0
+ * success, 1 failure (bad input, bad model, I/O), 2 usage error.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv, struct err *e);
+    const char *usage; /* arguments; continuation lines start with blanks */
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"import", import_main,
+     "--user-factors U.npy --user-ids users.txt\n"
+     "        --item-factors V.npy --item-ids items.txt --catalog catalog.csv\n"
+     "        [--users users.csv] [--purchases purchases.csv]\n"
+     "        --model-version V [--created-at UNIX] -o FILE",
+     "build a model file from float32 .npy factor matrices, id files and CSVs"},
+    {"inspect", inspect_main, "FILE", "print a model's header, categories and most popular items"},
+    {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file"},
+    {"demo", demo_main, "-o FILE [--users N] [--items M] [--dim D] [--seed S]",
+     "write a deterministic synthetic demo model"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void usage_command(FILE *out, const struct command *c)
+{
+    fprintf(out, "usage: " CMD_NAME " %s %s\n", c->name, c->usage);
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: " CMD_NAME " <command> [args]\n\ncommands:\n", out);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nRun '" CMD_NAME " help <command>' for a command's arguments.\n"
+          "Exit status: 0 success, 1 failure, 2 usage error.\n",
+          out);
+}
+
+/* "help" and "help <command>". */
+static int help(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stdout);
+        return CMD_EXIT_OK;
+    }
+    const struct command *c = find(argv[2]);
+    if (c == NULL) {
+        fprintf(stderr, CMD_NAME ": unknown command '%s'\n", argv[2]);
+        return CMD_EXIT_USAGE;
+    }
+    usage_command(stdout, c);
+    printf("%s\n", c->summary);
+    return CMD_EXIT_OK;
+}
+
+/* Whether the command's arguments ask for help (before any "--"). */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CMD_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0)
+        return help(argc, argv);
+    const struct command *c = find(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, CMD_NAME ": unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return CMD_EXIT_USAGE;
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        usage_command(stdout, c);
+        printf("%s\n", c->summary);
+        return CMD_EXIT_OK;
+    }
+
+    struct err e = {0};
+    int status = c->run(argc - 1, argv + 1, &e);
+    if (status != CMD_EXIT_OK)
+        fprintf(stderr, CMD_NAME ": %s\n", e.msg);
+    if (status == CMD_EXIT_USAGE)
+        usage_command(stderr, c);
+    if (fflush(stdout) != 0 && status == CMD_EXIT_OK) {
+        perror(CMD_NAME ": write");
+        status = CMD_EXIT_FAILED;
+    }
+    return status;
+}
