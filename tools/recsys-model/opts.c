@@ -3,7 +3,6 @@
  */
 #include "opts.h"
 
-#include <assert.h>
 #include <string.h>
 
 /* Rows in one table; more than any command has. */
@@ -95,7 +94,8 @@ int opts_parse(const struct opt *table, int argc, char **argv, void *dst, char *
                const char *word_name, struct err *e)
 {
     unsigned char given[OPTS_MAX] = {0};
-    assert(opts_count(table) <= OPTS_MAX);
+    if (opts_count(table) > OPTS_MAX)
+        return err_set(e, ERR_INTERNAL, "an option table has more than %d rows", OPTS_MAX);
     int nw = 0, only_words = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
