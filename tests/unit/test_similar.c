@@ -1,0 +1,440 @@
+/*
+ * test_similar: similar_run against a brute-force cosine computed in double
+ * precision from the writer's inputs (struct model_src).
+ *
+ * The daemon's cosine is float arithmetic, so scores are compared within a
+ * tolerance and the ranking is checked as a property: nothing left out
+ * scores clearly better than anything returned. Items with identical
+ * vectors score exactly alike on both sides, so for them the tie rule
+ * (lower index first) is checked exactly.
+ */
+#include "similar.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model/writer.h"
+
+enum {
+    DIM = 20,
+    ITEMS = 800,
+    USERS = 60,
+    CATS = 4,
+    OWNED_MAX = 60,
+    ZERO_ITEM = 13, /* an all-zero vector: cosine 0 with everything */
+};
+
+#define EPS 1e-5
+
+static const char *const cat_names[CATS] = {"courses", "books", "audio", "consult"};
+
+/* ==== fixture ============================================================ */
+
+static struct {
+    char dir[64];
+    char path[128];
+    float uf[USERS * DIM];
+    float itf[ITEMS * DIM];
+    char uid_buf[USERS][16];
+    char iid_buf[ITEMS][16];
+    const char *uids[USERS];
+    const char *iids[ITEMS];
+    uint64_t off[USERS + 1];
+    uint32_t owned[USERS * OWNED_MAX];
+    struct model_item_attr attrs[ITEMS];
+    struct model *model;
+    struct arena *arena;
+    struct query q;
+} fx;
+
+static uint64_t rng_state = 7;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rng_below(uint32_t n)
+{
+    return (uint32_t)(rng_next() % n);
+}
+
+static float rng_float(void)
+{
+    return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void fill_source(struct model_src *src)
+{
+    for (uint32_t i = 0; i < USERS * DIM; i++)
+        fx.uf[i] = rng_float();
+    for (uint32_t i = 0; i < ITEMS * DIM; i++)
+        fx.itf[i] = rng_float();
+    /* Identical vectors: exact ties, some with low, some with high indices. */
+    for (uint32_t k = 0; k < 60; k++)
+        memcpy(&fx.itf[rng_below(ITEMS) * DIM], &fx.itf[rng_below(40) * DIM], DIM * sizeof(float));
+    memset(&fx.itf[ZERO_ITEM * DIM], 0, DIM * sizeof(float));
+    for (uint32_t i = 0; i < ITEMS; i++) {
+        snprintf(fx.iid_buf[i], sizeof(fx.iid_buf[i]), "item-%04u", i);
+        fx.iids[i] = fx.iid_buf[i];
+        fx.attrs[i] = (struct model_item_attr){
+            .price_cents = 990,
+            .category = rng_below(CATS),
+            .on_sale = rng_below(100) < 85,
+            .tier = (uint8_t)rng_below(3),
+        };
+    }
+    uint32_t n = 0;
+    for (uint32_t u = 0; u < USERS; u++) {
+        snprintf(fx.uid_buf[u], sizeof(fx.uid_buf[u]), "user-%03u", u);
+        fx.uids[u] = fx.uid_buf[u];
+        fx.off[u] = n;
+        uint32_t owns = rng_below(OWNED_MAX);
+        for (uint32_t k = 0; k < owns; k++)
+            fx.owned[n++] = rng_below(ITEMS);
+    }
+    fx.off[USERS] = n;
+    *src = (struct model_src){
+        .dim = DIM,
+        .user_count = USERS,
+        .item_count = ITEMS,
+        .user_factors = fx.uf,
+        .item_factors = fx.itf,
+        .user_ids = fx.uids,
+        .item_ids = fx.iids,
+        .owned_offsets = fx.off,
+        .owned_items = fx.owned,
+        .attrs = fx.attrs,
+        .categories = cat_names,
+        .category_count = CATS,
+        .version = "sim-3",
+        .created_at = 1700000000,
+    };
+}
+
+static int fixture_open(void)
+{
+    struct model_src src;
+    struct err e = {0};
+    fill_source(&src);
+    strcpy(fx.dir, "/tmp/recsys-test-XXXXXX");
+    if (mkdtemp(fx.dir) == NULL)
+        return -1;
+    snprintf(fx.path, sizeof(fx.path), "%s/model.lmdb", fx.dir);
+    int rc = model_write(fx.path, &src, &e);
+    if (rc == 0)
+        rc = model_open(fx.path, 1, &fx.model, &e);
+    if (rc == 0)
+        rc = arena_create(64 << 10, &fx.arena);
+    if (rc != 0) {
+        fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
+        return rc;
+    }
+    fx.q = (struct query){fx.model, 0, fx.arena};
+    return 0;
+}
+
+static void fixture_close(void)
+{
+    model_close(fx.model);
+    arena_destroy(fx.arena);
+    DIR *d = opendir(fx.dir);
+    struct dirent *de;
+    char p[512];
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", fx.dir, de->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(fx.dir);
+}
+
+/* ==== the reference ====================================================== */
+
+struct ref_request {
+    uint32_t item;
+    int user; /* -1: none or unknown */
+    uint32_t count;
+    unsigned char excluded[ITEMS];
+    int any_category;
+    unsigned char category_ok[CATS];
+};
+
+static double ref_cosine(uint32_t a, uint32_t b)
+{
+    double dot = 0, na = 0, nb = 0;
+    for (int d = 0; d < DIM; d++) {
+        double x = fx.itf[a * DIM + d], y = fx.itf[b * DIM + d];
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    return na == 0 || nb == 0 ? 0 : dot / sqrt(na * nb);
+}
+
+static int user_owns(int u, uint32_t item)
+{
+    for (uint64_t k = fx.off[u]; k < fx.off[u + 1]; k++)
+        if (fx.owned[k] == item)
+            return 1;
+    return 0;
+}
+
+static int ref_keep(const struct ref_request *r, uint32_t i)
+{
+    if (i == r->item || !fx.attrs[i].on_sale || r->excluded[i])
+        return 0;
+    if (r->user >= 0 && user_owns(r->user, i))
+        return 0;
+    return r->any_category || r->category_ok[fx.attrs[i].category];
+}
+
+static int same_vector(uint32_t a, uint32_t b)
+{
+    return memcmp(&fx.itf[a * DIM], &fx.itf[b * DIM], DIM * sizeof(float)) == 0;
+}
+
+static uint32_t item_of(const char *id)
+{
+    return (uint32_t)atoi(id + strlen("item-"));
+}
+
+/* Checks @resp against @r; 0 when it is right. */
+static int verify(const Recsys__V1__RecommendResponse *resp, const struct ref_request *r,
+                  Recsys__V1__Source want_source)
+{
+    static unsigned char returned[ITEMS];
+    static double cosine[ITEMS];
+    uint32_t passing = 0;
+    for (uint32_t i = 0; i < ITEMS; i++) {
+        passing += ref_keep(r, i);
+        cosine[i] = ref_cosine(r->item, i);
+    }
+    uint32_t want = passing < r->count ? passing : r->count;
+    if (resp->n_items != want || resp->source != want_source ||
+        strcmp(resp->model_version, "sim-3") != 0) {
+        fprintf(stderr, "  item %u: %zu items (want %u), source %d (want %d)\n", r->item,
+                resp->n_items, want, resp->source, want_source);
+        return 1;
+    }
+    memset(returned, 0, sizeof(returned));
+    double worst = INFINITY; /* lowest cosine returned */
+    for (size_t k = 0; k < resp->n_items; k++) {
+        uint32_t y = item_of(resp->items[k]->item_id);
+        float s = resp->items[k]->score;
+        if (returned[y] || !ref_keep(r, y) || fabs(s - cosine[y]) > EPS) {
+            fprintf(stderr, "  item %u: returned %u (%g), cosine %g, allowed %d\n", r->item, y, s,
+                    cosine[y], ref_keep(r, y));
+            return 1;
+        }
+        returned[y] = 1;
+        worst = fmin(worst, cosine[y]);
+        if (k > 0) {
+            float prev = resp->items[k - 1]->score;
+            uint32_t py = item_of(resp->items[k - 1]->item_id);
+            if (s > prev || (s == prev && y < py)) {
+                fprintf(stderr, "  item %u: %u (%g) after %u (%g)\n", r->item, y, s, py, prev);
+                return 1;
+            }
+        }
+    }
+    /* Nothing left out beats anything returned: clearly by score, or by
+     * index between identical vectors. */
+    for (uint32_t x = 0; x < ITEMS; x++) {
+        if (returned[x] || !ref_keep(r, x))
+            continue;
+        if (cosine[x] > worst + EPS) {
+            fprintf(stderr, "  item %u: left out %u (%g), returned one at %g\n", r->item, x,
+                    cosine[x], worst);
+            return 1;
+        }
+        for (size_t k = 0; k < resp->n_items; k++) {
+            uint32_t y = item_of(resp->items[k]->item_id);
+            if (y > x && same_vector(x, y)) {
+                fprintf(stderr, "  item %u: left out %u but returned its twin %u\n", r->item, x, y);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ==== tests ============================================================== */
+
+struct lists {
+    char *exclude[20];
+    char *cats[CATS + 1];
+    char unknown[16];
+};
+
+/* A random request for @item with the filters in @mask (bit 0 exclude,
+ * bit 1 categories, bits 2-3 user: none, known, unknown). */
+static void make_request(uint32_t item, unsigned mask, uint32_t count, struct lists *l,
+                         Recsys__V1__SimilarItemsRequest *req, struct ref_request *r)
+{
+    static char unknown_user[] = "nobody";
+    recsys__v1__similar_items_request__init(req);
+    memset(r, 0, sizeof(*r));
+    req->item_id = fx.iid_buf[item];
+    r->item = item;
+    req->count = count;
+    r->count = count == 0 ? 10 : count;
+    r->user = -1;
+    strcpy(l->unknown, "no-such-thing");
+    if (mask & 1) {
+        size_t n = 1 + rng_below(15);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = rng_below(ITEMS);
+            l->exclude[k] = fx.iid_buf[i];
+            r->excluded[i] = 1;
+        }
+        l->exclude[n] = l->unknown;
+        req->exclude_item_ids = l->exclude;
+        req->n_exclude_item_ids = n + 1;
+    }
+    r->any_category = 1;
+    if (mask & 2) {
+        size_t n = 0;
+        for (uint32_t c = 0; c < CATS; c++)
+            if (rng_below(2)) {
+                l->cats[n++] = (char *)cat_names[c];
+                r->category_ok[c] = 1;
+            }
+        if (n == 0)
+            l->cats[n++] = l->unknown;
+        req->categories = l->cats;
+        req->n_categories = n;
+        r->any_category = 0;
+    }
+    if ((mask >> 2) == 1) {
+        r->user = (int)rng_below(USERS);
+        req->user_id = fx.uid_buf[r->user];
+    } else if ((mask >> 2) == 2) {
+        req->user_id = unknown_user;
+    }
+}
+
+static void test_against_cosine(void)
+{
+    static const uint32_t counts[] = {1, 0, 25, QUERY_COUNT_MAX};
+    for (uint32_t t = 0; t < 60; t++) {
+        /* Items among the first 40 have exact duplicates elsewhere. */
+        uint32_t item = t < 20 ? rng_below(40) : t == 20 ? ZERO_ITEM : rng_below(ITEMS);
+        for (unsigned mask = 0; mask < 12; mask++)
+            for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+                struct lists l;
+                Recsys__V1__SimilarItemsRequest req;
+                struct ref_request r;
+                make_request(item, mask, counts[c], &l, &req, &r);
+                Recsys__V1__RecommendResponse *resp;
+                struct err e = {0};
+                CHECK_OK(similar_run(&fx.q, &req, &resp, &e));
+                Recsys__V1__Source src = r.user >= 0 ? RECSYS__V1__SOURCE__PERSONALIZED
+                                                     : RECSYS__V1__SOURCE__SOURCE_UNSPECIFIED;
+                if (verify(resp, &r, src) != 0) {
+                    fprintf(stderr, "  (filters 0x%x, count %u)\n", mask, counts[c]);
+                    CHECK(0);
+                }
+                arena_reset(fx.arena);
+            }
+    }
+}
+
+/* The zero vector is similar to nothing: every score 0, lowest indices first. */
+static void test_zero_vector(void)
+{
+    Recsys__V1__SimilarItemsRequest req;
+    recsys__v1__similar_items_request__init(&req);
+    req.item_id = fx.iid_buf[ZERO_ITEM];
+    req.count = 5;
+    Recsys__V1__RecommendResponse *resp;
+    CHECK_OK(similar_run(&fx.q, &req, &resp, NULL));
+    CHECK(resp->n_items == 5);
+    uint32_t expect = 0;
+    for (size_t k = 0; k < 5; k++, expect++) {
+        while (expect == ZERO_ITEM || !fx.attrs[expect].on_sale)
+            expect++;
+        CHECK(item_of(resp->items[k]->item_id) == expect);
+        CHECK(resp->items[k]->score == 0.0f);
+    }
+    arena_reset(fx.arena);
+}
+
+static void test_errors(void)
+{
+    static char *many[QUERY_IDS_MAX + 1];
+    static char long_id[MODEL_ID_MAX + 2];
+    for (size_t k = 0; k < QUERY_IDS_MAX + 1; k++)
+        many[k] = fx.iid_buf[k % ITEMS];
+    memset(long_id, 'x', MODEL_ID_MAX + 1);
+    Recsys__V1__SimilarItemsRequest req;
+    Recsys__V1__RecommendResponse *resp;
+    struct err e = {0};
+
+    recsys__v1__similar_items_request__init(&req);
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "item_id is empty");
+    req.item_id = "item-9999";
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_NOT_FOUND);
+    CHECK_STR_HAS(e.msg, "item 'item-9999' not found");
+    req.item_id = long_id;
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "item_id");
+
+    req.item_id = fx.iid_buf[1];
+    req.count = QUERY_COUNT_MAX + 1;
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "count 1001 exceeds 1000");
+    req.count = 0;
+    req.user_id = long_id;
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "user_id");
+    req.user_id = "";
+    req.exclude_item_ids = many;
+    req.n_exclude_item_ids = QUERY_IDS_MAX + 1;
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "exclude_item_ids");
+    req.n_exclude_item_ids = 0;
+    req.categories = many;
+    req.n_categories = QUERY_CATEGORIES_MAX + 1;
+    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "categories");
+    arena_reset(fx.arena);
+
+    /* At every limit at once: accepted (the categories match nothing). */
+    long_id[MODEL_ID_MAX] = '\0';
+    req.user_id = long_id;
+    req.count = QUERY_COUNT_MAX;
+    req.exclude_item_ids = many;
+    req.n_exclude_item_ids = QUERY_IDS_MAX;
+    req.n_categories = QUERY_CATEGORIES_MAX;
+    CHECK_OK(similar_run(&fx.q, &req, &resp, &e));
+    CHECK(resp->n_items == 0);
+    arena_reset(fx.arena);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        CHECK_CASE(test_against_cosine),
+        CHECK_CASE(test_zero_vector),
+        CHECK_CASE(test_errors),
+    };
+    if (fixture_open() != 0)
+        return 1;
+    int rc = check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+    fixture_close();
+    return rc;
+}
