@@ -16,6 +16,12 @@
  * trips through the queue. One extra slot per worker catches methods that
  * are not registered and answers UNIMPLEMENTED, as grpc++ does.
  *
+ * Shutdown: the core's shutdown notification means every connection is
+ * closed, not that every call object is released: a worker may still be in
+ * a handler, about to start a reply batch on its queue. So no other thread
+ * shuts a worker's queue down. Once stopping, a worker stops re-arming, and
+ * when its last slot has gone idle it shuts its own queue down and exits.
+ *
  * A worker runs each call start to finish on its own thread and arena, so
  * nothing on the request path is shared or locked. The core itself copies
  * the response into its own slice (it may hold it past the batch) and the
@@ -70,6 +76,7 @@ struct worker {
     struct arena *arena;
     struct slot *slots;
     size_t n_slots;
+    size_t busy; /* slots not IDLE; at 0 while stopping, the worker exits */
     pthread_t thread;
     bool running;
 };
@@ -156,24 +163,25 @@ static void arm(struct slot *s)
     }
     if (rc == GRPC_CALL_OK) {
         s->state = SLOT_ARMED;
+        w->busy++;
         return;
     }
-    /* Only a queue already shut down refuses a request, and the slot is
-     * idle for good then; anything else is a bug worth a line. */
-    log_error("failed to request a call on worker %u (grpc_call_error %d)", w->index, (int)rc);
     grpc_metadata_array_destroy(&s->metadata);
     if (s->method == NULL)
         grpc_call_details_destroy(&s->details);
-    s->state = SLOT_IDLE;
+    /* The core refuses a request only for a bug of ours: the slot stays
+     * idle, and a worker left with none exits rather than wait forever. */
+    log_error("failed to request a call on worker %u (grpc_call_error %d)", w->index, (int)rc);
 }
 
-/* release - the core let go of an armed slot: the server is shutting down. */
+/* release - the slot holds nothing of the core's any more. */
 static void release(struct slot *s)
 {
     grpc_metadata_array_destroy(&s->metadata);
     if (s->method == NULL)
         grpc_call_details_destroy(&s->details);
     s->state = SLOT_IDLE;
+    s->worker->busy--;
 }
 
 /* read_request - the request message, copied into the arena as one block. */
@@ -292,7 +300,7 @@ static void on_call(struct slot *s, bool success)
 }
 
 /* on_replied - the reply batch of slot @s is done (sent, or the call was
- * cancelled): free the call and wait for the next one. */
+ * cancelled): free the call and, unless stopping, wait for the next one. */
 static void on_replied(struct slot *s, bool success)
 {
     (void)success; /* a failed batch means a cancelled call: the same cleanup */
@@ -300,13 +308,10 @@ static void on_replied(struct slot *s, bool success)
         grpc_byte_buffer_destroy(s->request);
     if (s->response != NULL)
         grpc_byte_buffer_destroy(s->response);
-    grpc_call *call = s->call;
+    grpc_call_unref(s->call);
     release(s);
-    /* Re-arm before dropping the call: the core completes shutdown only once
-     * every call is gone, so the queue cannot be shut down under this arm. */
     if (!atomic_load(&s->worker->server->stopping))
         arm(s);
-    grpc_call_unref(call);
 }
 
 static void (*const on_event[])(struct slot *, bool) = {
@@ -322,6 +327,8 @@ static void *worker_main(void *arg)
     for (size_t i = 0; i < w->n_slots; i++)
         arm(&w->slots[i]);
     for (;;) {
+        if (w->busy == 0)
+            grpc_completion_queue_shutdown(w->cq);
         grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
@@ -382,12 +389,16 @@ static int bind_port(struct server *srv, const char *listen, struct err *e)
 
 static int create_core(struct server *srv, const struct config *cfg, struct err *e)
 {
-    grpc_arg arg = {
-        .type = GRPC_ARG_INTEGER,
-        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-        .value.integer = (int)cfg->max_request_bytes,
+    grpc_arg args_array[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_request_bytes},
+        /* gRPC sets SO_REUSEPORT by default: a second daemon on the same
+         * port would then start and silently take half the traffic. */
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    grpc_channel_args args = {.num_args = sizeof(args_array) / sizeof(args_array[0]),
+                              .args = args_array};
     srv->core = grpc_server_create(&args, NULL);
     srv->control = grpc_completion_queue_create_for_next(NULL);
     if (srv->core == NULL || srv->control == NULL)
@@ -476,13 +487,10 @@ void server_stop(struct server *srv)
         shutdown_core(srv);
     for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
         struct worker *w = &srv->workers[i];
-        if (w->running) {
-            /* The worker consumes its queue's last events and exits. */
-            grpc_completion_queue_shutdown(w->cq);
-            pthread_join(w->thread, NULL);
-        } else if (w->cq != NULL) {
-            drain(w->cq);
-        }
+        if (w->running)
+            pthread_join(w->thread, NULL); /* it shuts its queue down itself */
+        else if (w->cq != NULL)
+            drain(w->cq); /* never started: nothing was armed on it */
     }
     if (srv->control != NULL)
         drain(srv->control);

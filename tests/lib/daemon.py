@@ -1,0 +1,205 @@
+"""Run a real recsysd ($RECSYSD) for a test, and talk to it over gRPC.
+
+    with Daemon(model_path, threads=2) as d:
+        resp = d.stub_call("Recommend", recommender_pb2.RecommendRequest(user_id="u1"),
+                           recommender_pb2.RecommendResponse)
+
+The daemon listens on 127.0.0.1:0; the port is read from its "listening on"
+log line. Start-up then waits, through gRPC's own wait-for-ready, until the
+standard health check answers SERVING or NOT_SERVING, so a test begins only
+once the daemon answers calls. Leaving the block sends SIGTERM and fails
+if the daemon does not exit 0 (a sanitizer report makes it exit non-zero).
+
+Environment: RECSYSD (the binary) and RECSYS_PYGEN (the build's generated
+Python protobuf modules, also on PYTHONPATH), both set by tests/CMakeLists.txt.
+"""
+
+import importlib.util
+import os
+import re
+import signal as _signal
+import subprocess
+import threading
+import time
+
+import grpc
+
+from recsys.v1 import recommender_pb2  # noqa: F401  (re-exported for tests)
+
+RECSYSD = os.environ.get("RECSYSD", "recsysd")
+SERVICE = "recsys.v1.Recommender"
+
+# How long start-up and stop may take. Generous: sanitizer builds on a
+# loaded 2-core machine start slowly.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+
+
+def _load_health_pb2():
+    # grpc/health/v1/health_pb2.py cannot be imported by its package name:
+    # the installed `grpc` package shadows the generated directory of the
+    # same name. Load the generated file by path instead.
+    path = os.path.join(os.environ["RECSYS_PYGEN"], "grpc", "health", "v1", "health_pb2.py")
+    spec = importlib.util.spec_from_file_location("recsys_test_health_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+health_pb2 = _load_health_pb2()
+
+
+class DaemonError(Exception):
+    """The daemon did not start, or did not stop cleanly; carries its log."""
+
+
+def method_path(method):
+    """'Recommend' -> '/recsys.v1.Recommender/Recommend'; a full path is kept."""
+    return method if method.startswith("/") else "/%s/%s" % (SERVICE, method)
+
+
+class Daemon:
+    def __init__(self, model_path, threads=2, args=(), env=None):
+        """model_path None: no --model flag (e.g. when RECSYS_MODEL is in env);
+        threads None: no --threads flag; env: variables added to os.environ."""
+        self.argv = [RECSYSD, "--listen", "127.0.0.1:0"]
+        if model_path is not None:
+            self.argv += ["--model", str(model_path)]
+        if threads is not None:
+            self.argv += ["--threads", str(threads)]
+        self.argv += list(args)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.port = None
+        self.addr = None
+        self.threads = None
+        self._lines = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._channels = []
+        self._channel = None
+
+    # ---- lifetime ----------------------------------------------------------
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        try:
+            m = self.wait_log(r"listening on (\S+):(\d+) threads=(\d+)", START_TIMEOUT)
+            self.port = int(m.group(2))
+            self.threads = int(m.group(3))
+            self.addr = "127.0.0.1:%d" % self.port
+            self.health(wait=START_TIMEOUT)
+        except BaseException:
+            self._kill()
+            raise
+
+    def stop(self, check=True):
+        """SIGTERM the daemon if it still runs and wait for it; with check,
+        raise DaemonError unless it exits 0."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(_signal.SIGTERM)
+                rc = self.wait_exit(STOP_TIMEOUT)
+                if check and rc != 0:
+                    raise DaemonError("recsysd exited %s on SIGTERM; log:\n%s" % (rc, self.log()))
+        finally:
+            self._kill()
+
+    def _kill(self):
+        for ch in self._channels:
+            ch.close()
+        self._channels = []
+        self._channel = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self._reader.join(STOP_TIMEOUT)
+            self.proc.stderr.close()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """Wait for the daemon to exit; its return code (raises on timeout)."""
+        rc = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return rc
+
+    # ---- log -----------------------------------------------------------------
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self._cond:
+                self._lines.append(raw.decode("utf-8", "replace"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def log(self):
+        """Everything the daemon wrote to stderr so far."""
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_log(self, regex, timeout=10.0):
+        """Wait until a log line matches regex; the match. Raises DaemonError
+        on timeout or when the daemon exits first."""
+        pattern = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self._lines[seen:]:
+                    m = pattern.search(line)
+                    if m:
+                        return m
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    why = "exited (%s)" % self.proc.poll() if self._eof else "timed out"
+                    raise DaemonError("recsysd %s before logging /%s/; log:\n%s"
+                                      % (why, regex, "".join(self._lines)))
+                self._cond.wait(left)
+
+    # ---- gRPC ------------------------------------------------------------------
+
+    def channel(self, options=None):
+        """A new channel to the daemon, closed when the daemon is stopped."""
+        ch = grpc.insecure_channel(self.addr, options=options or [])
+        self._channels.append(ch)
+        return ch
+
+    def rpc(self, method, response_cls, channel=None, request_serializer=None):
+        """The unary multi-callable for method ('Recommend' or a full path)."""
+        if channel is None:
+            if self._channel is None:
+                self._channel = self.channel()
+            channel = self._channel
+        return channel.unary_unary(
+            method_path(method),
+            request_serializer=request_serializer or (lambda m: m.SerializeToString()),
+            response_deserializer=response_cls.FromString)
+
+    def stub_call(self, method, request, response_cls, timeout=5):
+        """Call method with request; the response (raises grpc.RpcError)."""
+        return self.rpc(method, response_cls)(request, timeout=timeout)
+
+    def health(self, service="", wait=5.0):
+        """The health check's answer for service, as a name ('SERVING', ...).
+        wait: the call waits for the channel to be ready for this long."""
+        call = self.rpc("/grpc.health.v1.Health/Check", health_pb2.HealthCheckResponse)
+        resp = call(health_pb2.HealthCheckRequest(service=service), timeout=wait,
+                    wait_for_ready=True)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

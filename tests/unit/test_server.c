@@ -1,0 +1,479 @@
+/* Unit tests of src/server: the gRPC plumbing with trivial handlers and a
+ * gRPC C core client, no model involved.
+ *
+ * Handlers: /test.Echo/Reverse answers the request bytes reversed (so the
+ * answer proves the handler ran on these bytes); /test.Echo/Fail answers
+ * INVALID_ARGUMENT with a text; /test.Echo/Block waits until the test lets
+ * it go, so a test can hold a call in flight for as long as it needs. */
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "check.h"
+#include "server.h"
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static atomic_int reverse_runs;
+
+static void reverse(const struct server_call *call, struct server_reply *reply)
+{
+    atomic_fetch_add(&reverse_runs, 1);
+    uint8_t *out = arena_alloc(call->arena, call->len + 1);
+    for (size_t i = 0; i < call->len; i++)
+        out[i] = call->data[call->len - 1 - i];
+    reply->data = out;
+    reply->len = call->len;
+}
+
+static void fail(const struct server_call *call, struct server_reply *reply)
+{
+    reply->status = GRPC_STATUS_INVALID_ARGUMENT;
+    reply->details = call->method->arg;
+}
+
+/* The Block handler's gate. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int entered; /* calls that reached the handler */
+    bool open;   /* handlers may return */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+
+static struct timespec in_seconds(int s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += s;
+    return ts;
+}
+
+static void block(const struct server_call *call, struct server_reply *reply)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.entered++;
+    pthread_cond_broadcast(&gate.cond);
+    /* Bounded, so a broken test fails instead of hanging. */
+    struct timespec limit = in_seconds(30);
+    while (!gate.open && pthread_cond_timedwait(&gate.cond, &gate.mu, &limit) == 0)
+        ;
+    pthread_mutex_unlock(&gate.mu);
+    reverse(call, reply);
+}
+
+static void gate_reset(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.entered = 0;
+    gate.open = false;
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static bool gate_wait_entered(int n)
+{
+    struct timespec limit = in_seconds(30);
+    pthread_mutex_lock(&gate.mu);
+    while (gate.entered < n && pthread_cond_timedwait(&gate.cond, &gate.mu, &limit) == 0)
+        ;
+    bool ok = gate.entered >= n;
+    pthread_mutex_unlock(&gate.mu);
+    return ok;
+}
+
+static void gate_open(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.open = true;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static const struct server_method methods[] = {
+    {"/test.Echo/Reverse", reverse, NULL},
+    {"/test.Echo/Fail", fail, "the request was bad"},
+    {"/test.Echo/Block", block, NULL},
+};
+
+#define N_METHODS (sizeof(methods) / sizeof(methods[0]))
+
+static int start(unsigned threads, unsigned grace_ms, struct server **srv, char *addr)
+{
+    struct config cfg = {
+        .listen = "127.0.0.1:0",
+        .threads = threads,
+        .max_request_bytes = 64 << 10,
+        .grace_ms = grace_ms,
+    };
+    struct err e = {0};
+    int rc = server_start(&cfg, methods, N_METHODS, srv, &e);
+    if (rc != 0) {
+        fprintf(stderr, "server_start: %s\n", e.msg);
+        return rc;
+    }
+    snprintf(addr, 64, "127.0.0.1:%d", server_port(*srv));
+    return 0;
+}
+
+/* ---- client ------------------------------------------------------------- */
+
+struct client_call {
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_byte_buffer *request;
+    grpc_metadata_array initial, trailing;
+    grpc_byte_buffer *response;
+    grpc_status_code status;
+    grpc_slice details;
+    /* Filled by call_finish: */
+    char text[256];
+    uint8_t body[100 << 10];
+    size_t len;
+    bool has_body;
+};
+
+static grpc_channel *client_open(const char *addr)
+{
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(addr, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+/* call_start - start a unary call; @body NULL sends no message at all. */
+static void call_start(struct client_call *c, grpc_channel *ch, const char *path, const void *body,
+                       size_t len, int deadline_ms)
+{
+    memset(c, 0, sizeof(*c));
+    c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(deadline_ms, GPR_TIMESPAN));
+    c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+                                       grpc_slice_from_static_string(path), NULL, deadline, NULL);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (body != NULL) {
+        grpc_slice s = grpc_slice_from_copied_buffer(body, len);
+        c->request = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->request;
+    }
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &c->initial;
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &c->response;
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &c->trailing;
+    ops[n].data.recv_status_on_client.status = &c->status;
+    ops[n++].data.recv_status_on_client.status_details = &c->details;
+    grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (rc != GRPC_CALL_OK)
+        fprintf(stderr, "grpc_call_start_batch: %d\n", (int)rc);
+}
+
+/* call_finish - wait for the call's batch; fills status, text and body. */
+static void call_finish(struct client_call *c)
+{
+    grpc_completion_queue_pluck(c->cq, c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    snprintf(c->text, sizeof(c->text), "%.*s", (int)GRPC_SLICE_LENGTH(c->details),
+             (const char *)GRPC_SLICE_START_PTR(c->details));
+    if (c->response != NULL) {
+        grpc_byte_buffer_reader r;
+        grpc_byte_buffer_reader_init(&r, c->response);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        c->len = GRPC_SLICE_LENGTH(all) < sizeof(c->body) ? GRPC_SLICE_LENGTH(all) : 0;
+        memcpy(c->body, GRPC_SLICE_START_PTR(all), c->len);
+        c->has_body = true;
+        grpc_slice_unref(all);
+        grpc_byte_buffer_reader_destroy(&r);
+        grpc_byte_buffer_destroy(c->response);
+    }
+    if (c->request != NULL)
+        grpc_byte_buffer_destroy(c->request);
+    grpc_slice_unref(c->details);
+    grpc_metadata_array_destroy(&c->initial);
+    grpc_metadata_array_destroy(&c->trailing);
+    grpc_call_unref(c->call);
+    grpc_completion_queue_shutdown(c->cq);
+    grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_completion_queue_destroy(c->cq);
+}
+
+static struct client_call *call(grpc_channel *ch, const char *path, const void *body, size_t len)
+{
+    static struct client_call c;
+    call_start(&c, ch, path, body, len, 10000);
+    call_finish(&c);
+    return &c;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_reverse_round_trip(void)
+{
+    struct server *srv;
+    char addr[64];
+    CHECK_OK(start(2, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    static uint8_t big[60 << 10], want[sizeof(big)];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7 + i / 251);
+    for (size_t i = 0; i < sizeof(big); i++)
+        want[i] = big[sizeof(big) - 1 - i];
+    const size_t sizes[] = {0, 1, 5, sizeof(big)};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k];
+        struct client_call *c = call(ch, "/test.Echo/Reverse", big + sizeof(big) - n, n);
+        CHECK(c->status == GRPC_STATUS_OK);
+        CHECK(c->has_body && c->len == n);
+        CHECK(memcmp(c->body, want, n) == 0);
+    }
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+static void test_handler_status_and_text(void)
+{
+    struct server *srv;
+    char addr[64];
+    CHECK_OK(start(1, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    struct client_call *c = call(ch, "/test.Echo/Fail", "x", 1);
+    CHECK(c->status == GRPC_STATUS_INVALID_ARGUMENT);
+    CHECK(strcmp(c->text, "the request was bad") == 0);
+    CHECK(!c->has_body);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+static void test_server_answers_itself(void)
+{
+    static const struct {
+        const char *path;
+        bool with_message;
+        size_t len;
+        grpc_status_code want;
+    } cases[] = {
+        {"/test.Echo/Nope", true, 3, GRPC_STATUS_UNIMPLEMENTED},
+        {"/other.Service/Reverse", false, 0, GRPC_STATUS_UNIMPLEMENTED},
+        {"/test.Echo/Reverse", false, 0, GRPC_STATUS_INVALID_ARGUMENT},
+        /* Over max_request_bytes: refused by the core before any handler. */
+        {"/test.Echo/Reverse", true, (64 << 10) + 1, GRPC_STATUS_RESOURCE_EXHAUSTED},
+    };
+    static uint8_t body[(64 << 10) + 1];
+    struct server *srv;
+    char addr[64];
+    CHECK_OK(start(2, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    atomic_store(&reverse_runs, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct client_call *c =
+            call(ch, cases[i].path, cases[i].with_message ? body : NULL, cases[i].len);
+        if (c->status != cases[i].want)
+            fprintf(stderr, "case %zu: status %d (%s)\n", i, (int)c->status, c->text);
+        CHECK(c->status == cases[i].want);
+        CHECK(!c->has_body);
+    }
+    CHECK(atomic_load(&reverse_runs) == 0);
+    /* And the server still serves. */
+    struct client_call *c = call(ch, "/test.Echo/Reverse", "ab", 2);
+    CHECK(c->status == GRPC_STATUS_OK && c->len == 2 && memcmp(c->body, "ba", 2) == 0);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+/* A call whose deadline passed while it waited for the one busy worker is
+ * answered DEADLINE_EXCEEDED without running its handler. */
+static void test_expired_call_is_not_run(void)
+{
+    struct server *srv;
+    char addr[64];
+    gate_reset();
+    CHECK_OK(start(1, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    static struct client_call blocker, late;
+    call_start(&blocker, ch, "/test.Echo/Block", "b", 1, 30000);
+    CHECK(gate_wait_entered(1));
+    atomic_store(&reverse_runs, 0);
+    struct timespec past_deadline;
+    clock_gettime(CLOCK_MONOTONIC, &past_deadline);
+    call_start(&late, ch, "/test.Echo/Reverse", "r", 1, 200);
+    call_finish(&late); /* the client gives up at its deadline */
+    CHECK(late.status == GRPC_STATUS_DEADLINE_EXCEEDED);
+    /* The server's copy of the deadline is the client's timeout counted from
+     * when the call arrived, so it passes a little later; the test waits for
+     * that moment, with a wide margin, before it frees the worker. */
+    past_deadline.tv_nsec += 700 * 1000000L;
+    past_deadline.tv_sec += past_deadline.tv_nsec / 1000000000L;
+    past_deadline.tv_nsec %= 1000000000L;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &past_deadline, NULL) != 0)
+        ;
+    gate_open();
+    call_finish(&blocker);
+    CHECK(blocker.status == GRPC_STATUS_OK);
+    /* The worker has now dequeued the late call; one more call on the same
+     * single worker proves it has been answered, and by whom. */
+    struct client_call *c = call(ch, "/test.Echo/Reverse", "xy", 2);
+    CHECK(c->status == GRPC_STATUS_OK);
+    CHECK(atomic_load(&reverse_runs) == 2); /* the blocker and the last call, not the late one */
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+static void test_many_calls_in_flight(void)
+{
+    enum { N = 64 };
+    static struct client_call calls[N];
+    struct server *srv;
+    char addr[64];
+    CHECK_OK(start(2, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    char bodies[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "%03d", i);
+        call_start(&calls[i], ch, "/test.Echo/Reverse", bodies[i], 3, 30000);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        call_finish(&calls[i]);
+        char want[4] = {bodies[i][2], bodies[i][1], bodies[i][0], 0};
+        ok += calls[i].status == GRPC_STATUS_OK && calls[i].len == 3 &&
+              memcmp(calls[i].body, want, 3) == 0;
+    }
+    CHECK(ok == N);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+struct stopper {
+    pthread_t thread;
+    struct server *srv;
+    atomic_bool done;
+};
+
+static void *stop_main(void *arg)
+{
+    struct stopper *s = arg;
+    server_stop(s->srv);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+/* probe_until_refused - call Reverse with short deadlines until the server
+ * refuses new calls: then its shutdown has begun. */
+static bool probe_until_refused(grpc_channel *ch)
+{
+    for (int i = 0; i < 100; i++) {
+        static struct client_call probe;
+        call_start(&probe, ch, "/test.Echo/Reverse", "p", 1, 300);
+        call_finish(&probe);
+        if (probe.status == GRPC_STATUS_UNAVAILABLE)
+            return true;
+    }
+    return false;
+}
+
+static void test_stop_lets_calls_in_flight_finish(void)
+{
+    struct server *srv;
+    char addr[64];
+    gate_reset();
+    CHECK_OK(start(2, 20000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    static struct client_call held;
+    call_start(&held, ch, "/test.Echo/Block", "abc", 3, 30000);
+    CHECK(gate_wait_entered(1));
+
+    struct stopper st = {.srv = srv};
+    atomic_init(&st.done, false);
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    CHECK(probe_until_refused(ch));
+    CHECK(!atomic_load(&st.done)); /* waiting for the held call */
+    gate_open();
+    call_finish(&held);
+    CHECK(held.status == GRPC_STATUS_OK);
+    CHECK(held.len == 3 && memcmp(held.body, "cba", 3) == 0);
+    pthread_join(st.thread, NULL);
+    grpc_channel_destroy(ch);
+}
+
+static void test_stop_cancels_calls_after_grace(void)
+{
+    struct server *srv;
+    char addr[64];
+    gate_reset();
+    CHECK_OK(start(1, 100, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    static struct client_call held;
+    call_start(&held, ch, "/test.Echo/Block", "abc", 3, 30000);
+    CHECK(gate_wait_entered(1));
+
+    struct stopper st = {.srv = srv};
+    atomic_init(&st.done, false);
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    /* The client learns of the cancellation while the handler still holds
+     * the call; the stop completes once the handler lets go. */
+    call_finish(&held);
+    CHECK(held.status != GRPC_STATUS_OK);
+    CHECK(!held.has_body);
+    gate_open();
+    pthread_join(st.thread, NULL);
+    grpc_channel_destroy(ch);
+}
+
+static void test_bind_failure_is_reported(void)
+{
+    struct server *a, *b;
+    char addr[64];
+    CHECK_OK(start(1, 1000, &a, addr));
+    CHECK(server_port(a) > 0);
+    struct config cfg = {.threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
+    snprintf(cfg.listen, sizeof(cfg.listen), "%s", addr);
+    struct err e = {0};
+    int rc = server_start(&cfg, methods, N_METHODS, &b, &e);
+    server_stop(a);
+    CHECK_RC(rc, ERR_INVALID);
+    CHECK_STR_HAS(e.msg, addr);
+
+    snprintf(cfg.listen, sizeof(cfg.listen), "not an address");
+    CHECK_RC(server_start(&cfg, methods, N_METHODS, &b, &e), ERR_INVALID);
+}
+
+static void test_duplicate_method_is_refused(void)
+{
+    const struct server_method twice[] = {methods[0], methods[0]};
+    struct config cfg = {
+        .listen = "127.0.0.1:0", .threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
+    struct server *srv;
+    struct err e = {0};
+    CHECK_RC(server_start(&cfg, twice, 2, &srv, &e), ERR_INTERNAL);
+    CHECK_STR_HAS(e.msg, "/test.Echo/Reverse");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        CHECK_CASE(test_reverse_round_trip),
+        CHECK_CASE(test_handler_status_and_text),
+        CHECK_CASE(test_server_answers_itself),
+        CHECK_CASE(test_expired_call_is_not_run),
+        CHECK_CASE(test_many_calls_in_flight),
+        CHECK_CASE(test_stop_lets_calls_in_flight_finish),
+        CHECK_CASE(test_stop_cancels_calls_after_grace),
+        CHECK_CASE(test_bind_failure_is_reported),
+        CHECK_CASE(test_duplicate_method_is_refused),
+    };
+    grpc_init();
+    int rc = check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+    grpc_shutdown();
+    return rc;
+}
