@@ -16,7 +16,7 @@ RUN make deps && make build BUILD=/build BUILD_TYPE=Release \
 
 FROM debian:bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        libgrpc29 libprotobuf-c1 liblmdb0 libopenblas0-pthread libjemalloc2 \
+        libgrpc29 libprotobuf-c1 liblmdb0 libopenblas0-pthread libjemalloc2 liburcu8 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home recsys
 COPY --from=build /build/recsysd /build/recsys-model /build/recsys-cli /usr/local/bin/
