@@ -412,11 +412,13 @@ def _strtab(payload, n):
     return [payload[base + off[i]:base + off[i + 1]].decode("utf-8") for i in range(n)]
 
 
-def read_model(path):
+def read_model(path, content=False):
     """Everything in a model file, decoded with python3-lmdb and numpy from
-    the spec alone: a dict with the header fields, version, checksum, the
-    matrices (rows cut to dim), attrs, item_ids, categories, popularity,
-    items (id -> index) and users (id -> (row, tier, [owned item indices]))."""
+    the spec alone: a dict with the header fields, meta_keys, version,
+    checksum, the matrices (item_matrix/user_matrix cut to dim, *_full with
+    the row padding), attrs, item_ids, categories, popularity, items
+    (id -> index), users (id -> (row, tier, [owned item indices], value
+    bytes)) and, with content=True, the bytes the checksum covers."""
     env = open_env(path)
     try:
         with env.begin() as txn:
@@ -449,8 +451,9 @@ def read_model(path):
                 owned = list(struct.unpack_from("<%dI" % n, v, 12))
                 users[k.decode("utf-8")] = (row, tier, owned, len(v))
             out["users"] = users
-            out["content"] = content_bytes(txn, {"meta": meta, "items": items_db,
-                                                 "users": users_db})
+            if content:
+                out["content"] = content_bytes(txn, {"meta": meta, "items": items_db,
+                                                     "users": users_db})
     finally:
         env.close()
     return out
