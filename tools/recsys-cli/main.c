@@ -23,6 +23,8 @@
 #define CLI_NAME         "recsys-cli"
 #define CLI_DEFAULT_ADDR "127.0.0.1:50051"
 #define CLI_ADDR_ENV     "RECSYS_ADDR"
+#define CLI_SYNOPSIS                                                                               \
+    "usage: " CLI_NAME " [--addr HOST:PORT] [--timeout SECONDS] [--json] <command> [args]"
 /* Long enough for a cold model page-in on the server, short enough that a
  * script stuck on a dead address notices. */
 #define CLI_DEFAULT_TIMEOUT 5.0
@@ -66,9 +68,7 @@ static void usage_command(FILE *out, const struct command *c)
 
 static void usage(FILE *out)
 {
-    fputs("usage: " CLI_NAME " [--addr HOST:PORT] [--timeout SECONDS] [--json] <command> [args]\n"
-          "\ncommands:\n",
-          out);
+    fputs(CLI_SYNOPSIS "\n\ncommands:\n", out);
     for (const struct command *c = commands; c->name != NULL; c++) {
         if (c->usage[0] != '\0') {
             fprintf(out, "  %-*s", CLI_USAGE_INDENT - 2, c->name);
@@ -96,7 +96,7 @@ static int usage_error(const struct command *c, const char *msg)
         fprintf(stderr, CLI_NAME ": %s: %s\n", c->name, msg);
         usage_command(stderr, c);
     } else {
-        fprintf(stderr, CLI_NAME ": %s\nTry '" CLI_NAME " --help'.\n", msg);
+        fprintf(stderr, CLI_NAME ": %s\n" CLI_SYNOPSIS "\nTry '" CLI_NAME " --help'.\n", msg);
     }
     return CLI_EXIT_USAGE;
 }
