@@ -83,7 +83,7 @@ static int parse_option(const struct opt *table, int argc, char **argv, int *i, 
     const char *value = eq != NULL ? eq + 1 : NULL;
     if (value == NULL) {
         if (*i + 1 >= argc)
-            return err_set(e, ERR_INVALID, "--%s needs a value (%s)", o->name, o->value);
+            return err_set(e, ERR_INVALID, "%s needs a value (%s)", arg, o->value);
         value = argv[++*i];
     }
     given[o - table] = 1;
