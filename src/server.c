@@ -16,17 +16,31 @@
  * trips through the queue. One extra slot per worker catches methods that
  * are not registered and answers UNIMPLEMENTED, as grpc++ does.
  *
- * Shutdown: the core's shutdown notification means every connection is
+ * Shutdown, first step: grpc_server_shutdown_and_notify cancels the calls
+ * the core has received but not yet matched to an armed slot (a burst
+ * larger than the slots waits there). So before calling it, the server arms
+ * DRAIN_SLOTS spare slots per method on every worker, which takes those
+ * calls in; they then finish like any other call in flight.
+ *
+ * Second step: the core's shutdown notification means every connection is
  * closed, not that every call object is released: a worker may still be in
  * a handler, about to start a reply batch on its queue. So no other thread
  * shuts a worker's queue down. Once stopping, a worker stops re-arming, and
  * when its last slot has gone idle it shuts its own queue down and exits.
  *
  * A worker runs each call start to finish on its own thread and arena, so
- * nothing on the request path is shared or locked. The core itself copies
+ * nothing on the request path is shared or locked.
+ *
+ * One more thread, the control thread, waits on the control queue for the
+ * shutdown notification. Waiting, it is also one of the core's pollers: the
+ * core reads sockets only on threads blocked in a queue, so without it a
+ * burst arriving while every worker is in a handler would sit unread in the
+ * kernel, and a shutdown then would cancel those calls instead of serving
+ * them. The core itself copies
  * the response into its own slice (it may hold it past the batch) and the
  * status text on error paths; nothing else allocates.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server.h"
 
 #include <errno.h>
@@ -42,11 +56,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
-/* Two slots per method, so a new call can match while the last reply drains. */
+/* Two slots per method, so a new call can match while the last reply drains.
+ * Not more: the core matches a connection's calls to its home worker's
+ * slots first, so few slots per worker spread one connection's concurrent
+ * calls over all workers. */
 #define SLOTS_PER_METHOD 2
+/* Spare slots per method and worker, armed only at shutdown (see above):
+ * up to threads * DRAIN_SLOTS queued calls per method still complete. */
+#define DRAIN_SLOTS 32
 /* The first arena block: a typical call (request, id lookups, a response of
  * a few hundred items) fits, so the steady state never grows it. */
 #define ARENA_BLOCK (256u << 10)
@@ -75,8 +96,9 @@ struct worker {
     grpc_completion_queue *cq;
     struct arena *arena;
     struct slot *slots;
+    size_t n_live; /* slots[0..n_live) are armed from the start, the rest at shutdown */
     size_t n_slots;
-    size_t busy; /* slots not IDLE; at 0 while stopping, the worker exits */
+    atomic_size_t busy; /* slots not IDLE; at 0 (only once stopping) the worker exits */
     pthread_t thread;
     bool running;
 };
@@ -84,6 +106,8 @@ struct worker {
 struct server {
     grpc_server *core;
     grpc_completion_queue *control; /* receives the shutdown notification */
+    pthread_t control_thread;
+    bool control_running;
     const struct server_method *methods;
     size_t n_methods;
     void **registered; /* the core's handle per method */
@@ -163,7 +187,7 @@ static void arm(struct slot *s)
     }
     if (rc == GRPC_CALL_OK) {
         s->state = SLOT_ARMED;
-        w->busy++;
+        atomic_fetch_add(&w->busy, 1);
         return;
     }
     grpc_metadata_array_destroy(&s->metadata);
@@ -181,7 +205,7 @@ static void release(struct slot *s)
     if (s->method == NULL)
         grpc_call_details_destroy(&s->details);
     s->state = SLOT_IDLE;
-    s->worker->busy--;
+    atomic_fetch_sub(&s->worker->busy, 1);
 }
 
 /* read_request - the request message, copied into the arena as one block. */
@@ -324,10 +348,10 @@ static void (*const on_event[])(struct slot *, bool) = {
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    for (size_t i = 0; i < w->n_slots; i++)
+    for (size_t i = 0; i < w->n_live; i++)
         arm(&w->slots[i]);
     for (;;) {
-        if (w->busy == 0)
+        if (atomic_load(&w->busy) == 0)
             grpc_completion_queue_shutdown(w->cq);
         grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -339,13 +363,16 @@ static void *worker_main(void *arg)
 }
 
 /* worker_init - queue, arena and slots of worker @index: SLOTS_PER_METHOD
- * per method, then the catch-all slot. */
+ * per method, the catch-all slot, then DRAIN_SLOTS spares per method. */
 static int worker_init(struct server *srv, unsigned index)
 {
     struct worker *w = &srv->workers[index];
+    size_t live = srv->n_methods * SLOTS_PER_METHOD;
     w->server = srv;
     w->index = index;
-    w->n_slots = srv->n_methods * SLOTS_PER_METHOD + 1;
+    w->n_live = live + 1;
+    w->n_slots = w->n_live + srv->n_methods * DRAIN_SLOTS;
+    atomic_init(&w->busy, 0);
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
     w->cq = grpc_completion_queue_create_for_next(NULL);
     int rc = arena_create(ARENA_BLOCK, &w->arena);
@@ -353,19 +380,27 @@ static int worker_init(struct server *srv, unsigned index)
         return -ENOMEM;
     for (size_t i = 0; i < w->n_slots; i++) {
         struct slot *s = &w->slots[i];
-        size_t m = i / SLOTS_PER_METHOD;
         s->worker = w;
-        if (m < srv->n_methods) {
-            s->method = &srv->methods[m];
-            s->registered = srv->registered[m];
-        }
+        if (i == live)
+            continue; /* the catch-all slot has no method */
+        size_t m = i < live ? i / SLOTS_PER_METHOD : (i - w->n_live) / DRAIN_SLOTS;
+        s->method = &srv->methods[m];
+        s->registered = srv->registered[m];
     }
     grpc_server_register_completion_queue(srv->core, w->cq, NULL);
     return 0;
 }
 
-/* drain - shut a queue down and consume what is left on it. */
-static void drain(grpc_completion_queue *cq)
+/* control_main - wait for the shutdown notification (see the top of the file). */
+static void *control_main(void *arg)
+{
+    struct server *srv = arg;
+    grpc_completion_queue_next(srv->control, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return NULL;
+}
+
+/* drain_queue - shut a queue down and consume what is left on it. */
+static void drain_queue(grpc_completion_queue *cq)
 {
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -435,6 +470,12 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
                                                              : create_core(srv, cfg, e);
     if (rc != 0)
         goto out;
+    rc = -pthread_create(&srv->control_thread, NULL, control_main, srv);
+    if (rc != 0) {
+        err_set(e, rc, "cannot start the control thread (%s)", strerror(-rc));
+        goto out;
+    }
+    srv->control_running = true;
     /* Binding last, then starting at once: a core with a bound port must be
      * started and shut down before it may be destroyed. */
     rc = bind_port(srv, cfg->listen, e);
@@ -462,20 +503,37 @@ int server_port(const struct server *s)
     return s->port;
 }
 
-/* shutdown - stop accepting, wait up to the grace period for calls in
- * flight, then cancel what is left and wait for it to unwind. */
+/* arm_spares - take in the calls queued in the core, which shutdown would
+ * cancel. Runs on the stopping thread: a spare slot is idle and untouched by
+ * its worker until its first event, which the queue orders after arm(). */
+static void arm_spares(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        for (size_t k = w->n_live; w->running && k < w->n_slots; k++)
+            arm(&w->slots[k]);
+    }
+}
+
+/* shutdown_core - stop accepting, wait up to the grace period for calls in
+ * flight, then cancel what is left and wait for it to unwind. Returns once
+ * the control thread has received the shutdown notification. */
 static void shutdown_core(struct server *srv)
 {
+    arm_spares(srv);
     atomic_store(&srv->stopping, true);
     grpc_server_shutdown_and_notify(srv->core, srv->control, srv);
-    gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                      gpr_time_from_millis((int64_t)srv->grace_ms, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_next(srv->control, grace, NULL);
-    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += srv->grace_ms / 1000;
+    limit.tv_nsec += (long)(srv->grace_ms % 1000) * 1000000L;
+    limit.tv_sec += limit.tv_nsec / 1000000000L;
+    limit.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(srv->control_thread, NULL, &limit) != 0) {
         log_warn("grace period of %u ms is over; cancelling the calls still in flight",
                  srv->grace_ms);
         grpc_server_cancel_all_calls(srv->core);
-        grpc_completion_queue_next(srv->control, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        pthread_join(srv->control_thread, NULL);
     }
 }
 
@@ -483,17 +541,21 @@ void server_stop(struct server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->started)
+    if (srv->started) {
         shutdown_core(srv);
+    } else if (srv->control_running) {
+        grpc_completion_queue_shutdown(srv->control);
+        pthread_join(srv->control_thread, NULL);
+    }
     for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
         struct worker *w = &srv->workers[i];
         if (w->running)
             pthread_join(w->thread, NULL); /* it shuts its queue down itself */
         else if (w->cq != NULL)
-            drain(w->cq); /* never started: nothing was armed on it */
+            drain_queue(w->cq); /* never started: nothing was armed on it */
     }
     if (srv->control != NULL)
-        drain(srv->control);
+        drain_queue(srv->control);
     if (srv->core != NULL)
         grpc_server_destroy(srv->core);
     for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
