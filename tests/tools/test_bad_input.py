@@ -131,6 +131,13 @@ class BadInputTest(unittest.TestCase):
         self.assert_refused("%s:4: unterminated quoted field (the quote opens here)" % path,
                             catalog=path)
 
+    def test_control_characters_are_escaped_in_messages(self):
+        # A quoted field may span lines; the record is reported at the line
+        # it starts on, and the message stays one line.
+        path = self.catalog_with(3, '"bad\nid\r\x01",course,100,1,0\n')
+        self.assert_refused("%s:3: item 'bad\\nid\\r\\x01' is not in %s"
+                            % (path, self.ds.files["item_ids"]), catalog=path)
+
     def test_catalog_headers(self):
         rows = self.catalog
         cases = [

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quote.h"
+
 #define CSV_BUF_SIZE (64u << 10)
 #define CSV_BOM      "\xEF\xBB\xBF"
 #define CSV_EOF      (-1)
@@ -236,9 +238,10 @@ int csv_header(struct csv *r, const char *const *names, uint32_t n, uint32_t *co
         uint32_t i = 0;
         while (i < n && strcmp(h.fields[c], names[i]) != 0)
             i++;
+        char q[QUOTE_BUF];
         if (i == n)
             return csv_fail(r, h.line, e, "unexpected column '%s' (the header must be '%s')",
-                            h.fields[c], want);
+                            quote(q, sizeof(q), h.fields[c], h.lens[c]), want);
         if (cols[i] != UINT32_MAX)
             return csv_fail(r, h.line, e, "column '%s' appears twice", names[i]);
         cols[i] = c;

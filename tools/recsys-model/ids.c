@@ -17,6 +17,7 @@
 
 #include "idmap.h"
 #include "model/model.h"
+#include "quote.h"
 
 struct ids {
     char *path;
@@ -115,9 +116,10 @@ static int index_ids(struct ids *l, struct err *e)
         int rc = idmap_put(l->index, l->v[i], strlen(l->v[i]), i, &first);
         if (rc < 0)
             return err_set(e, rc, "%s: out of memory", l->path);
+        char q[QUOTE_BUF];
         if (rc == 1)
             return err_set(e, ERR_INVALID, "%s:%u: duplicate id '%s' (first on line %u)", l->path,
-                           i + 1, l->v[i], first + 1);
+                           i + 1, quote(q, sizeof(q), l->v[i], strlen(l->v[i])), first + 1);
     }
     return 0;
 }

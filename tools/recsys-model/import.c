@@ -34,6 +34,7 @@
 #include "model/writer.h"
 #include "npy.h"
 #include "opts.h"
+#include "quote.h"
 
 struct import_args {
     const char *user_factors, *user_ids, *item_factors, *item_ids;
@@ -90,10 +91,12 @@ static int check_rows(const struct npy_file *m, const char *npy_path, const stru
                       struct err *e)
 {
     uint64_t rows = m->view.rows, n = ids_count(ids);
+    char q[QUOTE_BUF];
     if (n > rows)
         return err_set(e, ERR_INVALID, "%s:%llu: id '%s' has no row: %s has %llu rows",
-                       ids_path(ids), (unsigned long long)rows + 1, ids_array(ids)[rows], npy_path,
-                       (unsigned long long)rows);
+                       ids_path(ids), (unsigned long long)rows + 1,
+                       quote(q, sizeof(q), ids_array(ids)[rows], strlen(ids_array(ids)[rows])),
+                       npy_path, (unsigned long long)rows);
     if (n < rows)
         return err_set(e, ERR_INVALID, "%s: %llu ids, but %s has %llu rows", ids_path(ids),
                        (unsigned long long)n, npy_path, (unsigned long long)rows);
@@ -104,13 +107,15 @@ static int check_rows(const struct npy_file *m, const char *npy_path, const stru
 static int check_finite(const struct npy_view *v, const char *path, const struct ids *ids,
                         struct err *e)
 {
+    char q[QUOTE_BUF];
     for (uint64_t r = 0; r < v->rows; r++)
         for (uint64_t c = 0; c < v->cols; c++) {
             float f = v->data[r * v->cols + c];
+            const char *id = ids_array(ids)[r];
             if (!isfinite(f))
                 return err_set(e, ERR_INVALID, "%s: row %llu ('%s'), column %llu is %s", path,
-                               (unsigned long long)r, ids_array(ids)[r], (unsigned long long)c,
-                               isnan(f) ? "NaN" : "infinite");
+                               (unsigned long long)r, quote(q, sizeof(q), id, strlen(id)),
+                               (unsigned long long)c, isnan(f) ? "NaN" : "infinite");
         }
     return 0;
 }
@@ -218,9 +223,10 @@ static int category_index(struct import *im, const struct csv *r, const struct c
 {
     const char *name = rec->fields[col];
     size_t len = rec->lens[col];
+    char q[QUOTE_BUF];
     if (len == 0 || len > MODEL_ID_MAX || memchr(name, '\n', len) != NULL)
         return csv_fail(r, rec->line, e, "category '%s' must be 1..%d bytes without a newline",
-                        name, MODEL_ID_MAX);
+                        quote(q, sizeof(q), name, len), MODEL_ID_MAX);
     if (idmap_get(im->category_index, name, len, index) == 0)
         return 0;
     if (im->category_count == im->category_cap) {
@@ -246,12 +252,14 @@ static int catalog_row(struct import *im, const struct csv *r, const struct csv_
                        const uint32_t *cols, struct err *e)
 {
     const char *id = rec->fields[cols[CAT_ITEM]];
-    uint32_t item;
-    if (ids_find(im->items, id, rec->lens[cols[CAT_ITEM]], &item) != 0)
-        return csv_fail(r, rec->line, e, "item '%s' is not in %s", id, ids_path(im->items));
+    uint32_t item, len = rec->lens[cols[CAT_ITEM]];
+    char q[QUOTE_BUF];
+    if (ids_find(im->items, id, len, &item) != 0)
+        return csv_fail(r, rec->line, e, "item '%s' is not in %s", quote(q, sizeof(q), id, len),
+                        ids_path(im->items));
     if (im->item_line[item] != 0)
-        return csv_fail(r, rec->line, e, "item '%s' is listed twice (first on line %llu)", id,
-                        (unsigned long long)im->item_line[item]);
+        return csv_fail(r, rec->line, e, "item '%s' is listed twice (first on line %llu)",
+                        quote(q, sizeof(q), id, len), (unsigned long long)im->item_line[item]);
     im->item_line[item] = rec->line;
 
     struct model_item_attr *a = &im->attrs[item];
@@ -262,8 +270,8 @@ static int catalog_row(struct import *im, const struct csv *r, const struct csv_
         const struct attr_column *c = &attr_columns[i];
         const char *s = rec->fields[cols[c->column]];
         if (c->parse(s, a) != 0)
-            return csv_fail(r, rec->line, e, "%s '%s' is not %s", catalog_columns[c->column], s,
-                            c->want);
+            return csv_fail(r, rec->line, e, "%s '%s' is not %s", catalog_columns[c->column],
+                            quote(q, sizeof(q), s, rec->lens[cols[c->column]]), c->want);
     }
     return 0;
 }
@@ -282,10 +290,14 @@ static int read_catalog(struct import *im, struct err *e)
         rc = csv_header(r, catalog_columns, CAT_COLUMNS, cols, e);
     while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
         rc = catalog_row(im, r, &rec, cols, e);
-    for (uint32_t i = 0; rc == 0 && i < n; i++)
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        const char *id = ids_array(im->items)[i];
+        char q[QUOTE_BUF];
         if (im->item_line[i] == 0)
             rc = err_set(e, ERR_INVALID, "%s: item '%s' (%s:%u) is not in the catalog",
-                         im->a->catalog, ids_array(im->items)[i], ids_path(im->items), i + 1);
+                         im->a->catalog, quote(q, sizeof(q), id, strlen(id)), ids_path(im->items),
+                         i + 1);
+    }
     csv_close(r);
     return rc;
 }
@@ -299,15 +311,18 @@ static int users_row(struct import *im, const struct csv *r, const struct csv_re
                      const uint32_t *cols, struct err *e)
 {
     const char *id = rec->fields[cols[USR_ID]], *tier = rec->fields[cols[USR_TIER]];
-    uint32_t user;
+    uint32_t user, len = rec->lens[cols[USR_ID]];
     uint64_t v;
-    if (ids_find(im->users, id, rec->lens[cols[USR_ID]], &user) != 0)
-        return csv_fail(r, rec->line, e, "user '%s' is not in %s", id, ids_path(im->users));
+    char q[QUOTE_BUF];
+    if (ids_find(im->users, id, len, &user) != 0)
+        return csv_fail(r, rec->line, e, "user '%s' is not in %s", quote(q, sizeof(q), id, len),
+                        ids_path(im->users));
     if (im->user_line[user] != 0)
-        return csv_fail(r, rec->line, e, "user '%s' is listed twice (first on line %llu)", id,
-                        (unsigned long long)im->user_line[user]);
+        return csv_fail(r, rec->line, e, "user '%s' is listed twice (first on line %llu)",
+                        quote(q, sizeof(q), id, len), (unsigned long long)im->user_line[user]);
     if (opts_parse_uint(tier, 0, TIER_MAX, &v) != 0)
-        return csv_fail(r, rec->line, e, "tier '%s' is not an integer in 0..%d", tier, TIER_MAX);
+        return csv_fail(r, rec->line, e, "tier '%s' is not an integer in 0..%d",
+                        quote(q, sizeof(q), tier, rec->lens[cols[USR_TIER]]), TIER_MAX);
     im->user_line[user] = rec->line;
     im->user_tier[user] = (uint32_t)v;
     return 0;
@@ -342,14 +357,16 @@ static int purchases_row(struct import *im, const struct csv *r, const struct cs
                          const uint32_t *cols, struct err *e)
 {
     const char *uid = rec->fields[cols[BUY_USER]], *iid = rec->fields[cols[BUY_ITEM]];
-    uint32_t user, item;
-    if (ids_find(im->users, uid, rec->lens[cols[BUY_USER]], &user) != 0)
+    uint32_t user, item, ulen = rec->lens[cols[BUY_USER]], ilen = rec->lens[cols[BUY_ITEM]];
+    char q[QUOTE_BUF];
+    if (ids_find(im->users, uid, ulen, &user) != 0)
         return csv_fail(r, rec->line, e,
                         "user '%s' is not in %s: a purchase can only be recorded for a user "
                         "with a factor row",
-                        uid, ids_path(im->users));
-    if (ids_find(im->items, iid, rec->lens[cols[BUY_ITEM]], &item) != 0)
-        return csv_fail(r, rec->line, e, "item '%s' is not in %s", iid, ids_path(im->items));
+                        quote(q, sizeof(q), uid, ulen), ids_path(im->users));
+    if (ids_find(im->items, iid, ilen, &item) != 0)
+        return csv_fail(r, rec->line, e, "item '%s' is not in %s", quote(q, sizeof(q), iid, ilen),
+                        ids_path(im->items));
     if (im->npairs == im->pairs_cap) {
         size_t cap = im->pairs_cap ? im->pairs_cap * 2 : 1024;
         uint64_t *p = realloc(im->pairs, cap * sizeof(*p));

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "quote.h"
+
 #define NPY_MAGIC     "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
 #define NPY_DTYPE     "<f4"
@@ -80,6 +82,7 @@ static int accept_word(struct lex *x, const char *w)
 /* A quoted string without escapes (numpy never writes any in these fields). */
 static int string(struct lex *x, char *out, size_t cap, struct err *e)
 {
+    char shown[QUOTE_BUF];
     skip_blanks(x);
     if (x->p >= x->end || (*x->p != '\'' && *x->p != '"'))
         return err_set(e, ERR_FORMAT, "header: expected a quoted string");
@@ -92,7 +95,8 @@ static int string(struct lex *x, char *out, size_t cap, struct err *e)
     size_t n = (size_t)(x->p - start);
     x->p++;
     if (n >= cap)
-        return err_set(e, ERR_FORMAT, "header: string '%.*s...' is too long", NPY_TOKEN_MAX, start);
+        return err_set(e, ERR_FORMAT, "header: string '%s' is too long",
+                       quote(shown, sizeof(shown), start, n));
     memcpy(out, start, n);
     out[n] = '\0';
     return 0;
@@ -172,21 +176,23 @@ static const struct key {
 
 static int entry(struct lex *x, struct header *h, struct err *e)
 {
-    char name[NPY_TOKEN_MAX + 1];
+    char name[NPY_TOKEN_MAX + 1], q[QUOTE_BUF];
     int rc = string(x, name, sizeof(name), e);
     if (rc != 0)
         return rc;
     if (!accept(x, ':'))
-        return err_set(e, ERR_FORMAT, "header: expected ':' after '%s'", name);
+        return err_set(e, ERR_FORMAT, "header: expected ':' after '%s'",
+                       quote(q, sizeof(q), name, strlen(name)));
     for (unsigned k = 0; k < NKEYS; k++) {
         if (strcmp(name, keys[k].name) != 0)
             continue;
         if (h->seen & (1u << k))
-            return err_set(e, ERR_FORMAT, "header: '%s' appears twice", name);
+            return err_set(e, ERR_FORMAT, "header: '%s' appears twice", keys[k].name);
         h->seen |= 1u << k;
         return keys[k].value(x, h, e);
     }
-    return err_set(e, ERR_FORMAT, "header: unexpected key '%s'", name);
+    return err_set(e, ERR_FORMAT, "header: unexpected key '%s'",
+                   quote(q, sizeof(q), name, strlen(name)));
 }
 
 static int parse_dict(struct lex *x, struct header *h, struct err *e)
@@ -252,8 +258,10 @@ static int preamble(const uint8_t *b, size_t len, size_t *hdr_off, size_t *hdr_l
 /* The dtype, order and shape, against what a factor matrix must be. */
 static int check_header(const struct header *h, struct err *e)
 {
+    char q[QUOTE_BUF];
     if (strcmp(h->descr, NPY_DTYPE) != 0)
-        return err_set(e, ERR_FORMAT, "dtype '%s' is not float32 ('%s')", h->descr, NPY_DTYPE);
+        return err_set(e, ERR_FORMAT, "dtype '%s' is not float32 ('%s')",
+                       quote(q, sizeof(q), h->descr, strlen(h->descr)), NPY_DTYPE);
     if (h->fortran_order)
         return err_set(e, ERR_FORMAT,
                        "fortran_order arrays are not supported (save a C-order "
