@@ -129,12 +129,17 @@ static void print_popular(const struct model *m)
 {
     uint32_t n = model_item_count(m) < INSPECT_TOP ? model_item_count(m) : INSPECT_TOP;
     const struct model_pop *pop = model_popularity(m);
+    uint32_t width = 0, len;
+    for (uint32_t i = 0; i < n; i++) {
+        model_item_id(m, pop[i].item, &len);
+        width = len > width ? len : width;
+    }
     key("popular");
     printf("%u\n", n);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t len;
         const char *id = model_item_id(m, pop[i].item, &len);
-        printf("  %u. %.*s  %u purchases\n", i + 1, (int)len, id, pop[i].count);
+        printf("  %u. %.*s%*s  %u purchases\n", i + 1, (int)len, id, (int)(width - len), "",
+               pop[i].count);
     }
 }
 

@@ -42,5 +42,7 @@ int opts_parse(const struct opt *table, int argc, char **argv, void *dst, char *
                const char *word_name, struct err *e);
 
 /* opts_parse_uint - @s as a decimal number in [@min, @max]: digits only, no
- * sign, no blanks. Returns 0 and sets *out, or ERR_INVALID. */
+ * sign, no blanks. Returns 0 and sets *out, or ERR_INVALID. The importer
+ * reads the numbers in CSV fields with it too, so flags and files accept
+ * the same spellings. */
 int opts_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
