@@ -62,8 +62,18 @@ int err_wrap(struct err *e, int code, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(e->msg))
-        snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, ": %s", old);
+    if (n < 0 || (size_t)n + 2 >= sizeof(e->msg))
+        return e->code;
+    /* When both do not fit, the end of the old text is cut: the context
+     * that leads the line matters more to whoever reads it. */
+    size_t at = (size_t)n;
+    e->msg[at++] = ':';
+    e->msg[at++] = ' ';
+    size_t keep = strnlen(old, sizeof(old) - 1);
+    if (keep > sizeof(e->msg) - 1 - at)
+        keep = sizeof(e->msg) - 1 - at;
+    memcpy(e->msg + at, old, keep);
+    e->msg[at + keep] = '\0';
     return e->code;
 }
 
