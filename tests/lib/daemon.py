@@ -59,10 +59,13 @@ def method_path(method):
 
 
 class Daemon:
-    def __init__(self, model_path, threads=2, args=(), env=None):
+    def __init__(self, model_path, threads=2, args=(), env=None, listen="127.0.0.1:0"):
         """model_path None: no --model flag (e.g. when RECSYS_MODEL is in env);
-        threads None: no --threads flag; env: variables added to os.environ."""
-        self.argv = [RECSYSD, "--listen", "127.0.0.1:0"]
+        threads, listen None: no --threads, --listen flag; env: variables
+        added to os.environ."""
+        self.argv = [RECSYSD]
+        if listen is not None:
+            self.argv += ["--listen", listen]
         if model_path is not None:
             self.argv += ["--model", str(model_path)]
         if threads is not None:
