@@ -110,10 +110,7 @@ class Daemon:
     def stop(self, check=True):
         """SIGTERM the daemon if it still runs and wait for it; with check,
         raise DaemonError unless it exits 0."""
-        # Channels first: an idle Python channel does not poll its socket, so
-        # it would not answer the server's shutdown ping, and the daemon would
-        # wait seconds for the connection to time out.
-        self._close_channels()
+        self.close_channels()  # see close_channels
         try:
             if self.proc is not None and self.proc.poll() is None:
                 self.proc.send_signal(_signal.SIGTERM)
@@ -123,14 +120,18 @@ class Daemon:
         finally:
             self._kill()
 
-    def _close_channels(self):
+    def close_channels(self):
+        """Close every channel made by channel() and rpc(). Do it before a
+        signal when no call is running: an idle Python channel does not poll
+        its socket, so it answers the server's shutdown ping only when gRPC's
+        backup poller runs (every 5 s), and the daemon waits for it."""
         for ch in self._channels:
             ch.close()
         self._channels = []
         self._channel = None
 
     def _kill(self):
-        self._close_channels()
+        self.close_channels()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
