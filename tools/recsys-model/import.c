@@ -391,7 +391,10 @@ static int cmp_u64(const void *a, const void *b)
 static int build_owned(struct import *im, struct err *e)
 {
     uint32_t users = ids_count(im->users);
-    qsort(im->pairs, im->npairs, sizeof(*im->pairs), cmp_u64);
+    /* Without a purchases file there are no pairs and no array: qsort's
+     * pointer must not be NULL even for zero elements. */
+    if (im->npairs > 0)
+        qsort(im->pairs, im->npairs, sizeof(*im->pairs), cmp_u64);
     size_t kept = 0;
     for (size_t i = 0; i < im->npairs; i++)
         if (kept == 0 || im->pairs[i] != im->pairs[kept - 1])
