@@ -60,7 +60,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-sanitize:
-	$(MAKE) test BUILD=build-$(SAN) BUILD_TYPE=Debug CMAKE_ARGS="-DRECSYS_SANITIZE=$(SAN)"
+	$(MAKE) test BUILD=build-$(SAN) BUILD_TYPE=Debug CMAKE_ARGS="-DRECSYS_SANITIZE=$(SAN) $(CMAKE_ARGS)"
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread
