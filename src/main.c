@@ -6,7 +6,8 @@
  *
  * Signals are blocked in every thread, before the first thread exists, and
  * taken synchronously here with sigwait(): no handler runs at an arbitrary
- * point of a worker, and the stop sequence is ordinary code.
+ * point of a worker, and the stop sequence is ordinary code. (A thread
+ * older than main() gets a forwarding handler; see forward_to_main.)
  *
  * Exit status: 0 after a signal-initiated stop, 1 when the server cannot
  * start (e.g. the port is taken), 2 for a bad command line or environment.
@@ -40,14 +41,33 @@ static const struct {
 
 #define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
 
+static pthread_t main_thread;
+
+/* forward_to_main - runs only on a thread that does not block our signals:
+ * one started before main() by a library constructor (the sanitizers'
+ * runtimes, some BLAS builds), which did not inherit the mask. There the
+ * default action would end the process at once; instead, hand the signal
+ * to the main thread, where it stays pending until sigwait() takes it.
+ * pthread_kill is async-signal-safe. */
+static void forward_to_main(int signo)
+{
+    pthread_kill(main_thread, signo);
+}
+
 /* block_signals - block every signal of the table in this thread and, as
- * threads inherit the mask, in all threads created after it. */
+ * threads inherit the mask, in all threads created after it; route the
+ * ones landing elsewhere to this thread. */
 static void block_signals(sigset_t *set)
 {
+    main_thread = pthread_self();
     sigemptyset(set);
     for (size_t i = 0; i < N_SIGNALS; i++)
         sigaddset(set, signals[i].signo);
     pthread_sigmask(SIG_BLOCK, set, NULL);
+    struct sigaction sa = {.sa_handler = forward_to_main, .sa_flags = SA_RESTART};
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i].signo, &sa, NULL);
 }
 
 /* wait_for_stop - handle signals until one asks to stop; returns its index. */
