@@ -29,16 +29,16 @@
  * when its last slot has gone idle it shuts its own queue down and exits.
  *
  * A worker runs each call start to finish on its own thread and arena, so
- * nothing on the request path is shared or locked.
+ * nothing on the request path is shared or locked. Two copies allocate: the
+ * response goes into a slice the core owns (it may hold it past the batch),
+ * and so does the status text, on error paths only.
  *
  * One more thread, the control thread, waits on the control queue for the
  * shutdown notification. Waiting, it is also one of the core's pollers: the
  * core reads sockets only on threads blocked in a queue, so without it a
  * burst arriving while every worker is in a handler would sit unread in the
  * kernel, and a shutdown then would cancel those calls instead of serving
- * them. The core itself copies
- * the response into its own slice (it may hold it past the batch) and the
- * status text on error paths; nothing else allocates.
+ * them.
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server.h"
