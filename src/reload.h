@@ -1,0 +1,94 @@
+/*
+ * reload: serve the model at a path and replace it, without stopping, when
+ * the file is replaced.
+ *
+ * reload_start() loads the file once, then a watcher thread follows the
+ * file's directory with inotify (and reload_request(), for SIGHUP). When a
+ * new file appears at the path it opens it on the watcher thread, validates
+ * it completely (model_open: the checks of `recsys-model verify`), and
+ * publishes it with one pointer store. Serving threads never wait: they read
+ * the current snapshot inside an RCU read-side section, and the old model is
+ * unmapped only after an RCU grace period, once no call can still see it.
+ *
+ * A snapshot is immutable: one call reads it once and uses its model
+ * throughout, so one response never mixes two models.
+ *
+ * A file that fails validation is refused: the model already served stays,
+ * and the refusal is counted and visible in the snapshot. Overwriting the
+ * served file in place is detected, and the model is withdrawn until the
+ * rewritten file is closed and validated (see reload.c for why).
+ *
+ * Publishing a model safely: write a new file in the same directory, fsync
+ * it, rename it over the path (model_write() does exactly this).
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "err.h"
+#include "model/model.h"
+
+struct reload;
+
+/* What a call sees. Immutable once published; valid until the
+ * reload_read_end() that closes the section it was read in. */
+struct reload_snapshot {
+    const struct model *model; /* NULL while no valid model is loaded: answer UNAVAILABLE */
+    uint64_t reload_count;     /* models loaded, the initial one included */
+    uint64_t failed_count;     /* attempts that produced no model: missing or invalid file */
+    int64_t last_attempt_unix; /* unix seconds of the last load attempt; 0 if none */
+    /* Why the model served is not the file's current content: the reason the
+     * last attempt failed, or why the model was withdrawn; "" when the last
+     * attempt succeeded. NUL-terminated, owned by the snapshot. */
+    const char *last_error;
+};
+
+/* reload_start - load the model at @path and start following it.
+ * @path:  the model file; its directory must exist, the file need not. The
+ *         string is copied.
+ * @slots: lookup slots each model is opened with (model_open): one per
+ *         thread that reads the model concurrently, i.e. per server worker.
+ * @out:   receives the reloader; stop and free it with reload_stop.
+ * @e:     receives the reason on failure; may be NULL.
+ *
+ * The first load runs before this returns. Its failure is not an error: it
+ * is logged and recorded in the snapshot (model NULL), and the file is
+ * loaded as soon as a valid one appears at the path.
+ *
+ * The calling thread must not be inside a read-side section.
+ * Returns 0, ERR_INVALID (@path names no file: empty, or ends in '/'),
+ * -ENOMEM, or -errno from inotify (-ENOENT: the directory does not exist),
+ * eventfd or pthread_create. On failure nothing is left running. */
+int reload_start(const char *path, unsigned slots, struct reload **out, struct err *e);
+
+/* reload_request - ask the watcher to load the file at the path now (SIGHUP).
+ * Returns at once; the load runs on the watcher thread. Async-signal-safe:
+ * one write to an eventfd. It loads even what the directory watch cannot
+ * see (a symlink's target replaced elsewhere) and re-arms the watch if the
+ * directory had been removed. A file identical to the one served (same
+ * inode, size and mtime) is not reloaded. */
+void reload_request(struct reload *r);
+
+/* reload_stop - stop the watcher, close the model, free @r.
+ * No thread may be reading a snapshot of @r any more (stop the server
+ * first). NULL is a no-op. */
+void reload_stop(struct reload *r);
+
+/* ---- the read side -------------------------------------------------------- */
+
+/* reload_reader_register - make the calling thread a reader. Every thread
+ * that calls reload_read_begin() must register first, once, and unregister
+ * before it exits. */
+void reload_reader_register(void);
+void reload_reader_unregister(void);
+
+/* reload_read_begin - open a read-side section and return the current
+ * snapshot (never NULL). Lock-free and wait-free: two thread-local counter
+ * updates and one load. The snapshot, its model and everything reached
+ * through it stay valid until reload_read_end(); read it once per call.
+ * Sections may nest; a thread inside one must not call reload_start or
+ * reload_stop (they wait for every section to end). */
+const struct reload_snapshot *reload_read_begin(const struct reload *r);
+
+/* reload_read_end - close the section opened by reload_read_begin(). */
+void reload_read_end(const struct reload *r);
