@@ -9,8 +9,8 @@
  * opens and validates new files, publishes snapshots and reclaims old ones.
  * It is the only writer of r->current, so publishing takes no lock, and it
  * reads the snapshots it owns outside RCU, so it is not a registered reader.
- * It also holds the lease on the served file and is the one thread the
- * lease-break signal is directed at.
+ * It also guards the served file (an inode watch and a lease, below) and
+ * is the one thread the lease-break signal is directed at.
  *
  * Publishing a snapshot:
  *
@@ -22,24 +22,27 @@
  * at most two models are mapped at once, the old one only until its last
  * call ends, and nothing outlives its last reader.
  *
- * Which inotify events, on the model file's directory (the file itself may
- * not exist yet, and a rename replaces the inode a watch on it would follow):
+ * Two inotify watches. The first is on the model file's DIRECTORY, for new
+ * files at the path (the file may not exist yet, and a rename brings a new
+ * inode, which a watch on the old one would not see):
  *
  *   IN_MOVED_TO     a file renamed over the path: the way to publish.
  *   IN_CLOSE_WRITE  a file written at the path and closed (cp, a redirection).
  *   IN_CREATE       a hard link made at the path (ln), which is all ln emits.
- *   IN_MODIFY       a write at the path. If the inode written is the one being
- *                   served, it is being overwritten in place (below);
- *                   otherwise the write only postpones the load, as a file
- *                   still being written is not ready.
+ *   IN_MODIFY       a file at the path still being written: postpones the load.
  *   IN_DELETE_SELF, IN_MOVE_SELF
- *                   the directory is gone: say so, SIGHUP re-arms the watch.
+ *                   the directory is gone: say so; SIGHUP re-arms the watch.
  *
  * Not watched: IN_DELETE and IN_MOVED_FROM. Removing or renaming away the
  * served file changes nothing for the served model (its map holds the
  * inode) and offers nothing to load. IN_EXCL_UNLINK drops events for files
  * already unlinked (a writer's deleted temporary file). Events for other
  * names, such as model_write's `.<name>.tmp.XXXXXX`, are ignored.
+ *
+ * The second watch is on the served INODE, whatever its names (a hard link
+ * elsewhere, the target of a symlink in another directory): IN_MODIFY says
+ * the mapped file itself is being written (below), and IN_CLOSE_WRITE that
+ * such a writer is done, so the file is loaded again.
  *
  * Coalescing. The first event that may mean a new file arms a timer; the
  * load runs once the path has been quiet for QUIET_MS, but no later than
@@ -59,22 +62,20 @@
  * would double its memory and load time. So the daemon gets out of the way
  * before the first byte changes:
  *
- *   1. The watcher holds a read lease (fcntl F_SETLEASE) on the served file.
- *      The kernel then holds up any open of that inode for writing, and any
+ *   1. The watcher holds a read lease (fcntl F_SETLEASE) on the served
+ *      inode. The kernel then holds up any open of it for writing, and any
  *      truncate, and signals the watcher, which withdraws the model (a
  *      snapshot without one, a grace period, unmap) and only then releases
  *      the lease: the writer goes on against a file nobody maps. Calls
- *      answer UNAVAILABLE meanwhile; when the writer closes the file
- *      (IN_CLOSE_WRITE) it is validated like any new file and served if
- *      valid. The writer waits one grace period, or the kernel's
+ *      answer UNAVAILABLE meanwhile; when the writer closes the file the
+ *      inode watch sees it, and it is validated like any new file and served
+ *      if valid. The writer waits one grace period, or the kernel's
  *      lease-break-time (45 s by default) should the daemon not answer.
  *   2. A lease needs the file's owner or CAP_LEASE, a local filesystem and
- *      no writer holding the file open. Without one (logged), an IN_MODIFY
- *      on the path whose inode is the served inode triggers the same
- *      withdrawal, but only after the write has begun: a call running in
- *      that window (inotify latency plus a grace period) can still read torn
- *      data or fault. Writes through another hard link of the inode name
- *      that link and are not seen at all.
+ *      no writer holding the file open. Without one (logged), the inode
+ *      watch's IN_MODIFY triggers the same withdrawal, but only after the
+ *      write has begun: a call running in that window (inotify latency plus
+ *      a grace period) can still read torn data or fault.
  *
  * Either way the error log says models must be published by rename, which
  * is the only way that never interrupts service.
@@ -105,6 +106,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +137,8 @@
  * file written in place, whose events come microseconds apart, or a few
  * milliseconds on a loaded machine. 50 ms covers that with margin and is
  * small next to the 1 s budget from rename to the first call on the new
- * model (validating a 10^6-item model takes a few hundred ms). */
+ * model, most of which validation may take (a 10^6 x 64 model, 320 MB:
+ * 130-250 ms with the file in the page cache, on the 2-core test VM). */
 #define QUIET_MS 50
 /* The load runs at the latest this long after the first event of a burst. */
 #define MAX_DELAY_MS 1000
@@ -145,9 +148,10 @@
  * blocked and reads it from a signalfd. No other part of recsysd uses it. */
 #define LEASE_SIGNAL SIGRTMIN
 
-#define WATCH_MASK                                                                                 \
+#define DIR_EVENTS                                                                                 \
     (IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |        \
      IN_ONLYDIR | IN_EXCL_UNLINK)
+#define FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE)
 
 /* What tells two files at the path apart: a rename or a link brings another
  * inode; a write in place changes the size or the modification time. */
@@ -174,13 +178,15 @@ struct reload {
     const char *name; /* the last component of path, in path */
     unsigned slots;
     int inotify_fd;
-    int wd; /* the directory's watch; -1 once the directory is gone */
+    int dir_wd;  /* the directory's watch; -1 once the directory is gone */
+    int file_wd; /* the served inode's watch; -1 for none */
     int wake_fd;
     int signal_fd; /* LEASE_SIGNAL */
-    int lease_fd;  /* holds the lease on the served file; -1 for none */
+    int lease_fd;  /* holds the lease on the served inode; -1 for none */
     int stopping;  /* __atomic: set by reload_stop */
     pthread_t watcher;
-    char grace; /* only its address is used: TSan's name for the grace period */
+    sem_t started; /* posted by the watcher after the first load */
+    char grace;    /* only its address is used: TSan's name for the grace period */
 };
 
 /* Arms the load timer and defers it while the path is busy. */
@@ -299,8 +305,7 @@ static void log_refused(const struct reload *r, const char *problem)
 }
 
 /* load - open the file at the path and serve it, or record why not.
- * Returns 1 when it published a new model, 0 otherwise. Runs on the
- * watcher thread, and once in reload_start. */
+ * Returns 1 when it published a new model, 0 otherwise. Watcher thread. */
 static int load(struct reload *r)
 {
     struct file_id id = {0};
@@ -338,7 +343,7 @@ static int load(struct reload *r)
     return 1;
 }
 
-/* ==== in-place overwrites ============================================== */
+/* ==== guarding the served file ========================================= */
 
 static void lease_signal_set(sigset_t *set)
 {
@@ -353,23 +358,45 @@ static void lease_drop(struct reload *r)
     r->lease_fd = -1;
 }
 
-/* lease_take - hold a read lease on the file served (see the top of this
- * file), or none if nothing is served. Watcher thread only: the break
- * signal is directed at the calling thread. */
-static void lease_take(struct reload *r)
+static void unguard(struct reload *r)
 {
     lease_drop(r);
+    if (r->file_wd >= 0)
+        inotify_rm_watch(r->inotify_fd, r->file_wd);
+    r->file_wd = -1;
+}
+
+/* watch_inode - the inode watch, on the inode @fd has open: by path, the
+ * name could already lead to another file. */
+static void watch_inode(struct reload *r, int fd)
+{
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    r->file_wd = inotify_add_watch(r->inotify_fd, self, FILE_EVENTS);
+    if (r->file_wd < 0)
+        log_warn("failed to watch model file %s (%s); an overwrite in place will not be "
+                 "noticed without a lease",
+                 r->path, strerror(errno));
+}
+
+/* guard - watch the served inode and hold a read lease on it (see the top
+ * of this file); or nothing, if nothing is served. Watcher thread only:
+ * the lease-break signal is directed at the calling thread. */
+static void guard(struct reload *r)
+{
+    unguard(r);
     if (r->snap->model == NULL)
         return;
     struct f_owner_ex owner = {F_OWNER_TID, gettid()};
     struct stat st;
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != r->served.dev || st.st_ino != r->served.ino) {
-        /* The path changed since the load; the next load takes the lease. */
+        /* Replaced since the load: the next load guards the new file. */
         if (fd >= 0)
             close(fd);
         return;
     }
+    watch_inode(r, fd);
     if (fcntl(fd, F_SETSIG, LEASE_SIGNAL) != 0 || fcntl(fd, F_SETOWN_EX, &owner) != 0 ||
         fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
         log_warn("failed to take a lease on model file %s (%s); an overwrite in place will "
@@ -381,8 +408,9 @@ static void lease_take(struct reload *r)
     r->lease_fd = fd;
 }
 
-/* withdraw - stop serving the model and release its file: it is being
- * overwritten in place; @how says at which point it was noticed. */
+/* withdraw - stop serving the model and let go of its file: it is being
+ * overwritten in place; @how says at which point that was noticed. The
+ * inode watch stays, to see the writer close the file. */
 static void withdraw(struct reload *r, const char *how)
 {
     struct snapshot *next = snapshot_next(r);
@@ -401,14 +429,16 @@ static void withdraw(struct reload *r, const char *how)
     lease_drop(r);
 }
 
-/* The kernel holds a writer up until the lease is released. */
+/* The signal only says a lease of ours is being broken; F_GETLEASE says
+ * whether it is the one held now (it reports the lease's target, F_UNLCK,
+ * while a break is pending) rather than one dropped since. The writer waits
+ * until withdraw() releases it. */
 static void on_lease_break(struct reload *r)
 {
     struct signalfd_siginfo si;
-    int broken = 0;
     while (read(r->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        broken |= r->lease_fd >= 0 && si.ssi_fd == r->lease_fd;
-    if (broken && r->snap->model != NULL)
+        continue;
+    if (r->lease_fd >= 0 && fcntl(r->lease_fd, F_GETLEASE) != F_RDLCK)
         withdraw(r, "is being opened for writing or truncated in place");
 }
 
@@ -416,8 +446,8 @@ static void on_lease_break(struct reload *r)
 
 static int watch_dir(struct reload *r)
 {
-    r->wd = inotify_add_watch(r->inotify_fd, r->dir, WATCH_MASK);
-    return r->wd < 0 ? -errno : 0;
+    r->dir_wd = inotify_add_watch(r->inotify_fd, r->dir, DIR_EVENTS);
+    return r->dir_wd < 0 ? -errno : 0;
 }
 
 static void debounce_note(struct debounce *d, int64_t now, int may_be_new_file)
@@ -446,11 +476,14 @@ static void on_replaced(struct reload *r, struct debounce *d, int64_t now)
     debounce_note(d, now, 1);
 }
 
-static void on_modified(struct reload *r, struct debounce *d, int64_t now)
+static void on_busy(struct reload *r, struct debounce *d, int64_t now)
 {
     debounce_note(d, now, 0);
-    struct file_id id = {0};
-    if (r->snap->model != NULL && file_id_read(r->path, &id) == 0 && same_inode(&id, &r->served))
+}
+
+static void on_served_modified(struct reload *r, struct debounce *d, int64_t now)
+{
+    if (r->snap->model != NULL)
         withdraw(r, "is being overwritten in place");
 }
 
@@ -467,19 +500,43 @@ static void on_dir_gone(struct reload *r, struct debounce *d, int64_t now)
               r->path);
     /* A moved directory is still watched, under a name that no longer
      * leads to the path. IN_IGNORED follows; its wd is then stale. */
-    inotify_rm_watch(r->inotify_fd, r->wd);
-    r->wd = -1;
+    inotify_rm_watch(r->inotify_fd, r->dir_wd);
+    r->dir_wd = -1;
+}
+
+/* Where an event comes from. */
+enum source {
+    FROM_PATH,      /* the directory watch, naming the model file */
+    FROM_DIR,       /* the directory watch, about the directory itself */
+    FROM_INODE,     /* the served inode's watch */
+    FROM_QUEUE,     /* inotify itself */
+    FROM_ELSEWHERE, /* another name in the directory, or a watch removed since */
+};
+
+static enum source source_of(const struct reload *r, const struct inotify_event *ev)
+{
+    if (ev->mask & IN_Q_OVERFLOW)
+        return FROM_QUEUE;
+    if (r->file_wd >= 0 && ev->wd == r->file_wd)
+        return FROM_INODE;
+    if (r->dir_wd < 0 || ev->wd != r->dir_wd)
+        return FROM_ELSEWHERE;
+    if (ev->len == 0)
+        return FROM_DIR;
+    return strcmp(ev->name, r->name) == 0 ? FROM_PATH : FROM_ELSEWHERE;
 }
 
 static const struct event_rule {
+    enum source source;
     uint32_t mask;
-    int on_path; /* 1: only events naming the model file */
     void (*fn)(struct reload *r, struct debounce *d, int64_t now);
 } event_rules[] = {
-    {IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE, 1, on_replaced},
-    {IN_MODIFY, 1, on_modified},
-    {IN_Q_OVERFLOW, 0, on_overflow},
-    {IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED, 0, on_dir_gone},
+    {FROM_PATH, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE, on_replaced},
+    {FROM_PATH, IN_MODIFY, on_busy},
+    {FROM_INODE, IN_MODIFY, on_served_modified},
+    {FROM_INODE, IN_CLOSE_WRITE, on_replaced},
+    {FROM_DIR, IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED, on_dir_gone},
+    {FROM_QUEUE, IN_Q_OVERFLOW, on_overflow},
 };
 
 #define N_EVENT_RULES (sizeof(event_rules) / sizeof(event_rules[0]))
@@ -487,17 +544,12 @@ static const struct event_rule {
 static void dispatch(struct reload *r, struct debounce *d, const struct inotify_event *ev,
                      int64_t now)
 {
-    /* Overflow has no watch; anything else from a removed watch is stale. */
-    if (!(ev->mask & IN_Q_OVERFLOW) && (r->wd < 0 || ev->wd != r->wd))
-        return;
+    enum source from = source_of(r, ev);
     for (size_t i = 0; i < N_EVENT_RULES; i++) {
-        const struct event_rule *rule = &event_rules[i];
-        if (!(ev->mask & rule->mask))
-            continue;
-        if (rule->on_path && (ev->len == 0 || strcmp(ev->name, r->name) != 0))
+        if (event_rules[i].source == from && (ev->mask & event_rules[i].mask)) {
+            event_rules[i].fn(r, d, now);
             return;
-        rule->fn(r, d, now);
-        return;
+        }
     }
 }
 
@@ -529,18 +581,18 @@ static int take_wake(struct reload *r)
     return __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
 }
 
-static void load_and_lease(struct reload *r)
+static void load_and_guard(struct reload *r)
 {
     if (load(r))
-        lease_take(r);
+        guard(r);
 }
 
 static void on_request(struct reload *r, struct debounce *d)
 {
-    if (r->wd < 0 && watch_dir(r) == 0)
+    if (r->dir_wd < 0 && watch_dir(r) == 0)
         log_info("watching %s again", r->dir);
     d->pending = 0; /* this load covers the events seen so far */
-    load_and_lease(r);
+    load_and_guard(r);
 }
 
 static void *watch(void *arg)
@@ -550,7 +602,10 @@ static void *watch(void *arg)
     sigset_t lease_signal;
     lease_signal_set(&lease_signal);
     pthread_sigmask(SIG_BLOCK, &lease_signal, NULL);
-    lease_take(r); /* for the model reload_start loaded */
+    /* The first load, here too: reload_start returns once the file it
+     * found is served and guarded. */
+    load_and_guard(r);
+    sem_post(&r->started);
     for (;;) {
         struct pollfd fds[3] = {{.fd = r->wake_fd, .events = POLLIN},
                                 {.fd = r->signal_fd, .events = POLLIN},
@@ -572,7 +627,7 @@ static void *watch(void *arg)
             read_events(r, &d);
         if (d.pending && debounce_timeout(&d, now_ms()) == 0) {
             d.pending = 0;
-            load_and_lease(r);
+            load_and_guard(r);
         }
     }
 }
@@ -642,6 +697,7 @@ static void destroy(struct reload *r)
     if (r->signal_fd >= 0)
         close(r->signal_fd);
     lease_drop(r);
+    sem_destroy(&r->started);
     free(r->path);
     free(r->dir);
     free(r);
@@ -656,18 +712,20 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
     if (r == NULL)
         return err_set(e, -ENOMEM, "out of memory");
     r->slots = slots;
-    r->inotify_fd = r->wake_fd = r->signal_fd = r->lease_fd = r->wd = -1;
+    sem_init(&r->started, 0, 0);
+    r->inotify_fd = r->wake_fd = r->signal_fd = r->lease_fd = r->dir_wd = r->file_wd = -1;
     int rc;
     if ((rc = split_path(r, path, e)) != 0 || (rc = open_watch(r, e)) != 0 ||
         (rc = first_snapshot(r, e)) != 0)
         goto out;
-    /* After the watch exists, so a file published meanwhile is not missed.
-     * The watcher takes the lease: the break signal is directed at it. */
-    load(r);
+    /* The watcher loads the file after the watch exists, so a file
+     * published meanwhile is not missed. */
     if ((rc = pthread_create(&r->watcher, NULL, watch, r)) != 0) {
         rc = err_set(e, -rc, "failed to start the model watcher thread (%s)", strerror(rc));
         goto out;
     }
+    while (sem_wait(&r->started) != 0)
+        continue; /* EINTR */
     *out = r;
     return 0;
 out:
