@@ -2,10 +2,10 @@
  * reload: serve the model at a path and replace it, without stopping, when
  * the file is replaced.
  *
- * reload_start() loads the file once, then a watcher thread follows the
- * file's directory with inotify (and reload_request(), for SIGHUP). When a
- * new file appears at the path it opens it on the watcher thread, validates
- * it completely (model_open: the checks of `recsys-model verify`), and
+ * reload_start() starts a watcher thread, which loads the file, then
+ * follows its directory with inotify (and reload_request(), for SIGHUP).
+ * When a new file appears at the path the watcher opens it, validates it
+ * completely (model_open: the checks of `recsys-model verify`), and
  * publishes it with one pointer store. Serving threads never wait: they read
  * the current snapshot inside an RCU read-side section, and the old model is
  * unmapped only after an RCU grace period, once no call can still see it.
@@ -14,12 +14,20 @@
  * throughout, so one response never mixes two models.
  *
  * A file that fails validation is refused: the model already served stays,
- * and the refusal is counted and visible in the snapshot. Overwriting the
- * served file in place is detected, and the model is withdrawn until the
- * rewritten file is closed and validated (see reload.c for why).
+ * and the refusal is counted and visible in the snapshot.
  *
  * Publishing a model safely: write a new file in the same directory, fsync
- * it, rename it over the path (model_write() does exactly this).
+ * it, rename it over the path (model_write() does exactly this). Writing
+ * the served file in place would change the bytes under running calls (a
+ * truncation makes them fault), so the watcher holds a read lease on the
+ * served file: the kernel holds such a writer up until the model has been
+ * withdrawn and unmapped, calls answer UNAVAILABLE meanwhile, and the file
+ * is validated and served again once the writer closes it. Where no lease
+ * can be taken, the first write is noticed and the model withdrawn right
+ * after it (see reload.c).
+ *
+ * Signals: the watcher thread uses SIGRTMIN for lease breaks, directed at
+ * itself and blocked there; nothing else in the process may use it.
  */
 #pragma once
 
@@ -51,11 +59,12 @@ struct reload_snapshot {
  * @out:   receives the reloader; stop and free it with reload_stop.
  * @e:     receives the reason on failure; may be NULL.
  *
- * The first load runs before this returns. Its failure is not an error: it
- * is logged and recorded in the snapshot (model NULL), and the file is
- * loaded as soon as a valid one appears at the path.
+ * The first load runs, on the watcher thread, before this returns. Its
+ * failure is not an error: it is logged and recorded in the snapshot (model
+ * NULL), and the file is loaded as soon as a valid one appears at the path.
  *
- * The calling thread must not be inside a read-side section.
+ * The calling thread must not be inside a read-side section (the load
+ * waits for a grace period).
  * Returns 0, ERR_INVALID (@path names no file: empty, or ends in '/'),
  * -ENOMEM, or -errno from inotify (-ENOENT: the directory does not exist),
  * eventfd or pthread_create. On failure nothing is left running. */
@@ -63,10 +72,11 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
 
 /* reload_request - ask the watcher to load the file at the path now (SIGHUP).
  * Returns at once; the load runs on the watcher thread. Async-signal-safe:
- * one write to an eventfd. It loads even what the directory watch cannot
- * see (a symlink's target replaced elsewhere) and re-arms the watch if the
- * directory had been removed. A file identical to the one served (same
- * inode, size and mtime) is not reloaded. */
+ * one write to an eventfd. It loads even what the watches cannot see (a
+ * symlink's target replaced by a rename in another directory) and re-arms
+ * the directory watch if the directory had been removed. A file identical
+ * to the one served (same inode, size and mtime) is not loaded again; a
+ * refused one is retried. */
 void reload_request(struct reload *r);
 
 /* reload_stop - stop the watcher, close the model, free @r.
@@ -83,8 +93,9 @@ void reload_reader_register(void);
 void reload_reader_unregister(void);
 
 /* reload_read_begin - open a read-side section and return the current
- * snapshot (never NULL). Lock-free and wait-free: two thread-local counter
- * updates and one load. The snapshot, its model and everything reached
+ * snapshot (never NULL). No lock and no wait: a thread-local counter update
+ * at each end of the section, one load, and at the end a futex wake-up only
+ * while a grace period is waiting for this thread. The snapshot, its model and everything reached
  * through it stay valid until reload_read_end(); read it once per call.
  * Sections may nest; a thread inside one must not call reload_start or
  * reload_stop (they wait for every section to end). */
