@@ -214,7 +214,7 @@ class EnvironmentTest(SmallModel, unittest.TestCase):
             d.signal(signal.SIGTERM)
             self.assertEqual(d.wait_exit(30), 0)
             self.assertNotIn("call failed", d.log())
-            self.assertEqual(len(d.log().splitlines()), 4, d.log())  # loaded, listening, stop
+            self.assertNotIn(" DEBUG ", d.log())
 
 
 class ConcurrencyTest(SmallModel, unittest.TestCase):
