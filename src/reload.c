@@ -143,9 +143,10 @@
 /* The load runs at the latest this long after the first event of a burst. */
 #define MAX_DELAY_MS 1000
 
-/* The lease-break notification: a real-time signal (queued, and carrying
- * the lease's fd), directed at the watcher thread alone, which keeps it
- * blocked and reads it from a signalfd. No other part of recsysd uses it. */
+/* The lease-break notification, instead of the default SIGIO (whose
+ * default action ends the process): a real-time signal, directed at the
+ * watcher thread alone, which keeps it blocked and reads it from a
+ * signalfd. No other part of recsysd uses it. */
 #define LEASE_SIGNAL SIGRTMIN
 
 #define DIR_EVENTS                                                                                 \
@@ -607,8 +608,9 @@ static void *watch(void *arg)
     load_and_guard(r);
     sem_post(&r->started);
     for (;;) {
-        struct pollfd fds[3] = {{.fd = r->wake_fd, .events = POLLIN},
-                                {.fd = r->signal_fd, .events = POLLIN},
+        /* A lease break first: a writer is held up until it is handled. */
+        struct pollfd fds[3] = {{.fd = r->signal_fd, .events = POLLIN},
+                                {.fd = r->wake_fd, .events = POLLIN},
                                 {.fd = r->inotify_fd, .events = POLLIN}};
         if (poll(fds, 3, debounce_timeout(&d, now_ms())) < 0 && errno != EINTR) {
             log_error("failed to wait for model file events (%s); the model will not be "
@@ -616,13 +618,13 @@ static void *watch(void *arg)
                       strerror(errno));
             return NULL;
         }
-        if (fds[0].revents & POLLIN) {
+        if (fds[0].revents & POLLIN)
+            on_lease_break(r);
+        if (fds[1].revents & POLLIN) {
             if (take_wake(r))
                 return NULL;
             on_request(r, &d);
         }
-        if (fds[1].revents & POLLIN)
-            on_lease_break(r);
         if (fds[2].revents & POLLIN)
             read_events(r, &d);
         if (d.pending && debounce_timeout(&d, now_ms()) == 0) {
