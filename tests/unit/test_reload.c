@@ -607,6 +607,18 @@ static int mappings_in(const char *dir)
     return n;
 }
 
+/* mappings_become - wait until @dir's files are mapped @n times: a
+ * replaced model is unmapped after its grace period, just after the new
+ * one became visible. 0, or -ETIMEDOUT after 5 s. */
+static int mappings_become(const char *dir, int n)
+{
+    int64_t deadline = now_ms() + 5000;
+    while (mappings_in(dir) != n)
+        if (now_ms() > deadline || nanosleep(&(struct timespec){0, 1000000}, NULL) != 0)
+            return -ETIMEDOUT;
+    return 0;
+}
+
 static int open_fds(void)
 {
     int n = 0;
@@ -638,7 +650,7 @@ FX_TEST(test_swaps_under_readers)
 
     struct seen s = look(f->r);
     CHECK(serves(&s, "A") && s.reload_count == SWAPS + 1 && s.failed_count == 0);
-    CHECK(mappings_in(f->dir) == 1);
+    CHECK_OK(mappings_become(f->dir, 1));
     reload_stop(f->r);
     f->r = NULL;
     CHECK(mappings_in(f->dir) == 0);
