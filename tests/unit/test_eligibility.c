@@ -5,7 +5,6 @@
  */
 #include "eligibility.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "check.h"
 #include "model/writer.h"
+#include "served.h"
 
 enum { DIM = 3, ITEMS = 7, USERS = 3 };
 
@@ -37,11 +37,7 @@ static const uint32_t owned[] = {5, 0, 6};
 static const char *const categories[] = {"courses", "books"};
 
 static struct {
-    char dir[64];
-    char path[128];
-    struct model *model;
-    struct arena *arena;
-    struct query q;
+    struct served sv;
 } fx;
 
 static int fixture_open(void)
@@ -68,40 +64,12 @@ static int fixture_open(void)
         .version = "elig-1",
         .created_at = 1700000000,
     };
-    struct err e = {0};
-    strcpy(fx.dir, "/tmp/recsys-test-XXXXXX");
-    if (mkdtemp(fx.dir) == NULL)
-        return -1;
-    snprintf(fx.path, sizeof(fx.path), "%s/model.lmdb", fx.dir);
-    int rc = model_write(fx.path, &src, &e);
-    if (rc == 0)
-        rc = model_open(fx.path, 1, &fx.model, &e);
-    if (rc == 0)
-        rc = arena_create(16 << 10, &fx.arena);
-    if (rc != 0) {
-        fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
-        return rc;
-    }
-    fx.q = (struct query){fx.model, 0, fx.arena};
-    return 0;
+    return served_open(&fx.sv, &src, 16 << 10);
 }
 
 static void fixture_close(void)
 {
-    model_close(fx.model);
-    arena_destroy(fx.arena);
-    DIR *d = opendir(fx.dir);
-    struct dirent *de;
-    char p[512];
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", fx.dir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(fx.dir);
+    served_close(&fx.sv);
 }
 
 /* ==== expected answers =================================================== */
@@ -159,7 +127,7 @@ static int run(const char *user, char **owned_ids, size_t n_owned, char **items,
     req.n_owned_item_ids = n_owned;
     req.item_ids = items;
     req.n_item_ids = n_items;
-    return eligibility_run(&fx.q, &req, resp, e);
+    return eligibility_run(&fx.sv.q, &req, resp, e);
 }
 
 static int result_ok(const Recsys__V1__EligibilityResult *r, const struct expect *x)
@@ -186,7 +154,7 @@ static void test_each_rule(void)
         CHECK(resp->n_results == 1);
         CHECK(result_ok(resp->results[0], x));
         CHECK(strcmp(resp->model_version, "elig-1") == 0);
-        arena_reset(fx.arena);
+        arena_reset(fx.sv.arena);
     }
 }
 
@@ -203,7 +171,7 @@ static void test_batch_order_and_duplicates(void)
     CHECK(resp->n_results == N);
     for (size_t k = 0; k < N; k++)
         CHECK(result_ok(resp->results[k], &expects[pick[k]]));
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 }
 
 /* Request-owned ids act like the model's: several at once, with repeats. */
@@ -217,7 +185,7 @@ static void test_request_owned_list(void)
     CHECK(resp->n_results == 4);
     for (size_t k = 0; k < 4; k++)
         CHECK(resp->results[k]->reason == want[k]);
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 }
 
 static void test_limits(void)
@@ -244,18 +212,18 @@ static void test_limits(void)
     char *long_item[] = {"plain", long_id};
     CHECK_RC(run("alice", NULL, 0, long_item, 2, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "item_ids[1]");
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 
     /* At the limits: accepted. */
     long_id[MODEL_ID_MAX] = '\0';
     CHECK_OK(run(long_id, many, QUERY_IDS_MAX, long_item, 2, &resp, &e));
     CHECK(resp->results[1]->reason == UNKNOWN);
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
     CHECK_OK(run("alice", NULL, 0, many, QUERY_IDS_MAX, &resp, &e));
     CHECK(resp->n_results == QUERY_IDS_MAX);
     for (size_t k = 0; k < QUERY_IDS_MAX; k++)
         CHECK(strcmp(resp->results[k]->item_id, item_ids[k % ITEMS]) == 0);
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 }
 
 int main(int argc, char **argv)

@@ -9,7 +9,6 @@
  */
 #include "recommend.h"
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "check.h"
 #include "model/writer.h"
+#include "served.h"
 
 enum {
     DIM = 7,
@@ -32,8 +32,7 @@ static const char *const cat_names[CATS] = {"courses", "books", "audio", "consul
 /* ==== fixture: a random model and what it was built from ================ */
 
 static struct {
-    char dir[64];
-    char path[128];
+    struct served sv;
     float uf[USERS * DIM];
     float itf[ITEMS * DIM];
     char uid_buf[USERS][16];
@@ -45,9 +44,6 @@ static struct {
     uint32_t owned[USERS * OWNED_MAX];
     struct model_item_attr attrs[ITEMS];
     struct model_src src;
-    struct model *model;
-    struct arena *arena;
-    struct query q;
 } fx;
 
 static uint64_t rng_state = 42;
@@ -116,41 +112,13 @@ static void fill_source(void)
 
 static int fixture_open(void)
 {
-    struct err e = {0};
     fill_source();
-    strcpy(fx.dir, "/tmp/recsys-test-XXXXXX");
-    if (mkdtemp(fx.dir) == NULL)
-        return -1;
-    snprintf(fx.path, sizeof(fx.path), "%s/model.lmdb", fx.dir);
-    int rc = model_write(fx.path, &fx.src, &e);
-    if (rc == 0)
-        rc = model_open(fx.path, 1, &fx.model, &e);
-    if (rc == 0)
-        rc = arena_create(64 << 10, &fx.arena);
-    if (rc != 0) {
-        fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
-        return rc;
-    }
-    fx.q = (struct query){fx.model, 0, fx.arena};
-    return 0;
+    return served_open(&fx.sv, &fx.src, 64 << 10);
 }
 
 static void fixture_close(void)
 {
-    model_close(fx.model);
-    arena_destroy(fx.arena);
-    DIR *d = opendir(fx.dir);
-    struct dirent *de;
-    char p[512];
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", fx.dir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(fx.dir);
+    served_close(&fx.sv);
 }
 
 /* ==== the reference ====================================================== */
@@ -297,7 +265,7 @@ static int compare(const Recsys__V1__RecommendRequest *req, const struct ref_req
     struct err e = {0};
     Recsys__V1__RecommendResponse *resp = NULL;
     int bad = 0;
-    int rc = recommend_run(&fx.q, req, &resp, &e);
+    int rc = recommend_run(&fx.sv.q, req, &resp, &e);
     uint32_t n = reference(r, want);
     if (rc != 0) {
         fprintf(stderr, "  recommend_run: %s (%s)\n", e.msg, err_strerror(rc));
@@ -321,7 +289,7 @@ static int compare(const Recsys__V1__RecommendRequest *req, const struct ref_req
             bad = 1;
         }
     }
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
     return bad;
 }
 
@@ -373,13 +341,13 @@ static void test_owned_never_returned(void)
         req.user_id = fx.uid_buf[u];
         req.count = QUERY_COUNT_MAX;
         Recsys__V1__RecommendResponse *resp;
-        CHECK_OK(recommend_run(&fx.q, &req, &resp, NULL));
+        CHECK_OK(recommend_run(&fx.sv.q, &req, &resp, NULL));
         for (size_t k = 0; k < resp->n_items; k++) {
             uint32_t i = (uint32_t)atoi(resp->items[k]->item_id + strlen("item-"));
             CHECK(!user_owns(u, i));
             CHECK(fx.attrs[i].on_sale);
         }
-        arena_reset(fx.arena);
+        arena_reset(fx.sv.arena);
     }
 }
 
@@ -438,8 +406,8 @@ static int run_bad_case(const struct bad_case *bc)
     req.n_categories = bc->n_categories;
     struct err e = {0};
     Recsys__V1__RecommendResponse *resp = NULL;
-    int rc = recommend_run(&fx.q, &req, &resp, &e);
-    arena_reset(fx.arena);
+    int rc = recommend_run(&fx.sv.q, &req, &resp, &e);
+    arena_reset(fx.sv.arena);
     if (rc != bc->want) {
         fprintf(stderr, "  %s: %s, want %s (%s)\n", bc->what, err_name(rc), err_name(bc->want),
                 e.msg);

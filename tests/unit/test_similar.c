@@ -10,7 +10,6 @@
  */
 #include "similar.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 
 #include "check.h"
 #include "model/writer.h"
+#include "served.h"
 
 enum {
     DIM = 20,
@@ -37,8 +37,7 @@ static const char *const cat_names[CATS] = {"courses", "books", "audio", "consul
 /* ==== fixture ============================================================ */
 
 static struct {
-    char dir[64];
-    char path[128];
+    struct served sv;
     float uf[USERS * DIM];
     float itf[ITEMS * DIM];
     char uid_buf[USERS][16];
@@ -48,9 +47,6 @@ static struct {
     uint64_t off[USERS + 1];
     uint32_t owned[USERS * OWNED_MAX];
     struct model_item_attr attrs[ITEMS];
-    struct model *model;
-    struct arena *arena;
-    struct query q;
 } fx;
 
 static uint64_t rng_state = 7;
@@ -124,41 +120,13 @@ static void fill_source(struct model_src *src)
 static int fixture_open(void)
 {
     struct model_src src;
-    struct err e = {0};
     fill_source(&src);
-    strcpy(fx.dir, "/tmp/recsys-test-XXXXXX");
-    if (mkdtemp(fx.dir) == NULL)
-        return -1;
-    snprintf(fx.path, sizeof(fx.path), "%s/model.lmdb", fx.dir);
-    int rc = model_write(fx.path, &src, &e);
-    if (rc == 0)
-        rc = model_open(fx.path, 1, &fx.model, &e);
-    if (rc == 0)
-        rc = arena_create(64 << 10, &fx.arena);
-    if (rc != 0) {
-        fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
-        return rc;
-    }
-    fx.q = (struct query){fx.model, 0, fx.arena};
-    return 0;
+    return served_open(&fx.sv, &src, 64 << 10);
 }
 
 static void fixture_close(void)
 {
-    model_close(fx.model);
-    arena_destroy(fx.arena);
-    DIR *d = opendir(fx.dir);
-    struct dirent *de;
-    char p[512];
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", fx.dir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(fx.dir);
+    served_close(&fx.sv);
 }
 
 /* ==== the reference ====================================================== */
@@ -340,14 +308,14 @@ static void test_against_cosine(void)
                 make_request(item, mask, counts[c], &l, &req, &r);
                 Recsys__V1__RecommendResponse *resp;
                 struct err e = {0};
-                CHECK_OK(similar_run(&fx.q, &req, &resp, &e));
+                CHECK_OK(similar_run(&fx.sv.q, &req, &resp, &e));
                 Recsys__V1__Source src = r.user >= 0 ? RECSYS__V1__SOURCE__PERSONALIZED
                                                      : RECSYS__V1__SOURCE__SOURCE_UNSPECIFIED;
                 if (verify(resp, &r, src) != 0) {
                     fprintf(stderr, "  (filters 0x%x, count %u)\n", mask, counts[c]);
                     CHECK(0);
                 }
-                arena_reset(fx.arena);
+                arena_reset(fx.sv.arena);
             }
     }
 }
@@ -360,7 +328,7 @@ static void test_zero_vector(void)
     req.item_id = fx.iid_buf[ZERO_ITEM];
     req.count = 5;
     Recsys__V1__RecommendResponse *resp;
-    CHECK_OK(similar_run(&fx.q, &req, &resp, NULL));
+    CHECK_OK(similar_run(&fx.sv.q, &req, &resp, NULL));
     CHECK(resp->n_items == 5);
     uint32_t expect = 0;
     for (size_t k = 0; k < 5; k++, expect++) {
@@ -369,7 +337,7 @@ static void test_zero_vector(void)
         CHECK(item_of(resp->items[k]->item_id) == expect);
         CHECK(resp->items[k]->score == 0.0f);
     }
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 }
 
 static void test_errors(void)
@@ -384,34 +352,34 @@ static void test_errors(void)
     struct err e = {0};
 
     recsys__v1__similar_items_request__init(&req);
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "item_id is empty");
     req.item_id = "item-9999";
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_NOT_FOUND);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_NOT_FOUND);
     CHECK_STR_HAS(e.msg, "item 'item-9999' not found");
     req.item_id = long_id;
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "item_id");
 
     req.item_id = fx.iid_buf[1];
     req.count = QUERY_COUNT_MAX + 1;
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "count 1001 exceeds 1000");
     req.count = 0;
     req.user_id = long_id;
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "user_id");
     req.user_id = "";
     req.exclude_item_ids = many;
     req.n_exclude_item_ids = QUERY_IDS_MAX + 1;
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "exclude_item_ids");
     req.n_exclude_item_ids = 0;
     req.categories = many;
     req.n_categories = QUERY_CATEGORIES_MAX + 1;
-    CHECK_RC(similar_run(&fx.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "categories");
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 
     /* At every limit at once: accepted (the categories match nothing). */
     long_id[MODEL_ID_MAX] = '\0';
@@ -420,9 +388,9 @@ static void test_errors(void)
     req.exclude_item_ids = many;
     req.n_exclude_item_ids = QUERY_IDS_MAX;
     req.n_categories = QUERY_CATEGORIES_MAX;
-    CHECK_OK(similar_run(&fx.q, &req, &resp, &e));
+    CHECK_OK(similar_run(&fx.sv.q, &req, &resp, &e));
     CHECK(resp->n_items == 0);
-    arena_reset(fx.arena);
+    arena_reset(fx.sv.arena);
 }
 
 int main(int argc, char **argv)
