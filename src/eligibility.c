@@ -93,11 +93,12 @@ int eligibility_run(const struct query *q, const Recsys__V1__EligibilityRequest 
         return rc;
 
     struct model_user user;
-    rc = model_find_user(q->model, q->slot, req->user_id, strlen(req->user_id), &user);
-    if (rc != 0 && rc != ERR_NOT_FOUND)
-        return err_set(e, rc, "failed to look up user '%s' (%s)", req->user_id, err_strerror(rc));
+    int known;
+    rc = filter_find_user(q, req->user_id, &user, &known, e);
+    if (rc != 0)
+        return rc;
     const struct filter_spec spec = {
-        .user = rc == 0 ? &user : NULL,
+        .user = known ? &user : NULL,
         .owned_ids = req->owned_item_ids,
         .owned_count = req->n_owned_item_ids,
         .self = -1,

@@ -18,6 +18,21 @@ int filter_check_id(const char *field, const char *id, int required, struct err 
     return 0;
 }
 
+int filter_find_user(const struct query *q, const char *id, struct model_user *u, int *known,
+                     struct err *e)
+{
+    *known = 0;
+    if (id[0] == '\0')
+        return 0;
+    int rc = model_find_user(q->model, q->slot, id, strlen(id), u);
+    if (rc == ERR_NOT_FOUND)
+        return 0;
+    if (rc != 0)
+        return err_set(e, rc, "failed to look up user '%s' (%s)", id, err_strerror(rc));
+    *known = 1;
+    return 0;
+}
+
 int filter_check_count(uint32_t count, uint32_t *n, struct err *e)
 {
     if (count > QUERY_COUNT_MAX)

@@ -72,6 +72,12 @@ static inline int filter_in_membership(uint32_t item_tier, uint32_t user_tier)
 
 /* ---- request checks ---------------------------------------------------- */
 
+/* filter_find_user - look up the request's user through q->slot. An empty
+ * or unknown id is no error: *known = 0 (a new user owns nothing, tier 0).
+ * Returns 0, or the LMDB/errno code of a failed lookup with text in @e. */
+int filter_find_user(const struct query *q, const char *id, struct model_user *u, int *known,
+                     struct err *e);
+
 /* filter_check_id - @id, the request field @field, must be at most
  * MODEL_ID_MAX bytes, and non-empty when @required.
  * Returns 0 or ERR_INVALID ("user_id is empty"). */

@@ -89,10 +89,10 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
         return rc;
 
     struct model_user user;
-    rc = model_find_user(q->model, q->slot, req->user_id, strlen(req->user_id), &user);
-    if (rc != 0 && rc != ERR_NOT_FOUND)
-        return err_set(e, rc, "failed to look up user '%s' (%s)", req->user_id, err_strerror(rc));
-    int known = rc == 0;
+    int known;
+    rc = filter_find_user(q, req->user_id, &user, &known, e);
+    if (rc != 0)
+        return rc;
 
     const struct filter_spec spec = {
         .user = known ? &user : NULL,

@@ -17,21 +17,6 @@
 
 /* The optional user whose purchases are filtered out: *known is 0 when
  * user_id is empty or names nobody the model knows. */
-static int find_user(const struct query *q, const char *id, struct model_user *u, int *known,
-                     struct err *e)
-{
-    *known = 0;
-    if (id[0] == '\0')
-        return 0;
-    int rc = model_find_user(q->model, q->slot, id, strlen(id), u);
-    if (rc == ERR_NOT_FOUND)
-        return 0;
-    if (rc != 0)
-        return err_set(e, rc, "failed to look up user '%s' (%s)", id, err_strerror(rc));
-    *known = 1;
-    return 0;
-}
-
 static int find_item(const struct query *q, const char *id, uint32_t *item, struct err *e)
 {
     int rc = model_find_item(q->model, q->slot, id, strlen(id), item);
@@ -62,7 +47,7 @@ int similar_run(const struct query *q, const Recsys__V1__SimilarItemsRequest *re
     if (rc == 0)
         rc = find_item(q, req->item_id, &item, e);
     if (rc == 0)
-        rc = find_user(q, req->user_id, &user, &known, e);
+        rc = filter_find_user(q, req->user_id, &user, &known, e);
     if (rc != 0)
         return rc;
 
