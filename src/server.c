@@ -110,6 +110,7 @@ struct server {
     bool control_running;
     const struct server_method *methods;
     size_t n_methods;
+    struct server_hooks hooks;
     void **registered; /* the core's handle per method */
     struct worker *workers;
     unsigned n_workers;
@@ -348,6 +349,9 @@ static void (*const on_event[])(struct slot *, bool) = {
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    const struct server_hooks *hooks = &w->server->hooks;
+    if (hooks->thread_start != NULL)
+        hooks->thread_start(hooks->arg);
     for (size_t i = 0; i < w->n_live; i++)
         arm(&w->slots[i]);
     for (;;) {
@@ -359,6 +363,8 @@ static void *worker_main(void *arg)
         struct slot *s = ev.tag;
         on_event[s->state](s, ev.success != 0);
     }
+    if (hooks->thread_stop != NULL)
+        hooks->thread_stop(hooks->arg);
     return NULL;
 }
 
@@ -453,7 +459,7 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
 }
 
 int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
-                 struct server **out, struct err *e)
+                 const struct server_hooks *hooks, struct server **out, struct err *e)
 {
     gpr_set_log_function(grpc_log);
     struct server *srv = calloc(1, sizeof(*srv));
@@ -461,6 +467,8 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
         return err_set(e, -ENOMEM, "out of memory");
     srv->methods = methods;
     srv->n_methods = n_methods;
+    if (hooks != NULL)
+        srv->hooks = *hooks;
     srv->n_workers = cfg->threads;
     srv->grace_ms = cfg->grace_ms;
     atomic_init(&srv->stopping, false);

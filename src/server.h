@@ -59,9 +59,20 @@ struct server_method {
     void *arg; /* for the handler, through call->method->arg */
 };
 
+/* Per-thread set-up the handlers rely on, such as registering each worker
+ * as an RCU reader. Each worker thread calls thread_start(arg) before it
+ * serves its first call and thread_stop(arg) after its last, both on
+ * itself; no other thread calls either. Either function may be NULL. */
+struct server_hooks {
+    void (*thread_start)(void *arg);
+    void (*thread_stop)(void *arg);
+    void *arg;
+};
+
 /* server_start - create, bind and start the server; return once it accepts calls.
  * @cfg:     listen, threads, max_request_bytes and grace_ms are used.
  * @methods: the unary methods to serve; borrowed, must outlive the server.
+ * @hooks:   run on every worker thread; copied. NULL for none.
  * @out:     receives the server; stop and free it with server_stop.
  * @e:       receives the reason on failure; may be NULL.
  * grpc_init() must have been called. Returns 0, ERR_INVALID (the address
@@ -69,7 +80,7 @@ struct server_method {
  * pthread_create, or ERR_INTERNAL (the core refused a method or a queue).
  * On failure nothing is left running. */
 int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
-                 struct server **out, struct err *e);
+                 const struct server_hooks *hooks, struct server **out, struct err *e);
 
 /* server_port - the port actually bound (the real one when listening on port 0). */
 int server_port(const struct server *s);

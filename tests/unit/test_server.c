@@ -94,15 +94,44 @@ static void gate_open(void)
     pthread_mutex_unlock(&gate.mu);
 }
 
+/* The worker hooks: count their runs, and mark the threads they ran on. */
+struct hook_runs {
+    atomic_int starts, stops;
+};
+static _Thread_local bool hooked;
+
+static void hook_start(void *arg)
+{
+    struct hook_runs *runs = arg;
+    hooked = true;
+    atomic_fetch_add(&runs->starts, 1);
+}
+
+static void hook_stop(void *arg)
+{
+    struct hook_runs *runs = arg;
+    hooked = false;
+    atomic_fetch_add(&runs->stops, 1);
+}
+
+/* Answers OK only on a thread hook_start ran on. */
+static void hooked_only(const struct server_call *call, struct server_reply *reply)
+{
+    if (!hooked)
+        reply->status = GRPC_STATUS_FAILED_PRECONDITION;
+}
+
 static const struct server_method methods[] = {
     {"/test.Echo/Reverse", reverse, NULL},
     {"/test.Echo/Fail", fail, "the request was bad"},
     {"/test.Echo/Block", block, NULL},
+    {"/test.Echo/Hooked", hooked_only, NULL},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
-static int start(unsigned threads, unsigned grace_ms, struct server **srv, char *addr)
+static int start_hooked(unsigned threads, unsigned grace_ms, const struct server_hooks *hooks,
+                        struct server **srv, char *addr)
 {
     struct config cfg = {
         .listen = "127.0.0.1:0",
@@ -111,13 +140,18 @@ static int start(unsigned threads, unsigned grace_ms, struct server **srv, char 
         .grace_ms = grace_ms,
     };
     struct err e = {0};
-    int rc = server_start(&cfg, methods, N_METHODS, srv, &e);
+    int rc = server_start(&cfg, methods, N_METHODS, hooks, srv, &e);
     if (rc != 0) {
         fprintf(stderr, "server_start: %s\n", e.msg);
         return rc;
     }
     snprintf(addr, 64, "127.0.0.1:%d", server_port(*srv));
     return 0;
+}
+
+static int start(unsigned threads, unsigned grace_ms, struct server **srv, char *addr)
+{
+    return start_hooked(threads, grace_ms, NULL, srv, addr);
 }
 
 /* ---- client ------------------------------------------------------------- */
@@ -430,6 +464,32 @@ static void test_stop_cancels_calls_after_grace(void)
     grpc_channel_destroy(ch);
 }
 
+/* Every worker runs thread_start before its first call and thread_stop
+ * after its last; calls are served only on hooked threads. */
+static void test_hooks_run_on_every_worker(void)
+{
+    enum { THREADS = 3, CALLS = 30 };
+    static struct hook_runs runs;
+    struct server_hooks hooks = {hook_start, hook_stop, &runs};
+    struct server *srv;
+    char addr[64];
+    CHECK_OK(start_hooked(THREADS, 1000, &hooks, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    static struct client_call calls[CALLS];
+    for (int i = 0; i < CALLS; i++)
+        call_start(&calls[i], ch, "/test.Echo/Hooked", "x", 1, 10000);
+    int ok = 0;
+    for (int i = 0; i < CALLS; i++) {
+        call_finish(&calls[i]);
+        ok += calls[i].status == GRPC_STATUS_OK;
+    }
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+    CHECK(ok == CALLS);
+    CHECK(atomic_load(&runs.starts) == THREADS);
+    CHECK(atomic_load(&runs.stops) == THREADS);
+}
+
 static void test_bind_failure_is_reported(void)
 {
     struct server *a, *b;
@@ -439,13 +499,13 @@ static void test_bind_failure_is_reported(void)
     struct config cfg = {.threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
     snprintf(cfg.listen, sizeof(cfg.listen), "%s", addr);
     struct err e = {0};
-    int rc = server_start(&cfg, methods, N_METHODS, &b, &e);
+    int rc = server_start(&cfg, methods, N_METHODS, NULL, &b, &e);
     server_stop(a);
     CHECK_RC(rc, ERR_INVALID);
     CHECK_STR_HAS(e.msg, addr);
 
     snprintf(cfg.listen, sizeof(cfg.listen), "not an address");
-    CHECK_RC(server_start(&cfg, methods, N_METHODS, &b, &e), ERR_INVALID);
+    CHECK_RC(server_start(&cfg, methods, N_METHODS, NULL, &b, &e), ERR_INVALID);
 }
 
 static void test_duplicate_method_is_refused(void)
@@ -455,7 +515,7 @@ static void test_duplicate_method_is_refused(void)
         .listen = "127.0.0.1:0", .threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
     struct server *srv;
     struct err e = {0};
-    CHECK_RC(server_start(&cfg, twice, 2, &srv, &e), ERR_INTERNAL);
+    CHECK_RC(server_start(&cfg, twice, 2, NULL, &srv, &e), ERR_INTERNAL);
     CHECK_STR_HAS(e.msg, "/test.Echo/Reverse");
 }
 
@@ -469,6 +529,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_many_calls_in_flight),
         CHECK_CASE(test_stop_lets_calls_in_flight_finish),
         CHECK_CASE(test_stop_cancels_calls_after_grace),
+        CHECK_CASE(test_hooks_run_on_every_worker),
         CHECK_CASE(test_bind_failure_is_reported),
         CHECK_CASE(test_duplicate_method_is_refused),
     };
