@@ -14,14 +14,12 @@ static char *copy(struct arena *a, const char *s)
     return arena_strndup(a, s, strlen(s));
 }
 
-int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
-             Recsys__V1__ModelInfo **out, struct err *e)
+/* describe_model - the model's own fields of @r. The strings are copied:
+ * the response must not point into a model that may be unmapped once the
+ * call has let go of its snapshot. */
+static int describe_model(const struct query *q, Recsys__V1__ModelInfo *r)
 {
     const struct model_info *mi = model_info(q->model);
-    Recsys__V1__ModelInfo *r = arena_alloc(q->arena, sizeof(*r));
-    if (r == NULL)
-        return err_set(e, -ENOMEM, "out of memory for model info");
-    recsys__v1__model_info__init(r);
     /* model_open refuses element types it has no name for. */
     assert(mi->elem_type < sizeof(elem_names) / sizeof(elem_names[0]));
     r->element_type = copy(q->arena, elem_names[mi->elem_type]);
@@ -30,12 +28,38 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
     r->checksum = copy(q->arena, mi->checksum);
     if (r->element_type == NULL || r->model_version == NULL || r->path == NULL ||
         r->checksum == NULL)
-        return err_set(e, -ENOMEM, "out of memory for model info");
+        return -ENOMEM;
     r->created_at_unix = mi->created_at;
     r->loaded_at_unix = mi->loaded_at;
     r->dimension = mi->dim;
     r->user_count = mi->user_count;
     r->item_count = mi->item_count;
+    return 0;
+}
+
+static int describe_reloads(const struct query *q, Recsys__V1__ModelInfo *r)
+{
+    const struct reload_snapshot *s = q->reload;
+    if (s == NULL)
+        return 0;
+    r->last_reload_error = copy(q->arena, s->last_error);
+    if (r->last_reload_error == NULL)
+        return -ENOMEM;
+    r->reload_count = s->reload_count;
+    r->failed_reload_count = s->failed_count;
+    r->last_reload_attempt_unix = s->last_attempt_unix;
+    return 0;
+}
+
+int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
+             Recsys__V1__ModelInfo **out, struct err *e)
+{
+    Recsys__V1__ModelInfo *r = arena_alloc(q->arena, sizeof(*r));
+    if (r == NULL)
+        return err_set(e, -ENOMEM, "out of memory for model info");
+    recsys__v1__model_info__init(r);
+    if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0)
+        return err_set(e, -ENOMEM, "out of memory for model info");
     *out = r;
     return 0;
 }

@@ -6,6 +6,8 @@
 #include "query.h"
 #include "recsys/v1/recommender.pb-c.h"
 
-/* info_run - describe the model being served. Returns 0 or -ENOMEM. */
+/* info_run - describe the model being served and the state of its reloads.
+ * q->model may be NULL (no model served): the model's fields are then left
+ * empty and the reload status from q->reload says why. Returns 0 or -ENOMEM. */
 int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
              Recsys__V1__ModelInfo **out, struct err *e);

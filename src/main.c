@@ -1,19 +1,24 @@
 /*
  * recsysd: serve recommendations from a model file over gRPC.
  *
- * main() starts the subsystems in order (config, log, signals, gRPC, model,
- * service, server), waits for a signal, and stops them in reverse order.
+ * main() starts the subsystems in order (config, log, signals, gRPC, the
+ * model's reloader, service, server), waits for signals, and stops them in
+ * reverse order: the server first, so that no call reads a model any more
+ * when the reloader closes it.
  *
  * Signals are blocked in every thread, before the first thread exists, and
  * taken synchronously here with sigwait(): no handler runs at an arbitrary
  * point of a worker, and the stop sequence is ordinary code. (A thread
  * older than main() gets a forwarding handler; see forward_to_main.)
+ * SIGHUP asks the reloader to load the model file now; it loads by itself
+ * when a file is renamed over the path, so SIGHUP is for what its watch
+ * cannot see, such as a symlink retargeted in another directory.
  *
- * Exit status: 0 after a signal-initiated stop, 1 when the server cannot
- * start (e.g. the port is taken), 2 for a bad command line or environment.
+ * Exit status: 0 after a signal-initiated stop, 1 when the daemon cannot
+ * start (the port is taken, the model's directory does not exist), 2 for a
+ * bad command line or environment.
  */
 #include <grpc/grpc.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +26,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "model/model.h"
+#include "reload.h"
 #include "server.h"
 #include "service.h"
 
@@ -71,7 +76,7 @@ static void block_signals(sigset_t *set)
 }
 
 /* wait_for_stop - handle signals until one asks to stop; returns its index. */
-static size_t wait_for_stop(const sigset_t *set)
+static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *path)
 {
     for (;;) {
         int signo;
@@ -82,47 +87,34 @@ static size_t wait_for_stop(const sigset_t *set)
                 continue;
             if (signals[i].action == SIGNAL_STOP)
                 return i;
-            log_warn("%s received; model reload is not supported yet, serving as before",
-                     signals[i].name);
+            log_info("%s received; loading model file %s", signals[i].name, path);
+            reload_request(r);
         }
     }
-}
-
-/* load_model - open the configured model, or log why not and return NULL:
- * the daemon then serves, answering UNAVAILABLE, rather than exit, so one
- * bad file delivery does not take a replica out of its health checks. */
-static struct model *load_model(const struct config *cfg)
-{
-    struct model *m = NULL;
-    struct err e = {0};
-    int rc = model_open(cfg->model, cfg->threads, &m, &e);
-    if (rc != 0) {
-        log_error("failed to load model %s (%s); answering UNAVAILABLE", cfg->model,
-                  e.msg[0] != '\0' ? e.msg : err_strerror(rc));
-        return NULL;
-    }
-    const struct model_info *mi = model_info(m);
-    log_info("model loaded path=%s version=%s users=%" PRIu64 " items=%" PRIu64
-             " dim=%u checksum=%s",
-             mi->path, mi->version, mi->user_count, mi->item_count, mi->dim, mi->checksum);
-    return m;
 }
 
 static int run(const struct config *cfg, const sigset_t *signals_set)
 {
     int status = EXIT_FAILED;
-    struct model *model = load_model(cfg);
+    struct reload *reload = NULL;
     struct service *svc = NULL;
     struct server *srv = NULL;
     struct err e = {0};
 
-    if (service_create(model, &svc) != 0) {
+    /* A missing or invalid model is not fatal: the reloader logs it, and
+     * the daemon answers UNAVAILABLE until a valid file appears, so one bad
+     * delivery does not take a replica out of its health checks. */
+    if (reload_start(cfg->model, cfg->threads, &reload, &e) != 0) {
+        log_error("failed to follow model file %s (%s)", cfg->model, e.msg);
+        goto out;
+    }
+    if (service_create(reload, &svc) != 0) {
         log_error("failed to create the service (out of memory)");
         goto out;
     }
     size_t n_methods;
     const struct server_method *methods = service_methods(svc, &n_methods);
-    if (server_start(cfg, methods, n_methods, &srv, &e) != 0) {
+    if (server_start(cfg, methods, n_methods, service_hooks(svc), &srv, &e) != 0) {
         log_error("failed to start the server (%s)", e.msg);
         goto out;
     }
@@ -132,14 +124,14 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     log_info("listening on %.*s:%d threads=%u", host_len, cfg->listen, server_port(srv),
              cfg->threads);
 
-    size_t sig = wait_for_stop(signals_set);
+    size_t sig = wait_for_stop(signals_set, reload, cfg->model);
     log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,
              cfg->grace_ms);
     status = 0;
 out:
     server_stop(srv);
     service_destroy(svc);
-    model_close(model);
+    reload_stop(reload);
     if (status == 0)
         log_info("stopped");
     return status;

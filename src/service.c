@@ -55,7 +55,7 @@ struct method {
     const ProtobufCMessageDescriptor *request;
     run_fn run;
     size_t max_request_bytes;
-    bool needs_model; /* false only for the health check, which reports its absence */
+    bool needs_model; /* false for the methods that report its absence */
 };
 
 static const struct method methods[] = {
@@ -66,7 +66,7 @@ static const struct method methods[] = {
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
      run_similar, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
-     SCALARS, true},
+     SCALARS, false},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
      run_health, ID_FIELD, false},
 };
@@ -80,9 +80,9 @@ struct binding {
 };
 
 struct service {
-    /* Read once per call, and that one pointer serves the whole call, so a
-     * response never mixes two models once models can be swapped. */
-    const struct model *model;
+    /* Its snapshot is read once per call, and that one model serves the
+     * whole call, so a response never mixes two models. */
+    const struct reload *reload;
     struct binding bindings[N_METHODS];
     struct server_method table[N_METHODS];
 };
@@ -123,6 +123,22 @@ static int encode(struct arena *a, const ProtobufCMessage *msg, struct server_re
     return 0;
 }
 
+/* answer - run the query on one snapshot and encode its response. */
+static int answer(const struct method *m, const struct reload_snapshot *snap,
+                  const ProtobufCMessage *req, const struct server_call *call,
+                  struct server_reply *reply, struct err *e)
+{
+    if (snap->model == NULL && m->needs_model)
+        return err_set(e, ERR_NO_MODEL, "no model loaded");
+    struct query q = {
+        .model = snap->model, .slot = call->worker, .arena = call->arena, .reload = snap};
+    ProtobufCMessage *resp = NULL;
+    int rc = m->run(&q, req, &resp, e);
+    if (rc != 0)
+        return rc;
+    return encode(call->arena, resp, reply);
+}
+
 static int serve(const struct service *svc, const struct method *m, const struct server_call *call,
                  struct server_reply *reply, struct err *e)
 {
@@ -133,16 +149,12 @@ static int serve(const struct service *svc, const struct method *m, const struct
     ProtobufCMessage *req = protobuf_c_message_unpack(m->request, &alloc, call->len, call->data);
     if (req == NULL)
         return err_set(e, ERR_INVALID, "request is not a valid %s", m->request->name);
-    const struct model *model = svc->model;
-    if (model == NULL && m->needs_model)
-        return err_set(e, ERR_NO_MODEL, "no model loaded");
-
-    struct query q = {.model = model, .slot = call->worker, .arena = call->arena};
-    ProtobufCMessage *resp = NULL;
-    int rc = m->run(&q, req, &resp, e);
-    if (rc != 0)
-        return rc;
-    return encode(call->arena, resp, reply);
+    /* The section spans the query and the encoding: until it ends, the
+     * reloader unmaps nothing this call may still read. */
+    const struct reload_snapshot *snap = reload_read_begin(svc->reload);
+    int rc = answer(m, snap, req, call, reply, e);
+    reload_read_end(svc->reload);
+    return rc;
 }
 
 static void handle(const struct server_call *call, struct server_reply *reply)
@@ -161,12 +173,24 @@ static void handle(const struct server_call *call, struct server_reply *reply)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-int service_create(const struct model *model, struct service **out)
+static void reader_register(void *arg)
+{
+    reload_reader_register();
+}
+
+static void reader_unregister(void *arg)
+{
+    reload_reader_unregister();
+}
+
+static const struct server_hooks reader_hooks = {reader_register, reader_unregister, NULL};
+
+int service_create(const struct reload *r, struct service **out)
 {
     struct service *svc = calloc(1, sizeof(*svc));
     if (svc == NULL)
         return -ENOMEM;
-    svc->model = model;
+    svc->reload = r;
     for (size_t i = 0; i < N_METHODS; i++) {
         svc->bindings[i] = (struct binding){.svc = svc, .method = &methods[i]};
         svc->table[i] = (struct server_method){
@@ -185,4 +209,9 @@ const struct server_method *service_methods(const struct service *svc, size_t *n
 {
     *n = N_METHODS;
     return svc->table;
+}
+
+const struct server_hooks *service_hooks(const struct service *svc)
+{
+    return &reader_hooks;
 }

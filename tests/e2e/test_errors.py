@@ -188,7 +188,6 @@ class NoModelTest(unittest.TestCase):
             ("CheckEligibility", pb.EligibilityRequest(user_id="u1", item_ids=["i"]),
              pb.EligibilityResponse),
             ("SimilarItems", pb.SimilarItemsRequest(item_id="i"), pb.RecommendResponse),
-            ("GetModelInfo", pb.ModelInfoRequest(), pb.ModelInfo),
         ]
         for method, request, response_cls in calls:
             with self.subTest(method=method):
@@ -196,6 +195,11 @@ class NoModelTest(unittest.TestCase):
                     d.stub_call(method, request, response_cls)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
                 self.assertEqual(cm.exception.details(), "no model loaded")
+        # GetModelInfo still answers: no model, and why (recommender.proto).
+        info = d.stub_call("GetModelInfo", pb.ModelInfoRequest(), pb.ModelInfo)
+        self.assertEqual((info.model_version, info.item_count), ("", 0))
+        self.assertEqual((info.reload_count, info.failed_reload_count), (0, 1))
+        self.assertNotEqual(info.last_reload_error, "")
         # A bad request is still a bad request.
         rpc = d.rpc("Recommend", pb.RecommendResponse, **RAW)
         with self.assertRaises(grpc.RpcError) as cm:
@@ -204,12 +208,15 @@ class NoModelTest(unittest.TestCase):
 
     def assert_load_failure_logged(self, d, path):
         """The log names the file and the reason, which must be the one
-        `recsys-model verify` gives for the same file."""
+        `recsys-model verify` gives for the same file ("<path>: <reason>");
+        GetModelInfo reports the same reason."""
         verify = fixtures.run_tool("verify", path)
         self.assertNotEqual(verify.returncode, 0)
-        reason = verify.stderr.strip().split("recsys-model: ", 1)[-1]
+        reason = verify.stderr.strip().split("recsys-model: %s: " % path, 1)[-1]
         self.assertTrue(reason)
         self.assertIn("failed to load model %s (%s)" % (path, reason), d.log())
+        info = d.stub_call("GetModelInfo", pb.ModelInfoRequest(), pb.ModelInfo)
+        self.assertEqual(info.last_reload_error, reason)
 
     def test_missing_model_file(self):
         path = os.path.join(self.tmp, "missing.lmdb")

@@ -5,7 +5,7 @@
  * length) and the rest is the request message. The method's handler is
  * the one the server calls: it checks the size, unpacks the bytes through
  * the arena allocator, runs the query against a tiny model written at start
- * and encodes the response. No network is involved, so the path is fuzzed
+ * (served through the reloader, as in the daemon) and encodes the response. No network is involved, so the path is fuzzed
  * at the speed of the parser.
  *
  * Promises checked (service.h, server.h): a call that fails has a gRPC
@@ -19,8 +19,8 @@
 #include "arena.h"
 #include "fuzz.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "model/model.h"
 #include "recsys/v1/recommender.pb-c.h"
+#include "reload.h"
 #include "scratch.h"
 #include "server.h"
 #include "service.h"
@@ -39,7 +39,7 @@ static const struct {
 };
 
 static struct {
-    struct model *model;
+    struct reload *reload;
     struct service *svc;
     const struct server_method *methods;
     size_t n_methods;
@@ -61,8 +61,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct err e = {0};
     int rc = tiny_model_write(path, 0, &e);
     if (rc == 0)
-        rc = model_open(path, 1, &fx.model, &e);
-    if (rc == 0 && (rc = service_create(fx.model, &fx.svc)) == 0)
+        rc = reload_start(path, 1, &fx.reload, &e);
+    if (rc == 0 && (rc = service_create(fx.reload, &fx.svc)) == 0)
         rc = arena_create(64 << 10, &fx.arena);
     if (rc != 0) {
         fprintf(stderr, "fuzz_request: failed to set up (%s)\n",
@@ -70,6 +70,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     fx.methods = service_methods(fx.svc, &fx.n_methods);
+    /* This thread runs the handlers, as a server worker would. */
+    reload_reader_register();
     return 0;
 }
 
