@@ -247,7 +247,15 @@ class CliTest(unittest.TestCase):
             iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
             self.assertEqual(fields[key], "%s (%d)" % (iso, unix))
         self.assertEqual(set(fields), {"model_version", "created_at", "loaded_at", "dimension",
-                                       "users", "items", "element_type", "path", "checksum"})
+                                       "users", "items", "element_type", "path", "checksum",
+                                       "reloads", "failed_reloads", "last_reload_attempt",
+                                       "last_reload_error"})
+        self.assertEqual(fields["reloads"], str(got["reload_count"]))
+        self.assertEqual(fields["failed_reloads"], "0")
+        self.assertEqual(fields["last_reload_error"], "-")
+        unix = got["last_reload_attempt_unix"]
+        self.assertEqual(fields["last_reload_attempt"],
+                         "%s (%d)" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix)), unix))
 
     def test_health(self):
         rc, out, err, _ = self.cli("health")

@@ -212,19 +212,28 @@ static void format_time(char *buf, size_t size, int64_t unix_s)
     snprintf(buf + n, size - n, n > 0 ? "%" PRId64 ")" : "%" PRId64, unix_s);
 }
 
+/* An empty string field as "-", so every row has a value: the strings are
+ * empty while the server has no model, and last_reload_error while all is
+ * well. */
+static const char *or_dash(const char *s)
+{
+    return s[0] != '\0' ? s : "-";
+}
+
 static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
 {
     static const struct table_column cols[] = {{NULL, TABLE_LEFT}, {NULL, TABLE_LEFT}};
     const Recsys__V1__ModelInfo *m = (const Recsys__V1__ModelInfo *)resp;
-    char created[64], loaded[64];
+    char created[64], loaded[64], attempted[64];
     format_time(created, sizeof(created), m->created_at_unix);
     format_time(loaded, sizeof(loaded), m->loaded_at_unix);
+    format_time(attempted, sizeof(attempted), m->last_reload_attempt_unix);
     struct table *t;
     int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
     if (rc != 0)
         return rc;
     table_cell(t, "model_version:");
-    table_cell(t, "%s", m->model_version);
+    table_cell(t, "%s", or_dash(m->model_version));
     table_cell(t, "created_at:");
     table_cell(t, "%s", created);
     table_cell(t, "loaded_at:");
@@ -236,11 +245,19 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     table_cell(t, "items:");
     table_cell(t, "%" PRIu64, m->item_count);
     table_cell(t, "element_type:");
-    table_cell(t, "%s", m->element_type);
+    table_cell(t, "%s", or_dash(m->element_type));
     table_cell(t, "path:");
-    table_cell(t, "%s", m->path);
+    table_cell(t, "%s", or_dash(m->path));
     table_cell(t, "checksum:");
-    table_cell(t, "%s", m->checksum);
+    table_cell(t, "%s", or_dash(m->checksum));
+    table_cell(t, "reloads:");
+    table_cell(t, "%" PRIu64, m->reload_count);
+    table_cell(t, "failed_reloads:");
+    table_cell(t, "%" PRIu64, m->failed_reload_count);
+    table_cell(t, "last_reload_attempt:");
+    table_cell(t, "%s", attempted);
+    table_cell(t, "last_reload_error:");
+    table_cell(t, "%s", or_dash(m->last_reload_error));
     rc = table_print(t, out);
     table_destroy(t);
     return rc;
