@@ -1,26 +1,32 @@
 /*
- * score: portable kernels.
+ * score: the portable kernel, the top-N heap and the choice of kernel.
  *
  * score_dot keeps SCORE_LANES separate partial sums instead of one: the
  * additions into different lanes do not depend on each other, so GCC at -O2
  * turns the inner loop into packed multiplies and adds (four SSE registers on
- * baseline x86-64, two with AVX) without -ffast-math, and the summation
- * order, hence the result, is fixed by the source rather than by the
- * compiler. The unroll pragmas keep the sixteen sums in registers (left
- * alone, GCC -O2 stores them back to the stack after every block) and turn
- * the final pairwise reduction into a few packed adds. The CPU-specific
- * kernels of the performance plan must keep this order, and contract no
- * multiply-add, to agree with this one bit for bit.
+ * baseline x86-64) without -ffast-math, and the summation order, hence the
+ * result, is fixed by the source rather than by the compiler. It is the
+ * canonical order of score_kernel.h written out in C, and the portable
+ * kernel is score_dot applied row by row. The unroll pragmas keep the
+ * sixteen sums in registers (left alone, GCC -O2 stores them back to the
+ * stack after every block) and turn the final pairwise reduction into a few
+ * packed adds.
  *
- * score_topn keeps the best n rows in a binary heap whose root is the worst
- * of them. Rows arrive in ascending index order, so a later row with a score
- * equal to the root's is worse than it (ties go to the lower index): a row
- * enters only if its score is strictly greater than the root's.
+ * The heap of the best n has the worst at its root. Rows arrive in ascending
+ * index order, so a later row with a score equal to the root's is worse than
+ * it (ties go to the lower index): a row enters only if its score is
+ * strictly greater than the root's.
  */
 #include "score.h"
 
 #include <assert.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "score_kernel.h"
 
 float score_dot(const float *a, const float *b, uint32_t len)
 {
@@ -110,33 +116,161 @@ static void sort_best_first(struct score_hit *h, uint32_t n)
     }
 }
 
-static int accepts(score_filter_fn keep, const void *ctx, uint32_t index)
+void score_best_offer(struct score_best *b, uint32_t index, float score)
 {
-    return keep == NULL || keep(ctx, index);
+    if (score <= b->threshold || (b->keep != NULL && !b->keep(b->filter_ctx, index)))
+        return;
+    if (b->count < b->n) {
+        b->heap[b->count] = (struct score_hit){index, score};
+        sift_up(b->heap, b->count++);
+        if (b->count < b->n)
+            return;
+    } else {
+        b->heap[0] = (struct score_hit){index, score};
+        sift_down(b->heap, b->n, 0);
+    }
+    b->threshold = b->heap[0].score;
 }
+
+void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
+                            const float *scores)
+{
+    for (; mask != 0; mask &= mask - 1) {
+        uint32_t i = (uint32_t)__builtin_ctz(mask);
+        score_best_offer(b, first + i, scores[i]);
+    }
+}
+
+/* ---- kernels ----------------------------------------------------------- */
+
+static void scan_portable(const struct score_scan *s, struct score_best *b)
+{
+    uint32_t len = padded_len(s);
+    for (uint32_t i = 0; i < s->rows; i++) {
+        float score = row_score(s, len, i);
+        if (score > b->threshold)
+            score_best_offer(b, i, score);
+    }
+}
+
+/* A kernel the process may use. Best first: "auto" takes the first one the
+ * CPU supports. */
+struct kernel {
+    const char *name;
+    const char *needs;      /* the CPU feature it needs, for error text */
+    int (*supported)(void); /* NULL: runs anywhere */
+    score_scan_fn scan;
+};
+
+#if defined(__x86_64__)
+/* __builtin_cpu_supports also checks that the OS saves the vector state
+ * (XCR0), so a kernel it approves cannot fault on a register it uses. */
+static int has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+static int has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
+static const struct kernel kernels[] = {
+#if defined(__x86_64__)
+    {"avx512", "AVX-512F", has_avx512, score_scan_avx512},
+    {"avx2", "AVX2", has_avx2, score_scan_avx2},
+#endif
+    {"portable", NULL, NULL, scan_portable},
+};
+
+#define KERNEL_COUNT (sizeof(kernels) / sizeof(kernels[0]))
+
+/* NULL until the first selection. Switching while scans run is harmless:
+ * each scan loads it once, and every kernel gives the same answer. */
+static _Atomic(const struct kernel *) current;
+
+static int runs_here(const struct kernel *k)
+{
+    return k->supported == NULL || k->supported();
+}
+
+static const struct kernel *best_kernel(void)
+{
+    size_t i = 0;
+    while (!runs_here(&kernels[i]))
+        i++; /* the last, portable, runs everywhere */
+    return &kernels[i];
+}
+
+static const struct kernel *kernel(void)
+{
+    const struct kernel *k = atomic_load_explicit(&current, memory_order_acquire);
+    if (k != NULL)
+        return k;
+    /* First use: install "auto" unless another thread selected first. */
+    const struct kernel *expected = NULL, *best = best_kernel();
+    if (atomic_compare_exchange_strong_explicit(&current, &expected, best, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return best;
+    return expected;
+}
+
+static const struct kernel *find_kernel(const char *name)
+{
+    if (strcmp(name, "auto") == 0)
+        return best_kernel();
+    for (size_t i = 0; i < KERNEL_COUNT; i++)
+        if (strcmp(name, kernels[i].name) == 0)
+            return &kernels[i];
+    return NULL;
+}
+
+static int unknown_kernel(const char *name, struct err *e)
+{
+    char names[64] = "auto";
+    for (size_t i = 0; i < KERNEL_COUNT; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, ", %s", kernels[i].name);
+    }
+    return err_set(e, ERR_INVALID, "unknown scoring kernel '%s' (this build has: %s)", name, names);
+}
+
+int score_select_kernel(const char *name, struct err *e)
+{
+    const struct kernel *k = find_kernel(name);
+    if (k == NULL)
+        return unknown_kernel(name, e);
+    if (!runs_here(k))
+        return err_set(e, ERR_INVALID, "scoring kernel '%s' needs %s, which this CPU lacks", name,
+                       k->needs);
+    atomic_store_explicit(&current, k, memory_order_release);
+    return 0;
+}
+
+const char *score_kernel_name(void)
+{
+    return kernel()->name;
+}
+
+/* ---- fused scan + top-N ------------------------------------------------ */
 
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
                     const void *filter_ctx, struct score_hit *out)
 {
-    uint32_t len = padded_len(s);
-    assert(len <= s->stride);
-    uint32_t count = 0, i = 0;
-
-    /* Fill: until n rows are kept, every accepted row enters. */
-    for (; i < s->rows && count < n; i++) {
-        if (!accepts(keep, filter_ctx, i))
-            continue;
-        out[count] = (struct score_hit){i, row_score(s, len, i)};
-        sift_up(out, count++);
-    }
-    /* Steady state: one compare against the worst kept score per row. */
-    for (; i < s->rows; i++) {
-        float score = row_score(s, len, i);
-        if (score <= out[0].score || !accepts(keep, filter_ctx, i))
-            continue;
-        out[0] = (struct score_hit){i, score};
-        sift_down(out, n, 0);
-    }
-    sort_best_first(out, count);
-    return count;
+    assert(padded_len(s) <= s->stride);
+    if (n == 0)
+        return 0;
+    struct score_best best = {
+        .heap = out,
+        .n = n,
+        .threshold = -INFINITY,
+        .keep = keep,
+        .filter_ctx = filter_ctx,
+    };
+    kernel()->scan(s, &best);
+    sort_best_first(out, best.count);
+    return best.count;
 }

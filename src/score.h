@@ -2,19 +2,30 @@
  * score: dot products and fused score + top-N selection over a factor matrix.
  *
  * The full scan is memory-bound (every item row is read once per query), so
- * the kernel does the least work per row that it can: one dot product, then
- * one compare against the worst score currently kept. Only a row that beats
- * it pays for the filter predicate and a heap update; once the heap is warm
- * that is a small fraction of the rows.
+ * the kernel does the least work per row that it can: it scores a block of
+ * rows in vector registers, then compares the whole block against the worst
+ * score currently kept in one vector compare. Only a row that beats it pays
+ * for the filter predicate and a heap update; once the heap is warm that is
+ * a small fraction of the rows.
+ *
+ * Kernels: AVX-512F, AVX2 and portable C, all in one binary (x86-64 only for
+ * the first two), one of them chosen for the whole process: the best the CPU
+ * supports, unless score_select_kernel() names one. They follow one
+ * summation order (score_kernel.h), so they return the same scores to the
+ * bit and the same rows on the same data, and score_row() gives any row's
+ * score exactly as a scan computes it.
  *
  * Order: a higher score is better; between equal scores the lower row index
  * is better. Scores are never NaN (the model refuses non-finite factors).
  *
- * Pure functions: no allocation, no global state, safe from any thread.
+ * No allocation; safe from any thread. The only global state is the choice
+ * of kernel.
  */
 #pragma once
 
 #include <stdint.h>
+
+#include "err.h"
 
 /* Floats summed in independent lanes by score_dot: a whole model row block
  * (MODEL_ROW_ALIGN_FLOATS), so a padded row needs no scalar tail. */
@@ -64,3 +75,19 @@ float score_row(const struct score_scan *s, uint32_t index);
  * Returns the number of rows in @out: min(@n, rows accepted). */
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
                     const void *filter_ctx, struct score_hit *out);
+
+/* ---- kernel choice ----------------------------------------------------- */
+
+/* score_select_kernel - make @name the kernel of every later scan: "auto"
+ * (the best this CPU supports: avx512, then avx2, then portable), "avx512"
+ * (needs AVX-512F), "avx2" (needs AVX2) or "portable". Without a call, the
+ * first scan selects "auto". Safe at any time from any thread: a scan
+ * already running finishes with the kernel it started with, and all kernels
+ * return the same results.
+ * Returns 0, or ERR_INVALID when @name is unknown or names a kernel this
+ * CPU or build lacks; @e (may be NULL) says which. */
+int score_select_kernel(const char *name, struct err *e);
+
+/* score_kernel_name - the kernel scans use: "avx512", "avx2" or
+ * "portable" (selecting "auto" first if none was selected). Static string. */
+const char *score_kernel_name(void);

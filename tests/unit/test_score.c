@@ -1,8 +1,11 @@
 /*
  * test_score: score_dot against a double-precision dot product, and
- * score_topn against a full sort of every row's score (the tie rule applied
- * by qsort), on random matrices of many shapes, with planted ties, a random
- * filter and per-row scales.
+ * score_topn, with every kernel this CPU runs, against a full sort of every
+ * row's score (the tie rule applied by qsort) on random matrices of many
+ * shapes, with planted ties, random filters and per-row scales. Scores are
+ * compared bit for bit: every kernel must follow score_dot's summation
+ * order exactly. The rows shown to the filter are checked against the rows
+ * that beat the running threshold, computed here from the sorted scores.
  */
 #include "score.h"
 
@@ -88,24 +91,61 @@ static void test_dot_exact_on_integers(void)
     CHECK(score_dot(a, b, 1) == a[0] * b[0]);
 }
 
+/* ---- kernels ----------------------------------------------------------- */
+
+static const char *const kernel_names[] = {"portable", "avx2", "avx512"};
+
+#define KERNELS (sizeof(kernel_names) / sizeof(kernel_names[0]))
+
+/* Selects kernel @name; 0 (after a note saying why) if this CPU or build
+ * lacks it, so a machine without AVX-512 skips that kernel instead of
+ * failing. */
+static int use_kernel(const char *name)
+{
+    struct err e;
+    if (score_select_kernel(name, &e) == 0)
+        return 1;
+    fprintf(stderr, "  skipping kernel %s: %s\n", name, e.msg);
+    return 0;
+}
+
+static void test_select_kernel(void)
+{
+    struct err e;
+    CHECK_RC(score_select_kernel("sse9", &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "sse9");
+    CHECK_STR_HAS(e.msg, "portable");
+    CHECK_OK(score_select_kernel("portable", &e));
+    CHECK(strcmp(score_kernel_name(), "portable") == 0);
+    CHECK_OK(score_select_kernel("auto", &e));
+    /* auto takes the first kernel in best-first order that this CPU runs. */
+    const char *best = "portable";
+    for (size_t i = KERNELS; i-- > 1;)
+        if (score_select_kernel(kernel_names[i], NULL) == 0) {
+            best = kernel_names[i];
+            break;
+        }
+    CHECK_OK(score_select_kernel("auto", &e));
+    CHECK(strcmp(score_kernel_name(), best) == 0);
+}
+
 /* ---- score_topn against a full sort ------------------------------------ */
 
-/* The filter under test: a random set of accepted rows; it records its
- * calls so the test can check when it is consulted. */
+/* The filter under test: a random set of accepted rows; it records the rows
+ * it is asked about. */
 struct fake_filter {
     const unsigned char *accept;
+    uint32_t *asked; /* rows, in the order asked */
     uint32_t calls;
-    int64_t last; /* last row asked about */
-    int out_of_order;
+    uint32_t max_calls;
 };
 
 static int fake_keep(const void *ctx, uint32_t index)
 {
     struct fake_filter *f = (struct fake_filter *)ctx;
+    if (f->calls < f->max_calls)
+        f->asked[f->calls] = index;
     f->calls++;
-    if ((int64_t)index <= f->last)
-        f->out_of_order = 1;
-    f->last = index;
     return f->accept[index];
 }
 
@@ -117,131 +157,211 @@ static int cmp_hit(const void *pa, const void *pb)
     return (a->index > b->index) - (a->index < b->index);
 }
 
+static int same_bits(float a, float b)
+{
+    return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+/* The rows a fused scan must show the filter, in order: each row whose
+ * score is strictly above the n-th best accepted score before it (every
+ * row while fewer than n are accepted). Kept scores are held in a plain
+ * sorted array, independent of score.c's heap. Returns their count. */
+static uint32_t rows_to_ask(const float *scores, const unsigned char *accept, uint32_t rows,
+                            uint32_t n, uint32_t *asked)
+{
+    float *kept = malloc(((size_t)n + 1) * sizeof(*kept)); /* descending */
+    uint32_t count = 0, calls = 0;
+    for (uint32_t r = 0; r < rows && n > 0; r++) {
+        if (count == n && !(scores[r] > kept[n - 1]))
+            continue;
+        asked[calls++] = r;
+        if (!accept[r])
+            continue;
+        uint32_t at = count < n ? count++ : n - 1;
+        for (; at > 0 && kept[at - 1] < scores[r]; at--)
+            kept[at] = kept[at - 1];
+        kept[at] = scores[r];
+    }
+    free(kept);
+    return calls;
+}
+
 struct shape {
     uint32_t rows, dim, n;
     uint32_t extra_stride; /* floats of NaN padding after the lane block */
     int scaled;            /* row_scale and query_scale (cosine-like) */
-    int filtered;          /* random filter accepting ~70% of the rows */
+    int accept_pct;        /* filter accepting this % of the rows; 0: no filter */
     uint32_t dup_rows;     /* rows overwritten with a copy of another row: ties */
 };
 
-/* Runs one shape; returns 0 when score_topn agrees with the reference. */
-static int run_shape(const struct shape *sh, uint64_t seed)
+/* One shape's data, and every row's score computed with score_dot over dim. */
+struct fixture {
+    uint32_t stride;
+    float *matrix, *query, *scale, *scores;
+    unsigned char *accept;
+    float query_scale;
+};
+
+static void fixture_make(struct fixture *fx, const struct shape *sh, uint64_t seed)
 {
     rng_state = seed;
-    uint32_t stride = round16(sh->dim) + sh->extra_stride;
-    float *matrix = make_matrix(sh->rows, sh->dim, stride);
-    float *query = make_matrix(1, sh->dim, round16(sh->dim));
-    float *scale = malloc(((size_t)sh->rows + 1) * sizeof(float));
-    unsigned char *accept = malloc((size_t)sh->rows + 1);
-    struct score_hit *ref = malloc(((size_t)sh->rows + 1) * sizeof(*ref));
-    struct score_hit *got = malloc(((size_t)sh->n + 1) * sizeof(*got));
-    int bad = 0;
-
+    fx->stride = round16(sh->dim) + sh->extra_stride;
+    fx->matrix = make_matrix(sh->rows, sh->dim, fx->stride);
+    fx->query = make_matrix(1, sh->dim, round16(sh->dim));
+    fx->scale = malloc(((size_t)sh->rows + 1) * sizeof(float));
+    fx->scores = malloc(((size_t)sh->rows + 1) * sizeof(float));
+    fx->accept = malloc((size_t)sh->rows + 1);
     for (uint32_t r = 0; r < sh->rows; r++) {
-        scale[r] = 0.25f + (rng_float() + 1.0f);
-        accept[r] = !sh->filtered || rng_below(10) < 7;
+        fx->scale[r] = 0.25f + (rng_float() + 1.0f);
+        fx->accept[r] = sh->accept_pct == 0 || rng_below(100) < (uint32_t)sh->accept_pct;
     }
     for (uint32_t k = 0; k < sh->dup_rows && sh->rows > 1; k++) {
         uint32_t from = rng_below(sh->rows), to = rng_below(sh->rows);
-        memcpy(matrix + (size_t)to * stride, matrix + (size_t)from * stride,
-               stride * sizeof(float));
-        scale[to] = scale[from];
+        memcpy(fx->matrix + (size_t)to * fx->stride, fx->matrix + (size_t)from * fx->stride,
+               fx->stride * sizeof(float));
+        fx->scale[to] = fx->scale[from];
     }
-    float query_scale = sh->scaled ? 0.5f + rng_float() * 0.25f : 1.0f;
-
-    /* Reference: every accepted row, scored with score_dot over dim only. */
-    uint32_t passing = 0;
+    fx->query_scale = sh->scaled ? 0.5f + rng_float() * 0.25f : 1.0f;
     for (uint32_t r = 0; r < sh->rows; r++) {
-        if (!accept[r])
-            continue;
-        float s = score_dot(query, matrix + (size_t)r * stride, sh->dim);
-        if (sh->scaled)
-            s = s * query_scale * scale[r];
-        ref[passing++] = (struct score_hit){r, s};
+        float s = score_dot(fx->query, fx->matrix + (size_t)r * fx->stride, sh->dim);
+        fx->scores[r] = sh->scaled ? s * fx->query_scale * fx->scale[r] : s;
     }
+}
+
+static void fixture_free(struct fixture *fx)
+{
+    free(fx->matrix);
+    free(fx->query);
+    free(fx->scale);
+    free(fx->scores);
+    free(fx->accept);
+}
+
+/* Checks score_topn's rows and scores against the full sort. */
+static int check_hits(const struct shape *sh, const struct fixture *fx, const struct score_hit *got,
+                      uint32_t count)
+{
+    struct score_hit *ref = malloc(((size_t)sh->rows + 1) * sizeof(*ref));
+    uint32_t passing = 0;
+    for (uint32_t r = 0; r < sh->rows; r++)
+        if (fx->accept[r])
+            ref[passing++] = (struct score_hit){r, fx->scores[r]};
     qsort(ref, passing, sizeof(*ref), cmp_hit);
-
-    const struct score_scan scan = {
-        .query = query,
-        .matrix = matrix,
-        .rows = sh->rows,
-        .stride = stride,
-        .dim = sh->dim,
-        .row_scale = sh->scaled ? scale : NULL,
-        .query_scale = query_scale,
-    };
-    struct fake_filter ff = {accept, 0, -1, 0};
-    uint32_t count = score_topn(&scan, sh->n, sh->filtered ? fake_keep : NULL, &ff, got);
-
     uint32_t want = passing < sh->n ? passing : sh->n;
-    if (count != want) {
-        fprintf(stderr, "  rows %u dim %u n %u: %u hits, want %u\n", sh->rows, sh->dim, sh->n,
-                count, want);
-        bad = 1;
-    }
+    int bad = count != want;
+    if (bad)
+        fprintf(stderr, "  %u hits, want %u\n", count, want);
     for (uint32_t i = 0; !bad && i < count; i++) {
-        if (got[i].index != ref[i].index || got[i].score != ref[i].score) {
-            fprintf(stderr, "  rows %u dim %u n %u: hit %u is row %u (%.9g), want row %u (%.9g)\n",
-                    sh->rows, sh->dim, sh->n, i, got[i].index, got[i].score, ref[i].index,
-                    ref[i].score);
-            bad = 1;
-        }
+        bad = got[i].index != ref[i].index || !same_bits(got[i].score, ref[i].score);
+        if (bad)
+            fprintf(stderr, "  hit %u is row %u (%a), want row %u (%a)\n", i, got[i].index,
+                    got[i].score, ref[i].index, ref[i].score);
     }
-    for (uint32_t i = 0; !bad && i < sh->rows && i < 50; i++) {
-        float s = score_row(&scan, i);
-        float want_s = score_dot(query, matrix + (size_t)i * stride, sh->dim);
-        if (sh->scaled)
-            want_s = want_s * query_scale * scale[i];
-        if (s != want_s) {
-            fprintf(stderr, "  score_row(%u) = %.9g, want %.9g\n", i, s, want_s);
-            bad = 1;
-        }
-    }
-    if (ff.out_of_order || ff.calls > sh->rows) {
-        fprintf(stderr, "  filter called %u times, out of order %d\n", ff.calls, ff.out_of_order);
-        bad = 1;
-    }
-    /* Once the heap is warm, a row that cannot enter is not shown to the
-     * filter: on a large scan for a few rows the filter sees a small part. */
-    if (sh->filtered && sh->rows >= 10000 && sh->n <= 10 && ff.calls > sh->rows / 10) {
-        fprintf(stderr, "  filter called for %u of %u rows\n", ff.calls, sh->rows);
-        bad = 1;
-    }
-    free(matrix);
-    free(query);
-    free(scale);
-    free(accept);
     free(ref);
+    return bad;
+}
+
+/* Checks that the filter saw exactly the rows that beat the threshold. */
+static int check_asked(const struct shape *sh, const struct fixture *fx,
+                       const struct fake_filter *ff)
+{
+    if (sh->accept_pct == 0)
+        return 0;
+    uint32_t *want = malloc(((size_t)sh->rows + 1) * sizeof(*want));
+    uint32_t calls = rows_to_ask(fx->scores, fx->accept, sh->rows, sh->n, want);
+    int bad = ff->calls != calls || memcmp(ff->asked, want, calls * sizeof(*want)) != 0;
+    if (bad)
+        fprintf(stderr, "  filter asked about %u rows, want %u (or other rows)\n", ff->calls,
+                calls);
+    free(want);
+    return bad;
+}
+
+/* Runs one shape with the selected kernel; returns 0 when score_topn and
+ * score_row agree with the reference. */
+static int run_shape(const struct shape *sh, uint64_t seed)
+{
+    struct fixture fx;
+    fixture_make(&fx, sh, seed);
+    struct score_hit *got = malloc(((size_t)sh->n + 1) * sizeof(*got));
+    uint32_t *asked = malloc(((size_t)sh->rows + 1) * sizeof(*asked));
+    const struct score_scan scan = {
+        .query = fx.query,
+        .matrix = fx.matrix,
+        .rows = sh->rows,
+        .stride = fx.stride,
+        .dim = sh->dim,
+        .row_scale = sh->scaled ? fx.scale : NULL,
+        .query_scale = fx.query_scale,
+    };
+    struct fake_filter ff = {fx.accept, asked, 0, sh->rows};
+    uint32_t count = score_topn(&scan, sh->n, sh->accept_pct ? fake_keep : NULL, &ff, got);
+
+    int bad = check_hits(sh, &fx, got, count) || check_asked(sh, &fx, &ff);
+    for (uint32_t i = 0; !bad && i < sh->rows && i < 50; i++) {
+        bad = !same_bits(score_row(&scan, i), fx.scores[i]);
+        if (bad)
+            fprintf(stderr, "  score_row(%u) = %a, want %a\n", i, score_row(&scan, i),
+                    fx.scores[i]);
+    }
+    if (bad)
+        fprintf(stderr, "  kernel %s, rows %u dim %u n %u seed %llu\n", score_kernel_name(),
+                sh->rows, sh->dim, sh->n, (unsigned long long)seed);
+    fixture_free(&fx);
     free(got);
+    free(asked);
     return bad;
 }
 
 static const struct shape shapes[] = {
-    {5, 3, 10, 0, 0, 0, 0},
-    {5, 3, 10, 0, 0, 1, 2},
-    {1000, 1, 1, 0, 0, 0, 0},
-    {1000, 1, 1, 16, 1, 1, 300},
-    {3000, 17, 10, 0, 0, 0, 100},
-    {3000, 17, 10, 16, 0, 1, 100},
-    {2000, 64, 100, 0, 1, 0, 200},
-    {2000, 64, 100, 0, 1, 1, 0},
-    {500, 16, 500, 0, 0, 0, 50},
-    {500, 16, 500, 0, 1, 1, 50},
-    {700, 3, 1000, 0, 0, 1, 10},
-    {20000, 100, 10, 0, 0, 1, 500},
-    {20000, 100, 50, 32, 1, 0, 2000},
-    {20000, 3, 1000, 0, 0, 1, 5000},
-    {1, 1, 1, 0, 0, 0, 0},
-    {0, 8, 10, 0, 0, 0, 0},
-    {100, 8, 0, 0, 0, 1, 0},
+    {5, 3, 10, 0, 0, 0, 0},           {5, 3, 10, 0, 0, 70, 2},
+    {1000, 1, 1, 0, 0, 0, 0},         {1000, 1, 1, 16, 1, 70, 300},
+    {3000, 17, 10, 0, 0, 0, 100},     {3000, 17, 10, 16, 0, 70, 100},
+    {2000, 64, 100, 0, 1, 0, 200},    {2000, 64, 100, 0, 1, 70, 0},
+    {500, 16, 500, 0, 0, 0, 50},      {500, 16, 500, 0, 1, 70, 50},
+    {700, 3, 1000, 0, 0, 70, 10},     {20000, 100, 10, 0, 0, 70, 500},
+    {20000, 100, 50, 32, 1, 0, 2000}, {20000, 3, 1000, 0, 0, 70, 5000},
+    {5000, 128, 100, 0, 0, 2, 0},     {5000, 31, 20, 0, 1, 100, 0},
+    {4000, 300, 7, 0, 0, 50, 0},      {1, 1, 1, 0, 0, 0, 0},
+    {0, 8, 10, 0, 0, 0, 0},           {100, 8, 0, 0, 0, 70, 0},
 };
 
 static void test_topn_matches_full_sort(void)
 {
-    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
-        for (uint64_t seed = 1; seed <= 3; seed++)
-            CHECK(run_shape(&shapes[i], 1000 * i + seed) == 0);
+    for (size_t k = 0; k < KERNELS; k++) {
+        if (!use_kernel(kernel_names[k]))
+            continue;
+        for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+            for (uint64_t seed = 1; seed <= 3; seed++)
+                CHECK(run_shape(&shapes[i], 1000 * i + seed) == 0);
+    }
+}
+
+/* Many small random shapes: every row count around the block sizes (8 and
+ * 16 rows), dimensions across and off the lane block, n above and below
+ * the row count. */
+static void test_topn_random_shapes(void)
+{
+    for (size_t k = 0; k < KERNELS; k++) {
+        if (!use_kernel(kernel_names[k]))
+            continue;
+        rng_state = 42;
+        for (uint64_t seed = 1; seed <= 400; seed++) {
+            static const int accept_pcts[] = {0, 100, 70, 10, 0};
+            const struct shape sh = {
+                .rows = rng_below(70),
+                .dim = 1 + rng_below(140),
+                .n = 1 + rng_below(rng_below(2) ? 80 : 4),
+                .extra_stride = 16 * rng_below(2),
+                .scaled = (int)rng_below(2),
+                .accept_pct = accept_pcts[rng_below(5)],
+                .dup_rows = rng_below(4),
+            };
+            uint64_t saved = rng_state;
+            CHECK(run_shape(&sh, seed) == 0);
+            rng_state = saved;
+        }
+    }
 }
 
 /* Every row equal: the result is the n lowest accepted indices. */
@@ -254,19 +374,22 @@ static void test_topn_all_tied(void)
         for (int c = 0; c < DIM; c++)
             matrix[r * STRIDE + c] = 0.5f;
     const struct score_scan scan = {query, matrix, ROWS, STRIDE, DIM, NULL, 0};
-    struct score_hit out[N];
-    CHECK(score_topn(&scan, N, NULL, NULL, out) == N);
-    for (uint32_t i = 0; i < N; i++)
-        CHECK(out[i].index == i && out[i].score == 7.5f);
+    for (size_t k = 0; k < KERNELS; k++) {
+        if (!use_kernel(kernel_names[k]))
+            continue;
+        struct score_hit out[N];
+        CHECK(score_topn(&scan, N, NULL, NULL, out) == N);
+        for (uint32_t i = 0; i < N; i++)
+            CHECK(out[i].index == i && out[i].score == 7.5f);
+    }
 }
 
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        CHECK_CASE(test_dot_matches_double),
-        CHECK_CASE(test_dot_exact_on_integers),
-        CHECK_CASE(test_topn_matches_full_sort),
-        CHECK_CASE(test_topn_all_tied),
+        CHECK_CASE(test_dot_matches_double), CHECK_CASE(test_dot_exact_on_integers),
+        CHECK_CASE(test_select_kernel),      CHECK_CASE(test_topn_matches_full_sort),
+        CHECK_CASE(test_topn_random_shapes), CHECK_CASE(test_topn_all_tied),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -1,0 +1,142 @@
+/*
+ * score_avx512: the AVX-512F scan kernel.
+ *
+ * A block is 16 rows. Each row's SCORE_LANES partial sums fit one zmm
+ * register, so the block's 16 accumulators, the query block and a loaded
+ * row block take 18 of the 32 registers. The loop runs over the lane blocks
+ * of the rows outermost and over the 16 rows inside: the query block is
+ * loaded once per block of rows, and 16 independent add chains keep the
+ * FP pipes busy while 16 cache lines are in flight.
+ *
+ * A four-level shuffle network then folds the 16 accumulators into one
+ * register of 16 dot products, pairing lanes exactly as the canonical order
+ * of score_kernel.h does (j += j+8, j += j+4, j += j+2, j += j+1), for all
+ * rows at once: 15 adds and 30 shuffles per block, where folding each row
+ * on its own would take 64 adds and shuffles. The network delivers the row
+ * in slot q + 4e at position 4q + e; the slots are assigned rows in the
+ * transposed order (slot_row), so row p comes out at position p.
+ *
+ * One vcmpps against the threshold gives a 16-bit mask; a zero mask (most
+ * blocks once the heap is warm) costs nothing more. The last block of fewer
+ * than 16 rows reads its last row again in place of the missing ones and
+ * masks them off, so it runs the same code.
+ */
+#include "score_kernel.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define TARGET __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { ROWS = 16 }; /* rows per block: one score per lane of a zmm register */
+
+/* The row of its block that slot @s holds (see the preamble). */
+static inline uint32_t slot_row(uint32_t s)
+{
+    return s % 4 * 4 + s / 4;
+}
+
+/* Level 1 for rows in @a and @b: lane j += lane j+8. Returns a's 8 sums in
+ * lanes 0-7 and b's in lanes 8-15. */
+TARGET INLINE __m512 fold8(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Level 2 for two rows in each of @a and @b: j += j+4 within each row's
+ * 8 sums. Returns 4 rows of 4 sums, one per 128-bit quarter: a's first,
+ * a's second, b's first, b's second. */
+TARGET INLINE __m512 fold4(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* Level 3: j += j+2 within each quarter. Quarter q of the result holds 2
+ * sums of a's row q, then 2 of b's row q. */
+TARGET INLINE __m512 fold2(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Level 4: j += j+1. Quarter q of the result holds the dot products of a's
+ * two rows in quarter q, then b's two. */
+TARGET INLINE __m512 fold1(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The dot products with @query of the rows at @rows + r * @stride, r = 0 ..
+ * 15 with r clamped to @last, at position r; @blocks lane blocks each. */
+TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t stride, uint32_t last,
+                                uint32_t blocks)
+{
+    const float *row[ROWS];
+    __m512 acc[ROWS];
+#pragma GCC unroll 16
+    for (uint32_t s = 0; s < ROWS; s++) {
+        uint32_t r = slot_row(s) < last ? slot_row(s) : last;
+        row[s] = rows + r * stride;
+        acc[s] = _mm512_setzero_ps();
+    }
+    for (size_t k = 0; k < (size_t)blocks * SCORE_LANES; k += SCORE_LANES) {
+        __m512 q = _mm512_loadu_ps(query + k);
+#pragma GCC unroll 16
+        for (uint32_t s = 0; s < ROWS; s++)
+            acc[s] = _mm512_add_ps(acc[s], _mm512_mul_ps(_mm512_loadu_ps(row[s] + k), q));
+    }
+    __m512 t[ROWS / 2], u[ROWS / 4];
+#pragma GCC unroll 8
+    for (uint32_t m = 0; m < ROWS / 2; m++)
+        t[m] = fold8(acc[2 * m], acc[2 * m + 1]);
+#pragma GCC unroll 4
+    for (uint32_t g = 0; g < ROWS / 4; g++)
+        u[g] = fold4(t[2 * g], t[2 * g + 1]);
+    return fold1(fold2(u[0], u[1]), fold2(u[2], u[3]));
+}
+
+/* Scores of the @count rows from @first (1 <= count <= ROWS) at positions
+ * 0 .. count-1; the other positions repeat the last row. */
+TARGET INLINE __m512 block_scores(const struct score_scan *s, uint32_t first, uint32_t count,
+                                  uint32_t blocks)
+{
+    __m512 v =
+        block_dots(s->query, s->matrix + (size_t)first * s->stride, s->stride, count - 1, blocks);
+    if (s->row_scale == NULL)
+        return v;
+    /* The masked load reads no scale past the last row. */
+    __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), s->row_scale + first);
+    return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(s->query_scale)), scale);
+}
+
+/* Offers the rows of @v, the first @count scored from row @first, that beat
+ * the threshold. */
+TARGET INLINE void offer_above(struct score_best *b, uint32_t first, uint32_t count, __m512 v)
+{
+    __mmask16 valid = (__mmask16)((1u << count) - 1);
+    __mmask16 above = _mm512_mask_cmp_ps_mask(valid, v, _mm512_set1_ps(b->threshold), _CMP_GT_OQ);
+    if (above == 0)
+        return;
+    _Alignas(64) float scores[ROWS];
+    _mm512_store_ps(scores, v);
+    score_best_offer_block(b, first, above, scores);
+}
+
+TARGET void score_scan_avx512(const struct score_scan *s, struct score_best *b)
+{
+    uint32_t blocks = (s->dim + SCORE_LANES - 1) / SCORE_LANES, first = 0;
+    for (; s->rows - first >= ROWS; first += ROWS)
+        offer_above(b, first, ROWS, block_scores(s, first, ROWS, blocks));
+    if (first < s->rows) {
+        uint32_t count = s->rows - first;
+        offer_above(b, first, count, block_scores(s, first, count, blocks));
+    }
+}
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * score_kernel: what score.c and the CPU-specific scan kernels share.
+ * Internal to the score module; callers use score.h.
+ *
+ * A kernel scans every row of a struct score_scan in ascending order and
+ * offers the rows whose score beats the running threshold to a struct
+ * score_best, which applies the filter and keeps the best n. The threshold
+ * only rises, so a kernel may compare a whole block of scores against the
+ * value it read before the block; score_best_offer_block() checks each
+ * offered row again against the current one.
+ *
+ * The canonical summation order (every kernel must follow it to the bit):
+ * a row's padded length is split into blocks of SCORE_LANES floats; lane j
+ * starts at +0 and adds, block by block in order, the product of element j
+ * of the block of the row and of the query, each product rounded to float
+ * before the add (no fused multiply-add). The lanes are then combined
+ * pairwise: lane j += lane j+8 (j < 8), then j += j+4, j += j+2, j += j+1,
+ * and lane 0 is the dot product. With a row scale, the score is
+ * (dot * query_scale) * row_scale[i], rounded after each multiply. Float
+ * addition is commutative, so only the pairing matters, not the operand
+ * order within a pair; a kernel may reduce many rows at once with shuffles.
+ *
+ * GCC contracts a multiply and an add into an FMA wherever the target has
+ * one, even across intrinsics (its default -ffp-contract=fast), and clang
+ * does within an expression: both are switched off below, for every file
+ * that includes this header, before any function is defined.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "score.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/* The best rows so far: a binary heap whose root is the worst of them. */
+struct score_best {
+    struct score_hit *heap; /* count entries of the caller's n-entry scratch */
+    uint32_t n, count;
+    /* A row enters only with a score strictly above this: -INFINITY until
+     * n rows are kept, then the root's score (a later row with an equal
+     * score has a higher index, so it is worse). */
+    float threshold;
+    score_filter_fn keep; /* NULL accepts every row */
+    const void *filter_ctx;
+};
+
+/* score_best_offer - row @index with @score: kept if it beats the current
+ * threshold and the filter accepts it. Rows must be offered in ascending
+ * index order. */
+void score_best_offer(struct score_best *b, uint32_t index, float score);
+
+/* score_best_offer_block - offer rows @first + i for each bit i set in
+ * @mask, lowest first, with scores @scores[i]. */
+void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
+                            const float *scores);
+
+/* A kernel: offer every row of @s that beats b->threshold to @b, in
+ * ascending order. Rows are read over s->dim rounded up to SCORE_LANES,
+ * which is at most s->stride. */
+typedef void (*score_scan_fn)(const struct score_scan *s, struct score_best *b);
+
+#if defined(__x86_64__)
+void score_scan_avx512(const struct score_scan *s, struct score_best *b);
+void score_scan_avx2(const struct score_scan *s, struct score_best *b);
+#endif
