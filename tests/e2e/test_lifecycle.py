@@ -4,6 +4,7 @@ flight, and many concurrent clients.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -117,11 +118,16 @@ class SignalTest(SmallModel, unittest.TestCase):
             d.signal(signal.SIGTERM)
             self.assertEqual(d.wait_exit(30), 0, d.log())
 
-    def test_sighup_keeps_serving(self):
+    def test_sighup_loads_the_model_file(self):
+        """SIGHUP asks for a load; an unchanged file is not loaded again, and
+        serving goes on (test_reload covers SIGHUP loading a new file)."""
         with Daemon(self.ds.path, threads=1) as d:
             d.signal(signal.SIGHUP)
-            d.wait_log(r"SIGHUP received")
+            d.wait_log(r"INFO  SIGHUP received; loading model file %s$" % re.escape(self.ds.path))
+            d.wait_log(r"INFO  model file %s unchanged; still serving version life-1$"
+                       % re.escape(self.ds.path))
             self.assert_serves(d)
+            self.assertEqual(d.info().reload_count, 1)
 
 
 class StartupFailureTest(SmallModel, unittest.TestCase):

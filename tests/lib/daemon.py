@@ -24,7 +24,7 @@ import time
 
 import grpc
 
-from recsys.v1 import recommender_pb2  # noqa: F401  (re-exported for tests)
+from recsys.v1 import recommender_pb2  # also re-exported for tests
 
 RECSYSD = os.environ.get("RECSYSD", "recsysd")
 SERVICE = "recsys.v1.Recommender"
@@ -164,25 +164,64 @@ class Daemon:
         with self._cond:
             return "".join(self._lines)
 
-    def wait_log(self, regex, timeout=10.0):
-        """Wait until a log line matches regex; the match. Raises DaemonError
-        on timeout or when the daemon exits first."""
+    def wait_log(self, regex, timeout=10.0, count=1):
+        """Wait until `count` log lines match regex; the last match. Raises
+        DaemonError on timeout or when the daemon exits first."""
         pattern = re.compile(regex)
         deadline = time.monotonic() + timeout
         seen = 0
+        found = 0
         with self._cond:
             while True:
                 for line in self._lines[seen:]:
                     m = pattern.search(line)
-                    if m:
+                    found += m is not None
+                    if found == count:
                         return m
                 seen = len(self._lines)
                 left = deadline - time.monotonic()
                 if self._eof or left <= 0:
                     why = "exited (%s)" % self.proc.poll() if self._eof else "timed out"
-                    raise DaemonError("recsysd %s before logging /%s/; log:\n%s"
-                                      % (why, regex, "".join(self._lines)))
+                    raise DaemonError("recsysd %s before logging /%s/ %d times (%d seen); log:\n%s"
+                                      % (why, regex, count, found, "".join(self._lines)))
                 self._cond.wait(left)
+
+    # ---- the process, from /proc ---------------------------------------------------
+
+    def proc_status(self):
+        """/proc/<pid>/status as a dict; memory fields in kB as ints
+        (VmRSS, VmHWM, RssAnon, RssFile, ...)."""
+        out = {}
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                fields = value.split()
+                out[key] = int(fields[0]) if len(fields) == 2 and fields[1] == "kB" else value.strip()
+        return out
+
+    def mapped_files(self, prefix):
+        """Pathnames of the file mappings in /proc/<pid>/maps under prefix,
+        one entry per mapping (a deleted file keeps its " (deleted)" tail)."""
+        out = []
+        with open("/proc/%d/maps" % self.proc.pid) as f:
+            for line in f:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith(prefix):
+                    out.append(fields[5].rstrip("\n"))
+        return out
+
+    def open_files(self, prefix):
+        """Targets of the daemon's open file descriptors under prefix."""
+        fd_dir = "/proc/%d/fd" % self.proc.pid
+        out = []
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except FileNotFoundError:
+                continue  # closed meanwhile
+            if target.startswith(prefix):
+                out.append(target)
+        return out
 
     # ---- gRPC ------------------------------------------------------------------
 
@@ -206,6 +245,11 @@ class Daemon:
     def stub_call(self, method, request, response_cls, timeout=5):
         """Call method with request; the response (raises grpc.RpcError)."""
         return self.rpc(method, response_cls)(request, timeout=timeout)
+
+    def info(self):
+        """GetModelInfo's answer."""
+        return self.stub_call("GetModelInfo", recommender_pb2.ModelInfoRequest(),
+                              recommender_pb2.ModelInfo)
 
     def health(self, service="", wait=5.0):
         """The health check's answer for service, as a name ('SERVING', ...).
