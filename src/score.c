@@ -69,50 +69,51 @@ float score_row(const struct score_scan *s, uint32_t index)
 
 /* ---- heap of the best n, worst at the root ----------------------------- */
 
-static int worse(const struct score_hit *a, const struct score_hit *b)
+/* Whether @a ranks below @b. Without branches: on random data which of two
+ * kept rows is worse is a coin toss, and a mispredicted branch costs more
+ * than both compares. */
+static int worse(struct score_hit a, struct score_hit b)
 {
-    return a->score < b->score || (a->score == b->score && a->index > b->index);
+    return (a.score < b.score) | ((a.score == b.score) & (a.index > b.index));
 }
 
-static void swap(struct score_hit *a, struct score_hit *b)
-{
-    struct score_hit t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static void sift_up(struct score_hit *h, uint32_t i)
+/* Moves @hit from the hole at @i up while it is worse than the parent. */
+static void sift_up(struct score_hit *h, uint32_t i, struct score_hit hit)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!worse(&h[i], &h[parent]))
+        if (!worse(hit, h[parent]))
             break;
-        swap(&h[i], &h[parent]);
+        h[i] = h[parent];
         i = parent;
     }
+    h[i] = hit;
 }
 
-static void sift_down(struct score_hit *h, uint32_t n, uint32_t i)
+/* Replaces the root of the @n-entry heap with @hit, bottom-up: the hole
+ * left at the root follows the worse child down to a leaf (one compare per
+ * level, whose outcome picks the child without a branch), then @hit moves
+ * up from there. A row that enters the top-N is equally likely to take any
+ * rank in it, so it mostly settles near the leaves: walking down blind and
+ * stepping back a little beats testing at every level whether to stop. */
+static void replace_root(struct score_hit *h, uint32_t n, struct score_hit hit)
 {
-    for (;;) {
-        uint32_t w = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && worse(&h[l], &h[w]))
-            w = l;
-        if (r < n && worse(&h[r], &h[w]))
-            w = r;
-        if (w == i)
-            return;
-        swap(&h[i], &h[w]);
-        i = w;
+    uint32_t i = 0;
+    for (uint32_t child = 1; child < n; child = 2 * i + 1) {
+        child += child + 1 < n && worse(h[child + 1], h[child]);
+        h[i] = h[child];
+        i = child;
     }
+    sift_up(h, i, hit);
 }
 
 /* Heap sort: moving the worst to the end each time leaves the best first. */
 static void sort_best_first(struct score_hit *h, uint32_t n)
 {
     for (uint32_t end = n; end > 1; end--) {
-        swap(&h[0], &h[end - 1]);
-        sift_down(h, end - 1, 0);
+        struct score_hit last = h[end - 1];
+        h[end - 1] = h[0];
+        replace_root(h, end - 1, last);
     }
 }
 
@@ -120,14 +121,13 @@ void score_best_offer(struct score_best *b, uint32_t index, float score)
 {
     if (score <= b->threshold || (b->keep != NULL && !b->keep(b->filter_ctx, index)))
         return;
+    struct score_hit hit = {index, score};
     if (b->count < b->n) {
-        b->heap[b->count] = (struct score_hit){index, score};
-        sift_up(b->heap, b->count++);
+        sift_up(b->heap, b->count++, hit);
         if (b->count < b->n)
             return;
     } else {
-        b->heap[0] = (struct score_hit){index, score};
-        sift_down(b->heap, b->n, 0);
+        replace_root(b->heap, b->n, hit);
     }
     b->threshold = b->heap[0].score;
 }

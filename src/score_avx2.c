@@ -32,12 +32,6 @@ enum {
     GROUP = 4, /* rows scored together: 2 accumulators each */
 };
 
-/* The row of its block that slot @s holds (see the preamble). */
-static inline uint32_t slot_row(uint32_t s)
-{
-    return s % 2 * 4 + s / 2;
-}
-
 /* Level 2 for rows in @a and @b: j += j+4. Returns a's 4 sums in the low
  * half and b's in the high half. */
 TARGET INLINE __m256 fold4(__m256 a, __m256 b)
@@ -61,26 +55,17 @@ TARGET INLINE __m256 fold1(__m256 a, __m256 b)
                          _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* Dot products with @query of the GROUP rows @row, @blocks lane blocks
- * each, folded through level 2: @u[0] holds rows 0 and 1, @u[1] rows 2
- * and 3, as fold4 returns them. */
-TARGET INLINE void group_dots(const float *query, const float *const *row, uint32_t blocks,
-                              __m256 *u)
+/* Row @row's SCORE_LANES partial sums with @query over @blocks lane blocks,
+ * folded through level 1 (lane j += lane j+8). */
+TARGET INLINE __m256 row_lanes(const float *row, const float *query, uint32_t blocks)
 {
-    __m256 lo[GROUP], hi[GROUP];
-#pragma GCC unroll 4
-    for (uint32_t s = 0; s < GROUP; s++)
-        lo[s] = hi[s] = _mm256_setzero_ps();
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     for (size_t k = 0; k < (size_t)blocks * SCORE_LANES; k += SCORE_LANES) {
-        __m256 qlo = _mm256_loadu_ps(query + k), qhi = _mm256_loadu_ps(query + k + 8);
-#pragma GCC unroll 4
-        for (uint32_t s = 0; s < GROUP; s++) {
-            lo[s] = _mm256_add_ps(lo[s], _mm256_mul_ps(_mm256_loadu_ps(row[s] + k), qlo));
-            hi[s] = _mm256_add_ps(hi[s], _mm256_mul_ps(_mm256_loadu_ps(row[s] + k + 8), qhi));
-        }
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(query + k)));
+        hi = _mm256_add_ps(
+            hi, _mm256_mul_ps(_mm256_loadu_ps(row + k + 8), _mm256_loadu_ps(query + k + 8)));
     }
-    u[0] = fold4(_mm256_add_ps(lo[0], hi[0]), _mm256_add_ps(lo[1], hi[1]));
-    u[1] = fold4(_mm256_add_ps(lo[2], hi[2]), _mm256_add_ps(lo[3], hi[3]));
+    return _mm256_add_ps(lo, hi);
 }
 
 /* The dot products with @query of the rows at @rows + r * @stride, r = 0 ..
@@ -88,16 +73,16 @@ TARGET INLINE void group_dots(const float *query, const float *const *row, uint3
 TARGET INLINE __m256 block_dots(const float *query, const float *rows, size_t stride, uint32_t last,
                                 uint32_t blocks)
 {
-    const float *row[ROWS];
-#pragma GCC unroll 8
-    for (uint32_t s = 0; s < ROWS; s++) {
-        uint32_t r = slot_row(s) < last ? slot_row(s) : last;
-        row[s] = rows + r * stride;
+    __m256 u[ROWS / 2];
+#pragma GCC unroll 4
+    for (uint32_t r = 0; r < ROWS; r += 2) {
+        __m256 a = row_lanes(rows + (r < last ? r : last) * stride, query, blocks);
+        __m256 b = row_lanes(rows + (r + 1 < last ? r + 1 : last) * stride, query, blocks);
+        u[r / 2] = fold4(a, b);
     }
-    __m256 u[4];
-    group_dots(query, row, blocks, u);
-    group_dots(query, row + GROUP, blocks, u + 2);
-    return fold1(fold2(u[0], u[1]), fold2(u[2], u[3]));
+    /* The network leaves row h + 2e at position 4h + e. */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    return _mm256_permutevar8x32_ps(fold1(fold2(u[0], u[1]), fold2(u[2], u[3])), order);
 }
 
 /* Scores of the @count rows from @first (1 <= count <= ROWS) at positions

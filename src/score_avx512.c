@@ -33,12 +33,6 @@
 
 enum { ROWS = 16 }; /* rows per block: one score per lane of a zmm register */
 
-/* The row of its block that slot @s holds (see the preamble). */
-static inline uint32_t slot_row(uint32_t s)
-{
-    return s % 4 * 4 + s / 4;
-}
-
 /* Level 1 for rows in @a and @b: lane j += lane j+8. Returns a's 8 sums in
  * lanes 0-7 and b's in lanes 8-15. */
 TARGET INLINE __m512 fold8(__m512 a, __m512 b)
@@ -72,25 +66,25 @@ TARGET INLINE __m512 fold1(__m512 a, __m512 b)
                          _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* Row @row's SCORE_LANES partial sums with @query over @blocks lane blocks. */
+TARGET INLINE __m512 row_lanes(const float *row, const float *query, uint32_t blocks)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t k = 0; k < (size_t)blocks * SCORE_LANES; k += SCORE_LANES)
+        acc =
+            _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(row + k), _mm512_loadu_ps(query + k)));
+    return acc;
+}
+
 /* The dot products with @query of the rows at @rows + r * @stride, r = 0 ..
  * 15 with r clamped to @last, at position r; @blocks lane blocks each. */
 TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t stride, uint32_t last,
                                 uint32_t blocks)
 {
-    const float *row[ROWS];
     __m512 acc[ROWS];
 #pragma GCC unroll 16
-    for (uint32_t s = 0; s < ROWS; s++) {
-        uint32_t r = slot_row(s) < last ? slot_row(s) : last;
-        row[s] = rows + r * stride;
-        acc[s] = _mm512_setzero_ps();
-    }
-    for (size_t k = 0; k < (size_t)blocks * SCORE_LANES; k += SCORE_LANES) {
-        __m512 q = _mm512_loadu_ps(query + k);
-#pragma GCC unroll 16
-        for (uint32_t s = 0; s < ROWS; s++)
-            acc[s] = _mm512_add_ps(acc[s], _mm512_mul_ps(_mm512_loadu_ps(row[s] + k), q));
-    }
+    for (uint32_t r = 0; r < ROWS; r++)
+        acc[r] = row_lanes(rows + (r < last ? r : last) * stride, query, blocks);
     __m512 t[ROWS / 2], u[ROWS / 4];
 #pragma GCC unroll 8
     for (uint32_t m = 0; m < ROWS / 2; m++)
@@ -98,7 +92,9 @@ TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t st
 #pragma GCC unroll 4
     for (uint32_t g = 0; g < ROWS / 4; g++)
         u[g] = fold4(t[2 * g], t[2 * g + 1]);
-    return fold1(fold2(u[0], u[1]), fold2(u[2], u[3]));
+    /* The network leaves row q + 4e at position 4q + e. */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, fold1(fold2(u[0], u[1]), fold2(u[2], u[3])));
 }
 
 /* Scores of the @count rows from @first (1 <= count <= ROWS) at positions
