@@ -3,19 +3,18 @@
  *
  * The structure of score_avx512.c at half the width. A block is 8 rows, one
  * score per lane of a ymm register. A row's SCORE_LANES partial sums take
- * two registers (lanes 0-7 and 8-15), so the 8 rows are scored as two
- * groups of 4: 8 accumulators, the two query halves and a load fit the 16
- * registers, and each group is folded to 2 registers before the next
- * starts. It uses no FMA on purpose (score_kernel.h): a multiply and an add
- * cost the same here as one FMA once the scan waits on memory.
+ * two registers (lanes 0-7 and 8-15); their add is level 1 of the
+ * canonical fold (j += j+8), so each row leaves one register. Rows are
+ * scored one after the other, in address order, and folded pairwise as
+ * they come (level 2), so at most 4 folded pairs and one row's sums are
+ * live in the 16 registers. Levels 3 and 4 pair lanes across rows with
+ * shuffles and leave row h + 2e at position 4h + e; one permute puts row p
+ * at position p. It uses no FMA on purpose (score_kernel.h): a multiply
+ * and an add cost the same here as one FMA once the scan waits on memory.
  *
- * Folding: level 1 (j += j+8) is the add of a row's two registers; levels
- * 2-4 pair lanes across rows with shuffles, delivering the row in slot h + 2e
- * at position 4h + e; the slots are assigned rows in the transposed order
- * (slot_row), so row p comes out at position p. One compare and a movemask
- * give an 8-bit mask of the rows that beat the threshold. The last block
- * of fewer than 8 rows reads its last row again in place of the missing
- * ones and masks them off.
+ * One compare and a movemask give an 8-bit mask of the rows that beat the
+ * threshold. The last block of fewer than 8 rows reads its last row again
+ * in place of the missing ones and masks them off.
  */
 #include "score_kernel.h"
 
@@ -27,10 +26,13 @@
 #define TARGET __attribute__((target("avx2")))
 #define INLINE static inline __attribute__((always_inline))
 
-enum {
-    ROWS = 8,  /* rows per block: one score per lane of a ymm register */
-    GROUP = 4, /* rows scored together: 2 accumulators each */
-};
+enum { ROWS = 8 }; /* rows per block: one score per lane of a ymm register */
+
+/* Row @r of the block at @rows, or row @last for the positions past it. */
+static inline const float *block_row(const float *rows, size_t stride, uint32_t r, uint32_t last)
+{
+    return rows + (r < last ? r : last) * stride;
+}
 
 /* Level 2 for rows in @a and @b: j += j+4. Returns a's 4 sums in the low
  * half and b's in the high half. */
@@ -76,8 +78,8 @@ TARGET INLINE __m256 block_dots(const float *query, const float *rows, size_t st
     __m256 u[ROWS / 2];
 #pragma GCC unroll 4
     for (uint32_t r = 0; r < ROWS; r += 2) {
-        __m256 a = row_lanes(rows + (r < last ? r : last) * stride, query, blocks);
-        __m256 b = row_lanes(rows + (r + 1 < last ? r + 1 : last) * stride, query, blocks);
+        __m256 a = row_lanes(block_row(rows, stride, r, last), query, blocks);
+        __m256 b = row_lanes(block_row(rows, stride, r + 1, last), query, blocks);
         u[r / 2] = fold4(a, b);
     }
     /* The network leaves row h + 2e at position 4h + e. */

@@ -1,20 +1,20 @@
 /*
  * score_avx512: the AVX-512F scan kernel.
  *
- * A block is 16 rows. Each row's SCORE_LANES partial sums fit one zmm
- * register, so the block's 16 accumulators, the query block and a loaded
- * row block take 18 of the 32 registers. The loop runs over the lane blocks
- * of the rows outermost and over the 16 rows inside: the query block is
- * loaded once per block of rows, and 16 independent add chains keep the
- * FP pipes busy while 16 cache lines are in flight.
+ * A block is 16 rows, one score per lane of a zmm register. Each row's
+ * SCORE_LANES partial sums fit one register too, so the kernel scores the
+ * 16 rows one after the other, each to the end, into 16 accumulators: the
+ * matrix is read in address order, as the hardware prefetcher expects, with
+ * one row pointer live (scoring lane block by lane block across the 16 rows
+ * needs 16 pointers, more than the general registers, and spills them).
  *
  * A four-level shuffle network then folds the 16 accumulators into one
  * register of 16 dot products, pairing lanes exactly as the canonical order
  * of score_kernel.h does (j += j+8, j += j+4, j += j+2, j += j+1), for all
  * rows at once: 15 adds and 30 shuffles per block, where folding each row
- * on its own would take 64 adds and shuffles. The network delivers the row
- * in slot q + 4e at position 4q + e; the slots are assigned rows in the
- * transposed order (slot_row), so row p comes out at position p.
+ * on its own would take 64 of each, and 16 inserts to gather the scores.
+ * The network leaves row q + 4e at position 4q + e; one permute puts row
+ * p at position p.
  *
  * One vcmpps against the threshold gives a 16-bit mask; a zero mask (most
  * blocks once the heap is warm) costs nothing more. The last block of fewer
@@ -32,6 +32,12 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum { ROWS = 16 }; /* rows per block: one score per lane of a zmm register */
+
+/* Row @r of the block at @rows, or row @last for the positions past it. */
+static inline const float *block_row(const float *rows, size_t stride, uint32_t r, uint32_t last)
+{
+    return rows + (r < last ? r : last) * stride;
+}
 
 /* Level 1 for rows in @a and @b: lane j += lane j+8. Returns a's 8 sums in
  * lanes 0-7 and b's in lanes 8-15. */
@@ -84,7 +90,7 @@ TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t st
     __m512 acc[ROWS];
 #pragma GCC unroll 16
     for (uint32_t r = 0; r < ROWS; r++)
-        acc[r] = row_lanes(rows + (r < last ? r : last) * stride, query, blocks);
+        acc[r] = row_lanes(block_row(rows, stride, r, last), query, blocks);
     __m512 t[ROWS / 2], u[ROWS / 4];
 #pragma GCC unroll 8
     for (uint32_t m = 0; m < ROWS / 2; m++)
