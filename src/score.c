@@ -169,13 +169,11 @@ struct kernel {
  * (XCR0), so a kernel it approves cannot fault on a register it uses. */
 static int has_avx512(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
 }
 
 static int has_avx2(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 }
 #endif
