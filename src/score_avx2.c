@@ -75,13 +75,14 @@ TARGET INLINE __m256 row_lanes(const float *row, const float *query, uint32_t bl
 TARGET INLINE __m256 block_dots(const float *query, const float *rows, size_t stride, uint32_t last,
                                 uint32_t blocks)
 {
-    __m256 u[ROWS / 2];
+    __m256 a[ROWS], u[ROWS / 2];
+    /* One copy of the row loop, as in score_avx512.c. */
+#pragma GCC unroll 1
+    for (uint32_t r = 0; r < ROWS; r++)
+        a[r] = row_lanes(block_row(rows, stride, r, last), query, blocks);
 #pragma GCC unroll 4
-    for (uint32_t r = 0; r < ROWS; r += 2) {
-        __m256 a = row_lanes(block_row(rows, stride, r, last), query, blocks);
-        __m256 b = row_lanes(block_row(rows, stride, r + 1, last), query, blocks);
-        u[r / 2] = fold4(a, b);
-    }
+    for (uint32_t r = 0; r < ROWS; r += 2)
+        u[r / 2] = fold4(a[r], a[r + 1]);
     /* The network leaves row h + 2e at position 4h + e. */
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     return _mm256_permutevar8x32_ps(fold1(fold2(u[0], u[1]), fold2(u[2], u[3])), order);

@@ -88,7 +88,10 @@ TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t st
                                 uint32_t blocks)
 {
     __m512 acc[ROWS];
-#pragma GCC unroll 16
+    /* One copy of the row loop, not 16: unrolled, its 16 inner loops made
+     * the scan of a 10^6 x 64 catalog a quarter slower (68% of the read
+     * floor instead of 91%), the out-of-order window covering fewer bytes. */
+#pragma GCC unroll 1
     for (uint32_t r = 0; r < ROWS; r++)
         acc[r] = row_lanes(block_row(rows, stride, r, last), query, blocks);
     __m512 t[ROWS / 2], u[ROWS / 4];
