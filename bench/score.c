@@ -25,7 +25,7 @@
  * round and fails if they do not hold.
  *
  * Usage: score [--rows 10000,100000,1000000] [--dims 64,128] [--top 100]
- *              [--runs 21] [--kernels portable,avx2,avx512]
+ *              [--runs 31] [--kernels portable,avx2,avx512]
  */
 #include <cblas.h>
 #include <errno.h>
@@ -96,7 +96,7 @@ static int usage(const char *prog)
             "  --rows     catalog sizes (default 10000,100000,1000000)\n"
             "  --dims     dimensions (default 64,128)\n"
             "  --top      results per query (default 100)\n"
-            "  --runs     fewest rounds per measurement (default 21; more on small\n"
+            "  --runs     fewest rounds per measurement (default 31; more on small\n"
             "             catalogs, so each method reads at least 1 GiB)\n"
             "  --kernels  scoring kernels to run (default portable,avx2,avx512; those\n"
             "             this CPU lacks are skipped)\n",
@@ -111,7 +111,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .dims = {64, 128},
                        .ndims = 2,
                        .top = 100,
-                       .runs = 21};
+                       .runs = 31};
     size_t one;
     int rc = parse_kernels("portable,avx2,avx512", o);
     for (int i = 1; i < argc && rc == 0; i += 2) {
