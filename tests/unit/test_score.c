@@ -10,6 +10,8 @@
 #include "score.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,12 +391,64 @@ static void test_topn_all_tied(void)
     }
 }
 
+/* ---- switching kernels while scans run -------------------------------- */
+
+struct scanner {
+    const struct score_scan *scan;
+    const struct score_hit *want; /* N hits */
+    atomic_int *done;             /* scanners finished */
+    int bad;
+};
+
+enum { SWITCH_N = 50, SWITCH_SCANS = 200 };
+
+static void *scan_repeatedly(void *arg)
+{
+    struct scanner *sc = arg;
+    struct score_hit got[SWITCH_N];
+    for (int i = 0; i < SWITCH_SCANS && !sc->bad; i++)
+        sc->bad = score_topn(sc->scan, SWITCH_N, NULL, NULL, got) != SWITCH_N ||
+                  memcmp(got, sc->want, sizeof(got)) != 0;
+    atomic_fetch_add(sc->done, 1);
+    return NULL;
+}
+
+/* score_select_kernel is safe while other threads scan, and every scan
+ * returns the same rows whichever kernel it runs with. */
+static void test_switch_while_scanning(void)
+{
+    enum { THREADS = 2 };
+    const struct shape sh = {.rows = 3000, .dim = 40, .n = SWITCH_N};
+    struct fixture fx;
+    fixture_make(&fx, &sh, 7);
+    const struct score_scan scan = {fx.query, fx.matrix, sh.rows, fx.stride, sh.dim, NULL, 0};
+    struct score_hit want[SWITCH_N];
+    CHECK_OK(score_select_kernel("portable", NULL));
+    CHECK(score_topn(&scan, SWITCH_N, NULL, NULL, want) == SWITCH_N);
+
+    atomic_int done = 0;
+    struct scanner sc[THREADS];
+    pthread_t tid[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        sc[t] = (struct scanner){&scan, want, &done, 0};
+        pthread_create(&tid[t], NULL, scan_repeatedly, &sc[t]);
+    }
+    for (size_t i = 0; atomic_load(&done) < THREADS; i++)
+        score_select_kernel(kernel_names[i % KERNELS], NULL);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(tid[t], NULL);
+    fixture_free(&fx);
+    for (int t = 0; t < THREADS; t++)
+        CHECK(sc[t].bad == 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        CHECK_CASE(test_dot_matches_double), CHECK_CASE(test_dot_exact_on_integers),
-        CHECK_CASE(test_select_kernel),      CHECK_CASE(test_topn_matches_full_sort),
-        CHECK_CASE(test_topn_random_shapes), CHECK_CASE(test_topn_all_tied),
+        CHECK_CASE(test_dot_matches_double),    CHECK_CASE(test_dot_exact_on_integers),
+        CHECK_CASE(test_select_kernel),         CHECK_CASE(test_topn_matches_full_sort),
+        CHECK_CASE(test_topn_random_shapes),    CHECK_CASE(test_topn_all_tied),
+        CHECK_CASE(test_switch_while_scanning),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
