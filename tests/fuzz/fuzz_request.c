@@ -5,8 +5,8 @@
  * length) and the rest is the request message. The method's handler is
  * the one the server calls: it checks the size, unpacks the bytes through
  * the arena allocator, runs the query against a tiny model written at start
- * (served through the reloader, as in the daemon) and encodes the response. No network is involved, so the path is fuzzed
- * at the speed of the parser.
+ * (served through the reloader, as in the daemon) and encodes the response. No network is involved,
+ * so the path is fuzzed at the speed of the parser.
  *
  * Promises checked (service.h, server.h): a call that fails has a gRPC
  * status and a text; one that succeeds returns bytes that decode as the
@@ -55,6 +55,15 @@ static const ProtobufCMessageDescriptor *response_of(const char *path)
     abort();
 }
 
+/* Whether the reloader serves a model; its last error otherwise. */
+static const char *model_missing(void)
+{
+    const struct reload_snapshot *snap = reload_read_begin(fx.reload);
+    const char *why = snap->model != NULL ? NULL : snap->last_error;
+    reload_read_end(fx.reload);
+    return why;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *path = scratch_path("request-model.lmdb");
@@ -69,9 +78,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                 e.msg[0] != '\0' ? e.msg : err_strerror(rc));
         exit(1);
     }
+    const struct server_hooks *hooks = service_hooks(fx.svc);
+    hooks->thread_start(hooks->arg);
+    const char *why = model_missing();
+    if (why != NULL) {
+        fprintf(stderr, "fuzz_request: the model did not load (%s)\n", why);
+        exit(1);
+    }
     fx.methods = service_methods(fx.svc, &fx.n_methods);
-    /* This thread runs the handlers, as a server worker would. */
-    reload_reader_register();
     return 0;
 }
 
