@@ -1,5 +1,5 @@
 /*
- * fuzz_ids: ids_read on arbitrary bytes, written to a scratch file.
+ * fuzz_ids: ids_read on arbitrary bytes, handed over as a file.
  *
  * Promises checked (ids.h): a refusal is ERR_INVALID with a one-line
  * message naming the file; an accepted file has at most one id per line of
@@ -27,8 +27,7 @@ static void check_ids(const struct ids *l, size_t lines)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = scratch_path("ids.txt");
-    FUZZ_ASSERT(scratch_write(path, data, size) == 0);
+    const char *path = scratch_file(data, size);
     size_t lines = 1;
     for (size_t i = 0; i < size; i++)
         lines += data[i] == '\n';

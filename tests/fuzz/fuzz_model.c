@@ -1,5 +1,5 @@
 /*
- * fuzz_model: model_open on arbitrary bytes, written to a scratch file.
+ * fuzz_model: model_open on arbitrary bytes, handed over as a file.
  *
  * The seeds are the valid files of tiny_model.h, so mutations are damaged
  * models: LMDB pages, meta values, blobs, string tables and user records
@@ -93,8 +93,7 @@ static void check_model(const struct model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = scratch_path("model.lmdb");
-    FUZZ_ASSERT(scratch_write(path, data, size) == 0);
+    const char *path = scratch_file(data, size);
     struct model *m = NULL;
     struct err e = {0};
     int rc = model_open(path, 1, &m, &e);
@@ -104,7 +103,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_ASSERT(rc < 0 && m == NULL);
         FUZZ_ASSERT(strncmp(e.msg, path, strlen(path)) == 0);
-        fuzz_assert_one_line(e.msg);
     }
     return 0;
 }
