@@ -55,13 +55,15 @@ static const ProtobufCMessageDescriptor *response_of(const char *path)
     abort();
 }
 
-/* Whether the reloader serves a model; its last error otherwise. */
-static const char *model_missing(void)
+/* Exits unless the reloader serves the model (its first load can fail). */
+static void require_model(void)
 {
     const struct reload_snapshot *snap = reload_read_begin(fx.reload);
-    const char *why = snap->model != NULL ? NULL : snap->last_error;
+    if (snap->model == NULL) {
+        fprintf(stderr, "fuzz_request: the model did not load (%s)\n", snap->last_error);
+        exit(1);
+    }
     reload_read_end(fx.reload);
-    return why;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -80,11 +82,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     const struct server_hooks *hooks = service_hooks(fx.svc);
     hooks->thread_start(hooks->arg);
-    const char *why = model_missing();
-    if (why != NULL) {
-        fprintf(stderr, "fuzz_request: the model did not load (%s)\n", why);
-        exit(1);
-    }
+    require_model();
     fx.methods = service_methods(fx.svc, &fx.n_methods);
     return 0;
 }

@@ -77,8 +77,9 @@ static int run_dir(const char *dir, unsigned *count)
     struct dirent **names;
     int n = scandir(dir, &names, NULL, alphasort);
     if (n < 0) {
-        fprintf(stderr, "failed to list %s (%s)\n", dir, strerror(errno));
-        return -errno;
+        int rc = -errno;
+        fprintf(stderr, "failed to list %s (%s)\n", dir, strerror(-rc));
+        return rc;
     }
     int rc = 0;
     for (int i = 0; i < n; i++) {
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
             return 1;
     }
     if (count == 0) {
-        fprintf(stderr, "no inputs in %s\n", argv[1]);
+        fprintf(stderr, "no inputs: an empty corpus tests nothing\n");
         return 1;
     }
     printf("%u inputs ran\n", count);
