@@ -36,8 +36,8 @@
  * old model both are mapped, so the peak should be the steady RSS plus one
  * model, never more.
  *
- * Part 2, soak (a smaller model, --soak-items, so 1,000 swaps take about a
- * minute and a half): one client calls throughout, and every 100 swaps,
+ * Part 2, soak (a smaller model, --soak-items, so 1,000 swaps take about
+ * two minutes): one client calls throughout, and every 100 swaps,
  * once the old model is unmapped, the daemon's RSS (anonymous and file),
  * its mappings of model files and its open descriptors on them are printed.
  * Flat is the goal.
@@ -45,7 +45,7 @@
  * Usage: reload [--recsysd PATH] [--dir DIR] [--items N] [--users N]
  *               [--dim D] [--threads T] [--clients C] [--steady-seconds S]
  *               [--swaps N] [--swap-gap-ms MS] [--soak-swaps N]
- *               [--soak-items N] [--keep]
+ *               [--soak-items N] [--keep] [--help]
  * recsysd defaults to $RECSYSD, else the recsysd next to this program's
  * directory (build/bench/reload -> build/recsysd).
  */
@@ -156,13 +156,12 @@ static const struct opt {
 
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
-static int usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-    fprintf(stderr, "usage: %s [options]\n", prog);
+    fprintf(out, "usage: %s [options]\n", prog);
     for (size_t i = 0; i < N_OPTS; i++)
-        fprintf(stderr, "  --%-15s %s%s\n", opt_table[i].name,
+        fprintf(out, "  --%-15s %s%s\n", opt_table[i].name,
                 opt_table[i].type == OPT_FLAG ? "" : "VALUE  ", opt_table[i].help);
-    return 2;
 }
 
 static int set_opt(struct opts *o, const struct opt *row, const char *value)
@@ -181,6 +180,7 @@ static int set_opt(struct opts *o, const struct opt *row, const char *value)
     return 0;
 }
 
+/* parse_opts - 0, 1 for --help, -1 for a bad command line. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.recsysd = getenv("RECSYSD"),
@@ -195,6 +195,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .soak_swaps = 1000,
                        .soak_items = 100000};
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0)
+            return 1;
         const struct opt *row = NULL;
         for (size_t k = 0; k < N_OPTS; k++)
             if (strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + 2, opt_table[k].name) == 0)
@@ -438,24 +440,20 @@ struct daemon {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     unsigned loads;  /* "model loaded" lines so far */
-    double *load_ms; /* the load_ms of each */
-    size_t load_cap;
+    double *load_ms; /* the load_ms of the first load_cap of them */
+    unsigned load_cap;
     bool eof;
     char addr[64];
 };
 
+/* Counts every load; keeps the load_ms of the first load_cap. */
 static void note_load(struct daemon *d, const char *line)
 {
-    const char *ms = strstr(line, " load_ms=");
-    if (d->loads == d->load_cap) {
-        size_t cap = d->load_cap ? d->load_cap * 2 : 64;
-        double *grown = realloc(d->load_ms, cap * sizeof(double));
-        if (grown == NULL)
-            return; /* the count is what matters; the figure is then missing */
-        d->load_ms = grown;
-        d->load_cap = cap;
-    }
-    d->load_ms[d->loads++] = ms != NULL ? strtod(ms + 9, NULL) : -1;
+    static const char key[] = " load_ms=";
+    const char *ms = strstr(line, key);
+    if (d->loads < d->load_cap)
+        d->load_ms[d->loads] = ms != NULL ? strtod(ms + strlen(key), NULL) : -1;
+    d->loads++;
 }
 
 static void *read_log(void *arg)
@@ -508,13 +506,17 @@ static unsigned daemon_loads(struct daemon *d)
 }
 
 /* daemon_start - run @recsysd on @model, its log copied to @log_path, and
- * wait until it listens. *d must be zeroed; daemon_stop cleans up after a
- * failure too. */
+ * wait until it listens; keep the load times of its first @keep_loads
+ * loads. *d must be zeroed; daemon_stop cleans up after a failure too. */
 static int daemon_start(struct daemon *d, const char *recsysd, const char *model,
-                        const char *log_path, uint32_t threads)
+                        const char *log_path, uint32_t threads, unsigned keep_loads)
 {
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cond, NULL);
+    d->load_ms = calloc(keep_loads + 1, sizeof(double));
+    if (d->load_ms == NULL)
+        return -ENOMEM;
+    d->load_cap = keep_loads;
     char threads_arg[16];
     snprintf(threads_arg, sizeof(threads_arg), "%u", threads);
     char *const argv[] = {(char *)recsysd, "--model",   (char *)model, "--listen",
@@ -951,7 +953,7 @@ static int run_swaps(const struct opts *o, struct daemon *d, const struct files 
     return rc;
 }
 
-static void report_part1(const struct opts *o, const struct daemon *d, const struct files *f,
+static void report_part1(const struct opts *o, struct daemon *d, const struct files *f,
                          const struct load *l, struct part1 *p)
 {
     struct stats steady = latency(l, p->steady, 2, SELECT_STARTED_IN);
@@ -968,13 +970,7 @@ static void report_part1(const struct opts *o, const struct daemon *d, const str
         max_to = p->to_version[i] > max_to ? p->to_version[i] : max_to;
     double med_to = median(p->to_version, o->swaps);
     /* The daemon's load_ms of the swaps: the loads after the first. */
-    double *load_ms = malloc(o->swaps * sizeof(double));
-    double med_load = 0;
-    if (load_ms != NULL && d->loads > o->swaps) {
-        memcpy(load_ms, d->load_ms + d->loads - o->swaps, o->swaps * sizeof(double));
-        med_load = median(load_ms, o->swaps);
-    }
-    free(load_ms);
+    double med_load = median(d->load_ms + 1, o->swaps);
     printf("\nrename -> first response with the new version, %u swaps: median %.1f ms, max %.1f "
            "ms\n",
            o->swaps, med_to, max_to);
@@ -1016,7 +1012,7 @@ static int part1(const struct opts *o, const char *dir)
     }
     if ((rc = path_join(log_path, sizeof(log_path), dir, "recsysd-large.log")) != 0)
         goto out;
-    if ((rc = daemon_start(&d, o->recsysd, f.served, log_path, o->threads)) != 0) {
+    if ((rc = daemon_start(&d, o->recsysd, f.served, log_path, o->threads, o->swaps + 1)) != 0) {
         fprintf(stderr, "reload: the daemon did not start; its log: %s\n", log_path);
         goto out;
     }
@@ -1082,7 +1078,7 @@ static int part2(const struct opts *o, const char *dir)
     struct daemon d = {0};
     struct load l = {0};
     rc = path_join(log_path, sizeof(log_path), dir, "recsysd-soak.log");
-    if (rc == 0 && (rc = daemon_start(&d, o->recsysd, f.served, log_path, o->threads)) != 0)
+    if (rc == 0 && (rc = daemon_start(&d, o->recsysd, f.served, log_path, o->threads, 0)) != 0)
         fprintf(stderr, "reload: the daemon did not start; its log: %s\n", log_path);
     if (rc == 0)
         rc = load_start(&l, 1, d.addr, o->users);
@@ -1111,8 +1107,11 @@ int main(int argc, char **argv)
 {
     struct opts o;
     char exe[PATH_MAX];
-    if (parse_opts(argc, argv, &o) != 0)
-        return usage(argv[0]);
+    int parsed = parse_opts(argc, argv, &o);
+    if (parsed != 0) {
+        usage(parsed > 0 ? stdout : stderr, argv[0]);
+        return parsed > 0 ? 0 : 2;
+    }
     if (o.recsysd == NULL)
         o.recsysd = default_recsysd(exe, sizeof(exe));
     char dir[PATH_MAX];
