@@ -3,6 +3,8 @@
 #   make run    install packages, build, create the demo model, start recsysd on 127.0.0.1:50051
 #   make test   install packages, build, run the whole test suite (ctest)
 #   make test-sanitize SAN=address|undefined|thread   the same suite under a sanitizer
+#   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (clang)
+#   make bench  build and run the benchmarks in bench/
 
 BUILD     ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -18,9 +20,14 @@ PACKAGES := build-essential cmake pkg-config \
             liblmdb-dev libopenblas-dev libjemalloc-dev liburcu-dev \
             python3 python3-grpcio python3-protobuf python3-numpy python3-lmdb
 
+# Only for `make fuzz`: libFuzzer comes with clang's runtime.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_TARGETS  := npy csv ids request model
+FUZZ_SECONDS  ?= 120
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize clean packages
+.PHONY: all deps configure build demo run test test-sanitize fuzz bench clean packages
 
 all: build
 
@@ -30,7 +37,7 @@ packages:
 # Installs only what dpkg does not already report as installed, so a
 # prepared machine runs no apt at all.
 deps:
-	@missing=$$(for p in $(PACKAGES); do \
+	@missing=$$(for p in $(PACKAGES) $(EXTRA_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -62,5 +69,21 @@ test: build
 test-sanitize:
 	$(MAKE) test BUILD=build-$(SAN) BUILD_TYPE=Debug CMAKE_ARGS="-DRECSYS_SANITIZE=$(SAN) $(CMAKE_ARGS)"
 
+# Each target starts from its committed seed corpus and keeps what it
+# learns in build-fuzz/corpus-<target>; a crash stops that target and
+# leaves its reproducer in the current directory.
+fuzz:
+	$(MAKE) deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRECSYS_FUZZ=ON
+	cmake --build build-fuzz -j$(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGETS))
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t && \
+	  build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+bench: build
+	$(BUILD)/bench/score
+	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd
+
 clean:
-	rm -rf $(BUILD) build-address build-undefined build-thread
+	rm -rf $(BUILD) build-address build-undefined build-thread build-fuzz
