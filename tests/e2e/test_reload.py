@@ -26,7 +26,7 @@ import unittest
 import grpc
 
 import fixtures
-from daemon import Daemon, health_pb2
+from daemon import Daemon
 from recsys.v1 import recommender_pb2 as pb
 
 SWAP_BUDGET_S = 1.0  # issue 3: clients see the new version within 1 s of the rename
