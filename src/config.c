@@ -91,6 +91,14 @@ static const struct option options[] = {
      .help = "debug, info, warn or error",
      .parse = parse_level,
      FIELD(log_level)},
+    /* Checked against the build and the CPU by score_select_kernel at start. */
+    {.name = "kernel",
+     .env = "RECSYS_KERNEL",
+     .def = "auto",
+     .metavar = "NAME",
+     .help = "scoring kernel: auto (best this CPU has), avx512, avx2 or portable",
+     .parse = parse_string,
+     FIELD(kernel)},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -33,6 +33,7 @@ struct config {
     unsigned max_request_bytes; /* largest request message the server receives */
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
     enum log_level log_level;
+    char kernel[16]; /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
 };
 
 /* What the command line asked for. */

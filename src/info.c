@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "score.h"
+
 /* Names of the element types, indexed by MODEL_ELEM_*. */
 static const char *const elem_names[] = {
     [MODEL_ELEM_F32] = "f32",
@@ -58,6 +60,8 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
     if (r == NULL)
         return err_set(e, -ENOMEM, "out of memory for model info");
     recsys__v1__model_info__init(r);
+    /* A static string: it outlives every call. */
+    r->kernel = (char *)score_kernel_name();
     if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0)
         return err_set(e, -ENOMEM, "out of memory for model info");
     *out = r;

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "log.h"
 #include "reload.h"
+#include "score.h"
 #include "server.h"
 #include "service.h"
 
@@ -101,6 +102,10 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     struct server *srv = NULL;
     struct err e = {0};
 
+    if (score_select_kernel(cfg->kernel, &e) != 0) {
+        log_error("failed to select the scoring kernel (%s)", e.msg);
+        goto out;
+    }
     /* A missing or invalid model is not fatal: the reloader logs it, and
      * the daemon answers UNAVAILABLE until a valid file appears, so one bad
      * delivery does not take a replica out of its health checks. */
@@ -121,8 +126,8 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     /* Tests and scripts read the port from this line when listening on :0. */
     const char *colon = strrchr(cfg->listen, ':');
     int host_len = colon != NULL ? (int)(colon - cfg->listen) : (int)strlen(cfg->listen);
-    log_info("listening on %.*s:%d threads=%u", host_len, cfg->listen, server_port(srv),
-             cfg->threads);
+    log_info("listening on %.*s:%d threads=%u kernel=%s", host_len, cfg->listen,
+             server_port(srv), cfg->threads, score_kernel_name());
 
     size_t sig = wait_for_stop(signals_set, reload, cfg->model);
     log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,

@@ -246,6 +246,8 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     table_cell(t, "%" PRIu64, m->item_count);
     table_cell(t, "element_type:");
     table_cell(t, "%s", or_dash(m->element_type));
+    table_cell(t, "kernel:");
+    table_cell(t, "%s", or_dash(m->kernel));
     table_cell(t, "path:");
     table_cell(t, "%s", or_dash(m->path));
     table_cell(t, "checksum:");
