@@ -674,7 +674,7 @@ static int recommend_once(struct rpc_client *rpc, struct client *c, const uint8_
         return rc;
     if (reply.status != 0 && c->failed++ == 0)
         snprintf(c->first_failure, sizeof(c->first_failure), "%s: %s",
-                 rpc_status_name(reply.status), reply.details);
+                 err_status_name(reply.status), reply.details);
     rpc_reply_free(&reply);
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 4096;

@@ -114,3 +114,31 @@ int err_grpc_status(int code)
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     return GRPC_STATUS_INTERNAL;
 }
+
+/* Indexed by grpc_status_code. */
+static const char *const status_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *err_status_name(int status)
+{
+    if (status < 0 || (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
+        return "UNKNOWN_STATUS";
+    return status_names[status];
+}

@@ -58,3 +58,8 @@ const char *err_name(int code);
  * in (as an int, so this module does not depend on gRPC). 0 maps to OK;
  * codes without an entry map to INTERNAL. */
 int err_grpc_status(int code);
+
+/* err_status_name - "INVALID_ARGUMENT" for grpc_status_code 3, and so on, as
+ * every gRPC implementation spells them; "UNKNOWN_STATUS" for a code gRPC
+ * does not define. Never NULL. */
+const char *err_status_name(int status);

@@ -120,34 +120,6 @@ struct server {
     atomic_bool stopping; /* workers stop re-arming slots */
 };
 
-/* Indexed by grpc_status_code, for the debug log. */
-static const char *const status_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
-static const char *status_name(int status)
-{
-    if (status < 0 || (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
-        return "UNKNOWN_STATUS";
-    return status_names[status];
-}
-
 /* ---- gRPC's own log, through ours -------------------------------------- */
 
 static void grpc_log(gpr_log_func_args *args)
@@ -274,7 +246,7 @@ static void log_failure(const struct slot *s, const struct server_reply *reply)
     grpc_slice path =
         s->method != NULL ? grpc_slice_from_static_string(s->method->path) : s->details.method;
     log_debug("call failed method=%.*s status=%s (%s)", (int)GRPC_SLICE_LENGTH(path),
-              (const char *)GRPC_SLICE_START_PTR(path), status_name(reply->status),
+              (const char *)GRPC_SLICE_START_PTR(path), err_status_name(reply->status),
               reply->details != NULL ? reply->details : "");
 }
 

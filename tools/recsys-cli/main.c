@@ -118,7 +118,7 @@ static bool is_unreachable(int status)
 
 static int report_status(const struct command *c, const struct rpc_reply *r)
 {
-    fprintf(stderr, CLI_NAME ": %s failed: %s", method_name(c), rpc_status_name(r->status));
+    fprintf(stderr, CLI_NAME ": %s failed: %s", method_name(c), err_status_name(r->status));
     if (r->details[0] != '\0')
         fprintf(stderr, ": %s", r->details);
     fputc('\n', stderr);

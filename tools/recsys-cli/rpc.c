@@ -17,35 +17,6 @@ struct rpc_client {
     grpc_completion_queue *cq;
 };
 
-/* Names as in grpc/status.h (and every gRPC implementation's messages),
- * indexed by code. */
-static const char *const status_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
-const char *rpc_status_name(int status)
-{
-    if (status < 0 || (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
-        return "UNKNOWN_STATUS";
-    return status_names[status];
-}
-
 int rpc_client_open(const char *addr, struct rpc_client **out)
 {
     struct rpc_client *c = calloc(1, sizeof(*c));

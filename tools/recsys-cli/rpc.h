@@ -45,6 +45,3 @@ int rpc_call(struct rpc_client *c, const char *method, const uint8_t *req, size_
 /* rpc_reply_free - release what rpc_call put in @r and empty it. */
 void rpc_reply_free(struct rpc_reply *r);
 
-/* rpc_status_name - "INVALID_ARGUMENT" for 3, and so on; "UNKNOWN_STATUS"
- * for codes gRPC does not define. Never NULL. */
-const char *rpc_status_name(int status);
