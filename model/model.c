@@ -34,6 +34,7 @@
 
 #include "model/checksum.h"
 #include "model/format.h"
+#include "model/lmdbcheck.h"
 
 const char *const format_blob_keys[FORMAT_BLOB_COUNT] = {
     [FORMAT_BLOB_ITEM_MATRIX] = "item_matrix", [FORMAT_BLOB_USER_MATRIX] = "user_matrix",
@@ -156,8 +157,12 @@ static int open_env(struct load *l)
         return fail(l, ERR_FORMAT, "not a regular file");
     if (st.st_size == 0)
         return fail(l, ERR_FORMAT, "empty file, not a model");
+    /* LMDB trusts its page structures: a damaged one crashes it. */
+    int rc = lmdbcheck_path(l->path, l->e);
+    if (rc != 0)
+        return err_wrap(l->e, rc, "%s", l->path);
 
-    int rc = mdb_env_create(&m->env);
+    rc = mdb_env_create(&m->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(m->env, FORMAT_MAX_DBS);
     if (rc != 0)
