@@ -23,6 +23,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <math.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/checksum.h"
 #include "model/format.h"
@@ -157,10 +159,22 @@ static int open_env(struct load *l)
         return fail(l, ERR_FORMAT, "not a regular file");
     if (st.st_size == 0)
         return fail(l, ERR_FORMAT, "empty file, not a model");
-    /* LMDB trusts its page structures: a damaged one crashes it. */
-    int rc = lmdbcheck_path(l->path, l->e);
+    /* LMDB trusts its page structures: a damaged one crashes it. The file
+     * checked is kept open, so that the one LMDB opens below can be proved
+     * to be the same. */
+    int checked = open(l->path, O_RDONLY | O_CLOEXEC);
+    if (checked < 0)
+        return fail(l, -errno, "%s", strerror(errno));
+    int rc = lmdbcheck_fd(checked, l->e);
     if (rc != 0)
-        return err_wrap(l->e, rc, "%s", l->path);
+        err_wrap(l->e, rc, "%s", l->path);
+    else if (fstat(checked, &st) != 0)
+        rc = fail(l, -errno, "%s", strerror(errno));
+    close(checked);
+    if (rc != 0)
+        return rc;
+    dev_t checked_dev = st.st_dev;
+    ino_t checked_ino = st.st_ino;
 
     rc = mdb_env_create(&m->env);
     if (rc == 0)
@@ -183,6 +197,10 @@ static int open_env(struct load *l)
         return fail_lmdb(l, rc, "read the environment");
     if (fstat(fd, &st) != 0)
         return fail(l, -errno, "%s", strerror(errno));
+    /* Replaced between the check and LMDB's open: what LMDB holds was never
+     * checked. The rename that did it triggers another load. */
+    if (st.st_dev != checked_dev || st.st_ino != checked_ino)
+        return fail(l, -EAGAIN, "replaced while being opened");
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     if ((uint64_t)st.st_size < need)
         return fail(l, ERR_FORMAT, "truncated: %llu bytes, the database needs %llu",
