@@ -31,6 +31,7 @@ struct csv {
     size_t pos, len;
     int read_error; /* errno of a failed read, 0 if none */
     /* the record being read */
+    uint64_t record_line; /* the line it starts on, which errors about it name */
     char *data;
     size_t data_len, data_cap;
     uint32_t *off, *lens;
@@ -80,7 +81,7 @@ static int append(struct csv *r, char c, struct err *e)
     if (r->data_len == r->data_cap) {
         if (r->data_cap >= CSV_RECORD_MAX)
             return err_set(e, ERR_TOO_BIG, "%s:%llu: record is longer than %u bytes", r->name,
-                           (unsigned long long)r->line, CSV_RECORD_MAX);
+                           (unsigned long long)r->record_line, CSV_RECORD_MAX);
         size_t cap = r->data_cap ? r->data_cap * 2 : 256;
         char *p = realloc(r->data, cap);
         if (p == NULL)
@@ -197,7 +198,7 @@ int csv_next(struct csv *r, struct csv_record *rec, struct err *e)
                            strerror(r->read_error));
         return 0;
     }
-    uint64_t line = r->line;
+    uint64_t line = r->record_line = r->line;
     int rc = read_record(r, c, e);
     if (rc == 0 && r->read_error != 0)
         rc = err_set(e, -r->read_error, "%s: read failed (%s)", r->name, strerror(r->read_error));
