@@ -71,11 +71,20 @@
  *      inode watch sees it, and it is validated like any new file and served
  *      if valid. The writer waits one grace period, or the kernel's
  *      lease-break-time (45 s by default) should the daemon not answer.
- *   2. A lease needs the file's owner or CAP_LEASE, a local filesystem and
- *      no writer holding the file open. Without one (logged), the inode
- *      watch's IN_MODIFY triggers the same withdrawal, but only after the
- *      write has begun: a call running in that window (inotify latency plus
- *      a grace period) can still read torn data or fault.
+ *   2. A new file is guarded from its first open, before model_open()
+ *      reads it: validation must not fault on a truncation either, nor a
+ *      model be published from bytes that changed after they were checked.
+ *      A writer that opens it during validation is held up, the load
+ *      abandoned (the old model stays) and the lease released; the writer's
+ *      close brings the file back. The old file's guard goes only once the
+ *      new model is published and the old one unmapped. A file that a
+ *      writer already holds open gets no lease and is not read at all until
+ *      that writer closes it.
+ *   3. A lease also needs the file's owner or CAP_LEASE and a local
+ *      filesystem. Without one (logged), the inode watch's IN_MODIFY
+ *      triggers the same withdrawal, but only after the write has begun: a
+ *      call running in that window (inotify latency plus a grace period)
+ *      can still read torn data or fault.
  *
  * Either way the error log says models must be published by rename, which
  * is the only way that never interrupts service.
@@ -163,6 +172,16 @@ struct file_id {
     struct timespec mtime;
 };
 
+/* What keeps a writer off one file: a read lease, and an inode watch that
+ * sees writes where no lease could be had. inotify gives one watch per
+ * inode, so two guards on the same inode share their wd. */
+struct guard {
+    int lease_fd; /* holds the lease on the inode; -1 for none */
+    int wd;       /* the inode's watch; -1 for none */
+};
+
+static const struct guard NO_GUARD = {-1, -1};
+
 /* A published snapshot and what it owns. */
 struct snapshot {
     struct reload_snapshot pub; /* what readers see; pub.model == model */
@@ -179,12 +198,11 @@ struct reload {
     const char *name; /* the last component of path, in path */
     unsigned slots;
     int inotify_fd;
-    int dir_wd;  /* the directory's watch; -1 once the directory is gone */
-    int file_wd; /* the served inode's watch; -1 for none */
+    int dir_wd; /* the directory's watch; -1 once the directory is gone */
     int wake_fd;
-    int signal_fd; /* LEASE_SIGNAL */
-    int lease_fd;  /* holds the lease on the served inode; -1 for none */
-    int stopping;  /* __atomic: set by reload_stop */
+    int signal_fd;      /* LEASE_SIGNAL */
+    struct guard guard; /* on the served file; NO_GUARD for none */
+    int stopping;       /* __atomic: set by reload_stop */
     pthread_t watcher;
     sem_t started; /* posted by the watcher after the first load */
     char grace;    /* only its address is used: TSan's name for the grace period */
@@ -305,46 +323,7 @@ static void log_refused(const struct reload *r, const char *problem)
                   r->path, problem);
 }
 
-/* load - open the file at the path and serve it, or record why not.
- * Returns 1 when it published a new model, 0 otherwise. Watcher thread. */
-static int load(struct reload *r)
-{
-    struct file_id id = {0};
-    int known = file_id_read(r->path, &id) == 0;
-    if (r->snap->model != NULL && known && same_file(&id, &r->served)) {
-        log_info("model file %s unchanged; still serving version %s", r->path,
-                 model_info(r->snap->model)->version);
-        return 0;
-    }
-    struct snapshot *next = snapshot_next(r);
-    if (next == NULL) {
-        log_error("failed to load model %s (out of memory)", r->path);
-        return 0;
-    }
-    int64_t start = now_ms();
-    struct model *m;
-    struct err e = {0};
-    int rc = model_open(r->path, r->slots, &m, &e);
-    int64_t load_ms = now_ms() - start;
-    next->pub.last_attempt_unix = (int64_t)time(NULL);
-    if (rc != 0) {
-        const char *problem = problem_of(&e, rc, r->path);
-        log_refused(r, problem);
-        snprintf(next->error, sizeof(next->error), "%s", problem);
-        next->pub.failed_count++;
-        publish(r, next);
-        return 0;
-    }
-    next->model = m;
-    next->pub.reload_count++;
-    next->error[0] = '\0';
-    r->served = id;
-    publish(r, next);
-    log_loaded(m, load_ms);
-    return 1;
-}
-
-/* ==== guarding the served file ========================================= */
+/* ==== guarding a file =================================================== */
 
 static void lease_signal_set(sigset_t *set)
 {
@@ -352,62 +331,201 @@ static void lease_signal_set(sigset_t *set)
     sigaddset(set, LEASE_SIGNAL);
 }
 
+/* lease_drop - release the served file's lease, which lets a writer held
+ * up in open() go on. The inode watch stays, to see that writer close. */
 static void lease_drop(struct reload *r)
 {
-    if (r->lease_fd >= 0)
-        close(r->lease_fd); /* releases the lease, and lets a waiting writer go on */
-    r->lease_fd = -1;
+    if (r->guard.lease_fd >= 0)
+        close(r->guard.lease_fd);
+    r->guard.lease_fd = -1;
 }
 
-static void unguard(struct reload *r)
+/* guard_drop - let go of @g: its lease, so a writer it holds up goes on,
+ * and its watch, unless @kept is on the same inode and so shares it. */
+static void guard_drop(struct reload *r, struct guard *g, const struct guard *kept)
 {
-    lease_drop(r);
-    if (r->file_wd >= 0)
-        inotify_rm_watch(r->inotify_fd, r->file_wd);
-    r->file_wd = -1;
+    if (g->lease_fd >= 0)
+        close(g->lease_fd);
+    if (g->wd >= 0 && g->wd != kept->wd)
+        inotify_rm_watch(r->inotify_fd, g->wd);
+    *g = NO_GUARD;
+}
+
+/* lease_broken - whether a writer waits for @g's lease. The lease-break
+ * signal cannot say which lease it is about; F_GETLEASE reports a lease's
+ * target, F_UNLCK, while its break is pending. */
+static int lease_broken(const struct guard *g)
+{
+    return g->lease_fd >= 0 && fcntl(g->lease_fd, F_GETLEASE) != F_RDLCK;
 }
 
 /* watch_inode - the inode watch, on the inode @fd has open: by path, the
- * name could already lead to another file. */
-static void watch_inode(struct reload *r, int fd)
+ * name could already lead to another file. Returns its wd, or -1. */
+static int watch_inode(struct reload *r, int fd)
 {
     char self[64];
     snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-    r->file_wd = inotify_add_watch(r->inotify_fd, self, FILE_EVENTS);
-    if (r->file_wd < 0)
+    int wd = inotify_add_watch(r->inotify_fd, self, FILE_EVENTS);
+    if (wd < 0)
         log_warn("failed to watch model file %s (%s); an overwrite in place will not be "
                  "noticed without a lease",
                  r->path, strerror(errno));
+    return wd;
 }
 
-/* guard - watch the served inode and hold a read lease on it (see the top
- * of this file); or nothing, if nothing is served. Watcher thread only:
- * the lease-break signal is directed at the calling thread. */
-static void guard(struct reload *r)
+/* lease_take - a read lease on the file @fd has open, its break signalled
+ * to the calling thread, which must be the watcher. Returns 0 or -errno:
+ * -EAGAIN when a writer has the file open. */
+static int lease_take(int fd)
 {
-    unguard(r);
-    if (r->snap->model == NULL)
-        return;
     struct f_owner_ex owner = {F_OWNER_TID, gettid()};
-    struct stat st;
-    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != r->served.dev || st.st_ino != r->served.ino) {
-        /* Replaced since the load: the next load guards the new file. */
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    watch_inode(r, fd);
     if (fcntl(fd, F_SETSIG, LEASE_SIGNAL) != 0 || fcntl(fd, F_SETOWN_EX, &owner) != 0 ||
-        fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
-        log_warn("failed to take a lease on model file %s (%s); an overwrite in place will "
-                 "be noticed only once it has begun",
-                 r->path, strerror(errno));
+        fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+        return -errno;
+    return 0;
+}
+
+/* guard_take - guard the file @fd has open into @g, taking @fd. Returns 0,
+ * with the lease or, where none can be had (logged), with the watch alone;
+ * or -EAGAIN, guarding nothing: a writer has the file open, and the file
+ * must not be read before that writer closes it. */
+static int guard_take(struct reload *r, int fd, struct guard *g)
+{
+    g->wd = watch_inode(r, fd);
+    int rc = lease_take(fd);
+    if (rc == 0) {
+        g->lease_fd = fd;
+        return 0;
+    }
+    close(fd);
+    if (rc == -EAGAIN) {
+        guard_drop(r, g, &r->guard);
+        return rc;
+    }
+    log_warn("failed to take a lease on model file %s (%s); an overwrite in place will "
+             "be noticed only once it has begun",
+             r->path, strerror(-rc));
+    return 0;
+}
+
+/* ==== loading ========================================================== */
+
+/* file_open - open the file at the path and read what it is from the
+ * descriptor: the file served is the one opened here, whatever the path
+ * names by the time it is read. Returns the descriptor or -errno. */
+static int file_open(const char *path, struct file_id *id)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    *id = (struct file_id){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+    return fd;
+}
+
+/* spoiled - why the model just validated from the file @id, guarded by
+ * @pending, must not be served; NULL if it may. model_open() reads the
+ * path, not the descriptor guarded, so the path must still lead there. */
+static const char *spoiled(const struct reload *r, const struct guard *pending,
+                           const struct file_id *id)
+{
+    struct file_id now = {0};
+    if (lease_broken(pending))
+        return "was opened for writing while it was validated; it is loaded once the writer "
+               "closes it";
+    if (file_id_read(r->path, &now) != 0 || !same_inode(&now, id))
+        return "was replaced or removed while it was validated";
+    return NULL;
+}
+
+/* refuse - publish @next with the reason the file could not be loaded. */
+static void refuse(struct reload *r, struct snapshot *next, const struct err *e, int rc)
+{
+    const char *problem = problem_of(e, rc, r->path);
+    log_refused(r, problem);
+    snprintf(next->error, sizeof(next->error), "%s", problem);
+    next->pub.failed_count++;
+    publish(r, next);
+}
+
+/* serve - publish @next with @m, opened from the file @id, and move the
+ * served file's guard to @pending's. The old file's guard goes only once
+ * publish() has unmapped the old model: until then a writer of the old
+ * file must still be held up. */
+static void serve(struct reload *r, struct snapshot *next, struct model *m, struct guard *pending,
+                  const struct file_id *id)
+{
+    next->model = m;
+    next->pub.reload_count++;
+    next->error[0] = '\0';
+    r->served = *id;
+    publish(r, next);
+    guard_drop(r, &r->guard, pending);
+    r->guard = *pending;
+    *pending = NO_GUARD;
+}
+
+/* load - open the file at the path and serve it, or record why not. The
+ * file is guarded before model_open() reads a byte of it, so a writer that
+ * opens it meanwhile is held up and the load abandoned, rather than a
+ * truncation faulting validation or a model served from changing bytes.
+ * Watcher thread. */
+static void load(struct reload *r)
+{
+    struct file_id id = {0};
+    struct guard pending = NO_GUARD;
+    struct snapshot *next = NULL;
+    struct model *m;
+    struct err e = {0};
+    int64_t start, load_ms;
+    const char *why;
+    int rc, fd = file_open(r->path, &id);
+    if (fd >= 0 && r->snap->model != NULL && same_file(&id, &r->served)) {
+        log_info("model file %s unchanged; still serving version %s", r->path,
+                 model_info(r->snap->model)->version);
         close(fd);
         return;
     }
-    r->lease_fd = fd;
+    /* A missing file (fd < 0) goes on: model_open() says why it is refused. */
+    if (fd >= 0 && guard_take(r, fd, &pending) == -EAGAIN) {
+        log_warn("model file %s is open for writing; loading it once the writer closes it",
+                 r->path);
+        return;
+    }
+    next = snapshot_next(r);
+    if (next == NULL) {
+        log_error("failed to load model %s (out of memory)", r->path);
+        goto out;
+    }
+    start = now_ms();
+    rc = model_open(r->path, r->slots, &m, &e);
+    load_ms = now_ms() - start;
+    next->pub.last_attempt_unix = (int64_t)time(NULL);
+    if (rc != 0) {
+        refuse(r, next, &e, rc);
+        next = NULL;
+        goto out;
+    }
+    why = spoiled(r, &pending, &id);
+    if (why != NULL) {
+        log_warn("not serving model file %s: it %s", r->path, why);
+        model_close(m);
+        goto out;
+    }
+    serve(r, next, m, &pending, &id);
+    next = NULL;
+    log_loaded(m, load_ms);
+out:
+    free(next);
+    guard_drop(r, &pending, &r->guard);
 }
+
+/* ==== guarding the served file ========================================= */
 
 /* withdraw - stop serving the model and let go of its file: it is being
  * overwritten in place; @how says at which point that was noticed. The
@@ -430,16 +548,16 @@ static void withdraw(struct reload *r, const char *how)
     lease_drop(r);
 }
 
-/* The signal only says a lease of ours is being broken; F_GETLEASE says
- * whether it is the one held now (it reports the lease's target, F_UNLCK,
- * while a break is pending) rather than one dropped since. The writer waits
- * until withdraw() releases it. */
+/* A lease of ours is being broken: the served file's, or one let go of
+ * since (a file abandoned during validation, a file replaced), which needs
+ * nothing more. The served file's writer waits until withdraw() releases
+ * it. */
 static void on_lease_break(struct reload *r)
 {
     struct signalfd_siginfo si;
     while (read(r->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         continue;
-    if (r->lease_fd >= 0 && fcntl(r->lease_fd, F_GETLEASE) != F_RDLCK)
+    if (lease_broken(&r->guard))
         withdraw(r, "is being opened for writing or truncated in place");
 }
 
@@ -518,7 +636,7 @@ static enum source source_of(const struct reload *r, const struct inotify_event 
 {
     if (ev->mask & IN_Q_OVERFLOW)
         return FROM_QUEUE;
-    if (r->file_wd >= 0 && ev->wd == r->file_wd)
+    if (r->guard.wd >= 0 && ev->wd == r->guard.wd)
         return FROM_INODE;
     if (r->dir_wd < 0 || ev->wd != r->dir_wd)
         return FROM_ELSEWHERE;
@@ -582,18 +700,12 @@ static int take_wake(struct reload *r)
     return __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
 }
 
-static void load_and_guard(struct reload *r)
-{
-    if (load(r))
-        guard(r);
-}
-
 static void on_request(struct reload *r, struct debounce *d)
 {
     if (r->dir_wd < 0 && watch_dir(r) == 0)
         log_info("watching %s again", r->dir);
     d->pending = 0; /* this load covers the events seen so far */
-    load_and_guard(r);
+    load(r);
 }
 
 static void *watch(void *arg)
@@ -605,7 +717,7 @@ static void *watch(void *arg)
     pthread_sigmask(SIG_BLOCK, &lease_signal, NULL);
     /* The first load, here too: reload_start returns once the file it
      * found is served and guarded. */
-    load_and_guard(r);
+    load(r);
     sem_post(&r->started);
     for (;;) {
         /* A lease break first: a writer is held up until it is handled. */
@@ -629,7 +741,7 @@ static void *watch(void *arg)
             read_events(r, &d);
         if (d.pending && debounce_timeout(&d, now_ms()) == 0) {
             d.pending = 0;
-            load_and_guard(r);
+            load(r);
         }
     }
 }
@@ -715,7 +827,8 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
         return err_set(e, -ENOMEM, "out of memory");
     r->slots = slots;
     sem_init(&r->started, 0, 0);
-    r->inotify_fd = r->wake_fd = r->signal_fd = r->lease_fd = r->dir_wd = r->file_wd = -1;
+    r->inotify_fd = r->wake_fd = r->signal_fd = r->dir_wd = -1;
+    r->guard = NO_GUARD;
     int rc;
     if ((rc = split_path(r, path, e)) != 0 || (rc = open_watch(r, e)) != 0 ||
         (rc = first_snapshot(r, e)) != 0)
