@@ -76,7 +76,8 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
  * symlink's target replaced by a rename in another directory) and re-arms
  * the directory watch if the directory had been removed. A file identical
  * to the one served (same inode, size and mtime) is not loaded again; a
- * refused one is retried. */
+ * refused one is retried. A file some process holds open for writing is
+ * not read at all: its writer's close starts the load. */
 void reload_request(struct reload *r);
 
 /* reload_stop - stop the watcher, close the model, free @r.

@@ -358,7 +358,8 @@ class SwapTest(ServedDir, unittest.TestCase):
         """Wait until every descriptor the daemon has under the directory
         is on the current file: one kept on a replaced file reads
         "<path> (deleted)". Awaited, not read once: the watcher moves its
-        lease to the new file just after it logs the load (reload.c)."""
+        lease to the new file before it validates it, and drops the old file's
+        once the old model is closed (reload.c)."""
         deadline = time.monotonic() + AWAIT_S
         while set(d.open_files(self.dir + "/")) != {self.path}:
             self.assertLess(time.monotonic(), deadline,
