@@ -28,12 +28,6 @@
 
 enum { ROWS = 8 }; /* rows per block: one score per lane of a ymm register */
 
-/* Row @r of the block at @rows, or row @last for the positions past it. */
-static inline const float *block_row(const float *rows, size_t stride, uint32_t r, uint32_t last)
-{
-    return rows + (r < last ? r : last) * stride;
-}
-
 /* Level 2 for rows in @a and @b: j += j+4. Returns a's 4 sums in the low
  * half and b's in the high half. */
 TARGET INLINE __m256 fold4(__m256 a, __m256 b)
@@ -79,7 +73,7 @@ TARGET INLINE __m256 block_dots(const float *query, const float *rows, size_t st
     /* One copy of the row loop, as in score_avx512.c. */
 #pragma GCC unroll 1
     for (uint32_t r = 0; r < ROWS; r++)
-        a[r] = row_lanes(block_row(rows, stride, r, last), query, blocks);
+        a[r] = row_lanes(score_block_row(rows, stride, r, last), query, blocks);
 #pragma GCC unroll 4
     for (uint32_t r = 0; r < ROWS; r += 2)
         u[r / 2] = fold4(a[r], a[r + 1]);

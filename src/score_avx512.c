@@ -35,12 +35,6 @@
 
 enum { ROWS = 16 }; /* rows per block: one score per lane of a zmm register */
 
-/* Row @r of the block at @rows, or row @last for the positions past it. */
-static inline const float *block_row(const float *rows, size_t stride, uint32_t r, uint32_t last)
-{
-    return rows + (r < last ? r : last) * stride;
-}
-
 /* Level 1 for rows in @a and @b: lane j += lane j+8. Returns a's 8 sums in
  * lanes 0-7 and b's in lanes 8-15. */
 TARGET INLINE __m512 fold8(__m512 a, __m512 b)
@@ -95,7 +89,7 @@ TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t st
      * the read floor instead of 91%, measured in one run). */
 #pragma GCC unroll 1
     for (uint32_t r = 0; r < ROWS; r++)
-        acc[r] = row_lanes(block_row(rows, stride, r, last), query, blocks);
+        acc[r] = row_lanes(score_block_row(rows, stride, r, last), query, blocks);
     __m512 t[ROWS / 2], u[ROWS / 4];
 #pragma GCC unroll 8
     for (uint32_t m = 0; m < ROWS / 2; m++)

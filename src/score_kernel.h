@@ -27,6 +27,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "score.h"
@@ -58,6 +59,15 @@ void score_best_offer(struct score_best *b, uint32_t index, float score);
  * @mask, lowest first, with scores @scores[i]. */
 void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
                             const float *scores);
+
+/* score_block_row - row @r of the block at @rows, or row @last for the
+ * positions past it: a kernel's last, short block reads its last row again
+ * in place of the missing ones and masks them off. */
+static inline const float *score_block_row(const float *rows, size_t stride, uint32_t r,
+                                           uint32_t last)
+{
+    return rows + (r < last ? r : last) * stride;
+}
 
 /* A kernel: offer every row of @s that beats b->threshold to @b, in
  * ascending order. Rows are read over s->dim rounded up to SCORE_LANES,
