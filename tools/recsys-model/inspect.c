@@ -143,14 +143,24 @@ static void print_popular(const struct model *m)
     }
 }
 
+/* open_arg - the one FILE argument, opened (which validates it fully).
+ * Returns CMD_EXIT_OK with *path and *m set, or the exit status. */
+static int open_arg(int argc, char **argv, char **path, struct model **m, struct err *e)
+{
+    if (opts_parse(no_opts, argc, argv, NULL, path, 1, "FILE", e) != 0)
+        return CMD_EXIT_USAGE;
+    if (model_open(*path, 1, m, e) != 0)
+        return CMD_EXIT_FAILED;
+    return CMD_EXIT_OK;
+}
+
 int inspect_main(int argc, char **argv, struct err *e)
 {
     char *path;
     struct model *m;
-    if (opts_parse(no_opts, argc, argv, NULL, &path, 1, "FILE", e) != 0)
-        return CMD_EXIT_USAGE;
-    if (model_open(path, 1, &m, e) != 0)
-        return CMD_EXIT_FAILED;
+    int status = open_arg(argc, argv, &path, &m, e);
+    if (status != CMD_EXIT_OK)
+        return status;
     const struct model_info *in = model_info(m);
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         print_field(in, &fields[i]);
@@ -165,10 +175,9 @@ int verify_main(int argc, char **argv, struct err *e)
 {
     char *path;
     struct model *m;
-    if (opts_parse(no_opts, argc, argv, NULL, &path, 1, "FILE", e) != 0)
-        return CMD_EXIT_USAGE;
-    if (model_open(path, 1, &m, e) != 0)
-        return CMD_EXIT_FAILED;
+    int status = open_arg(argc, argv, &path, &m, e);
+    if (status != CMD_EXIT_OK)
+        return status;
     const struct model_info *in = model_info(m);
     printf("OK %s: version %s, %llu users, %llu items\n", path, in->version,
            (unsigned long long)in->user_count, (unsigned long long)in->item_count);
