@@ -447,10 +447,12 @@ static const char *spoiled(const struct reload *r, const struct guard *pending,
 static void refuse(struct reload *r, struct snapshot *next, const struct err *e, int rc)
 {
     const char *problem = problem_of(e, rc, r->path);
-    log_refused(r, problem);
     snprintf(next->error, sizeof(next->error), "%s", problem);
     next->pub.failed_count++;
+    /* Published before it is logged: whoever reads the log line and then
+     * asks GetModelInfo must see the refusal counted. */
     publish(r, next);
+    log_refused(r, r->snap->error);
 }
 
 /* serve - publish @next with @m, opened from the file @id, and move the
@@ -537,15 +539,17 @@ static void withdraw(struct reload *r, const char *how)
         log_error("failed to withdraw model %s (out of memory)", r->path);
         return;
     }
-    log_error("model file %s %s: withdrawing version %s and answering UNAVAILABLE until the "
-              "file is closed and valid; a mapped model must not change, publish models by "
-              "writing a new file and renaming it over the path",
-              r->path, how, model_info(r->snap->model)->version);
+    char version[sizeof(next->error)];
+    snprintf(version, sizeof(version), "%s", model_info(r->snap->model)->version);
     next->model = NULL;
     snprintf(next->error, sizeof(next->error),
              "the served file was overwritten in place; publish models by rename");
-    publish(r, next);
+    publish(r, next); /* before the log line, as in refuse() */
     lease_drop(r);
+    log_error("model file %s %s: withdrew version %s and answering UNAVAILABLE until the "
+              "file is closed and valid; a mapped model must not change, publish models by "
+              "writing a new file and renaming it over the path",
+              r->path, how, version);
 }
 
 /* A lease of ours is being broken: the served file's, or one let go of

@@ -339,7 +339,7 @@ class ReloadTest(ServedDir, unittest.TestCase):
             load.stop()
             unavailable = "call failed: StatusCode.UNAVAILABLE no model loaded"
             self.assertEqual([f for f in load.failures if f != unavailable], [])
-            self.assertIn("withdrawing version %s" % A.version, d.log())
+            self.assertIn("withdrew version %s" % A.version, d.log())
             self.assert_serves(d, B)
             info = d.info()
             self.assertEqual((info.reload_count, info.failed_reload_count), (2, 0))
