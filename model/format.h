@@ -52,8 +52,14 @@ enum format_blob {
     FORMAT_BLOB_ITEM_IDS,    /* string table, item_count entries */
     FORMAT_BLOB_CATEGORIES,  /* string table, category_count entries */
     FORMAT_BLOB_POPULARITY,  /* item_count x struct model_pop */
+    /* Optional: reduced-precision copies of the item matrix, for the scan. */
+    FORMAT_BLOB_ITEM_BF16, /* item_count x stride bf16 (uint16 bit patterns) */
+    FORMAT_BLOB_ITEM_INT8, /* item_count x stride int8, then item_count f32 row scales */
     FORMAT_BLOB_COUNT
 };
+
+/* Blobs before this one are in every file; the rest are optional. */
+#define FORMAT_BLOB_REQUIRED FORMAT_BLOB_ITEM_BF16
 
 #define FORMAT_BLOB_ALIGN 64
 #define FORMAT_BLOB_SLACK 64
@@ -74,8 +80,8 @@ struct format_header {
     uint64_t item_count;                  /* 1..UINT32_MAX */
     uint64_t purchase_count;              /* sum of the users' owned counts */
     int64_t created_at;                   /* unix seconds */
-    uint32_t blob_pad[FORMAT_BLOB_COUNT]; /* < FORMAT_BLOB_SLACK, by enum format_blob */
-    uint32_t reserved[2];                 /* zero */
+    uint32_t blob_pad[FORMAT_BLOB_COUNT]; /* < FORMAT_BLOB_SLACK, by enum format_blob;
+                                             0 for an optional blob the file lacks */
 };
 _Static_assert(sizeof(struct format_header) == 96, "header is 96 bytes on disk");
 _Static_assert(offsetof(struct format_header, format_version) == 8, "header layout");
@@ -89,7 +95,6 @@ _Static_assert(offsetof(struct format_header, item_count) == 40, "header layout"
 _Static_assert(offsetof(struct format_header, purchase_count) == 48, "header layout");
 _Static_assert(offsetof(struct format_header, created_at) == 56, "header layout");
 _Static_assert(offsetof(struct format_header, blob_pad) == 64, "header layout");
-_Static_assert(offsetof(struct format_header, reserved) == 88, "header layout");
 
 /* On-disk records declared in model.h, pinned here too. */
 _Static_assert(offsetof(struct model_item_attr, price_cents) == 0, "item attr layout");
@@ -110,6 +115,10 @@ struct format_user {
     uint32_t owned_count;
 };
 _Static_assert(sizeof(struct format_user) == 12, "user record head is 12 bytes on disk");
+
+/* int8 copy: values are symmetric, -FORMAT_INT8_MAX..FORMAT_INT8_MAX, so
+ * that negating a row or the query never overflows. */
+#define FORMAT_INT8_MAX 127
 
 /* An items value: the item index, uint32. */
 #define FORMAT_ITEM_VALUE_SIZE 4

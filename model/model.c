@@ -42,6 +42,19 @@ const char *const format_blob_keys[FORMAT_BLOB_COUNT] = {
     [FORMAT_BLOB_ITEM_MATRIX] = "item_matrix", [FORMAT_BLOB_USER_MATRIX] = "user_matrix",
     [FORMAT_BLOB_ITEM_ATTRS] = "item_attrs",   [FORMAT_BLOB_ITEM_IDS] = "item_ids",
     [FORMAT_BLOB_CATEGORIES] = "categories",   [FORMAT_BLOB_POPULARITY] = "popularity",
+    [FORMAT_BLOB_ITEM_BF16] = "item_bf16",     [FORMAT_BLOB_ITEM_INT8] = "item_int8",
+};
+
+const char *const model_elem_names[MODEL_ELEM_COUNT] = {
+    [MODEL_ELEM_F32] = "f32",
+    [MODEL_ELEM_BF16] = "bf16",
+    [MODEL_ELEM_INT8] = "int8",
+};
+
+/* The optional blob holding each reduced copy. */
+static const enum format_blob copy_blob[MODEL_ELEM_COUNT] = {
+    [MODEL_ELEM_BF16] = FORMAT_BLOB_ITEM_BF16,
+    [MODEL_ELEM_INT8] = FORMAT_BLOB_ITEM_INT8,
 };
 
 /* Databases, in checksum order. */
@@ -76,6 +89,8 @@ struct model {
     struct strtab item_ids;
     struct strtab categories;
     float *inv_norms;              /* heap, item_count */
+    /* [MODEL_ELEM_F32] always; a reduced copy's rows are NULL when absent. */
+    struct model_item_copy copies[MODEL_ELEM_COUNT];
     struct cat_entry *cats_sorted; /* heap, category_count, by name */
     struct model_info info;
     char *path;
@@ -93,6 +108,7 @@ struct load {
     uint64_t file_size; /* bytes */
     uint64_t psize;     /* LMDB page size */
     uint64_t last_pgno; /* the last page in use */
+    uint8_t present[FORMAT_BLOB_COUNT]; /* the blob is in meta */
     const uint8_t *payload[FORMAT_BLOB_COUNT];
     size_t payload_len[FORMAT_BLOB_COUNT];
     uint32_t *owners; /* heap, item_count: users owning each item */
@@ -283,16 +299,24 @@ static int locate_map(struct load *l)
 }
 
 /* Every meta key is fetched by name below; with the count right there is
- * nothing else in meta. */
-static int check_meta_count(const struct load *l)
+ * nothing else in meta. Notes which optional blobs are there. */
+static int check_meta_count(struct load *l)
 {
-    enum { META_KEYS = 3 + FORMAT_BLOB_COUNT }; /* header, version, checksum, blobs */
+    size_t keys = 3; /* header, version, checksum */
+    for (int b = 0; b < FORMAT_BLOB_COUNT; b++) {
+        MDB_val k = {strlen(format_blob_keys[b]), (void *)format_blob_keys[b]}, v;
+        int rc = b < FORMAT_BLOB_REQUIRED ? 0 : mdb_get(l->txn, l->m->dbi[DB_META], &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return fail_lmdb(l, rc, "read meta");
+        l->present[b] = rc == 0;
+        keys += l->present[b];
+    }
     MDB_stat st;
     int rc = mdb_stat(l->txn, l->m->dbi[DB_META], &st);
     if (rc != 0)
         return fail_lmdb(l, rc, "read meta");
-    if (st.ms_entries != META_KEYS)
-        return fail(l, ERR_FORMAT, "meta has %zu keys, want %d", st.ms_entries, META_KEYS);
+    if (st.ms_entries != keys)
+        return fail(l, ERR_FORMAT, "meta has %zu keys, want %zu", st.ms_entries, keys);
     return 0;
 }
 
@@ -329,12 +353,14 @@ static int check_header(struct load *l)
     if (h->user_count > UINT32_MAX)
         return fail(l, ERR_FORMAT, "header user count %llu is out of range",
                     (unsigned long long)h->user_count);
-    for (int i = 0; i < FORMAT_BLOB_COUNT; i++)
+    for (int i = 0; i < FORMAT_BLOB_COUNT; i++) {
         if (h->blob_pad[i] >= FORMAT_BLOB_SLACK)
             return fail(l, ERR_FORMAT, "header pad %u of %s is out of range", h->blob_pad[i],
                         format_blob_keys[i]);
-    if (h->reserved[0] != 0 || h->reserved[1] != 0)
-        return fail(l, ERR_FORMAT, "header reserved fields are not zero");
+        if (!l->present[i] && h->blob_pad[i] != 0)
+            return fail(l, ERR_FORMAT, "header pad of %s is %u, want 0: the file has no %s",
+                        format_blob_keys[i], h->blob_pad[i], format_blob_keys[i]);
+    }
     return 0;
 }
 
@@ -514,6 +540,34 @@ static int check_popularity(struct load *l)
     return rc;
 }
 
+/* A reduced copy's size; its values are checked in stage 3. */
+static int check_copy(struct load *l, enum model_elem elem, size_t row_bytes, size_t row_extra)
+{
+    enum format_blob b = copy_blob[elem];
+    uint64_t n = l->m->hdr.item_count;
+    size_t want = n * (row_bytes + row_extra);
+    if (l->payload_len[b] != want)
+        return fail(l, ERR_FORMAT, "%s is %zu bytes, want %zu for %llu items of stride %u",
+                    format_blob_keys[b], l->payload_len[b], want, (unsigned long long)n,
+                    l->m->hdr.stride);
+    struct model_item_copy *c = &l->m->copies[elem];
+    c->rows = l->payload[b];
+    c->scale = row_extra ? (const float *)(l->payload[b] + n * row_bytes) : NULL;
+    return 0;
+}
+
+static int check_item_bf16(struct load *l)
+{
+    return check_copy(l, MODEL_ELEM_BF16, l->m->hdr.stride * sizeof(uint16_t), 0);
+}
+
+/* The scales follow the rows: item_count * stride bytes, a multiple of 16,
+ * so they are aligned for floats. */
+static int check_item_int8(struct load *l)
+{
+    return check_copy(l, MODEL_ELEM_INT8, l->m->hdr.stride, sizeof(float));
+}
+
 static const struct blob_check {
     int (*check)(struct load *l);
 } blob_checks[FORMAT_BLOB_COUNT] = {
@@ -523,6 +577,8 @@ static const struct blob_check {
     [FORMAT_BLOB_ITEM_IDS] = {check_item_ids},
     [FORMAT_BLOB_CATEGORIES] = {check_categories},
     [FORMAT_BLOB_POPULARITY] = {check_popularity},
+    [FORMAT_BLOB_ITEM_BF16] = {check_item_bf16},
+    [FORMAT_BLOB_ITEM_INT8] = {check_item_int8},
 };
 
 /* The frame common to every blob: its pad and slack are zero and its
@@ -709,6 +765,14 @@ static int check_owners(struct load *l)
 
 /* Checks one row and returns the sum of its squares. @what and @row name
  * it in messages. */
+/* @x, a norm computed in double from float data, made an upper bound: the
+ * sum of at most FORMAT_DIM_MAX squares and a square root are off by far
+ * less than the 2^-40 added. */
+static double round_up(double x)
+{
+    return x * (1 + 0x1p-40);
+}
+
 static int check_row(struct load *l, const float *r, const char *what, uint32_t row, double *sumsq)
 {
     const struct format_header *h = &l->m->hdr;
@@ -735,12 +799,102 @@ static int check_item_rows(struct load *l)
     if (m->inv_norms == NULL)
         return fail(l, -ENOMEM, "out of memory for %llu norms",
                     (unsigned long long)m->hdr.item_count);
+    double max_sumsq = 0;
     for (uint32_t i = 0; i < m->hdr.item_count; i++) {
         double s;
         int rc = check_row(l, m->item_matrix + (size_t)i * m->hdr.stride, "item", i, &s);
         if (rc != 0)
             return rc;
         m->inv_norms[i] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+        max_sumsq = s > max_sumsq ? s : max_sumsq;
+    }
+    m->copies[MODEL_ELEM_F32] = (struct model_item_copy){
+        .rows = m->item_matrix,
+        .max_norm = round_up(sqrt(max_sumsq)),
+    };
+    return 0;
+}
+
+/* -- reduced copies -- */
+
+static float bf16_value(uint16_t v)
+{
+    uint32_t bits = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+/* Element j of item row @i of a reduced copy, as the real number it stands
+ * for (exact in a double), or NAN when it is not a valid element. */
+typedef double (*copy_value_fn)(const struct model_item_copy *c, uint32_t stride, uint32_t i,
+                                uint32_t j);
+
+static double bf16_at(const struct model_item_copy *c, uint32_t stride, uint32_t i, uint32_t j)
+{
+    float f = bf16_value(((const uint16_t *)c->rows)[(size_t)i * stride + j]);
+    return isfinite(f) ? f : NAN;
+}
+
+static double int8_at(const struct model_item_copy *c, uint32_t stride, uint32_t i, uint32_t j)
+{
+    int8_t q = ((const int8_t *)c->rows)[(size_t)i * stride + j];
+    return q >= -FORMAT_INT8_MAX ? (double)c->scale[i] * q : NAN;
+}
+
+static const copy_value_fn copy_value[MODEL_ELEM_COUNT] = {
+    [MODEL_ELEM_BF16] = bf16_at,
+    [MODEL_ELEM_INT8] = int8_at,
+};
+
+/* Whether int8 row @i's scale is usable: finite and not negative. */
+static int row_scale_ok(const struct model_item_copy *c, uint32_t i)
+{
+    return c->scale == NULL || (isfinite(c->scale[i]) && c->scale[i] >= 0);
+}
+
+/* One pass over a reduced copy: valid elements, zero padding, and the two
+ * bounds the scan's certificate rests on (score.h): the largest norm of a
+ * row and the largest distance of a row from its float32 original. They are
+ * measured, not derived from how the copy was made, so a copy from any
+ * quantizer, however poor, still gives exact results, only slower. */
+static int check_copy_rows(struct load *l, enum model_elem elem)
+{
+    struct model *m = l->m;
+    struct model_item_copy *c = &m->copies[elem];
+    const char *key = format_blob_keys[copy_blob[elem]];
+    uint32_t dim = m->hdr.dim, stride = m->hdr.stride;
+    double max_sumsq = 0, max_errsq = 0;
+    for (uint32_t i = 0; i < m->hdr.item_count; i++) {
+        const float *v = m->item_matrix + (size_t)i * stride;
+        double sumsq = 0, errsq = 0;
+        if (!row_scale_ok(c, i))
+            return fail(l, ERR_FORMAT, "%s row %u scale %g is not finite and >= 0", key, i,
+                        c->scale[i]);
+        for (uint32_t j = 0; j < stride; j++) {
+            double w = copy_value[elem](c, stride, i, j);
+            if (isnan(w))
+                return fail(l, ERR_FORMAT, "%s row %u element %u is not a valid %s", key, i, j,
+                            model_elem_names[elem]);
+            if (j >= dim && w != 0)
+                return fail(l, ERR_FORMAT, "%s row %u padding element %u is not zero", key, i, j);
+            sumsq += w * w;
+            errsq += (w - v[j]) * (w - v[j]);
+        }
+        max_sumsq = sumsq > max_sumsq ? sumsq : max_sumsq;
+        max_errsq = errsq > max_errsq ? errsq : max_errsq;
+    }
+    c->max_norm = round_up(sqrt(max_sumsq));
+    c->max_error = round_up(sqrt(max_errsq));
+    return 0;
+}
+
+static int check_copies(struct load *l)
+{
+    for (int elem = MODEL_ELEM_F32 + 1; elem < MODEL_ELEM_COUNT; elem++) {
+        int rc = l->m->copies[elem].rows == NULL ? 0 : check_copy_rows(l, elem);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -805,11 +959,11 @@ static int validate(struct load *l)
         (rc = check_stored_checksum(l)) != 0)
         return rc;
     for (int b = 0; b < FORMAT_BLOB_COUNT; b++)
-        if ((rc = load_blob(l, b)) != 0)
+        if (l->present[b] && (rc = load_blob(l, b)) != 0)
             return rc;
     if ((rc = check_items_db(l)) != 0 || (rc = check_users_db(l)) != 0 ||
         (rc = check_owners(l)) != 0 || (rc = check_item_rows(l)) != 0 ||
-        (rc = check_user_rows(l)) != 0)
+        (rc = check_copies(l)) != 0 || (rc = check_user_rows(l)) != 0)
         return rc;
     return check_checksum(l);
 }
@@ -892,6 +1046,12 @@ const float *model_item_matrix(const struct model *m)
 const float *model_item_inv_norms(const struct model *m)
 {
     return m->inv_norms;
+}
+
+const struct model_item_copy *model_item_copy(const struct model *m, enum model_elem elem)
+{
+    assert(elem < MODEL_ELEM_COUNT);
+    return m->copies[elem].rows != NULL ? &m->copies[elem] : NULL;
 }
 
 const struct model_item_attr *model_item_attrs(const struct model *m)

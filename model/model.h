@@ -24,8 +24,13 @@
 
 struct model;
 
-/* Element types of the factor matrices. Only f32 exists so far. */
-enum { MODEL_ELEM_F32 = 0 };
+/* Element types of the item matrix's copies. The factor matrices are f32;
+ * a file may also hold reduced-precision copies of the item matrix, which
+ * the scan reads instead to move fewer bytes (FORMAT.md). */
+enum model_elem { MODEL_ELEM_F32, MODEL_ELEM_BF16, MODEL_ELEM_INT8, MODEL_ELEM_COUNT };
+
+/* "f32", "bf16", "int8", indexed by enum model_elem. */
+extern const char *const model_elem_names[MODEL_ELEM_COUNT];
 
 /* Rows of both factor matrices are padded to a multiple of this many floats,
  * with zeros, and start at 64-byte aligned addresses in the map. */
@@ -113,6 +118,26 @@ const float *model_item_matrix(const struct model *m);
 
 /* 1/||v|| per item (0 for an all-zero vector), computed at load. */
 const float *model_item_inv_norms(const struct model *m);
+
+/* One copy of the item matrix, with the bounds measured at load that let a
+ * scan of a reduced copy prove its candidates contain the exact top-N. */
+struct model_item_copy {
+    /* item_count x model_stride() elements, 64-byte aligned, zero padded:
+     * f32 floats, bf16 bit patterns (uint16_t, the high half of a float),
+     * or int8 in -127..127. */
+    const void *rows;
+    /* int8: row i's element j stands for scale[i] * rows[i][j]. Else NULL. */
+    const float *scale;
+    /* Upper bounds over all items i, w_i being row i as the real numbers it
+     * stands for and v_i the f32 row: max ||w_i|| and max ||w_i - v_i||
+     * (0 for the f32 copy itself). */
+    double max_norm;
+    double max_error;
+};
+
+/* model_item_copy - the copy of element type @elem; NULL when the file has
+ * none of that type. The f32 copy always exists. */
+const struct model_item_copy *model_item_copy(const struct model *m, enum model_elem elem);
 
 /* Catalog attributes, indexed by item. */
 const struct model_item_attr *model_item_attrs(const struct model *m);

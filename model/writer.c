@@ -169,6 +169,8 @@ static int check_header_fields(const struct model_src *s, struct err *e)
         return err_set(e, ERR_INVALID, "dim %u is out of range 1..%u", s->dim, FORMAT_DIM_MAX);
     if (s->has_bias > 1)
         return err_set(e, ERR_INVALID, "has_bias is %u, want 0 or 1", s->has_bias);
+    if (s->quantize & ~(1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8))
+        return err_set(e, ERR_INVALID, "quantize 0x%x names no reduced copy", s->quantize);
     if (s->item_count < 1)
         return err_set(e, ERR_INVALID, "a model needs at least one item");
     if (s->category_count < 1)
@@ -351,9 +353,65 @@ static void fill_popularity(const struct build *b, uint8_t *dst)
     memcpy(dst, b->pop, popularity_size(b));
 }
 
+/* bf16 nearest to @f, ties to even; toward zero where rounding up would
+ * overflow to infinity (the reader refuses infinities). */
+static uint16_t bf16_of(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof(bits));
+    uint32_t rounded = bits + 0x7fff + ((bits >> 16) & 1);
+    if ((rounded & 0x7f800000) == 0x7f800000)
+        rounded = bits;
+    return (uint16_t)(rounded >> 16);
+}
+
+static size_t bf16_size(const struct build *b)
+{
+    return (size_t)b->src->item_count * b->stride * sizeof(uint16_t);
+}
+
+static void fill_bf16(const struct build *b, uint8_t *dst)
+{
+    const struct model_src *s = b->src;
+    uint16_t *out = (uint16_t *)dst;
+    for (size_t i = 0; i < s->item_count; i++)
+        for (uint32_t j = 0; j < s->dim; j++)
+            out[i * b->stride + j] = bf16_of(s->item_factors[i * s->dim + j]);
+}
+
+static size_t int8_size(const struct build *b)
+{
+    return (size_t)b->src->item_count * (b->stride + sizeof(float));
+}
+
+/* Rows first, then the scales (FORMAT.md). A row's scale maps its largest
+ * magnitude to FORMAT_INT8_MAX, which keeps the most precision per row. */
+static void fill_int8(const struct build *b, uint8_t *dst)
+{
+    const struct model_src *s = b->src;
+    int8_t *out = (int8_t *)dst;
+    float *scale = (float *)(dst + (size_t)s->item_count * b->stride);
+    for (size_t i = 0; i < s->item_count; i++) {
+        const float *v = s->item_factors + i * s->dim;
+        float max = 0;
+        for (uint32_t j = 0; j < s->dim; j++)
+            max = fabsf(v[j]) > max ? fabsf(v[j]) : max;
+        scale[i] = max / FORMAT_INT8_MAX;
+        if (max == 0)
+            continue;
+        for (uint32_t j = 0; j < s->dim; j++) {
+            long q = lrintf(v[j] / scale[i]);
+            out[i * b->stride + j] = (int8_t)(q > FORMAT_INT8_MAX    ? FORMAT_INT8_MAX
+                                              : q < -FORMAT_INT8_MAX ? -FORMAT_INT8_MAX
+                                                                     : q);
+        }
+    }
+}
+
 static const struct blob_ops {
     size_t (*size)(const struct build *b);
     void (*fill)(const struct build *b, uint8_t *dst);
+    enum model_elem copy; /* an optional blob: the copy it holds */
 } blob_ops[FORMAT_BLOB_COUNT] = {
     [FORMAT_BLOB_ITEM_MATRIX] = {item_matrix_size, fill_item_matrix},
     [FORMAT_BLOB_USER_MATRIX] = {user_matrix_size, fill_user_matrix},
@@ -361,7 +419,15 @@ static const struct blob_ops {
     [FORMAT_BLOB_ITEM_IDS] = {item_ids_size, fill_item_ids},
     [FORMAT_BLOB_CATEGORIES] = {categories_size, fill_categories},
     [FORMAT_BLOB_POPULARITY] = {popularity_size, fill_popularity},
+    [FORMAT_BLOB_ITEM_BF16] = {bf16_size, fill_bf16, MODEL_ELEM_BF16},
+    [FORMAT_BLOB_ITEM_INT8] = {int8_size, fill_int8, MODEL_ELEM_INT8},
 };
+
+/* Whether the file gets blob @i. */
+static int blob_wanted(const struct build *b, int i)
+{
+    return i < FORMAT_BLOB_REQUIRED || (b->src->quantize & (1u << blob_ops[i].copy));
+}
 
 /* ==== the write transaction ========================================== */
 
@@ -455,6 +521,8 @@ static int put_meta(struct build *b, const char *key, const void *data, size_t l
 static int put_blobs(struct build *b)
 {
     for (int i = 0; i < FORMAT_BLOB_COUNT; i++) {
+        if (!blob_wanted(b, i))
+            continue;
         MDB_val k = str_val(format_blob_keys[i]);
         MDB_val v = {blob_ops[i].size(b) + FORMAT_BLOB_SLACK, NULL};
         int rc = mdb_put(b->txn, b->meta, &k, &v, MDB_RESERVE);
@@ -462,6 +530,8 @@ static int put_blobs(struct build *b)
             return rc;
     }
     for (int i = 0; i < FORMAT_BLOB_COUNT; i++) {
+        if (!blob_wanted(b, i))
+            continue;
         MDB_val k = str_val(format_blob_keys[i]), v;
         int rc = mdb_get(b->txn, b->meta, &k, &v);
         if (rc != 0)
@@ -480,6 +550,8 @@ static int put_blobs(struct build *b)
 static int blobs_in_place(struct build *b)
 {
     for (int i = 0; i < FORMAT_BLOB_COUNT; i++) {
+        if (!blob_wanted(b, i))
+            continue;
         MDB_val k = str_val(format_blob_keys[i]), v;
         int rc = mdb_get(b->txn, b->meta, &k, &v);
         if (rc != 0)
@@ -555,7 +627,8 @@ static size_t map_size(const struct build *b, size_t psize)
     const struct model_src *s = b->src;
     size_t bytes = 1 << 20; /* meta pages, the main database, meta's leaves */
     for (int i = 0; i < FORMAT_BLOB_COUNT; i++)
-        bytes += blob_ops[i].size(b) + FORMAT_BLOB_SLACK + 2 * psize;
+        if (blob_wanted(b, i))
+            bytes += blob_ops[i].size(b) + FORMAT_BLOB_SLACK + 2 * psize;
     for (uint32_t i = 0; i < s->item_count; i++)
         bytes += 2 * (b->item_len[i] + FORMAT_ITEM_VALUE_SIZE + 16);
     for (uint32_t i = 0; i < s->user_count; i++) {

@@ -37,6 +37,11 @@ struct model_src {
     uint32_t category_count;             /* >= 1 */
     const char *version; /* model version string, 1..MODEL_ID_MAX bytes */
     int64_t created_at;  /* unix seconds */
+    /* Reduced-precision copies of the item matrix to add, as bits
+     * 1 << MODEL_ELEM_BF16 and 1 << MODEL_ELEM_INT8; 0 for none. bf16 rounds
+     * each factor to nearest even; int8 scales each row by its largest
+     * magnitude / 127 and rounds to nearest. */
+    unsigned quantize;
 };
 
 /* model_write - validate @src, write it to @path atomically.

@@ -134,6 +134,20 @@ void score_best_offer(struct score_best *b, uint32_t index, float score)
     b->threshold = b->heap[0].score;
 }
 
+void score_best_push(struct score_best *b, struct score_hit hit)
+{
+    if (b->count < b->n)
+        sift_up(b->heap, b->count++, hit);
+    else if (worse(b->heap[0], hit))
+        replace_root(b->heap, b->n, hit);
+}
+
+uint32_t score_best_finish(struct score_best *b)
+{
+    sort_best_first(b->heap, b->count);
+    return b->count;
+}
+
 void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
                             const float *scores)
 {
@@ -155,13 +169,22 @@ static void scan_portable(const struct score_scan *s, struct score_best *b)
     }
 }
 
+/* A kernel's scan of one reduced element type. */
+struct reduced_kernel {
+    const char *name;
+    int (*supported)(void); /* NULL: runs wherever its kernel does */
+    score_qscan_fn scan;
+};
+
 /* A kernel the process may use. Best first: "auto" takes the first one the
- * CPU supports. */
+ * CPU supports, and a kernel whose reduced scan the CPU lacks borrows the
+ * next one's. */
 struct kernel {
     const char *name;
     const char *needs;      /* the CPU feature it needs, for error text */
     int (*supported)(void); /* NULL: runs anywhere */
     score_scan_fn scan;
+    struct reduced_kernel reduced[SCORE_ELEM_COUNT]; /* [SCORE_ELEM_F32] unused */
 };
 
 #if defined(__x86_64__)
@@ -176,14 +199,39 @@ static int has_avx2(void)
 {
     return __builtin_cpu_supports("avx2");
 }
+
+static int has_avx512_bf16(void)
+{
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+}
+
+static int has_avx512_vnni(void)
+{
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+}
 #endif
 
 static const struct kernel kernels[] = {
 #if defined(__x86_64__)
-    {"avx512", "AVX-512F", has_avx512, score_scan_avx512},
-    {"avx2", "AVX2", has_avx2, score_scan_avx2},
+    {"avx512",
+     "AVX-512F",
+     has_avx512,
+     score_scan_avx512,
+     {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512},
+      [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512}}},
+    {"avx2",
+     "AVX2",
+     has_avx2,
+     score_scan_avx2,
+     {[SCORE_ELEM_BF16] = {"avx2", NULL, score_qscan_bf16_avx2},
+      [SCORE_ELEM_INT8] = {"avx2", NULL, score_qscan_int8_avx2}}},
 #endif
-    {"portable", NULL, NULL, scan_portable},
+    {"portable",
+     NULL,
+     NULL,
+     scan_portable,
+     {[SCORE_ELEM_BF16] = {"portable", NULL, score_qscan_bf16_portable},
+      [SCORE_ELEM_INT8] = {"portable", NULL, score_qscan_int8_portable}}},
 };
 
 #define KERNEL_COUNT (sizeof(kernels) / sizeof(kernels[0]))
@@ -255,6 +303,27 @@ const char *score_kernel_name(void)
     return kernel()->name;
 }
 
+/* The selected kernel's scan of @elem if the CPU runs it, else the next
+ * kernel's; portable's runs everywhere. */
+static const struct reduced_kernel *reduced_kernel(enum score_elem elem)
+{
+    assert(elem > SCORE_ELEM_F32 && elem < SCORE_ELEM_COUNT);
+    const struct kernel *k = kernel();
+    while (k->reduced[elem].supported != NULL && !k->reduced[elem].supported())
+        k++;
+    return &k->reduced[elem];
+}
+
+const char *score_reduced_kernel_name(enum score_elem elem)
+{
+    return reduced_kernel(elem)->name;
+}
+
+score_qscan_fn score_qscan_kernel(enum score_elem elem)
+{
+    return reduced_kernel(elem)->scan;
+}
+
 /* ---- fused scan + top-N ------------------------------------------------ */
 
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
@@ -271,6 +340,5 @@ uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep
         .filter_ctx = filter_ctx,
     };
     kernel()->scan(s, &best);
-    sort_best_first(out, best.count);
-    return best.count;
+    return score_best_finish(&best);
 }

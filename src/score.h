@@ -76,6 +76,52 @@ float score_row(const struct score_scan *s, uint32_t index);
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
                     const void *filter_ctx, struct score_hit *out);
 
+/* ---- scanning a reduced-precision copy ----------------------------------- */
+
+/* Element types a scan can read; the values match enum model_elem. */
+enum score_elem { SCORE_ELEM_F32, SCORE_ELEM_BF16, SCORE_ELEM_INT8, SCORE_ELEM_COUNT };
+
+/* Longest row (stride) a reduced scan takes: the model's dimension limit. */
+#define SCORE_STRIDE_MAX 4096
+
+/* A reduced-precision copy of a score_scan's matrix. Row i of it stands
+ * for the real vector w_i: bf16 row i as floats, or row_scale[i] times int8
+ * row i. The bounds are over all rows, v_i being the f32 row; each may be
+ * any upper bound, a loose one only costs speed. */
+struct score_reduced {
+    enum score_elem elem;   /* SCORE_ELEM_BF16 or SCORE_ELEM_INT8 */
+    const void *matrix;     /* rows x stride elements (uint16_t bf16 bits or int8_t),
+                               64-byte aligned rows, zero padded */
+    const float *row_scale; /* int8: rows scales, finite and >= 0 */
+    double max_norm;        /* >= max ||w_i|| */
+    double max_error;       /* >= max ||w_i - v_i|| */
+    double exact_max_norm;  /* >= max ||v_i|| */
+};
+
+/* Scratch entries score_topn_reduced needs for @n results. A scan keeps
+ * this many candidates: enough that the proof below rarely fails, few
+ * enough that re-scoring them costs little next to the scan. */
+#define SCORE_CANDIDATES(n) (4 * (n) + 16)
+
+/* score_topn_reduced - score_topn over @r instead of s->matrix, with the
+ * same result: the same rows, in the same order, with the same exact f32
+ * scores (score_row), whatever the copy's precision.
+ *
+ * It keeps the SCORE_CANDIDATES(@n) best rows by their reduced score, then
+ * scores those exactly. Every other row's reduced score is at most the
+ * worst kept one, h; since a row's exact score differs from its reduced
+ * score by at most B (bounded from the query's norm, its own rounding and
+ * @r's bounds: score.c), no other row can beat the n-th best exact score
+ * S when h + B < S, and then the top n of the candidates is the answer.
+ * When that proof fails (a copy far from the f32 rows, or scores too close
+ * together), the f32 matrix is scanned instead; *@fallback (may be NULL)
+ * is set to 1 then, else to 0.
+ * s->row_scale must be NULL. @scratch: SCORE_CANDIDATES(@n) entries.
+ * @out: @n entries. Returns the number of rows in @out. */
+uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
+                            score_filter_fn keep, const void *filter_ctx, struct score_hit *scratch,
+                            struct score_hit *out, int *fallback);
+
 /* ---- kernel choice ----------------------------------------------------- */
 
 /* score_select_kernel - make @name the kernel of every later scan: "auto"
@@ -91,3 +137,10 @@ int score_select_kernel(const char *name, struct err *e);
 /* score_kernel_name - the kernel scans use: "avx512", "avx2" or
  * "portable" (selecting "auto" first if none was selected). Static string. */
 const char *score_kernel_name(void);
+
+/* score_reduced_kernel_name - the code that scans @elem copies under the
+ * current kernel: the selected kernel's own, or the best one after it that
+ * the CPU runs ("avx512-bf16" needs AVX512_BF16, "avx512-vnni" AVX512_VNNI
+ * and AVX512BW; without them the avx512 kernel scans those with "avx2").
+ * Static string. */
+const char *score_reduced_kernel_name(enum score_elem elem);

@@ -35,37 +35,48 @@
 
 enum { ROWS = 16 }; /* rows per block: one score per lane of a zmm register */
 
+/* @a + @b, as floats or, with @integer, as the int32 lanes whose bits they
+ * hold: the int8 kernel reuses the network on exact integer sums. @integer
+ * is a constant wherever this is inlined, so the test costs nothing. */
+TARGET INLINE __m512 add(__m512 a, __m512 b, int integer)
+{
+    if (integer)
+        return _mm512_castsi512_ps(
+            _mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+    return _mm512_add_ps(a, b);
+}
+
 /* Level 1 for rows in @a and @b: lane j += lane j+8. Returns a's 8 sums in
  * lanes 0-7 and b's in lanes 8-15. */
-TARGET INLINE __m512 fold8(__m512 a, __m512 b)
+TARGET INLINE __m512 fold8(__m512 a, __m512 b, int integer)
 {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    return add(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+               _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)), integer);
 }
 
 /* Level 2 for two rows in each of @a and @b: j += j+4 within each row's
  * 8 sums. Returns 4 rows of 4 sums, one per 128-bit quarter: a's first,
  * a's second, b's first, b's second. */
-TARGET INLINE __m512 fold4(__m512 a, __m512 b)
+TARGET INLINE __m512 fold4(__m512 a, __m512 b, int integer)
 {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    return add(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+               _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)), integer);
 }
 
 /* Level 3: j += j+2 within each quarter. Quarter q of the result holds 2
  * sums of a's row q, then 2 of b's row q. */
-TARGET INLINE __m512 fold2(__m512 a, __m512 b)
+TARGET INLINE __m512 fold2(__m512 a, __m512 b, int integer)
 {
-    return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    return add(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+               _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)), integer);
 }
 
 /* Level 4: j += j+1. Quarter q of the result holds the dot products of a's
  * two rows in quarter q, then b's two. */
-TARGET INLINE __m512 fold1(__m512 a, __m512 b)
+TARGET INLINE __m512 fold1(__m512 a, __m512 b, int integer)
 {
-    return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    return add(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+               _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)), integer);
 }
 
 /* Row @row's SCORE_LANES partial sums with @query over @blocks lane blocks. */
@@ -76,6 +87,23 @@ TARGET INLINE __m512 row_lanes(const float *row, const float *query, uint32_t bl
         acc =
             _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(row + k), _mm512_loadu_ps(query + k)));
     return acc;
+}
+
+/* The network: the 16 rows' partial sums in @acc folded to one register,
+ * row r's dot product at position r. */
+TARGET INLINE __m512 fold16(const __m512 *acc, int integer)
+{
+    __m512 t[ROWS / 2], u[ROWS / 4];
+#pragma GCC unroll 8
+    for (uint32_t m = 0; m < ROWS / 2; m++)
+        t[m] = fold8(acc[2 * m], acc[2 * m + 1], integer);
+#pragma GCC unroll 4
+    for (uint32_t g = 0; g < ROWS / 4; g++)
+        u[g] = fold4(t[2 * g], t[2 * g + 1], integer);
+    /* The network leaves row q + 4e at position 4q + e. */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(
+        order, fold1(fold2(u[0], u[1], integer), fold2(u[2], u[3], integer), integer));
 }
 
 /* The dot products with @query of the rows at @rows + r * @stride, r = 0 ..
@@ -90,16 +118,7 @@ TARGET INLINE __m512 block_dots(const float *query, const float *rows, size_t st
 #pragma GCC unroll 1
     for (uint32_t r = 0; r < ROWS; r++)
         acc[r] = row_lanes(score_block_row(rows, stride, r, last), query, blocks);
-    __m512 t[ROWS / 2], u[ROWS / 4];
-#pragma GCC unroll 8
-    for (uint32_t m = 0; m < ROWS / 2; m++)
-        t[m] = fold8(acc[2 * m], acc[2 * m + 1]);
-#pragma GCC unroll 4
-    for (uint32_t g = 0; g < ROWS / 4; g++)
-        u[g] = fold4(t[2 * g], t[2 * g + 1]);
-    /* The network leaves row q + 4e at position 4q + e. */
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(order, fold1(fold2(u[0], u[1]), fold2(u[2], u[3])));
+    return fold16(acc, 0);
 }
 
 /* Scores of the @count rows from @first (1 <= count <= ROWS) at positions
@@ -137,6 +156,90 @@ TARGET void score_scan_avx512(const struct score_scan *s, struct score_best *b)
     if (first < s->rows) {
         uint32_t count = s->rows - first;
         offer_above(b, first, count, block_scores(s, first, count, blocks));
+    }
+}
+
+/* ==== reduced kernels ===================================================
+
+ * Same shape: 16 rows per block, each row's lanes summed in one register,
+ * the network folding 16 registers into one of 16 scores. bf16 rows are
+ * multiplied by VDPBF16PS, 32 elements per instruction; int8 rows by
+ * VPDPBUSD, 64 per instruction. VPDPBUSD multiplies unsigned by signed
+ * bytes: flipping a row byte's sign bit gives v + 128 as unsigned, so the
+ * sum is dot + 128 * sum(query), and that constant comes off after the
+ * fold. Integer sums are exact, so the int8 network may pair lanes any
+ * way; it reuses the float one's shuffles on the integer bits.
+ */
+
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+/* A row's bf16 elements k .. k+31, or k .. k+15 zero-extended. */
+TARGET_BF16 INLINE __m512bh load_bf16(const uint16_t *p, uint32_t k, uint32_t stride)
+{
+    if (stride - k >= 32)
+        return (__m512bh)_mm512_loadu_si512(p + k);
+    return (__m512bh)_mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(p + k)));
+}
+
+TARGET_BF16 INLINE __m512 bf16_row(const uint16_t *row, const uint16_t *query, uint32_t stride)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (uint32_t k = 0; k < stride; k += 32)
+        acc = _mm512_dpbf16_ps(acc, load_bf16(row, k, stride), load_bf16(query, k, stride));
+    return acc;
+}
+
+TARGET_BF16 void score_qscan_bf16_avx512(const struct score_qscan *q, struct score_best *b)
+{
+    const uint16_t *rows = q->matrix;
+    for (uint32_t first = 0; first < q->rows; first += ROWS) {
+        uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
+        const uint16_t *block = rows + (size_t)first * q->stride;
+        __m512 acc[ROWS];
+#pragma GCC unroll 1
+        for (uint32_t r = 0; r < ROWS; r++) {
+            const uint16_t *row = block + (size_t)(r < count ? r : count - 1) * q->stride;
+            acc[r] = bf16_row(row, q->query_bf16, q->stride);
+        }
+        offer_above(b, first, count, fold16(acc, 0));
+    }
+}
+
+TARGET_VNNI INLINE __m512i int8_row(const int8_t *row, const int8_t *query, uint32_t stride)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i acc = _mm512_setzero_si512();
+    uint32_t k = 0;
+    for (; stride - k >= 64; k += 64)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_loadu_si512(row + k), flip),
+                                  _mm512_loadu_si512(query + k));
+    if (k < stride) {
+        __mmask64 m = ((__mmask64)1 << (stride - k)) - 1;
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + k), flip),
+                                  _mm512_maskz_loadu_epi8(m, query + k));
+    }
+    return acc;
+}
+
+TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b)
+{
+    const int8_t *rows = q->matrix;
+    const __m512i offset = _mm512_set1_epi32(128 * q->query_sum);
+    const __m512 qscale = _mm512_set1_ps(q->query_scale);
+    for (uint32_t first = 0; first < q->rows; first += ROWS) {
+        uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
+        const int8_t *block = rows + (size_t)first * q->stride;
+        __m512 acc[ROWS];
+#pragma GCC unroll 1
+        for (uint32_t r = 0; r < ROWS; r++) {
+            const int8_t *row = block + (size_t)(r < count ? r : count - 1) * q->stride;
+            acc[r] = _mm512_castsi512_ps(int8_row(row, q->query_i8, q->stride));
+        }
+        __m512i dots = _mm512_sub_epi32(_mm512_castps_si512(fold16(acc, 1)), offset);
+        __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), q->row_scale + first);
+        offer_above(b, first, count,
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
     }
 }
 

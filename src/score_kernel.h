@@ -60,6 +60,14 @@ void score_best_offer(struct score_best *b, uint32_t index, float score);
 void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
                             const float *scores);
 
+/* score_best_push - insert @hit into the best n regardless of index order
+ * (ties still go to the lower index) and of the filter: for rows already
+ * filtered, such as re-scored candidates. */
+void score_best_push(struct score_best *b, struct score_hit hit);
+
+/* score_best_finish - sort the kept rows best first; returns their count. */
+uint32_t score_best_finish(struct score_best *b);
+
 /* score_block_row - row @r of the block at @rows, or row @last for the
  * positions past it: a kernel's last, short block reads its last row again
  * in place of the missing ones and masks them off. */
@@ -74,7 +82,42 @@ static inline const float *score_block_row(const float *rows, size_t stride, uin
  * which is at most s->stride. */
 typedef void (*score_scan_fn)(const struct score_scan *s, struct score_best *b);
 
+/* What a reduced kernel scans: the query rounded to the copy's type.
+ *
+ * bf16: row i's reduced score is some float near dot(query_f32, w_i); the
+ * kernels may sum in any order (score.h's bound allows for it).
+ * int8: row i's reduced score is exactly
+ *     (float)dot(query_i8, row_i) * (query_scale * row_scale[i])
+ * with the integer dot product exact, rounded after each multiply, so every
+ * int8 kernel gives the same scores to the bit. */
+struct score_qscan {
+    const uint16_t *query_bf16; /* bf16: stride elements, zero padded */
+    const float *query_f32;     /* bf16: the same values as floats */
+    const int8_t *query_i8;     /* int8: stride elements in -127..127, zero padded */
+    const int16_t *query_i16;   /* int8: the same values as int16 */
+    int32_t query_sum;          /* int8: the sum of query_i8 */
+    float query_scale;          /* int8 */
+    const void *matrix;         /* rows x stride elements */
+    const float *row_scale;     /* int8 */
+    uint32_t rows, stride;
+};
+
+/* A reduced kernel: offer every row of @q whose reduced score beats
+ * b->threshold to @b, in ascending order. */
+typedef void (*score_qscan_fn)(const struct score_qscan *q, struct score_best *b);
+
+void score_qscan_bf16_portable(const struct score_qscan *q, struct score_best *b);
+void score_qscan_int8_portable(const struct score_qscan *q, struct score_best *b);
+
 #if defined(__x86_64__)
 void score_scan_avx512(const struct score_scan *s, struct score_best *b);
 void score_scan_avx2(const struct score_scan *s, struct score_best *b);
+void score_qscan_bf16_avx512(const struct score_qscan *q, struct score_best *b);
+void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b);
+void score_qscan_bf16_avx2(const struct score_qscan *q, struct score_best *b);
+void score_qscan_int8_avx2(const struct score_qscan *q, struct score_best *b);
 #endif
+
+/* score_qscan_kernel - the reduced kernel for @elem under the current
+ * kernel choice (score_reduced_kernel_name). */
+score_qscan_fn score_qscan_kernel(enum score_elem elem);

@@ -102,6 +102,7 @@ static void fixture_init(struct fixture *f)
         .category_count = FX_CATS,
         .version = "v2024.06-test",
         .created_at = 1718000000,
+        .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8,
     };
 }
 
@@ -353,6 +354,69 @@ static const char *write_fixture(const char *name, struct fixture *f)
 }
 
 /* ==== round trip ===================================================== */
+
+/* The copies hold what the writer's documented rounding gives (FORMAT.md),
+ * recomputed here, and the measured bounds hold for every row. */
+static void test_round_trip_copies(void)
+{
+    struct fixture f;
+    const char *path = write_fixture("copies.lmdb", &f);
+    CHECK(path != NULL);
+    struct model *m;
+    CHECK_OK(model_open(path, 1, &m, NULL));
+    const struct model_item_copy *f32 = model_item_copy(m, MODEL_ELEM_F32);
+    const struct model_item_copy *b16 = model_item_copy(m, MODEL_ELEM_BF16);
+    const struct model_item_copy *i8 = model_item_copy(m, MODEL_ELEM_INT8);
+    CHECK(f32 != NULL && b16 != NULL && i8 != NULL);
+    CHECK(f32->rows == model_item_matrix(m) && f32->max_error == 0);
+    CHECK((uintptr_t)b16->rows % 64 == 0 && (uintptr_t)i8->rows % 64 == 0);
+    const uint16_t *b = b16->rows;
+    const int8_t *q = i8->rows;
+    int ok = 1;
+    for (uint32_t i = 0; i < FX_ITEMS; i++) {
+        const float *v = &f.itf[i * FX_DIM];
+        float max = 0;
+        for (uint32_t j = 0; j < FX_DIM; j++)
+            max = fmaxf(max, fabsf(v[j]));
+        ok &= i8->scale[i] == max / 127;
+        double eb = 0, eq = 0, nb = 0, nq = 0, nv = 0;
+        for (uint32_t j = 0; j < 16; j++) {
+            float x = j < FX_DIM ? v[j] : 0;
+            /* bf16: the float's top half, rounded to nearest even. */
+            uint32_t bits;
+            memcpy(&bits, &x, sizeof(bits));
+            uint32_t lower = bits & 0xffff, upper = bits >> 16;
+            uint32_t want = upper + (lower > 0x8000 || (lower == 0x8000 && (upper & 1)));
+            ok &= b[i * 16 + j] == want;
+            int wq = max > 0 ? (int)lrintf(x / (max / 127)) : 0;
+            ok &= q[i * 16 + j] == wq;
+            uint32_t wb = (uint32_t)b[i * 16 + j] << 16;
+            float fb;
+            memcpy(&fb, &wb, sizeof(fb));
+            double dq = (double)i8->scale[i] * q[i * 16 + j];
+            eb += (fb - (double)x) * (fb - (double)x);
+            eq += (dq - x) * (dq - x);
+            nb += (double)fb * fb;
+            nq += dq * dq;
+            nv += (double)x * x;
+        }
+        ok &= sqrt(eb) <= b16->max_error && sqrt(eq) <= i8->max_error;
+        ok &= sqrt(nb) <= b16->max_norm && sqrt(nq) <= i8->max_norm && sqrt(nv) <= f32->max_norm;
+    }
+    CHECK(ok);
+    /* Tight, not merely upper: some row's error is within 1e-9 of it. */
+    CHECK(b16->max_error > 0 && i8->max_error > 0);
+    model_close(m);
+
+    /* Without --quantize there are none. */
+    fixture_init(&f);
+    f.src.quantize = 0;
+    CHECK_OK(model_write(path, &f.src, NULL));
+    CHECK_OK(model_open(path, 1, &m, NULL));
+    CHECK(model_item_copy(m, MODEL_ELEM_BF16) == NULL && model_item_copy(m, MODEL_ELEM_INT8) == NULL);
+    CHECK(model_item_copy(m, MODEL_ELEM_F32) != NULL);
+    model_close(m);
+}
 
 static int id_is(const char *got, uint32_t len, const char *want)
 {
@@ -967,10 +1031,10 @@ static size_t hdr_users(uint8_t *val, size_t len, const struct format_header *h)
     return len;
 }
 
-static size_t hdr_reserved(uint8_t *val, size_t len, const struct format_header *h)
+static size_t hdr_copy_pad(uint8_t *val, size_t len, const struct format_header *h)
 {
     struct format_header n = *h;
-    n.reserved[1] = 7;
+    n.blob_pad[FORMAT_BLOB_ITEM_INT8] = (n.blob_pad[FORMAT_BLOB_ITEM_INT8] + 16) % 64;
     put_header(val, &n);
     return len;
 }
@@ -994,6 +1058,39 @@ static void put_float(uint8_t *val, const struct format_header *h, enum format_b
                       uint32_t col, float f)
 {
     memcpy(val + h->blob_pad[b] + ((size_t)row * h->stride + col) * sizeof(f), &f, sizeof(f));
+}
+
+static void put_bf16(uint8_t *val, const struct format_header *h, uint32_t row, uint32_t col,
+                     uint16_t v)
+{
+    memcpy(val + h->blob_pad[FORMAT_BLOB_ITEM_BF16] + ((size_t)row * h->stride + col) * sizeof(v),
+           &v, sizeof(v));
+}
+
+static size_t bf16_nan(uint8_t *val, size_t len, const struct format_header *h)
+{
+    put_bf16(val, h, 2, 1, 0x7fc0);
+    return len;
+}
+
+static size_t bf16_padding(uint8_t *val, size_t len, const struct format_header *h)
+{
+    put_bf16(val, h, 0, 15, 0x3f80);
+    return len;
+}
+
+static size_t int8_min(uint8_t *val, size_t len, const struct format_header *h)
+{
+    val[h->blob_pad[FORMAT_BLOB_ITEM_INT8] + 3 * h->stride] = 0x80; /* -128 */
+    return len;
+}
+
+static size_t int8_scale(uint8_t *val, size_t len, const struct format_header *h)
+{
+    float neg = -1.0f;
+    memcpy(val + h->blob_pad[FORMAT_BLOB_ITEM_INT8] + FX_ITEMS * h->stride + sizeof(float), &neg,
+           sizeof(neg));
+    return len;
 }
 
 static size_t item_nan(uint8_t *val, size_t len, const struct format_header *h)
@@ -1185,13 +1282,22 @@ static const struct tamper_case tamper_cases[] = {
     {"category count", META, "header", hdr_categories, ERR_FORMAT,
      "item 2 category 2 is out of range (2 categories)"},
     {"user count", META, "header", hdr_users, ERR_FORMAT, "does not match user_matrix size"},
-    {"reserved", META, "header", hdr_reserved, ERR_FORMAT, "header reserved fields are not zero"},
+    {"copy pad", META, "header", hdr_copy_pad, ERR_FORMAT, "item_int8 is not 64-byte aligned"},
     {"short header", META, "header", shorten_by_1, ERR_FORMAT, "header is 95 bytes, want 96"},
     {"empty version", META, "version", to_empty, ERR_FORMAT, "model version is empty"},
     {"short checksum", META, "checksum", shorten_by_4, ERR_FORMAT, "checksum is 4 bytes, want 8"},
     {"NaN item factor", META, "item_matrix", item_nan, ERR_FORMAT, "item 1 factor 2 is not finite"},
     {"inf item factor", META, "item_matrix", item_inf, ERR_FORMAT, "item 4 factor 0 is not finite"},
     {"blob slack", META, "item_matrix", blob_slack, ERR_FORMAT, "item_matrix padding is not zero"},
+    {"bf16 NaN", META, "item_bf16", bf16_nan, ERR_FORMAT,
+     "item_bf16 row 2 element 1 is not a valid bf16"},
+    {"bf16 padding", META, "item_bf16", bf16_padding, ERR_FORMAT,
+     "item_bf16 row 0 padding element 15 is not zero"},
+    {"int8 -128", META, "item_int8", int8_min, ERR_FORMAT,
+     "item_int8 row 3 element 0 is not a valid int8"},
+    {"int8 scale", META, "item_int8", int8_scale, ERR_FORMAT,
+     "item_int8 row 1 scale -1 is not finite and >= 0"},
+
     {"row padding", META, "user_matrix", user_padding, ERR_FORMAT,
      "user row 3 padding float 9 is not zero"},
     {"bias column", META, "user_matrix", user_bias, ERR_FORMAT,
@@ -1256,6 +1362,31 @@ static void test_refuse_tampered(void)
     }
 }
 
+static size_t hdr_absent_pad(uint8_t *val, size_t len, const struct format_header *h)
+{
+    struct format_header n = *h;
+    n.blob_pad[FORMAT_BLOB_ITEM_BF16] = 8;
+    put_header(val, &n);
+    return len;
+}
+
+/* A file without copies must say so in the header too. */
+static void test_refuse_pad_of_absent_copy(void)
+{
+    struct fixture f;
+    struct format_header h;
+    struct err e = {0};
+    struct model *m = NULL;
+    const char *path = tmp_path("nocopies.lmdb");
+    fixture_init(&f);
+    f.src.quantize = 0;
+    CHECK_OK(model_write(path, &f.src, NULL));
+    CHECK_OK(read_header(path, &h));
+    CHECK_OK(tamper(path, META, "header", hdr_absent_pad, &h));
+    CHECK(model_open(path, 1, &m, &e) == ERR_FORMAT && m == NULL);
+    CHECK(strstr(e.msg, "header pad of item_bf16 is 8, want 0: the file has no item_bf16") != NULL);
+}
+
 /* A database with a key the format does not have. */
 static void test_refuse_extra_key(void)
 {
@@ -1263,7 +1394,7 @@ static void test_refuse_extra_key(void)
     const char *path = write_fixture("extra.lmdb", &f);
     CHECK(path != NULL);
     CHECK_OK(raw_put(path, FORMAT_DB_META, "comment", "hi", 2));
-    expect_refusal(path, ERR_FORMAT, "meta has 10 keys, want 9");
+    expect_refusal(path, ERR_FORMAT, "meta has 12 keys, want 11");
 }
 
 /* A valid LMDB file that is not a model. */
@@ -1363,6 +1494,7 @@ static void test_checksum_streaming(void)
 static const struct check_case cases[] = {
     CHECK_CASE(test_round_trip_header),
     CHECK_CASE(test_round_trip_items),
+    CHECK_CASE(test_round_trip_copies),
     CHECK_CASE(test_round_trip_categories),
     CHECK_CASE(test_round_trip_users),
     CHECK_CASE(test_round_trip_defaults),
@@ -1377,6 +1509,7 @@ static const struct check_case cases[] = {
     CHECK_CASE(test_refuse_text),
     CHECK_CASE(test_refuse_truncated),
     CHECK_CASE(test_refuse_tampered),
+    CHECK_CASE(test_refuse_pad_of_absent_copy),
     CHECK_CASE(test_refuse_extra_key),
     CHECK_CASE(test_refuse_foreign_lmdb),
     CHECK_CASE(test_failed_write_keeps_old_file),

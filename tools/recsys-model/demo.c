@@ -36,6 +36,7 @@
 struct demo_args {
     const char *out;
     uint64_t users, items, dim, seed;
+    unsigned quantize;
 };
 
 #define ARG(member) offsetof(struct demo_args, member)
@@ -45,6 +46,7 @@ static const struct opt demo_opts[] = {
     {"items", 0, OPT_UINT, ARG(items), 0, 1, 5000000, "M"},
     {"dim", 0, OPT_UINT, ARG(dim), 0, 1, 1024, "D"},
     {"seed", 0, OPT_UINT, ARG(seed), 0, 0, UINT64_MAX, "S"},
+    {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
     {NULL},
 };
 
@@ -422,13 +424,20 @@ static int write_demo(const struct demo *d, struct err *e)
         .category_count = NCATEGORIES,
         .version = version,
         .created_at = DEMO_EPOCH + (int64_t)(splitmix64(&x) % (365 * 86400)),
+        .quantize = d->a->quantize,
     };
     return import_write(d->a->out, &src, e);
 }
 
 int demo_main(int argc, char **argv, struct err *e)
 {
-    struct demo_args a = {.users = 30000, .items = 6000, .dim = 32, .seed = 1};
+    /* Both reduced copies by default: the demo shows the scan as a large
+     * catalog would run it. */
+    struct demo_args a = {.users = 30000,
+                          .items = 6000,
+                          .dim = 32,
+                          .seed = 1,
+                          .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8};
     if (opts_parse(demo_opts, argc, argv, &a, NULL, 0, NULL, e) != 0)
         return CMD_EXIT_USAGE;
     struct demo d = {

@@ -4,7 +4,8 @@
  *     recsys-model import --user-factors U.npy --user-ids users.txt
  *         --item-factors V.npy --item-ids items.txt --catalog catalog.csv
  *         [--users users.csv] [--purchases purchases.csv]
- *         --model-version V [--created-at UNIX] -o model.lmdb
+ *         --model-version V [--created-at UNIX] [--quantize bf16,int8]
+ *         -o model.lmdb
  *
  * The inputs are read in dependency order, each checked completely before
  * the next is read: the two matrices and their id files (rows, dimensions,
@@ -41,6 +42,7 @@ struct import_args {
     const char *catalog, *users, *purchases;
     const char *version, *out;
     uint64_t created_at;
+    unsigned quantize;
 };
 
 #define ARG(member) offsetof(struct import_args, member)
@@ -54,6 +56,7 @@ static const struct opt import_opts[] = {
     {"purchases", 0, OPT_STRING, ARG(purchases), 0, 0, 0, "purchases.csv"},
     {"model-version", 0, OPT_STRING, ARG(version), 1, 0, 0, "V"},
     {"created-at", 0, OPT_UINT, ARG(created_at), 0, 0, INT64_MAX, "UNIX"},
+    {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
     {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
     {NULL},
 };
@@ -463,6 +466,7 @@ static int write_model(const struct import *im, struct err *e)
         .category_count = im->category_count,
         .version = im->a->version,
         .created_at = (int64_t)im->a->created_at,
+        .quantize = im->a->quantize,
     };
     return import_write(im->a->out, &src, e);
 }

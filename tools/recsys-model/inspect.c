@@ -56,8 +56,6 @@ static const struct field {
     {"checksum", F_STR, offsetof(struct model_info, checksum)},
 };
 
-/* Names of the MODEL_ELEM_* values, as GetModelInfo reports them. */
-static const char *const elem_names[] = {[MODEL_ELEM_F32] = "f32"};
 
 static void key(const char *name)
 {
@@ -94,7 +92,7 @@ static void print_field(const struct model_info *in, const struct field *f)
         break;
     case F_ELEM: {
         uint32_t t = *(const uint32_t *)p;
-        printf("%s\n", t < sizeof(elem_names) / sizeof(elem_names[0]) ? elem_names[t] : "?");
+        printf("%s\n", t < MODEL_ELEM_COUNT ? model_elem_names[t] : "?");
         break;
     }
     }
@@ -154,6 +152,25 @@ static int open_arg(int argc, char **argv, char **path, struct model **m, struct
     return CMD_EXIT_OK;
 }
 
+/* The reduced copies, each with its largest distance from a float32 row
+ * relative to the largest row norm: how much the scan can misjudge a score
+ * before the exact re-rank corrects it. */
+static void print_copies(const struct model *m)
+{
+    const struct model_item_copy *f32 = model_item_copy(m, MODEL_ELEM_F32);
+    int any = 0;
+    key("quantized");
+    for (int elem = MODEL_ELEM_F32 + 1; elem < MODEL_ELEM_COUNT; elem++) {
+        const struct model_item_copy *c = model_item_copy(m, elem);
+        if (c == NULL)
+            continue;
+        printf("%s%s (max error %.2g of the largest norm)", any ? ", " : "",
+               model_elem_names[elem], f32->max_norm > 0 ? c->max_error / f32->max_norm : 0);
+        any = 1;
+    }
+    printf("%s\n", any ? "" : "none");
+}
+
 int inspect_main(int argc, char **argv, struct err *e)
 {
     char *path;
@@ -164,6 +181,7 @@ int inspect_main(int argc, char **argv, struct err *e)
     const struct model_info *in = model_info(m);
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         print_field(in, &fields[i]);
+    print_copies(m);
     int rc = print_categories(m, e);
     if (rc == 0)
         print_popular(m);

@@ -26,12 +26,14 @@ static const struct command commands[] = {
      "--user-factors U.npy --user-ids users.txt\n"
      "        --item-factors V.npy --item-ids items.txt --catalog catalog.csv\n"
      "        [--users users.csv] [--purchases purchases.csv]\n"
-     "        --model-version V [--created-at UNIX] -o FILE",
+     "        --model-version V [--created-at UNIX] [--quantize bf16,int8] -o FILE",
      "build a model file from float32 .npy factor matrices, id files and CSVs"},
     {"inspect", inspect_main, "FILE", "print a model's header, categories and most popular items"},
     {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file"},
-    {"demo", demo_main, "-o FILE [--users N] [--items M] [--dim D] [--seed S]",
-     "write a deterministic synthetic demo model"},
+    {"demo", demo_main,
+     "-o FILE [--users N] [--items M] [--dim D] [--seed S]\n"
+     "        [--quantize bf16,int8|none]",
+     "write a deterministic synthetic demo model (default: with both reduced copies)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "model/model.h"
+
 /* Rows in one table; more than any command has. */
 #define OPTS_MAX 32
 
@@ -47,6 +49,32 @@ static const struct opt *find(const struct opt *table, const char *name, size_t 
     return NULL;
 }
 
+/* A comma-separated list of reduced element types, or "none". */
+static int parse_copies(const struct opt *o, const char *value, unsigned *out, struct err *e)
+{
+    unsigned mask = 0;
+    if (strcmp(value, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    for (const char *p = value;; p++) {
+        size_t len = strcspn(p, ",");
+        int elem = MODEL_ELEM_F32 + 1;
+        while (elem < MODEL_ELEM_COUNT && (strlen(model_elem_names[elem]) != len ||
+                                           memcmp(model_elem_names[elem], p, len) != 0))
+            elem++;
+        if (elem == MODEL_ELEM_COUNT)
+            return err_set(e, ERR_INVALID, "--%s: '%.*s' is not bf16 or int8 (or 'none')",
+                           o->name, (int)len, p);
+        mask |= 1u << elem;
+        p += len;
+        if (*p == '\0')
+            break;
+    }
+    *out = mask;
+    return 0;
+}
+
 static int store(const struct opt *o, const char *value, void *dst, struct err *e)
 {
     char *member = (char *)dst + o->offset;
@@ -54,6 +82,8 @@ static int store(const struct opt *o, const char *value, void *dst, struct err *
         *(const char **)member = value;
         return 0;
     }
+    if (o->kind == OPT_COPIES)
+        return parse_copies(o, value, (unsigned *)member, e);
     uint64_t v;
     if (opts_parse_uint(value, o->min, o->max, &v) != 0)
         return err_set(e, ERR_INVALID, "--%s: '%s' is not a number in %llu..%llu", o->name, value,

@@ -18,6 +18,8 @@
 enum opt_kind {
     OPT_STRING, /* char *: borrowed from argv */
     OPT_UINT,   /* uint64_t: a decimal number in [min, max] */
+    OPT_COPIES, /* unsigned: reduced copies of the item matrix, "bf16,int8" or "none",
+                   as bits 1 << MODEL_ELEM_* */
 };
 
 struct opt {
