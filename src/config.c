@@ -99,6 +99,15 @@ static const struct option options[] = {
      .help = "scoring kernel: auto (best this CPU has), avx512, avx2 or portable",
      .parse = parse_string,
      FIELD(kernel)},
+    /* Checked by scan_select at start. */
+    {.name = "scan",
+     .env = "RECSYS_SCAN",
+     .def = "auto",
+     .metavar = "COPY",
+     .help = "item matrix copy Recommend scans: auto (the smallest the model holds), f32, "
+             "bf16 or int8; results are exact whichever",
+     .parse = parse_string,
+     FIELD(scan)},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -34,6 +34,7 @@ struct config {
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
     enum log_level log_level;
     char kernel[16]; /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
+    char scan[16];   /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
 };
 
 /* What the command line asked for. */

@@ -4,12 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "scan.h"
 #include "score.h"
-
-/* Names of the element types, indexed by MODEL_ELEM_*. */
-static const char *const elem_names[] = {
-    [MODEL_ELEM_F32] = "f32",
-};
 
 static char *copy(struct arena *a, const char *s)
 {
@@ -23,8 +19,16 @@ static int describe_model(const struct query *q, Recsys__V1__ModelInfo *r)
 {
     const struct model_info *mi = model_info(q->model);
     /* model_open refuses element types it has no name for. */
-    assert(mi->elem_type < sizeof(elem_names) / sizeof(elem_names[0]));
-    r->element_type = copy(q->arena, elem_names[mi->elem_type]);
+    assert(mi->elem_type < MODEL_ELEM_COUNT);
+    r->element_type = copy(q->arena, model_elem_names[mi->elem_type]);
+    /* Static strings, like the kernel's. */
+    r->scan = (char *)model_elem_names[scan_elem(q->model)];
+    r->quantized = arena_alloc(q->arena, MODEL_ELEM_COUNT * sizeof(*r->quantized));
+    if (r->quantized == NULL)
+        return -ENOMEM;
+    for (int elem = MODEL_ELEM_F32 + 1; elem < MODEL_ELEM_COUNT; elem++)
+        if (model_item_copy(q->model, elem) != NULL)
+            r->quantized[r->n_quantized++] = (char *)model_elem_names[elem];
     r->model_version = copy(q->arena, mi->version);
     r->path = copy(q->arena, mi->path);
     r->checksum = copy(q->arena, mi->checksum);

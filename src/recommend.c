@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "filter.h"
+#include "scan.h"
 
 /* Nothing to release on failure: every allocation is the arena's. */
 static int no_memory(struct err *e, uint32_t n)
@@ -64,9 +65,16 @@ static uint32_t popular(const struct model *m, const struct filter *f, uint32_t 
     return count;
 }
 
-static uint32_t personalized(const struct model *m, const struct model_user *u,
-                             const struct filter *f, uint32_t n, struct score_hit *hits)
+_Static_assert((int)SCORE_ELEM_BF16 == (int)MODEL_ELEM_BF16 &&
+                   (int)SCORE_ELEM_INT8 == (int)MODEL_ELEM_INT8,
+               "score and model number element types alike");
+
+/* The scan reads the copy scan.h chooses; a reduced one gives the same
+ * result as the f32 matrix (score.h), only sooner. */
+static int personalized(const struct query *q, const struct model_user *u, const struct filter *f,
+                        uint32_t n, struct score_hit *hits, uint32_t *count, struct err *e)
 {
+    const struct model *m = q->model;
     uint32_t stride = model_stride(m);
     const struct score_scan scan = {
         .query = model_user_matrix(m) + (size_t)u->row * stride,
@@ -75,7 +83,25 @@ static uint32_t personalized(const struct model *m, const struct model_user *u,
         .stride = stride,
         .dim = model_dim(m),
     };
-    return score_topn(&scan, n, filter_keep, f, hits);
+    enum model_elem elem = scan_elem(m);
+    if (elem == MODEL_ELEM_F32) {
+        *count = score_topn(&scan, n, filter_keep, f, hits);
+        return 0;
+    }
+    const struct model_item_copy *c = model_item_copy(m, elem);
+    const struct score_reduced r = {
+        .elem = (enum score_elem)elem,
+        .matrix = c->rows,
+        .row_scale = c->scale,
+        .max_norm = c->max_norm,
+        .max_error = c->max_error,
+        .exact_max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm,
+    };
+    struct score_hit *scratch = arena_alloc(q->arena, SCORE_CANDIDATES(n) * sizeof(*scratch));
+    if (scratch == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %u candidates", SCORE_CANDIDATES(n));
+    *count = score_topn_reduced(&scan, &r, n, filter_keep, f, scratch, hits, NULL);
+    return 0;
 }
 
 int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
@@ -113,8 +139,11 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
     struct score_hit *hits = arena_alloc(q->arena, (size_t)n * sizeof(*hits));
     if (hits == NULL)
         return err_set(e, -ENOMEM, "out of memory for %u results", n);
-    uint32_t count =
-        known ? personalized(q->model, &user, &f, n, hits) : popular(q->model, &f, n, hits);
+    uint32_t count = 0;
+    if (!known)
+        count = popular(q->model, &f, n, hits);
+    else if ((rc = personalized(q, &user, &f, n, hits, &count, e)) != 0)
+        return rc;
     return recommend_respond(q, hits, count,
                              known ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR,
                              out, e);

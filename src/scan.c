@@ -1,0 +1,45 @@
+/*
+ * scan: the process-wide choice of item-matrix copy (scan.h).
+ */
+#include "scan.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+/* MODEL_ELEM_COUNT stands for "auto". Set once at start; atomic so that a
+ * test may change it between calls from any thread. */
+static _Atomic int preferred = MODEL_ELEM_COUNT;
+
+/* Smallest first: the order "auto" tries the copies in. */
+static const enum model_elem by_size[] = {MODEL_ELEM_INT8, MODEL_ELEM_BF16, MODEL_ELEM_F32};
+
+int scan_select(const char *name, struct err *e)
+{
+    if (strcmp(name, "auto") == 0) {
+        atomic_store(&preferred, MODEL_ELEM_COUNT);
+        return 0;
+    }
+    for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
+        if (strcmp(name, model_elem_names[elem]) == 0) {
+            atomic_store(&preferred, elem);
+            return 0;
+        }
+    return err_set(e, ERR_INVALID, "unknown scan '%s' (want auto, f32, bf16 or int8)", name);
+}
+
+const char *scan_preference(void)
+{
+    int p = atomic_load(&preferred);
+    return p == MODEL_ELEM_COUNT ? "auto" : model_elem_names[p];
+}
+
+enum model_elem scan_elem(const struct model *m)
+{
+    int p = atomic_load(&preferred);
+    if (p != MODEL_ELEM_COUNT && model_item_copy(m, p) != NULL)
+        return p;
+    size_t i = 0;
+    while (model_item_copy(m, by_size[i]) == NULL)
+        i++; /* the last, f32, is always there */
+    return by_size[i];
+}
