@@ -1,16 +1,21 @@
 /*
  * bench/score: the scan kernels against the memory floor and OpenBLAS.
  *
- * For every catalog size and dimension asked for, one item matrix is built
- * in memory (64-byte aligned rows, as a model file lays them out) and each
- * method below answers top-N queries for random query vectors, one thread:
+ * For every catalog size and dimension asked for, a model file of random
+ * items is written with the model writer, with its bf16 and int8 copies,
+ * and mapped with the model reader, as the daemon maps it; each method
+ * below answers top-N queries for random query vectors, one thread:
  *
- *   floor       a plain SIMD read of the same bytes (a sum of every float):
- *               no scan of the matrix can be faster than this
+ *   floor       a plain SIMD read of the f32 matrix (a sum of every float):
+ *               no scan of that matrix can be faster than this
  *   sgemv+heap  the obvious baseline: OpenBLAS cblas_sgemv for all scores,
  *               then a size-N heap over them
  *   <kernel>    score_topn with each kernel this CPU runs (portable, avx2,
  *               avx512): the fused scan the daemon uses
+ *   <kernel> bf16, <kernel> int8
+ *               score_topn_reduced over the copy, with that kernel (or the
+ *               reduced kernel it borrows, named in the header): the scan of
+ *               fewer bytes and the exact re-rank of its candidates
  *
  * The methods take turns, one query each, round after round, so a change
  * in the machine's load (other tenants, frequency) hits them all alike; a
@@ -19,10 +24,13 @@
  * of the machine's read bandwidth it reaches), "vs sgemv" the baseline's
  * time over the method's.
  *
- * Every kernel must return the same rows and scores (bit for bit) as the
- * portable one, and the baseline nearly the same rows (its summation order
- * differs, so near-ties may swap); the program checks both on its first
- * round and fails if they do not hold.
+ * "vs f32" is the same kernel's f32 time over the method's. Every kernel,
+ * f32 or reduced, must return the same rows and scores (bit for bit) as the
+ * first one in every round, so the reduced scans' recall is 1; the
+ * baseline must return nearly the same rows (its summation order differs,
+ * so near-ties may swap) on the first round. The program fails if either
+ * does not hold. "fallback" counts the reduced scans whose candidates could
+ * not be proved complete and which scanned the f32 matrix instead.
  *
  * Usage: score [--rows 10000,100000,1000000] [--dims 64,128] [--top 100]
  *              [--runs 31] [--kernels portable,avx2,avx512]
@@ -42,6 +50,8 @@
 #include <immintrin.h>
 #endif
 
+#include "model/model.h"
+#include "model/writer.h"
 #include "score.h"
 
 enum {
@@ -49,7 +59,7 @@ enum {
     QUERIES = 64,               /* distinct random query vectors per matrix */
     MIN_BYTES = 1 << 30,        /* rounds read at least this much per method */
     MAX_ROUNDS = 2001,          /* ... up to this many rounds */
-    MAX_METHODS = 2 + MAX_LIST, /* floor, baseline, kernels */
+    MAX_METHODS = 2 + 3 * MAX_LIST, /* floor, baseline, kernels x element types */
     PAGE = 4096,
 };
 
@@ -215,6 +225,49 @@ static float *make_matrix(uint32_t rows, uint32_t dim, uint32_t stride)
     return m;
 }
 
+/* ---- the catalog: a model file ----------------------------------------- */
+
+/* A model of @rows random items (no users) at @path, with both copies. */
+static int write_catalog(const char *path, uint32_t rows, uint32_t dim)
+{
+    enum { ID_BYTES = 12 };
+    float *factors = malloc((size_t)rows * dim * sizeof(float));
+    char *id_bytes = malloc((size_t)rows * ID_BYTES);
+    const char **ids = malloc(rows * sizeof(*ids));
+    struct model_item_attr *attrs = calloc(rows, sizeof(*attrs));
+    static const char *const category[] = {"all"};
+    int rc = -ENOMEM;
+    if (factors != NULL && id_bytes != NULL && ids != NULL && attrs != NULL) {
+        for (size_t k = 0; k < (size_t)rows * dim; k++)
+            factors[k] = rng_float();
+        for (uint32_t i = 0; i < rows; i++) {
+            ids[i] = id_bytes + (size_t)i * ID_BYTES;
+            snprintf(id_bytes + (size_t)i * ID_BYTES, ID_BYTES, "i%u", i);
+            attrs[i].on_sale = 1;
+        }
+        struct model_src src = {
+            .dim = dim,
+            .item_count = rows,
+            .item_factors = factors,
+            .item_ids = ids,
+            .attrs = attrs,
+            .categories = category,
+            .category_count = 1,
+            .version = "bench",
+            .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8,
+        };
+        struct err e = {0};
+        rc = model_write(path, &src, &e);
+        if (rc != 0)
+            fprintf(stderr, "error: %s\n", e.msg);
+    }
+    free(factors);
+    free(id_bytes);
+    free(ids);
+    free(attrs);
+    return rc;
+}
+
 /* ---- methods ----------------------------------------------------------- */
 
 /* One matrix and what the methods share. */
@@ -224,18 +277,24 @@ struct bench {
     const float *queries; /* QUERIES x stride */
     float *scores;        /* rows: sgemv's output */
     struct score_hit *hits;
+    struct score_reduced copy[SCORE_ELEM_COUNT];
+    struct score_hit *scratch; /* SCORE_CANDIDATES(top) */
+    enum score_elem elem;      /* what run_kernel scans */
+    int fallback;              /* run_kernel's last reduced scan fell back */
 };
 
 /* The floor's sums land here, so its reads are not optimised away. */
 static volatile float sink;
 
 struct method {
-    const char *name;
-    const char *kernel; /* score_topn with this kernel; NULL: run() */
+    char name[32];
+    const char *kernel;   /* score_topn with this kernel; NULL: run() */
+    enum score_elem elem; /* and this copy */
     uint32_t (*run)(struct bench *b, const float *query);
     double us[MAX_ROUNDS];
-    struct score_hit first[1024]; /* the first round's hits, for the cross-check */
-    uint32_t first_count;
+    struct score_hit last[1024]; /* this round's hits, for the cross-check */
+    uint32_t last_count;
+    uint32_t fallbacks;
 };
 
 #if defined(__x86_64__)
@@ -385,7 +444,10 @@ static uint32_t run_kernel(struct bench *b, const float *query)
         .stride = b->stride,
         .dim = b->dim,
     };
-    return score_topn(&scan, b->top, NULL, NULL, b->hits);
+    if (b->elem == SCORE_ELEM_F32)
+        return score_topn(&scan, b->top, NULL, NULL, b->hits);
+    return score_topn_reduced(&scan, &b->copy[b->elem], b->top, NULL, NULL, b->scratch, b->hits,
+                              &b->fallback);
 }
 
 /* ---- measurement ------------------------------------------------------- */
@@ -409,15 +471,19 @@ static double median(double *v, uint32_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* The methods to run: floor, baseline, and each kernel in @o. */
+/* The methods to run: floor, baseline, and each kernel in @o on each copy. */
 static size_t make_methods(const struct opts *o, struct method *m)
 {
+    static const char *const suffix[SCORE_ELEM_COUNT] = {"", " bf16", " int8"};
     size_t count = 0;
     m[count++] = (struct method){.name = "floor", .run = run_floor};
     m[count++] = (struct method){.name = "sgemv+heap", .run = run_sgemv};
-    for (size_t i = 0; i < o->nkernels; i++)
-        m[count++] =
-            (struct method){.name = o->kernels[i], .kernel = o->kernels[i], .run = run_kernel};
+    for (int elem = 0; elem < SCORE_ELEM_COUNT; elem++)
+        for (size_t i = 0; i < o->nkernels; i++) {
+            m[count] = (struct method){.kernel = o->kernels[i], .elem = elem, .run = run_kernel};
+            snprintf(m[count].name, sizeof(m[count].name), "%s%s", o->kernels[i], suffix[elem]);
+            count++;
+        }
     return count;
 }
 
@@ -435,19 +501,25 @@ static void drop_missing_kernels(struct opts *o)
     o->nkernels = kept;
 }
 
-static uint32_t run_once(struct bench *b, struct method *m, const float *query, double *us)
+static void run_once(struct bench *b, struct method *m, const float *query, double *us)
 {
     if (m->kernel != NULL)
         score_select_kernel(m->kernel, NULL);
+    b->elem = m->elem;
+    b->fallback = 0;
     double t0 = now_us();
     uint32_t count = m->run(b, query);
     *us = now_us() - t0;
-    return count;
+    m->fallbacks += (uint32_t)b->fallback;
+    if (count <= sizeof(m->last) / sizeof(m->last[0])) {
+        memcpy(m->last, b->hits, count * sizeof(*b->hits));
+        m->last_count = count;
+    }
 }
 
-/* The kernels must agree with the first kernel bit for bit, and the
- * baseline must share nearly all rows with it. */
-static int cross_check(const struct method *m, size_t count)
+/* In every round the kernels must agree with the first kernel bit for bit;
+ * in the first, the baseline must share nearly all rows with it. */
+static int cross_check(const struct method *m, size_t count, uint32_t round)
 {
     const struct method *ref = NULL, *blas = NULL;
     int bad = 0;
@@ -458,79 +530,130 @@ static int cross_check(const struct method *m, size_t count)
         }
         if (ref == NULL)
             ref = &m[i];
-        else if (m[i].first_count != ref->first_count ||
-                 memcmp(m[i].first, ref->first, ref->first_count * sizeof(*ref->first)) != 0) {
-            fprintf(stderr, "error: kernel %s disagrees with %s\n", m[i].name, ref->name);
+        else if (m[i].last_count != ref->last_count ||
+                 memcmp(m[i].last, ref->last, ref->last_count * sizeof(*ref->last)) != 0) {
+            fprintf(stderr, "error: kernel %s disagrees with %s in round %u\n", m[i].name,
+                    ref->name, round);
             bad = 1;
         }
     }
-    if (ref == NULL || blas == NULL)
+    if (ref == NULL || blas == NULL || round > 0)
         return bad;
     uint32_t shared = 0;
-    for (uint32_t i = 0; i < ref->first_count; i++)
-        for (uint32_t j = 0; j < blas->first_count; j++)
-            shared += ref->first[i].index == blas->first[j].index;
-    if (shared + ref->first_count / 50 < ref->first_count) {
+    for (uint32_t i = 0; i < ref->last_count; i++)
+        for (uint32_t j = 0; j < blas->last_count; j++)
+            shared += ref->last[i].index == blas->last[j].index;
+    if (shared + ref->last_count / 50 < ref->last_count) {
         fprintf(stderr, "error: sgemv+heap shares %u of %u rows with %s\n", shared,
-                ref->first_count, ref->name);
+                ref->last_count, ref->name);
         bad = 1;
     }
     return bad;
 }
 
+/* Bytes a method reads per query: the copy it scans. */
+static double method_bytes(const struct bench *b, const struct method *m)
+{
+    static const double elem_bytes[SCORE_ELEM_COUNT] = {4, 2, 1};
+    return (double)b->rows * b->stride * (m->kernel != NULL ? elem_bytes[m->elem] : 4);
+}
+
+/* The index of the f32 method of @m's kernel. */
+static size_t f32_of(const struct method *all, size_t count, const struct method *m)
+{
+    size_t i = 0;
+    while (i < count && !(all[i].kernel == m->kernel && all[i].elem == SCORE_ELEM_F32))
+        i++;
+    return i;
+}
+
+/* "of floor" compares bandwidths: a method reading fewer bytes than the
+ * floor can be faster than it and still below 100%. */
 static void report(const struct bench *b, struct method *m, size_t count, uint32_t rounds)
 {
-    double bytes = (double)b->rows * b->stride * sizeof(float), floor_us = 0, blas_us = 0;
+    double floor_bw = 0, blas_us = 0;
     double med[MAX_METHODS];
     for (size_t i = 0; i < count; i++) {
         med[i] = median(m[i].us, rounds);
         if (m[i].run == run_floor)
-            floor_us = med[i];
+            floor_bw = method_bytes(b, &m[i]) / med[i];
         if (m[i].run == run_sgemv)
             blas_us = med[i];
     }
-    for (size_t i = 0; i < count; i++)
-        printf("%8u %4u %7.1f %-11s %10.1f %7.2f %8.0f%% %8.2fx %6u\n", b->rows, b->dim,
-               bytes / 1e6, m[i].name, med[i], bytes / med[i] / 1e3, 100 * floor_us / med[i],
-               blas_us / med[i], rounds);
+    for (size_t i = 0; i < count; i++) {
+        double bw = method_bytes(b, &m[i]) / med[i];
+        printf("%8u %4u %7.1f %-16s %10.1f %7.2f %8.0f%% %8.2fx", b->rows, b->dim,
+               method_bytes(b, &m[i]) / 1e6, m[i].name, med[i], bw / 1e3, 100 * bw / floor_bw,
+               blas_us / med[i]);
+        if (m[i].kernel != NULL)
+            printf(" %7.2fx %8u", med[f32_of(m, count, &m[i])] / med[i], m[i].fallbacks);
+        else
+            printf(" %8s %8s", "", "");
+        printf(" %6u\n", rounds);
+    }
+}
+
+/* The copies of @m as the daemon's recommend passes them to the scan. */
+static void take_copies(struct bench *b, const struct model *m)
+{
+    double exact = model_item_copy(m, MODEL_ELEM_F32)->max_norm;
+    for (int elem = SCORE_ELEM_BF16; elem < SCORE_ELEM_COUNT; elem++) {
+        const struct model_item_copy *c = model_item_copy(m, elem);
+        b->copy[elem] = (struct score_reduced){.elem = elem,
+                                               .matrix = c->rows,
+                                               .row_scale = c->scale,
+                                               .max_norm = c->max_norm,
+                                               .max_error = c->max_error,
+                                               .exact_max_norm = exact};
+    }
 }
 
 /* Benchmarks one matrix: every method, round after round. */
-static int bench_one(const struct opts *o, uint32_t rows, uint32_t dim)
+static int bench_one(const struct opts *o, const char *dir, uint32_t rows, uint32_t dim)
 {
     uint32_t stride = (dim + 15) / 16 * 16;
     struct bench b = {.rows = rows, .dim = dim, .stride = stride, .top = o->top};
-    b.matrix = make_matrix(rows, dim, stride);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/catalog-%u-%u.lmdb", dir, rows, dim);
+    struct model *model = NULL;
+    struct err e = {0};
+    if (write_catalog(path, rows, dim) != 0 || model_open(path, 1, &model, &e) != 0) {
+        fprintf(stderr, "error: no catalog %u x %u %s\n", rows, dim, e.msg);
+        unlink(path);
+        return -1;
+    }
+    b.matrix = model_item_matrix(model);
+    take_copies(&b, model);
     b.queries = make_matrix(QUERIES, dim, stride);
     b.scores = malloc((size_t)rows * sizeof(*b.scores));
     b.hits = malloc((size_t)o->top * sizeof(*b.hits));
+    b.scratch = malloc(SCORE_CANDIDATES((size_t)o->top) * sizeof(*b.scratch));
     static struct method m[MAX_METHODS];
     size_t count = make_methods(o, m);
     double bytes = (double)rows * stride * sizeof(float);
     uint32_t rounds = (uint32_t)fmin(MAX_ROUNDS, fmax(o->runs, MIN_BYTES / bytes));
     int rc = -1;
-    if (b.matrix == NULL || b.queries == NULL || b.scores == NULL || b.hits == NULL) {
+    if (b.queries == NULL || b.scores == NULL || b.hits == NULL || b.scratch == NULL) {
         fprintf(stderr, "error: out of memory for %u x %u\n", rows, dim);
         goto out;
     }
-    for (uint32_t r = 0; r < rounds; r++)
-        for (size_t i = 0; i < count; i++) {
-            uint32_t hits =
-                run_once(&b, &m[i], b.queries + (size_t)(r % QUERIES) * stride, &m[i].us[r]);
-            if (r == 0 && hits <= sizeof(m[i].first) / sizeof(m[i].first[0])) {
-                memcpy(m[i].first, b.hits, hits * sizeof(*b.hits));
-                m[i].first_count = hits;
-            }
-        }
-    if (cross_check(m, count) == 0) {
+    int bad = 0;
+    for (uint32_t r = 0; r < rounds && !bad; r++) {
+        for (size_t i = 0; i < count; i++)
+            run_once(&b, &m[i], b.queries + (size_t)(r % QUERIES) * stride, &m[i].us[r]);
+        bad = cross_check(m, count, r);
+    }
+    if (!bad) {
         report(&b, m, count, rounds);
         rc = 0;
     }
 out:
-    free((void *)b.matrix);
+    model_close(model);
+    unlink(path);
     free((void *)b.queries);
     free(b.scores);
     free(b.hits);
+    free(b.scratch);
     return rc;
 }
 
@@ -545,9 +668,10 @@ static void print_header(int argc, char **argv)
     printf("openblas:  core %s, config %s, OPENBLAS_CORETYPE=%s, 1 thread\n",
            openblas_get_corename(), openblas_get_config(), coretype ? coretype : "(unset)");
     score_select_kernel("auto", NULL);
-    printf("kernel:    auto selects %s; the floor reads with %s\n", score_kernel_name(),
-           floor_reader()->name);
-    printf("memory:    4 KiB pages, as the daemon's map of a model file\n");
+    printf("kernel:    auto selects %s (bf16: %s, int8: %s); the floor reads with %s\n",
+           score_kernel_name(), score_reduced_kernel_name(SCORE_ELEM_BF16),
+           score_reduced_kernel_name(SCORE_ELEM_INT8), floor_reader()->name);
+    printf("memory:    a model file mapped by the model reader, as the daemon maps it\n");
     print_load("load:     ");
 }
 
@@ -559,12 +683,18 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     print_header(argc, argv);
     drop_missing_kernels(&o);
-    printf("\n%8s %4s %7s %-11s %10s %7s %9s %9s %6s\n", "rows", "dim", "MB", "method", "us/query",
-           "GB/s", "of floor", "vs sgemv", "rounds");
+    char dir[] = "/tmp/recsys-bench-score-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    printf("\n%8s %4s %7s %-16s %10s %7s %9s %9s %8s %8s %6s\n", "rows", "dim", "MB", "method",
+           "us/query", "GB/s", "of floor", "vs sgemv", "vs f32", "fallback", "rounds");
     int rc = 0;
     for (size_t r = 0; r < o.nrows; r++)
         for (size_t d = 0; d < o.ndims; d++)
-            rc |= bench_one(&o, o.rows[r], o.dims[d]);
+            rc |= bench_one(&o, dir, o.rows[r], o.dims[d]);
+    rmdir(dir);
     print_load("\nload after:");
     return rc ? 1 : 0;
 }

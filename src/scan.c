@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "score.h"
+
 /* MODEL_ELEM_COUNT stands for "auto". Set once at start; atomic so that a
  * test may change it between calls from any thread. */
 static _Atomic int preferred = MODEL_ELEM_COUNT;
@@ -33,13 +35,21 @@ const char *scan_preference(void)
     return p == MODEL_ELEM_COUNT ? "auto" : model_elem_names[p];
 }
 
+/* Whether "auto" takes @elem: present in @m, and faster to scan than f32
+ * with the current kernel. */
+static int worth_scanning(const struct model *m, enum model_elem elem)
+{
+    return model_item_copy(m, elem) != NULL &&
+           (elem == MODEL_ELEM_F32 || score_reduced_pays((enum score_elem)elem));
+}
+
 enum model_elem scan_elem(const struct model *m)
 {
     int p = atomic_load(&preferred);
     if (p != MODEL_ELEM_COUNT && model_item_copy(m, p) != NULL)
         return p;
     size_t i = 0;
-    while (model_item_copy(m, by_size[i]) == NULL)
-        i++; /* the last, f32, is always there */
+    while (!worth_scanning(m, by_size[i]))
+        i++; /* the last, f32, always is */
     return by_size[i];
 }

@@ -13,8 +13,9 @@
 #include "model/model.h"
 
 /* scan_select - make @name the preferred copy: "auto" (the smallest the
- * model holds), "f32", "bf16" or "int8". A model without the preferred
- * copy is scanned in the smallest it holds. Without a call: "auto".
+ * model holds whose scan beats f32 with the current kernel: any, except
+ * with the portable kernel), "f32", "bf16" or "int8". A model without the
+ * preferred copy is scanned as "auto" picks. Without a call: "auto".
  * Returns 0, or ERR_INVALID for another name (text in @e, may be NULL). */
 int scan_select(const char *name, struct err *e);
 

@@ -174,69 +174,101 @@ TARGET void score_scan_avx512(const struct score_scan *s, struct score_best *b)
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/* A row's bf16 elements k .. k+31, or k .. k+15 zero-extended. */
-TARGET_BF16 INLINE __m512bh load_bf16(const uint16_t *p, uint32_t k, uint32_t stride)
+/* Unlike the f32 kernel, these do more work per byte than the hardware
+ * prefetcher allows for: without a prefetch this far ahead the int8 scan
+ * of a 10^6 x 128 catalog ran at 57% of the read floor, with it at 74-77%
+ * (1 and 4 KiB measured alike). */
+#define PREFETCH_BYTES 2048
+
+/* Where a row's elements end: @chunks whole vectors, then the elements
+ * @tail selects (the rows are zero padded to 16 elements, so a row of bf16
+ * ends on half a vector at most, an int8 row on a quarter). */
+struct row_shape {
+    uint32_t chunks;
+    __mmask64 tail; /* bytes of the last, partial vector; 0 if none */
+};
+
+static struct row_shape row_shape(uint32_t row_bytes)
 {
-    if (stride - k >= 32)
-        return (__m512bh)_mm512_loadu_si512(p + k);
-    return (__m512bh)_mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(p + k)));
+    uint32_t rest = row_bytes % 64;
+    return (struct row_shape){row_bytes / 64, rest ? ((__mmask64)1 << rest) - 1 : 0};
 }
 
-TARGET_BF16 INLINE __m512 bf16_row(const uint16_t *row, const uint16_t *query, uint32_t stride)
+TARGET_BF16 INLINE __m512 bf16_row(const uint16_t *row, const uint16_t *query, struct row_shape sh)
 {
     __m512 acc = _mm512_setzero_ps();
-    for (uint32_t k = 0; k < stride; k += 32)
-        acc = _mm512_dpbf16_ps(acc, load_bf16(row, k, stride), load_bf16(query, k, stride));
+    for (uint32_t c = 0; c < sh.chunks; c++, row += 32, query += 32) {
+        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
+        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(row),
+                               (__m512bh)_mm512_loadu_si512(query));
+    }
+    if (sh.tail)
+        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_maskz_loadu_epi8(sh.tail, row),
+                               (__m512bh)_mm512_maskz_loadu_epi8(sh.tail, query));
     return acc;
+}
+
+/* The reduced scores of the 16 rows from @first, the last row standing in
+ * for rows past @count (the f32 kernel's convention). */
+TARGET_BF16 INLINE __m512 bf16_block(const struct score_qscan *q, uint32_t first, uint32_t count,
+                                     struct row_shape sh)
+{
+    const uint16_t *row = (const uint16_t *)q->matrix + (size_t)first * q->stride;
+    __m512 acc[ROWS];
+#pragma GCC unroll 1
+    for (uint32_t r = 0; r < ROWS; r++) {
+        acc[r] = bf16_row(row, q->query_bf16, sh);
+        row += r + 1 < count ? q->stride : 0;
+    }
+    return fold16(acc, 0);
 }
 
 TARGET_BF16 void score_qscan_bf16_avx512(const struct score_qscan *q, struct score_best *b)
 {
-    const uint16_t *rows = q->matrix;
+    struct row_shape sh = row_shape(q->stride * 2);
     for (uint32_t first = 0; first < q->rows; first += ROWS) {
         uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
-        const uint16_t *block = rows + (size_t)first * q->stride;
-        __m512 acc[ROWS];
-#pragma GCC unroll 1
-        for (uint32_t r = 0; r < ROWS; r++) {
-            const uint16_t *row = block + (size_t)(r < count ? r : count - 1) * q->stride;
-            acc[r] = bf16_row(row, q->query_bf16, q->stride);
-        }
-        offer_above(b, first, count, fold16(acc, 0));
+        offer_above(b, first, count, bf16_block(q, first, count, sh));
     }
 }
 
-TARGET_VNNI INLINE __m512i int8_row(const int8_t *row, const int8_t *query, uint32_t stride)
+TARGET_VNNI INLINE __m512i int8_row(const int8_t *row, const int8_t *query, struct row_shape sh)
 {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512i acc = _mm512_setzero_si512();
-    uint32_t k = 0;
-    for (; stride - k >= 64; k += 64)
-        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_loadu_si512(row + k), flip),
-                                  _mm512_loadu_si512(query + k));
-    if (k < stride) {
-        __mmask64 m = ((__mmask64)1 << (stride - k)) - 1;
-        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + k), flip),
-                                  _mm512_maskz_loadu_epi8(m, query + k));
+#pragma GCC unroll 4
+    for (uint32_t c = 0; c < sh.chunks; c++, row += 64, query += 64) {
+        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_loadu_si512(row), flip),
+                                  _mm512_loadu_si512(query));
     }
+    if (sh.tail)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_maskz_loadu_epi8(sh.tail, row), flip),
+                                  _mm512_maskz_loadu_epi8(sh.tail, query));
     return acc;
+}
+
+TARGET_VNNI INLINE __m512i int8_block(const struct score_qscan *q, uint32_t first, uint32_t count,
+                                      struct row_shape sh)
+{
+    const int8_t *row = (const int8_t *)q->matrix + (size_t)first * q->stride;
+    __m512 acc[ROWS];
+#pragma GCC unroll 1
+    for (uint32_t r = 0; r < ROWS; r++) {
+        acc[r] = _mm512_castsi512_ps(int8_row(row, q->query_i8, sh));
+        row += r + 1 < count ? q->stride : 0;
+    }
+    return _mm512_castps_si512(fold16(acc, 1));
 }
 
 TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b)
 {
-    const int8_t *rows = q->matrix;
+    struct row_shape sh = row_shape(q->stride);
     const __m512i offset = _mm512_set1_epi32(128 * q->query_sum);
     const __m512 qscale = _mm512_set1_ps(q->query_scale);
     for (uint32_t first = 0; first < q->rows; first += ROWS) {
         uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
-        const int8_t *block = rows + (size_t)first * q->stride;
-        __m512 acc[ROWS];
-#pragma GCC unroll 1
-        for (uint32_t r = 0; r < ROWS; r++) {
-            const int8_t *row = block + (size_t)(r < count ? r : count - 1) * q->stride;
-            acc[r] = _mm512_castsi512_ps(int8_row(row, q->query_i8, q->stride));
-        }
-        __m512i dots = _mm512_sub_epi32(_mm512_castps_si512(fold16(acc, 1)), offset);
+        __m512i dots = _mm512_sub_epi32(int8_block(q, first, count, sh), offset);
         __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), q->row_scale + first);
         offer_above(b, first, count,
                     _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
