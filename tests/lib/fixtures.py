@@ -379,10 +379,12 @@ def ref_similar(ds, item_id, count=10, exclude=(), categories=(), user_id=""):
 
 # ---- reading a model file independently (model/FORMAT.md) --------------------
 
-HEADER = struct.Struct("<8s6I3Qq6I2I")
+HEADER = struct.Struct("<8s6I3Qq8I")
 HEADER_FIELDS = ("magic", "format_version", "dim", "stride", "elem_type", "has_bias",
                  "category_count", "user_count", "item_count", "purchase_count", "created_at")
-BLOBS = ("item_matrix", "user_matrix", "item_attrs", "item_ids", "categories", "popularity")
+BLOBS = ("item_matrix", "user_matrix", "item_attrs", "item_ids", "categories", "popularity",
+         "item_bf16", "item_int8")
+OPTIONAL_BLOBS = ("item_bf16", "item_int8")
 ATTR = np.dtype([("price_cents", "<i8"), ("category", "<u4"), ("on_sale", "u1"),
                  ("tier", "u1"), ("pad", "u1", 2)])
 POP = np.dtype([("item", "<u4"), ("count", "<u4")])
@@ -396,8 +398,7 @@ def open_env(path, write=False):
 def parse_header(raw):
     values = HEADER.unpack(raw)
     h = dict(zip(HEADER_FIELDS, values[:len(HEADER_FIELDS)]))
-    h["blob_pad"] = list(values[len(HEADER_FIELDS):len(HEADER_FIELDS) + len(BLOBS)])
-    h["reserved"] = list(values[len(HEADER_FIELDS) + len(BLOBS):])
+    h["blob_pad"] = list(values[len(HEADER_FIELDS):])
     return h
 
 
@@ -427,7 +428,8 @@ def read_model(path, content=False):
             users_db = env.open_db(b"users", txn=txn, create=False)
             m = {k.decode(): bytes(v) for k, v in txn.cursor(db=meta)}
             h = parse_header(m["header"])
-            blobs = {b: blob_payload(m[b], h["blob_pad"][k]) for k, b in enumerate(BLOBS)}
+            blobs = {b: blob_payload(m[b], h["blob_pad"][k]) for k, b in enumerate(BLOBS)
+                     if b in m}
             n_items, n_users, stride, dim = h["item_count"], h["user_count"], h["stride"], h["dim"]
             out = dict(h)
             out["meta_keys"] = sorted(m)
@@ -443,6 +445,16 @@ def read_model(path, content=False):
             out["item_ids"] = _strtab(blobs["item_ids"], n_items)
             out["categories"] = _strtab(blobs["categories"], h["category_count"])
             out["popularity"] = np.frombuffer(blobs["popularity"], POP)
+            # The reduced copies, when present: bf16 bit patterns; int8 rows
+            # followed by one float32 scale per row.
+            if "item_bf16" in blobs:
+                out["item_bf16"] = np.frombuffer(blobs["item_bf16"], "<u2").reshape(
+                    n_items, stride)
+            if "item_int8" in blobs:
+                raw = blobs["item_int8"]
+                out["item_int8"] = np.frombuffer(raw, "i1", count=n_items * stride).reshape(
+                    n_items, stride)
+                out["item_int8_scale"] = np.frombuffer(raw, "<f4", offset=n_items * stride)
             out["items"] = {k.decode("utf-8"): struct.unpack("<I", v)[0]
                             for k, v in txn.cursor(db=items_db)}
             users = {}

@@ -55,7 +55,7 @@ class RoundTripTest(ImportCase):
         self.assertEqual(m["category_count"], len(ds.categories))
         self.assertEqual(m["purchase_count"], sum(len(o) for o in ds.owned.values()))
         self.assertEqual(m["created_at"], ds.created_at)
-        self.assertEqual(m["reserved"], [0, 0])
+        self.assertEqual(m["blob_pad"][6:], [0, 0])  # no reduced copies asked for
         self.assertEqual(m["meta_keys"], sorted(["header", "version", "checksum", "item_matrix",
                                                  "user_matrix", "item_attrs", "item_ids",
                                                  "categories", "popularity"]))
@@ -187,6 +187,71 @@ class RoundTripTest(ImportCase):
         np.testing.assert_array_equal(m["item_matrix"], V)
         self.assertEqual(m["categories"], ["x", "y"])
         self.assertEqual(run_tool("verify", out).returncode, 0)
+
+
+def bf16_of(x):
+    """float32 -> bf16 bit patterns, nearest with ties to even (FORMAT.md)."""
+    bits = np.ascontiguousarray(x, dtype="<f4").view("<u4").astype(np.uint64)
+    upper, lower = bits >> 16, bits & 0xFFFF
+    up = (lower > 0x8000) | ((lower == 0x8000) & ((upper & 1) == 1))
+    return (upper + up).astype(np.uint16)
+
+
+class QuantizeTest(ImportCase):
+    """--quantize: the copies hold the documented rounding of the factors,
+    recomputed here from FORMAT.md, and the file stays valid."""
+
+    def imported(self, quantize, bias=True):
+        ds = fixtures.make_model(self.tmp, users=60, items=90, dim=20, seed=11, bias=bias)
+        out = os.path.join(self.tmp, "q.lmdb")
+        p = self.import_files(ds.files, out, "--quantize", quantize)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return ds, fixtures.read_model(out, content=True), out
+
+    def test_both_copies(self):
+        ds, m, out = self.imported("bf16,int8")
+        base = ["header", "version", "checksum", "item_matrix", "user_matrix", "item_attrs",
+                "item_ids", "categories", "popularity"]
+        self.assertEqual(m["meta_keys"], sorted(base + ["item_bf16", "item_int8"]))
+        self.assertEqual(m["checksum"], fixtures.rch64(m["content"]))
+        full = m["item_matrix_full"]  # dim 21 with the bias, stride 32
+        np.testing.assert_array_equal(m["item_matrix"], ds.V)
+        np.testing.assert_array_equal(m["item_bf16"], bf16_of(full))
+        scale = np.abs(full).max(axis=1).astype(np.float32) / np.float32(127)
+        np.testing.assert_array_equal(m["item_int8_scale"], scale)
+        q = np.rint(full / scale[:, None]).astype(np.int8)
+        np.testing.assert_array_equal(m["item_int8"], q)
+        self.assertFalse(m["item_int8"][:, m["dim"]:].any())
+        # Every copy element stands close to its factor.
+        self.assertLessEqual(np.abs(m["item_int8"] * scale[:, None] - full).max(),
+                             scale.max() / 2 * 1.0001)
+        p = run_tool("verify", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run_tool("inspect", out)
+        line = [x for x in p.stdout.splitlines() if x.startswith("quantized:")]
+        self.assertEqual(len(line), 1, p.stdout)
+        self.assertRegex(line[0], r"^quantized: +bf16 \(max error [0-9.e-]+ of the largest norm\), "
+                                  r"int8 \(max error [0-9.e-]+ of the largest norm\)$")
+
+    def test_one_copy(self):
+        _, m, _ = self.imported("int8", bias=False)
+        self.assertIn("item_int8", m["meta_keys"])
+        self.assertNotIn("item_bf16", m["meta_keys"])
+        self.assertEqual(m["blob_pad"][6], 0)  # the absent copy's pad
+
+    def test_none(self):
+        _, m, out = self.imported("none")
+        self.assertNotIn("item_int8", m["meta_keys"])
+        self.assertNotIn("item_bf16", m["meta_keys"])
+        self.assertIn("quantized:       none", run_tool("inspect", out).stdout)
+
+    def test_unknown_copy_is_a_usage_error(self):
+        ds = fixtures.make_model(self.tmp, users=5, items=6, dim=4, seed=12)
+        out = os.path.join(self.tmp, "bad.lmdb")
+        p = self.import_files(ds.files, out, "--quantize", "bf16,fp8")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--quantize: 'fp8' is not bf16 or int8 (or 'none')", p.stderr)
+        self.assertFalse(os.path.exists(out))
 
 
 class InputSpellingTest(ImportCase):
