@@ -16,6 +16,9 @@
  *               score_topn_reduced over the copy, with that kernel (or the
  *               reduced kernel it borrows, named in the header): the scan of
  *               fewer bytes and the exact re-rank of its candidates
+ *   ... xP      the same scan split into P parts over the daemon's helper
+ *               pool (--helpers, default one per other CPU, at most 3), for
+ *               the last kernel listed: what --scan-threads buys
  *
  * The methods take turns, one query each, round after round, so a change
  * in the machine's load (other tenants, frequency) hits them all alike; a
@@ -53,13 +56,14 @@
 #include "model/model.h"
 #include "model/writer.h"
 #include "score.h"
+#include "split.h"
 
 enum {
     MAX_LIST = 8,               /* values per list flag */
     QUERIES = 64,               /* distinct random query vectors per matrix */
     MIN_BYTES = 1 << 30,        /* rounds read at least this much per method */
     MAX_ROUNDS = 2001,          /* ... up to this many rounds */
-    MAX_METHODS = 2 + 3 * MAX_LIST, /* floor, baseline, kernels x element types */
+    MAX_METHODS = 2 + 3 * MAX_LIST + 3, /* floor, baseline, kernels x types, split scans */
     PAGE = 4096,
 };
 
@@ -68,7 +72,7 @@ enum {
 struct opts {
     uint32_t rows[MAX_LIST], dims[MAX_LIST];
     size_t nrows, ndims;
-    uint32_t top, runs;
+    uint32_t top, runs, helpers;
     const char *kernels[MAX_LIST];
     size_t nkernels;
     char kernel_list[256];
@@ -103,13 +107,15 @@ static int usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--rows N,...] [--dims D,...] [--top N] [--runs R] [--kernels K,...]\n"
+            "          [--helpers H]\n"
             "  --rows     catalog sizes (default 10000,100000,1000000)\n"
             "  --dims     dimensions (default 64,128)\n"
             "  --top      results per query (default 100)\n"
             "  --runs     fewest rounds per measurement (default 31; more on small\n"
             "             catalogs, so each method reads at least 1 GiB)\n"
             "  --kernels  scoring kernels to run (default portable,avx2,avx512; those\n"
-            "             this CPU lacks are skipped)\n",
+            "             this CPU lacks are skipped)\n"
+            "  --helpers  split-scan helper threads (default: CPUs - 1, at most 3)\n",
             prog);
     return 2;
 }
@@ -123,6 +129,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .top = 100,
                        .runs = 31};
     size_t one;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->helpers = cpus <= 1 ? 0 : cpus - 1 > 3 ? 3 : (uint32_t)(cpus - 1);
     int rc = parse_kernels("portable,avx2,avx512", o);
     for (int i = 1; i < argc && rc == 0; i += 2) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -138,6 +146,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             rc = parse_u32_list(value, &o->runs, &one);
         else if (strcmp(flag, "--kernels") == 0)
             rc = parse_kernels(value, o);
+        else if (strcmp(flag, "--helpers") == 0)
+            rc = parse_u32_list(value, &o->helpers, &one);
         else
             rc = -1;
     }
@@ -280,6 +290,7 @@ struct bench {
     struct score_reduced copy[SCORE_ELEM_COUNT];
     struct score_hit *scratch; /* SCORE_CANDIDATES(top) */
     enum score_elem elem;      /* what run_kernel scans */
+    unsigned parts;            /* and in how many parts */
     int fallback;              /* run_kernel's last reduced scan fell back */
 };
 
@@ -290,6 +301,7 @@ struct method {
     char name[32];
     const char *kernel;   /* score_topn with this kernel; NULL: run() */
     enum score_elem elem; /* and this copy */
+    unsigned parts;       /* in this many parts */
     uint32_t (*run)(struct bench *b, const float *query);
     double us[MAX_ROUNDS];
     struct score_hit last[1024]; /* this round's hits, for the cross-check */
@@ -445,9 +457,9 @@ static uint32_t run_kernel(struct bench *b, const float *query)
         .dim = b->dim,
     };
     if (b->elem == SCORE_ELEM_F32)
-        return score_topn(&scan, b->top, NULL, NULL, b->hits);
-    return score_topn_reduced(&scan, &b->copy[b->elem], b->top, NULL, NULL, b->scratch, b->hits,
-                              &b->fallback);
+        return score_topn_split(&scan, b->top, NULL, NULL, b->parts, b->scratch, b->hits);
+    return score_topn_reduced(&scan, &b->copy[b->elem], b->top, NULL, NULL, b->parts, b->scratch,
+                              b->hits, &b->fallback);
 }
 
 /* ---- measurement ------------------------------------------------------- */
@@ -480,10 +492,19 @@ static size_t make_methods(const struct opts *o, struct method *m)
     m[count++] = (struct method){.name = "sgemv+heap", .run = run_sgemv};
     for (int elem = 0; elem < SCORE_ELEM_COUNT; elem++)
         for (size_t i = 0; i < o->nkernels; i++) {
-            m[count] = (struct method){.kernel = o->kernels[i], .elem = elem, .run = run_kernel};
+            m[count] = (struct method){
+                .kernel = o->kernels[i], .elem = elem, .parts = 1, .run = run_kernel};
             snprintf(m[count].name, sizeof(m[count].name), "%s%s", o->kernels[i], suffix[elem]);
             count++;
         }
+    for (int elem = 0; elem < SCORE_ELEM_COUNT && o->helpers > 0 && o->nkernels > 0; elem++) {
+        const char *k = o->kernels[o->nkernels - 1];
+        m[count] = (struct method){
+            .kernel = k, .elem = elem, .parts = o->helpers + 1, .run = run_kernel};
+        snprintf(m[count].name, sizeof(m[count].name), "%s%s x%u", k, suffix[elem],
+                 o->helpers + 1);
+        count++;
+    }
     return count;
 }
 
@@ -506,6 +527,7 @@ static void run_once(struct bench *b, struct method *m, const float *query, doub
     if (m->kernel != NULL)
         score_select_kernel(m->kernel, NULL);
     b->elem = m->elem;
+    b->parts = m->parts;
     b->fallback = 0;
     double t0 = now_us();
     uint32_t count = m->run(b, query);
@@ -562,7 +584,8 @@ static double method_bytes(const struct bench *b, const struct method *m)
 static size_t f32_of(const struct method *all, size_t count, const struct method *m)
 {
     size_t i = 0;
-    while (i < count && !(all[i].kernel == m->kernel && all[i].elem == SCORE_ELEM_F32))
+    while (i < count &&
+           !(all[i].kernel == m->kernel && all[i].elem == SCORE_ELEM_F32 && all[i].parts == 1))
         i++;
     return i;
 }
@@ -627,7 +650,7 @@ static int bench_one(const struct opts *o, const char *dir, uint32_t rows, uint3
     b.queries = make_matrix(QUERIES, dim, stride);
     b.scores = malloc((size_t)rows * sizeof(*b.scores));
     b.hits = malloc((size_t)o->top * sizeof(*b.hits));
-    b.scratch = malloc(SCORE_CANDIDATES((size_t)o->top) * sizeof(*b.scratch));
+    b.scratch = malloc(SCORE_CANDIDATES((size_t)o->top) * (o->helpers + 1) * sizeof(*b.scratch));
     static struct method m[MAX_METHODS];
     size_t count = make_methods(o, m);
     double bytes = (double)rows * stride * sizeof(float);
@@ -681,6 +704,11 @@ int main(int argc, char **argv)
     if (parse_opts(argc, argv, &o) != 0 || o.top > 1024)
         return usage(argv[0]);
     openblas_set_num_threads(1);
+    struct err e = {0};
+    if (split_start(o.helpers, &e) != 0) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        return 1;
+    }
     print_header(argc, argv);
     drop_missing_kernels(&o);
     char dir[] = "/tmp/recsys-bench-score-XXXXXX";
@@ -695,6 +723,7 @@ int main(int argc, char **argv)
         for (size_t d = 0; d < o.ndims; d++)
             rc |= bench_one(&o, dir, o.rows[r], o.dims[d]);
     rmdir(dir);
+    split_stop();
     print_load("\nload after:");
     return rc ? 1 : 0;
 }

@@ -33,6 +33,8 @@ static int parse_string(const struct option *o, const char *src, const char *val
                         struct err *e);
 static int parse_threads(const struct option *o, const char *src, const char *val, void *field,
                          struct err *e);
+static int parse_helpers(const struct option *o, const char *src, const char *val, void *field,
+                         struct err *e);
 static int parse_bytes(const struct option *o, const char *src, const char *val, void *field,
                        struct err *e);
 static int parse_seconds(const struct option *o, const char *src, const char *val, void *field,
@@ -108,6 +110,17 @@ static const struct option options[] = {
              "the kernel scans faster than f32), f32, bf16 or int8; results are exact whichever",
      .parse = parse_string,
      FIELD(scan)},
+    /* Checked against the pool's limit by split_start at start. */
+    {.name = "scan-threads",
+     .env = "RECSYS_SCAN_THREADS",
+     .def = "auto",
+     .metavar = "N",
+     .help = "helper threads a Recommend scan of a large catalog is split over, on top of "
+             "the worker; auto = online CPUs - 1, at most 3; 0 = never split",
+     .parse = parse_helpers,
+     FIELD(scan_threads),
+     .min = 0,
+     .max = 7},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -161,6 +174,21 @@ static int parse_threads(const struct option *o, const char *src, const char *va
     if (parse_digits(val, &end, &v) != 0 || *end != '\0')
         return err_set(e, ERR_INVALID, "%s: '%s' is not a number or 'auto'", src, val);
     return check_range(o, src, val, v, field, e);
+}
+
+/* auto stays small: the parts of a scan share one memory bus, and each
+ * helper is one more thread competing with the workers under load. */
+#define AUTO_HELPERS_MAX 3
+
+static int parse_helpers(const struct option *o, const char *src, const char *val, void *field,
+                         struct err *e)
+{
+    if (strcmp(val, "auto") != 0)
+        return parse_threads(o, src, val, field, e);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    *(unsigned *)field = cpus <= 1 ? 0 : cpus - 1 > AUTO_HELPERS_MAX ? AUTO_HELPERS_MAX
+                                                                     : (unsigned)(cpus - 1);
+    return 0;
 }
 
 static int parse_bytes(const struct option *o, const char *src, const char *val, void *field,

@@ -35,6 +35,7 @@ struct config {
     enum log_level log_level;
     char kernel[16]; /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
     char scan[16];   /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
+    unsigned scan_threads; /* split helpers (split.h); 0 = never split */
 };
 
 /* What the command line asked for. */

@@ -57,7 +57,8 @@ int filter_build(const struct query *q, const struct filter_spec *spec, struct f
 
 /* filter_keep - whether item @item may be returned: on sale, in an allowed
  * category, not blocked, and with purchasable_only not included in the
- * user's membership. A score_filter_fn; @filter is a const struct filter *. */
+ * user's membership. A score_filter_fn; @filter is a const struct filter *.
+ * It only reads, so the parts of a split scan call it at once. */
 int filter_keep(const void *filter, uint32_t item);
 
 /* filter_blocks - whether @item is in f->blocked. */

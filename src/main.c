@@ -31,6 +31,7 @@
 #include "score.h"
 #include "server.h"
 #include "service.h"
+#include "split.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -111,6 +112,10 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to select the scan (%s)", e.msg);
         goto out;
     }
+    if (split_start(cfg->scan_threads, &e) != 0) {
+        log_error("failed to start the scan helpers (%s)", e.msg);
+        goto out;
+    }
     /* A missing or invalid model is not fatal: the reloader logs it, and
      * the daemon answers UNAVAILABLE until a valid file appears, so one bad
      * delivery does not take a replica out of its health checks. */
@@ -131,10 +136,11 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     /* Tests and scripts read the port from this line when listening on :0. */
     const char *colon = strrchr(cfg->listen, ':');
     int host_len = colon != NULL ? (int)(colon - cfg->listen) : (int)strlen(cfg->listen);
-    log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s (bf16: %s, int8: %s)", host_len,
-             cfg->listen, server_port(srv), cfg->threads, score_kernel_name(), scan_preference(),
-             score_reduced_kernel_name(SCORE_ELEM_BF16),
-             score_reduced_kernel_name(SCORE_ELEM_INT8));
+    log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s (bf16: %s, int8: %s) "
+             "scan_threads=%u",
+             host_len, cfg->listen, server_port(srv), cfg->threads, score_kernel_name(),
+             scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
+             score_reduced_kernel_name(SCORE_ELEM_INT8), cfg->scan_threads);
 
     size_t sig = wait_for_stop(signals_set, reload, cfg->model);
     log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,
@@ -142,6 +148,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     status = 0;
 out:
     server_stop(srv);
+    split_stop();
     service_destroy(svc);
     reload_stop(reload);
     if (status == 0)

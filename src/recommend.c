@@ -84,8 +84,13 @@ static int personalized(const struct query *q, const struct model_user *u, const
         .dim = model_dim(m),
     };
     enum model_elem elem = scan_elem(m);
+    unsigned parts = scan_parts(m, elem);
+    size_t per_part = elem == MODEL_ELEM_F32 ? n : SCORE_CANDIDATES(n);
+    struct score_hit *scratch = arena_alloc(q->arena, parts * per_part * sizeof(*scratch));
+    if (scratch == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %zu candidates", parts * per_part);
     if (elem == MODEL_ELEM_F32) {
-        *count = score_topn(&scan, n, filter_keep, f, hits);
+        *count = score_topn_split(&scan, n, filter_keep, f, parts, scratch, hits);
         return 0;
     }
     const struct model_item_copy *c = model_item_copy(m, elem);
@@ -97,10 +102,7 @@ static int personalized(const struct query *q, const struct model_user *u, const
         .max_error = c->max_error,
         .exact_max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm,
     };
-    struct score_hit *scratch = arena_alloc(q->arena, SCORE_CANDIDATES(n) * sizeof(*scratch));
-    if (scratch == NULL)
-        return err_set(e, -ENOMEM, "out of memory for %u candidates", SCORE_CANDIDATES(n));
-    *count = score_topn_reduced(&scan, &r, n, filter_keep, f, scratch, hits, NULL);
+    *count = score_topn_reduced(&scan, &r, n, filter_keep, f, parts, scratch, hits, NULL);
     return 0;
 }
 

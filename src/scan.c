@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "score.h"
+#include "split.h"
 
 /* MODEL_ELEM_COUNT stands for "auto". Set once at start; atomic so that a
  * test may change it between calls from any thread. */
@@ -35,12 +36,26 @@ const char *scan_preference(void)
     return p == MODEL_ELEM_COUNT ? "auto" : model_elem_names[p];
 }
 
+static const unsigned elem_bytes[MODEL_ELEM_COUNT] = {4, 2, 1};
+
+static uint64_t matrix_bytes(const struct model *m, enum model_elem elem)
+{
+    return (uint64_t)model_item_count(m) * model_stride(m) * elem_bytes[elem];
+}
+
 /* Whether "auto" takes @elem: present in @m, and faster to scan than f32
- * with the current kernel. */
+ * with the current kernel on a catalog this large. */
 static int worth_scanning(const struct model *m, enum model_elem elem)
 {
-    return model_item_copy(m, elem) != NULL &&
-           (elem == MODEL_ELEM_F32 || score_reduced_pays((enum score_elem)elem));
+    if (elem == MODEL_ELEM_F32)
+        return 1;
+    return model_item_copy(m, elem) != NULL && score_reduced_pays((enum score_elem)elem) &&
+           matrix_bytes(m, MODEL_ELEM_F32) >= SCAN_REDUCED_BYTES;
+}
+
+unsigned scan_parts(const struct model *m, enum model_elem elem)
+{
+    return matrix_bytes(m, elem) < SCAN_SPLIT_BYTES ? 1 : split_parts();
 }
 
 enum model_elem scan_elem(const struct model *m)

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "score_kernel.h"
+#include "split.h"
 
 float score_dot(const float *a, const float *b, uint32_t len)
 {
@@ -121,6 +122,7 @@ static void sort_best_first(struct score_hit *h, uint32_t n)
 
 void score_best_offer(struct score_best *b, uint32_t index, float score)
 {
+    index += b->base;
     if (score <= b->threshold || (b->keep != NULL && !b->keep(b->filter_ctx, index)))
         return;
     struct score_hit hit = {index, score};
@@ -346,5 +348,62 @@ uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep
         .filter_ctx = filter_ctx,
     };
     kernel()->scan(s, &best);
+    return score_best_finish(&best);
+}
+
+void score_part_range(uint32_t rows, unsigned part, unsigned parts, uint32_t *first,
+                      uint32_t *count)
+{
+    uint32_t lo = (uint32_t)((uint64_t)rows * part / parts);
+    *first = lo;
+    *count = (uint32_t)((uint64_t)rows * (part + 1) / parts) - lo;
+}
+
+/* A split f32 scan: each part keeps its own best n. */
+struct f32_split {
+    const struct score_scan *s;
+    score_scan_fn scan; /* read once, so every part uses one kernel */
+    unsigned parts;
+    struct score_best part[SPLIT_PARTS_MAX];
+};
+
+static void scan_part(void *arg, unsigned part)
+{
+    struct f32_split *job = arg;
+    struct score_best *b = &job->part[part];
+    struct score_scan sub = *job->s;
+    score_part_range(sub.rows, part, job->parts, &b->base, &sub.rows);
+    sub.matrix += (size_t)b->base * sub.stride;
+    if (sub.row_scale != NULL)
+        sub.row_scale += b->base;
+    if (sub.rows > 0)
+        job->scan(&sub, b);
+}
+
+uint32_t score_topn_split(const struct score_scan *s, uint32_t n, score_filter_fn keep,
+                          const void *filter_ctx, unsigned parts, struct score_hit *scratch,
+                          struct score_hit *out)
+{
+    if (parts <= 1 || n == 0)
+        return score_topn(s, n, keep, filter_ctx, out);
+    assert(parts <= SPLIT_PARTS_MAX && padded_len(s) <= s->stride);
+    struct f32_split job = {.s = s, .scan = kernel()->scan, .parts = parts};
+    for (unsigned p = 0; p < parts; p++)
+        job.part[p] = (struct score_best){.heap = scratch + (size_t)p * n,
+                                          .n = n,
+                                          .threshold = -INFINITY,
+                                          .keep = keep,
+                                          .filter_ctx = filter_ctx};
+    split_run(scan_part, &job, parts);
+    return score_best_merge(job.part, parts, n, out);
+}
+
+uint32_t score_best_merge(const struct score_best *parts, unsigned count, uint32_t n,
+                          struct score_hit *out)
+{
+    struct score_best best = {.heap = out, .n = n};
+    for (unsigned p = 0; p < count; p++)
+        for (uint32_t i = 0; i < parts[p].count; i++)
+            score_best_push(&best, parts[p].heap[i]);
     return score_best_finish(&best);
 }

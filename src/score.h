@@ -76,6 +76,16 @@ float score_row(const struct score_scan *s, uint32_t index);
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
                     const void *filter_ctx, struct score_hit *out);
 
+/* ---- splitting a scan ---------------------------------------------------- */
+
+/* score_topn_split - score_topn with the rows cut into @parts contiguous
+ * parts (1..SPLIT_PARTS_MAX) that split_run scans at once, each keeping its
+ * best @n; the same result as score_topn. @keep must be safe to call from
+ * several threads at once. @scratch: @parts * @n entries. */
+uint32_t score_topn_split(const struct score_scan *s, uint32_t n, score_filter_fn keep,
+                          const void *filter_ctx, unsigned parts, struct score_hit *scratch,
+                          struct score_hit *out);
+
 /* ---- scanning a reduced-precision copy ----------------------------------- */
 
 /* Element types a scan can read; the values match enum model_elem. */
@@ -111,16 +121,18 @@ struct score_reduced {
  * scores those exactly. Every other row's reduced score is at most the
  * worst kept one, h; since a row's exact score differs from its reduced
  * score by at most B (bounded from the query's norm, its own rounding and
- * @r's bounds: score.c), no other row can beat the n-th best exact score
- * S when h + B < S, and then the top n of the candidates is the answer.
- * When that proof fails (a copy far from the f32 rows, or scores too close
- * together), the f32 matrix is scanned instead; *@fallback (may be NULL)
- * is set to 1 then, else to 0.
- * s->row_scale must be NULL. @scratch: SCORE_CANDIDATES(@n) entries.
- * @out: @n entries. Returns the number of rows in @out. */
+ * @r's bounds: score_reduced.c), no other row can beat the n-th best exact
+ * score S when h + B < S, and then the top n of the candidates is the
+ * answer. When that proof fails (a copy far from the f32 rows, or scores
+ * too close together), the f32 matrix is scanned instead; *@fallback (may
+ * be NULL) is set to 1 then, else to 0.
+ * With @parts > 1 the scan is split as score_topn_split splits it, each
+ * part keeping its own candidates (and the proof holding for each).
+ * s->row_scale must be NULL. @scratch: @parts * SCORE_CANDIDATES(@n)
+ * entries. @out: @n entries. Returns the number of rows in @out. */
 uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
-                            score_filter_fn keep, const void *filter_ctx, struct score_hit *scratch,
-                            struct score_hit *out, int *fallback);
+                            score_filter_fn keep, const void *filter_ctx, unsigned parts,
+                            struct score_hit *scratch, struct score_hit *out, int *fallback);
 
 /* ---- kernel choice ----------------------------------------------------- */
 

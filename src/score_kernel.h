@@ -48,6 +48,9 @@ struct score_best {
     float threshold;
     score_filter_fn keep; /* NULL accepts every row */
     const void *filter_ctx;
+    /* Added to the indices kernels offer: a part of a split scan offers
+     * its rows from 0, the filter and the hits take the matrix's. */
+    uint32_t base;
 };
 
 /* score_best_offer - row @index with @score: kept if it beats the current
@@ -67,6 +70,16 @@ void score_best_push(struct score_best *b, struct score_hit hit);
 
 /* score_best_finish - sort the kept rows best first; returns their count. */
 uint32_t score_best_finish(struct score_best *b);
+
+/* score_best_merge - the best @n of the rows @count parts kept, sorted
+ * best first into @out (@n entries); returns how many. */
+uint32_t score_best_merge(const struct score_best *parts, unsigned count, uint32_t n,
+                          struct score_hit *out);
+
+/* score_part_range - rows [*first, *first + *count) are part @part of
+ * @rows rows cut into @parts contiguous parts of near-equal size. */
+void score_part_range(uint32_t rows, unsigned part, unsigned parts, uint32_t *first,
+                      uint32_t *count);
 
 /* score_block_row - row @r of the block at @rows, or row @last for the
  * positions past it: a kernel's last, short block reads its last row again

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "score_kernel.h"
+#include "split.h"
 
 /* ---- the query, rounded like the rows ----------------------------------- */
 
@@ -122,18 +123,57 @@ static double bound(const struct score_reduced *r, const struct rounded *q, uint
 
 /* ---- the scan ------------------------------------------------------------ */
 
-uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
-                            score_filter_fn keep, const void *filter_ctx, struct score_hit *scratch,
-                            struct score_hit *out, int *fallback)
+/* A reduced scan, split or not: each part keeps its own candidates. */
+struct reduced_split {
+    const struct score_qscan *q;
+    score_qscan_fn scan; /* read once, so every part uses one kernel */
+    size_t elem_bytes;
+    unsigned parts;
+    struct score_best part[SPLIT_PARTS_MAX];
+};
+
+static void scan_part(void *arg, unsigned part)
 {
+    struct reduced_split *job = arg;
+    struct score_best *b = &job->part[part];
+    struct score_qscan sub = *job->q;
+    score_part_range(sub.rows, part, job->parts, &b->base, &sub.rows);
+    sub.matrix = (const char *)sub.matrix + (size_t)b->base * sub.stride * job->elem_bytes;
+    if (sub.row_scale != NULL)
+        sub.row_scale += b->base;
+    if (sub.rows > 0)
+        job->scan(&sub, b);
+}
+
+/* Whether the candidates the parts kept must hold the top n: each part
+ * either kept every row its filter passed, or dropped only rows whose
+ * reduced scores are at most its worst candidate's, which then cannot
+ * reach @nth, the n-th best exact score. */
+static int proven(const struct reduced_split *job, double bound, float nth)
+{
+    for (unsigned p = 0; p < job->parts; p++) {
+        const struct score_best *b = &job->part[p];
+        if (b->count == b->n && (double)b->threshold + bound >= (double)nth)
+            return 0;
+    }
+    return 1;
+}
+
+uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
+                            score_filter_fn keep, const void *filter_ctx, unsigned parts,
+                            struct score_hit *scratch, struct score_hit *out, int *fallback)
+{
+    static const size_t elem_bytes[SCORE_ELEM_COUNT] = {4, 2, 1};
     assert(s->row_scale == NULL && s->stride <= SCORE_STRIDE_MAX);
     assert(r->elem == SCORE_ELEM_BF16 || r->elem == SCORE_ELEM_INT8);
+    assert(parts >= 1 && parts <= SPLIT_PARTS_MAX);
     if (fallback != NULL)
         *fallback = 0;
     if (n == 0)
         return 0;
     /* Per thread, not on the stack: 60 KiB is more than a small thread
-     * stack should give one frame. */
+     * stack should give one frame. The parts only read it, while this
+     * thread waits for them. */
     static _Thread_local struct rounded q;
     struct score_qscan qs = {
         .matrix = r->matrix, .row_scale = r->row_scale, .rows = s->rows, .stride = s->stride};
@@ -143,28 +183,30 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
         round_int8(s->query, s->stride, &q, &qs);
     norms(s->query, s->stride, &q);
 
-    struct score_best cand = {
-        .heap = scratch,
-        .n = SCORE_CANDIDATES(n),
-        .threshold = -INFINITY,
-        .keep = keep,
-        .filter_ctx = filter_ctx,
-    };
-    score_qscan_kernel(r->elem)(&qs, &cand);
+    struct reduced_split job = {.q = &qs,
+                                .scan = score_qscan_kernel(r->elem),
+                                .elem_bytes = elem_bytes[r->elem],
+                                .parts = parts};
+    for (unsigned p = 0; p < parts; p++)
+        job.part[p] = (struct score_best){.heap = scratch + (size_t)p * SCORE_CANDIDATES(n),
+                                          .n = SCORE_CANDIDATES(n),
+                                          .threshold = -INFINITY,
+                                          .keep = keep,
+                                          .filter_ctx = filter_ctx};
+    split_run(scan_part, &job, parts);
 
     /* The exact top n of the candidates. */
     struct score_best best = {.heap = out, .n = n};
-    for (uint32_t i = 0; i < cand.count; i++)
-        score_best_push(&best, (struct score_hit){scratch[i].index,
-                                                  score_row(s, scratch[i].index)});
-    /* Fewer candidates than room for them: no row passed the filter
-     * without being kept, so the candidates are all there is. */
-    if (cand.count < cand.n ||
-        (double)cand.threshold + bound(r, &q, s->stride) < (double)best.heap[0].score)
+    for (unsigned p = 0; p < parts; p++)
+        for (uint32_t i = 0; i < job.part[p].count; i++) {
+            uint32_t index = job.part[p].heap[i].index;
+            score_best_push(&best, (struct score_hit){index, score_row(s, index)});
+        }
+    if (best.count < n || proven(&job, bound(r, &q, s->stride), best.heap[0].score))
         return score_best_finish(&best);
     if (fallback != NULL)
         *fallback = 1;
-    return score_topn(s, n, keep, filter_ctx, out);
+    return score_topn_split(s, n, keep, filter_ctx, parts, scratch, out);
 }
 
 /* ---- portable kernels ---------------------------------------------------- */

@@ -16,6 +16,9 @@
 
 #include "check.h"
 #include "score_kernel.h"
+#include "split.h"
+
+#include <pthread.h>
 
 static uint64_t rng_state;
 
@@ -172,8 +175,8 @@ static int same_as_exact(const struct data *d, const uint32_t *ns, size_t nn, st
                     score_filter_fn keep = filtered ? some_keep : NULL;
                     int fell = -1;
                     uint32_t cw = score_topn(&s, n, keep, NULL, want);
-                    uint32_t cg =
-                        score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, scratch, got, &fell);
+                    uint32_t cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, 1,
+                                                     scratch, got, &fell);
                     int ok = cw == cg && (fell == 0 || fell == 1);
                     for (uint32_t i = 0; ok && i < cw; i++)
                         ok = want[i].index == got[i].index &&
@@ -274,6 +277,96 @@ static void test_poor_copy_still_exact(void)
         CHECK(o.fallbacks > 0);
     }
     CHECK_OK(score_select_kernel("auto", NULL));
+}
+
+/* ---- split scans ------------------------------------------------------------ */
+
+/* A split scan returns what the unsplit one does, f32 and reduced, for
+ * any number of parts, including more parts than rows. */
+static int split_same(const struct data *d, uint32_t n)
+{
+    for (uint32_t qi = 0; qi < d->nq; qi++)
+        for (int filtered = 0; filtered < 2; filtered++) {
+            struct score_scan s = {.query = d->queries + (size_t)qi * d->stride,
+                                   .matrix = d->f32,
+                                   .rows = d->rows,
+                                   .stride = d->stride,
+                                   .dim = d->dim};
+            score_filter_fn keep = filtered ? some_keep : NULL;
+            struct score_hit want[100], got[100];
+            struct score_hit scratch[4 * SCORE_CANDIDATES(100)];
+            uint32_t cw = score_topn(&s, n, keep, NULL, want);
+            int ok = 1;
+            for (unsigned parts = 1; parts <= 4 && ok; parts++) {
+                uint32_t cg = score_topn_split(&s, n, keep, NULL, parts, scratch, got);
+                ok = cg == cw && memcmp(got, want, cw * sizeof(*got)) == 0;
+                for (int elem = SCORE_ELEM_BF16; elem < SCORE_ELEM_COUNT && ok; elem++) {
+                    cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, parts, scratch,
+                                            got, NULL);
+                    ok = cg == cw && memcmp(got, want, cw * sizeof(*got)) == 0;
+                }
+            }
+            if (!ok)
+                return 0;
+        }
+    return 1;
+}
+
+static void test_split_matches_unsplit(void)
+{
+    CHECK_OK(split_start(3, NULL));
+    CHECK(split_parts() == 4);
+    static const uint32_t shapes[][2] = {{3, 16}, {1000, 33}, {5000, 64}};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]) && ok; i++) {
+        struct data d;
+        rng_state = 50 + i;
+        data_make(&d, shapes[i][0], shapes[i][1], 0, 1.0f, 3);
+        data_quantize(&d, 0);
+        ok = split_same(&d, 10) && split_same(&d, 100);
+        data_free(&d);
+    }
+    split_stop();
+    CHECK(ok);
+}
+
+/* Several callers share the pool at once (a worker per call in the
+ * daemon); each still gets its own answer. */
+struct caller {
+    const struct data *d;
+    int ok;
+};
+
+static void *call_repeatedly(void *arg)
+{
+    struct caller *c = arg;
+    c->ok = 1;
+    for (int i = 0; i < 20 && c->ok; i++)
+        c->ok = split_same(c->d, 10);
+    return NULL;
+}
+
+static void test_split_concurrent_callers(void)
+{
+    CHECK_OK(split_start(2, NULL));
+    struct data d;
+    rng_state = 61;
+    data_make(&d, 3000, 40, 0, 1.0f, 2);
+    data_quantize(&d, 0);
+    struct caller c[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        c[i].d = &d;
+        pthread_create(&t[i], NULL, call_repeatedly, &c[i]);
+    }
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ok &= c[i].ok;
+    }
+    data_free(&d);
+    split_stop();
+    CHECK(ok);
 }
 
 /* ---- the int8 kernels agree to the bit ------------------------------------- */
@@ -405,7 +498,8 @@ int main(int argc, char **argv)
         CHECK_CASE(test_exact_on_many_shapes),  CHECK_CASE(test_exact_on_clustered_data),
         CHECK_CASE(test_fallback_is_rare),      CHECK_CASE(test_poor_copy_still_exact),
         CHECK_CASE(test_int8_kernels_agree),    CHECK_CASE(test_bf16_kernels_close),
-        CHECK_CASE(test_reduced_kernel_names),
+        CHECK_CASE(test_reduced_kernel_names),  CHECK_CASE(test_split_matches_unsplit),
+        CHECK_CASE(test_split_concurrent_callers),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
