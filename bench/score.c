@@ -147,7 +147,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         else if (strcmp(flag, "--kernels") == 0)
             rc = parse_kernels(value, o);
         else if (strcmp(flag, "--helpers") == 0)
-            rc = parse_u32_list(value, &o->helpers, &one);
+            rc = strcmp(value, "0") == 0 ? (o->helpers = 0, 0)
+                                         : parse_u32_list(value, &o->helpers, &one);
         else
             rc = -1;
     }

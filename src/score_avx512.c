@@ -175,10 +175,11 @@ TARGET void score_scan_avx512(const struct score_scan *s, struct score_best *b)
 #define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 /* Unlike the f32 kernel, these do more work per byte than the hardware
- * prefetcher allows for: without a prefetch this far ahead the int8 scan
- * of a 10^6 x 128 catalog ran at 57% of the read floor, with it at 74-77%
- * (1 and 4 KiB measured alike). */
-#define PREFETCH_BYTES 2048
+ * prefetcher allows for: without a software prefetch the int8 scan of a
+ * 10^6 x 128 catalog ran at 57% of the read floor and 2.5x the f32 scan's
+ * speed; 2 KiB ahead at 70% and 3.0x, 8 KiB ahead at 80-89% and 3.4-3.5x,
+ * 16 KiB no better (bench/score, one run each, same machine). */
+#define PREFETCH_BYTES 8192
 
 /* Where a row's elements end: @chunks whole vectors, then the elements
  * @tail selects (the rows are zero padded to 16 elements, so a row of bf16

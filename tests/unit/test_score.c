@@ -17,27 +17,7 @@
 #include <string.h>
 
 #include "check.h"
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    /* splitmix64: deterministic, so a failure reproduces. */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static float rng_float(void) /* uniform in [-1, 1) */
-{
-    return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static uint32_t rng_below(uint32_t n)
-{
-    return (uint32_t)(rng_next() % n);
-}
+#include "rng.h"
 
 static uint32_t round16(uint32_t n)
 {

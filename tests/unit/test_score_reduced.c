@@ -15,25 +15,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "rng.h"
 #include "score_kernel.h"
 #include "split.h"
 
 #include <pthread.h>
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static float rng_float(void) /* uniform in [-1, 1) */
-{
-    return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
 
 static const char *const kernel_names[] = {"portable", "avx2", "avx512"};
 #define NKERNELS (sizeof(kernel_names) / sizeof(kernel_names[0]))
@@ -221,24 +207,33 @@ static void test_exact_on_many_shapes(void)
     CHECK_OK(score_select_kernel("auto", NULL));
 }
 
-/* Clustered rows crowd the top with near ties: the proof fails more often,
- * the answer must not change. */
-static void test_exact_on_clustered_data(void)
+/* Every kernel on one data set (@noise: see data_quantize): the reduced
+ * scans are exact, and each kernel fell back at least @min_fallbacks times. */
+static int exact_with_every_kernel(uint64_t seed, uint32_t rows, uint32_t dim, uint32_t clusters,
+                                   float spread, int noise, unsigned min_fallbacks)
 {
     static const uint32_t ns[] = {10, 100};
-    for (size_t k = 0; k < NKERNELS; k++) {
+    int ok = 1;
+    for (size_t k = 0; k < NKERNELS && ok; k++) {
         if (score_select_kernel(kernel_names[k], NULL) != 0)
             continue;
         struct data d;
         struct outcome o = {0};
-        rng_state = 77;
-        data_make(&d, 5000, 64, 20, 0.05f, 6);
-        data_quantize(&d, 0);
-        int ok = same_as_exact(&d, ns, 2, &o);
+        rng_state = seed;
+        data_make(&d, rows, dim, clusters, spread, 4);
+        data_quantize(&d, noise);
+        ok = same_as_exact(&d, ns, 2, &o) && o.fallbacks >= min_fallbacks;
         data_free(&d);
-        CHECK(ok);
     }
-    CHECK_OK(score_select_kernel("auto", NULL));
+    score_select_kernel("auto", NULL);
+    return ok;
+}
+
+/* Clustered rows crowd the top with near ties: the proof fails more often,
+ * the answer must not change. */
+static void test_exact_on_clustered_data(void)
+{
+    CHECK(exact_with_every_kernel(77, 5000, 64, 20, 0.05f, 0, 0));
 }
 
 /* On plain random data a good copy almost always proves its candidates:
@@ -262,21 +257,7 @@ static void test_fallback_is_rare(void)
  * by falling back. */
 static void test_poor_copy_still_exact(void)
 {
-    static const uint32_t ns[] = {10, 50};
-    for (size_t k = 0; k < NKERNELS; k++) {
-        if (score_select_kernel(kernel_names[k], NULL) != 0)
-            continue;
-        struct data d;
-        struct outcome o = {0};
-        rng_state = 9;
-        data_make(&d, 3000, 32, 0, 1.0f, 4);
-        data_quantize(&d, 60);
-        int ok = same_as_exact(&d, ns, 2, &o);
-        data_free(&d);
-        CHECK(ok);
-        CHECK(o.fallbacks > 0);
-    }
-    CHECK_OK(score_select_kernel("auto", NULL));
+    CHECK(exact_with_every_kernel(9, 3000, 32, 0, 1.0f, 60, 1));
 }
 
 /* ---- split scans ------------------------------------------------------------ */
