@@ -121,6 +121,16 @@ static const struct option options[] = {
      FIELD(scan_threads),
      .min = 0,
      .max = 7},
+    {.name = "scan-split-bytes",
+     .env = "RECSYS_SCAN_SPLIT_BYTES",
+     .def = "64M",
+     .metavar = "BYTES",
+     .help = "split a scan over the scan threads when it reads at least this many bytes "
+             "(suffix K, M or G)",
+     .parse = parse_bytes,
+     FIELD(scan_split_bytes),
+     .min = 1,
+     .max = UINT_MAX},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

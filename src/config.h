@@ -35,7 +35,8 @@ struct config {
     enum log_level log_level;
     char kernel[16]; /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
     char scan[16];   /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
-    unsigned scan_threads; /* split helpers (split.h); 0 = never split */
+    unsigned scan_threads;     /* split helpers (split.h); 0 = never split */
+    unsigned scan_split_bytes; /* split scans reading at least this much (scan.h) */
 };
 
 /* What the command line asked for. */

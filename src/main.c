@@ -112,6 +112,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to select the scan (%s)", e.msg);
         goto out;
     }
+    scan_split_from(cfg->scan_split_bytes);
     if (split_start(cfg->scan_threads, &e) != 0) {
         log_error("failed to start the scan helpers (%s)", e.msg);
         goto out;

@@ -53,9 +53,17 @@ static int worth_scanning(const struct model *m, enum model_elem elem)
            matrix_bytes(m, MODEL_ELEM_F32) >= SCAN_REDUCED_BYTES;
 }
 
+/* Set once at start, like the preference. */
+static _Atomic unsigned long long split_bytes = SCAN_SPLIT_BYTES;
+
+void scan_split_from(unsigned long long bytes)
+{
+    atomic_store(&split_bytes, bytes);
+}
+
 unsigned scan_parts(const struct model *m, enum model_elem elem)
 {
-    return matrix_bytes(m, elem) < SCAN_SPLIT_BYTES ? 1 : split_parts();
+    return matrix_bytes(m, elem) < atomic_load(&split_bytes) ? 1 : split_parts();
 }
 
 enum model_elem scan_elem(const struct model *m)

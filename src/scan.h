@@ -34,12 +34,19 @@ enum model_elem scan_elem(const struct model *m);
  * with f32 at 10 MB and was 1.4x faster at 20 MB.
  *
  * Bytes scanned from which a scan is split over the helpers (split.h).
- * Below it, handing parts to another thread costs more than it saves: a
- * 5 MB scan took twice as long split in two, a 20 MB one as long, a 51 MB
- * one a fifth less. */
+ * Below it, handing a part to another thread costs more than it saves,
+ * and on a busy machine the helper may not run at once while the worker
+ * waits for its part. On an idle machine, split in two: 5 MB took twice as
+ * long, 20 MB as long, 51 MB a fifth less; with other processes busy on
+ * the second core, 25.6 MB took 40% longer, while 256 MB still took 17%
+ * less and 512 MB 23% less. */
 #define SCAN_REDUCED_BYTES (16u << 20)
-#define SCAN_SPLIT_BYTES   (16u << 20)
+#define SCAN_SPLIT_BYTES   (64u << 20)
+
+/* scan_split_from - split scans of at least @bytes (--scan-split-bytes);
+ * SCAN_SPLIT_BYTES until called. The best value depends on the machine. */
+void scan_split_from(unsigned long long bytes);
 
 /* scan_parts - how many parts a scan of @m's @elem copy is cut into: 1
- * below SCAN_SPLIT_BYTES, else split_parts(). */
+ * below the scan_split_from size, else split_parts(). */
 unsigned scan_parts(const struct model *m, enum model_elem elem);

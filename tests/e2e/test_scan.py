@@ -135,12 +135,14 @@ class ScanTest(unittest.TestCase):
             self.assertGreaterEqual(np.mean(r), 0.99, "recall@%d" % count)
 
     def test_large_catalog(self):
-        # 40000 x 112 f32 rows are 17.9 MB: past the sizes from which auto
-        # scans a reduced copy and a scan is split (16 MiB, scan.h).
+        # 40000 x 112 f32 rows are 17.9 MB: past the size from which auto
+        # scans a reduced copy (16 MiB, scan.h). Scans of 1 MB and more are
+        # split in two, the reduced ones included.
         ds = fixtures.make_model(self.tmp, users=12, items=40000, dim=112, seed=25)
         path = quantized(ds, os.path.join(self.tmp, "q.lmdb"))
         for scan, used in (("auto", "int8"), ("f32", "f32")):
-            with Daemon(path, threads=2, args=("--scan", scan, "--scan-threads", "1")) as d:
+            with Daemon(path, threads=2, args=("--scan", scan, "--scan-threads", "1",
+                                               "--scan-split-bytes", "1M")) as d:
                 self.assertEqual(d.info().scan, used)
                 self.assertIn("scan_threads=1", d.log())
                 for user in ds.user_ids:
