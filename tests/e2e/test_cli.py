@@ -247,9 +247,13 @@ class CliTest(unittest.TestCase):
             iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
             self.assertEqual(fields[key], "%s (%d)" % (iso, unix))
         self.assertEqual(set(fields), {"model_version", "created_at", "loaded_at", "dimension",
-                                       "users", "items", "element_type", "kernel", "path",
-                                       "checksum", "reloads", "failed_reloads", "last_reload_attempt",
+                                       "users", "items", "element_type", "kernel", "scan",
+                                       "quantized", "path", "checksum", "reloads",
+                                       "failed_reloads", "last_reload_attempt",
                                        "last_reload_error"})
+        # The fixture has no reduced copies: the f32 matrix is scanned.
+        self.assertEqual((fields["scan"], fields["quantized"]), ("f32", "-"))
+        self.assertEqual((got["scan"], got.get("quantized", [])), ("f32", []))
         self.assertEqual(fields["kernel"], got["kernel"])
         self.assertIn(got["kernel"], ("avx512", "avx2", "portable"))
         self.assertEqual(fields["reloads"], str(got["reload_count"]))

@@ -248,6 +248,14 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     table_cell(t, "%s", or_dash(m->element_type));
     table_cell(t, "kernel:");
     table_cell(t, "%s", or_dash(m->kernel));
+    table_cell(t, "scan:");
+    table_cell(t, "%s", or_dash(m->scan));
+    char copies[64] = "-";
+    for (size_t i = 0, used = 0; i < m->n_quantized && used < sizeof(copies); i++)
+        used += (size_t)snprintf(copies + used, sizeof(copies) - used, "%s%s", i ? ", " : "",
+                                 m->quantized[i]);
+    table_cell(t, "quantized:");
+    table_cell(t, "%s", copies);
     table_cell(t, "path:");
     table_cell(t, "%s", or_dash(m->path));
     table_cell(t, "checksum:");
