@@ -100,12 +100,15 @@ int split_start(unsigned helpers, struct err *e)
     pthread_mutex_lock(&pool.lock);
     pool.stop = 0;
     pthread_mutex_unlock(&pool.lock);
-    for (; pool.helpers < helpers; pool.helpers++) {
-        int rc = pthread_create(&pool.threads[pool.helpers], NULL, helper, NULL);
+    for (unsigned i = 0; i < helpers; i++) {
+        int rc = pthread_create(&pool.threads[i], NULL, helper, NULL);
         if (rc != 0) {
             split_stop();
             return err_set(e, -rc, "failed to start a scan helper thread (%s)", strerror(rc));
         }
+        pthread_mutex_lock(&pool.lock);
+        pool.helpers = i + 1;
+        pthread_mutex_unlock(&pool.lock);
     }
     return 0;
 }
@@ -114,11 +117,14 @@ void split_stop(void)
 {
     pthread_mutex_lock(&pool.lock);
     pool.stop = 1;
+    unsigned helpers = pool.helpers;
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
-    for (unsigned i = 0; i < pool.helpers; i++)
+    for (unsigned i = 0; i < helpers; i++)
         pthread_join(pool.threads[i], NULL);
+    pthread_mutex_lock(&pool.lock);
     pool.helpers = 0;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 unsigned split_parts(void)
