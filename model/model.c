@@ -825,26 +825,37 @@ static float bf16_value(uint16_t v)
     return f;
 }
 
-/* Element j of item row @i of a reduced copy, as the real number it stands
- * for (exact in a double), or NAN when it is not a valid element. */
-typedef double (*copy_value_fn)(const struct model_item_copy *c, uint32_t stride, uint32_t i,
-                                uint32_t j);
+/* Row @i of a reduced copy as the real numbers it stands for (exact in a
+ * double), into @w; returns the first element that is not a valid one of
+ * its type, or -1. */
+typedef int (*copy_row_fn)(const struct model_item_copy *c, uint32_t stride, uint32_t i,
+                           double *w);
 
-static double bf16_at(const struct model_item_copy *c, uint32_t stride, uint32_t i, uint32_t j)
+static int bf16_row(const struct model_item_copy *c, uint32_t stride, uint32_t i, double *w)
 {
-    float f = bf16_value(((const uint16_t *)c->rows)[(size_t)i * stride + j]);
-    return isfinite(f) ? f : NAN;
+    const uint16_t *row = (const uint16_t *)c->rows + (size_t)i * stride;
+    for (uint32_t j = 0; j < stride; j++) {
+        if ((row[j] & 0x7f80) == 0x7f80) /* exponent all ones: infinity or NaN */
+            return (int)j;
+        w[j] = bf16_value(row[j]);
+    }
+    return -1;
 }
 
-static double int8_at(const struct model_item_copy *c, uint32_t stride, uint32_t i, uint32_t j)
+static int int8_row(const struct model_item_copy *c, uint32_t stride, uint32_t i, double *w)
 {
-    int8_t q = ((const int8_t *)c->rows)[(size_t)i * stride + j];
-    return q >= -FORMAT_INT8_MAX ? (double)c->scale[i] * q : NAN;
+    const int8_t *row = (const int8_t *)c->rows + (size_t)i * stride;
+    for (uint32_t j = 0; j < stride; j++) {
+        if (row[j] < -FORMAT_INT8_MAX)
+            return (int)j;
+        w[j] = (double)c->scale[i] * row[j];
+    }
+    return -1;
 }
 
-static const copy_value_fn copy_value[MODEL_ELEM_COUNT] = {
-    [MODEL_ELEM_BF16] = bf16_at,
-    [MODEL_ELEM_INT8] = int8_at,
+static const copy_row_fn copy_row[MODEL_ELEM_COUNT] = {
+    [MODEL_ELEM_BF16] = bf16_row,
+    [MODEL_ELEM_INT8] = int8_row,
 };
 
 /* Whether int8 row @i's scale is usable: finite and not negative. */
@@ -853,9 +864,25 @@ static int row_scale_ok(const struct model_item_copy *c, uint32_t i)
     return c->scale == NULL || (isfinite(c->scale[i]) && c->scale[i] >= 0);
 }
 
+/* ||@w||^2 and ||@w - @v||^2 over @n (a multiple of 4) elements, in four
+ * independent partial sums: one chain of dependent adds would make this
+ * pass the longest part of loading a model with copies. */
+static void row_sums(const double *w, const float *v, uint32_t n, double *sumsq, double *errsq)
+{
+    double s[4] = {0}, e[4] = {0};
+    for (uint32_t j = 0; j < n; j += 4)
+        for (uint32_t k = 0; k < 4; k++) {
+            double d = w[j + k] - v[j + k];
+            s[k] += w[j + k] * w[j + k];
+            e[k] += d * d;
+        }
+    *sumsq = (s[0] + s[1]) + (s[2] + s[3]);
+    *errsq = (e[0] + e[1]) + (e[2] + e[3]);
+}
+
 /* One pass over a reduced copy: valid elements, zero padding, and the two
- * bounds the scan's certificate rests on (score.h): the largest norm of a
- * row and the largest distance of a row from its float32 original. They are
+ * bounds the scan's proof rests on (score.h): the largest norm of a row
+ * and the largest distance of a row from its float32 original. They are
  * measured, not derived from how the copy was made, so a copy from any
  * quantizer, however poor, still gives exact results, only slower. */
 static int check_copy_rows(struct load *l, enum model_elem elem)
@@ -864,23 +891,20 @@ static int check_copy_rows(struct load *l, enum model_elem elem)
     struct model_item_copy *c = &m->copies[elem];
     const char *key = format_blob_keys[copy_blob[elem]];
     uint32_t dim = m->hdr.dim, stride = m->hdr.stride;
-    double max_sumsq = 0, max_errsq = 0;
+    double w[FORMAT_DIM_MAX], max_sumsq = 0, max_errsq = 0;
     for (uint32_t i = 0; i < m->hdr.item_count; i++) {
-        const float *v = m->item_matrix + (size_t)i * stride;
-        double sumsq = 0, errsq = 0;
         if (!row_scale_ok(c, i))
             return fail(l, ERR_FORMAT, "%s row %u scale %g is not finite and >= 0", key, i,
                         c->scale[i]);
-        for (uint32_t j = 0; j < stride; j++) {
-            double w = copy_value[elem](c, stride, i, j);
-            if (isnan(w))
-                return fail(l, ERR_FORMAT, "%s row %u element %u is not a valid %s", key, i, j,
-                            model_elem_names[elem]);
-            if (j >= dim && w != 0)
+        int bad = copy_row[elem](c, stride, i, w);
+        if (bad >= 0)
+            return fail(l, ERR_FORMAT, "%s row %u element %d is not a valid %s", key, i, bad,
+                        model_elem_names[elem]);
+        for (uint32_t j = dim; j < stride; j++)
+            if (w[j] != 0)
                 return fail(l, ERR_FORMAT, "%s row %u padding element %u is not zero", key, i, j);
-            sumsq += w * w;
-            errsq += (w - v[j]) * (w - v[j]);
-        }
+        double sumsq, errsq;
+        row_sums(w, m->item_matrix + (size_t)i * stride, stride, &sumsq, &errsq);
         max_sumsq = sumsq > max_sumsq ? sumsq : max_sumsq;
         max_errsq = errsq > max_errsq ? errsq : max_errsq;
     }
