@@ -52,10 +52,8 @@ int recommend_respond(const struct query *q, const struct score_hit *hits, uint3
     return 0;
 }
 
-/* Cold start: the first @n items of the popularity ranking that @f keeps,
- * scored by their purchase count. */
-static uint32_t popular(const struct model *m, const struct filter *f, uint32_t n,
-                        struct score_hit *hits)
+uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32_t n,
+                           struct score_hit *hits)
 {
     const struct model_pop *pop = model_popularity(m);
     uint32_t items = model_item_count(m), count = 0;
@@ -106,24 +104,18 @@ static int personalized(const struct query *q, const struct model_user *u, const
     return 0;
 }
 
-int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
-                  Recsys__V1__RecommendResponse **out, struct err *e)
+int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                      struct recommend_plan *p, struct err *e)
 {
-    uint32_t n;
     int rc = filter_check_id("user_id", req->user_id, 1, e);
     if (rc == 0)
-        rc = filter_check_count(req->count, &n, e);
+        rc = filter_check_count(req->count, &p->n, e);
+    if (rc == 0)
+        rc = filter_find_user(q, req->user_id, &p->user, &p->known, e);
     if (rc != 0)
         return rc;
-
-    struct model_user user;
-    int known;
-    rc = filter_find_user(q, req->user_id, &user, &known, e);
-    if (rc != 0)
-        return rc;
-
     const struct filter_spec spec = {
-        .user = known ? &user : NULL,
+        .user = p->known ? &p->user : NULL,
         .owned_ids = req->owned_item_ids,
         .owned_count = req->n_owned_item_ids,
         .exclude_ids = req->exclude_item_ids,
@@ -133,20 +125,26 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
         .self = -1,
         .purchasable_only = req->purchasable_only,
     };
-    struct filter f;
-    rc = filter_build(q, &spec, &f, e);
+    return filter_build(q, &spec, &p->filter, e);
+}
+
+int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                  Recsys__V1__RecommendResponse **out, struct err *e)
+{
+    struct recommend_plan p;
+    int rc = recommend_prepare(q, req, &p, e);
     if (rc != 0)
         return rc;
-
-    struct score_hit *hits = arena_alloc(q->arena, (size_t)n * sizeof(*hits));
+    struct score_hit *hits = arena_alloc(q->arena, (size_t)p.n * sizeof(*hits));
     if (hits == NULL)
-        return err_set(e, -ENOMEM, "out of memory for %u results", n);
+        return err_set(e, -ENOMEM, "out of memory for %u results", p.n);
     uint32_t count = 0;
-    if (!known)
-        count = popular(q->model, &f, n, hits);
-    else if ((rc = personalized(q, &user, &f, n, hits, &count, e)) != 0)
+    if (!p.known)
+        count = recommend_popular(q->model, &p.filter, p.n, hits);
+    else if ((rc = personalized(q, &p.user, &p.filter, p.n, hits, &count, e)) != 0)
         return rc;
     return recommend_respond(q, hits, count,
-                             known ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR,
+                             p.known ? RECSYS__V1__SOURCE__PERSONALIZED
+                                     : RECSYS__V1__SOURCE__POPULAR,
                              out, e);
 }

@@ -3,6 +3,7 @@
  */
 #pragma once
 
+#include "filter.h"
 #include "query.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "score.h"
@@ -19,6 +20,26 @@
  * ids or categories; text in @e), -ENOMEM. */
 int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
                   Recsys__V1__RecommendResponse **out, struct err *e);
+
+/* A Recommend request checked and resolved against q->model: what
+ * recommend_run, and BatchRecommend for each of its requests, score. */
+struct recommend_plan {
+    uint32_t n;             /* results wanted: count, or QUERY_COUNT_DEFAULT for 0 */
+    int known;              /* the model knows the user */
+    struct model_user user; /* when known */
+    struct filter filter;   /* every rule of Recommend, resolved */
+};
+
+/* recommend_prepare - check @req and resolve it into @p (allocations in
+ * q->arena). Returns 0 or recommend_run's errors. */
+int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                      struct recommend_plan *p, struct err *e);
+
+/* recommend_popular - cold start: the first @n items of @m's popularity
+ * ranking that @f keeps into @hits, scored by their purchase count; returns
+ * how many. */
+uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32_t n,
+                           struct score_hit *hits);
 
 /* recommend_respond - the RecommendResponse listing @n hits (item indices
  * and scores, best first) of q->model; shared with similar_run.

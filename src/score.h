@@ -76,6 +76,23 @@ float score_row(const struct score_scan *s, uint32_t index);
 uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep,
                     const void *filter_ctx, struct score_hit *out);
 
+/* The best rows so far: a binary heap whose root is the worst of them.
+ * Declared here for score_select_* below; only the score module touches
+ * its fields. */
+struct score_best {
+    struct score_hit *heap; /* count entries of the caller's n-entry scratch */
+    uint32_t n, count;
+    /* A row enters only with a score strictly above this: -INFINITY until
+     * n rows are kept, then the root's score (a later row with an equal
+     * score has a higher index, so it is worse). */
+    float threshold;
+    score_filter_fn keep; /* NULL accepts every row */
+    const void *filter_ctx;
+    /* Added to the indices kernels offer: a part of a split scan offers
+     * its rows from 0, the filter and the hits take the matrix's. */
+    uint32_t base;
+};
+
 /* ---- splitting a scan ---------------------------------------------------- */
 
 /* score_topn_split - score_topn with the rows cut into @parts contiguous
@@ -133,6 +150,39 @@ struct score_reduced {
 uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
                             score_filter_fn keep, const void *filter_ctx, unsigned parts,
                             struct score_hit *scratch, struct score_hit *out, int *fallback);
+
+/* ---- selecting by scores computed elsewhere -------------------------------- */
+
+/* The reduced scan's proof, for approximate scores that come from
+ * elsewhere (BatchRecommend's sgemm): keep the SCORE_CANDIDATES(n) best
+ * rows by approximate score, then score them exactly and check that no
+ * dropped row can reach the top n. */
+
+/* score_select_init - an empty selection keeping SCORE_CANDIDATES(@n)
+ * rows that @keep accepts in @scratch (that many entries). */
+void score_select_init(struct score_best *b, uint32_t n, score_filter_fn keep,
+                       const void *filter_ctx, struct score_hit *scratch);
+
+/* score_select_block - offer rows @first .. @first + @count - 1 with the
+ * approximate scores @scores; rows must come in ascending order. */
+void score_select_block(struct score_best *b, uint32_t first, const float *scores, uint32_t count);
+
+/* score_select_exact - the exact top @n (scores as score_row(@s) gives
+ * them) of the rows the @count selections @parts kept, best first into
+ * @out (@n entries), when that is provably the top @n of all the rows they
+ * were offered: every approximate score within @bound of score_row's.
+ * Returns the number of rows in @out, or -1 when the proof fails (the
+ * caller then scans). */
+int score_select_exact(const struct score_scan *s, const struct score_best *parts, unsigned count,
+                       uint32_t n, double bound, struct score_hit *out);
+
+/* score_float_bound - a bound on |x - score_row(@s, i)| for any x computed
+ * as a float32 dot product of @s->query and row i, in any order, with or
+ * without fused multiply-adds (sgemm's), for rows of norm at most
+ * @max_norm: both are within dim * 2^-24 * ||query|| * @max_norm of the
+ * real dot product (the classic bound on a float sum, and
+ * Cauchy-Schwarz), doubled, widened. */
+double score_float_bound(const struct score_scan *s, double max_norm);
 
 /* ---- kernel choice ----------------------------------------------------- */
 

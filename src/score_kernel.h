@@ -38,21 +38,6 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* The best rows so far: a binary heap whose root is the worst of them. */
-struct score_best {
-    struct score_hit *heap; /* count entries of the caller's n-entry scratch */
-    uint32_t n, count;
-    /* A row enters only with a score strictly above this: -INFINITY until
-     * n rows are kept, then the root's score (a later row with an equal
-     * score has a higher index, so it is worse). */
-    float threshold;
-    score_filter_fn keep; /* NULL accepts every row */
-    const void *filter_ctx;
-    /* Added to the indices kernels offer: a part of a split scan offers
-     * its rows from 0, the filter and the hits take the matrix's. */
-    uint32_t base;
-};
-
 /* score_best_offer - row @index with @score: kept if it beats the current
  * threshold and the filter accepts it. Rows must be offered in ascending
  * index order. */

@@ -145,18 +145,65 @@ static void scan_part(void *arg, unsigned part)
         job->scan(&sub, b);
 }
 
-/* Whether the candidates the parts kept must hold the top n: each part
- * either kept every row its filter passed, or dropped only rows whose
- * reduced scores are at most its worst candidate's, which then cannot
- * reach @nth, the n-th best exact score. */
-static int proven(const struct reduced_split *job, double bound, float nth)
+/* ---- the proof -------------------------------------------------------------- */
+
+void score_select_init(struct score_best *b, uint32_t n, score_filter_fn keep,
+                       const void *filter_ctx, struct score_hit *scratch)
 {
-    for (unsigned p = 0; p < job->parts; p++) {
-        const struct score_best *b = &job->part[p];
-        if (b->count == b->n && (double)b->threshold + bound >= (double)nth)
-            return 0;
+    *b = (struct score_best){.heap = scratch,
+                             .n = SCORE_CANDIDATES(n),
+                             .threshold = -INFINITY,
+                             .keep = keep,
+                             .filter_ctx = filter_ctx};
+}
+
+/* Most blocks hold no row above the threshold once the heap is warm: a
+ * branch-free test of sixteen at a time, which GCC vectorises, skips them. */
+void score_select_block(struct score_best *b, uint32_t first, const float *scores, uint32_t count)
+{
+    uint32_t i = 0;
+    for (; i + SCORE_LANES <= count; i += SCORE_LANES) {
+        int above = 0;
+        for (uint32_t j = 0; j < SCORE_LANES; j++)
+            above |= scores[i + j] > b->threshold;
+        if (!above)
+            continue;
+        for (uint32_t j = 0; j < SCORE_LANES; j++)
+            if (scores[i + j] > b->threshold)
+                score_best_offer(b, first + i + j, scores[i + j]);
     }
-    return 1;
+    for (; i < count; i++)
+        if (scores[i] > b->threshold)
+            score_best_offer(b, first + i, scores[i]);
+}
+
+/* Each part either kept every row its filter passed, or dropped only rows
+ * whose approximate scores are at most its worst candidate's; those cannot
+ * reach the n-th best exact score when that is more than @bound above it. */
+int score_select_exact(const struct score_scan *s, const struct score_best *parts, unsigned count,
+                       uint32_t n, double bound, struct score_hit *out)
+{
+    struct score_best best = {.heap = out, .n = n};
+    for (unsigned p = 0; p < count; p++)
+        for (uint32_t i = 0; i < parts[p].count; i++) {
+            uint32_t index = parts[p].heap[i].index;
+            score_best_push(&best, (struct score_hit){index, score_row(s, index)});
+        }
+    for (unsigned p = 0; p < count && best.count == n; p++)
+        if (parts[p].count == parts[p].n &&
+            (double)parts[p].threshold + bound >= (double)best.heap[0].score)
+            return -1;
+    return (int)score_best_finish(&best);
+}
+
+double score_float_bound(const struct score_scan *s, double max_norm)
+{
+    double norm = 0;
+    for (uint32_t k = 0; k < s->dim; k++)
+        norm += (double)s->query[k] * s->query[k];
+    /* The last term covers a BLAS that flushes subnormal products to 0. */
+    return (2 * (s->stride + 8) * 0x1p-23 * sqrt(norm) * max_norm + s->stride * 0x1p-120) *
+           (1 + 0x1p-20);
 }
 
 uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
@@ -188,22 +235,13 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
                                 .elem_bytes = elem_bytes[r->elem],
                                 .parts = parts};
     for (unsigned p = 0; p < parts; p++)
-        job.part[p] = (struct score_best){.heap = scratch + (size_t)p * SCORE_CANDIDATES(n),
-                                          .n = SCORE_CANDIDATES(n),
-                                          .threshold = -INFINITY,
-                                          .keep = keep,
-                                          .filter_ctx = filter_ctx};
+        score_select_init(&job.part[p], n, keep, filter_ctx,
+                          scratch + (size_t)p * SCORE_CANDIDATES(n));
     split_run(scan_part, &job, parts);
 
-    /* The exact top n of the candidates. */
-    struct score_best best = {.heap = out, .n = n};
-    for (unsigned p = 0; p < parts; p++)
-        for (uint32_t i = 0; i < job.part[p].count; i++) {
-            uint32_t index = job.part[p].heap[i].index;
-            score_best_push(&best, (struct score_hit){index, score_row(s, index)});
-        }
-    if (best.count < n || proven(&job, bound(r, &q, s->stride), best.heap[0].score))
-        return score_best_finish(&best);
+    int found = score_select_exact(s, job.part, parts, n, bound(r, &q, s->stride), out);
+    if (found >= 0)
+        return (uint32_t)found;
     if (fallback != NULL)
         *fallback = 1;
     return score_topn_split(s, n, keep, filter_ctx, parts, scratch, out);
