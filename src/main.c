@@ -18,6 +18,7 @@
  * start (the port is taken, the model's directory does not exist), 2 for a
  * bad command line or environment.
  */
+#include <cblas.h>
 #include <grpc/grpc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -104,6 +105,10 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     struct server *srv = NULL;
     struct err e = {0};
 
+    /* BatchRecommend calls sgemm from many workers at once, and splits big
+     * scans over its own helpers: OpenBLAS's own thread pool would only
+     * oversubscribe the cores. */
+    openblas_set_num_threads(1);
     if (score_select_kernel(cfg->kernel, &e) != 0) {
         log_error("failed to select the scoring kernel (%s)", e.msg);
         goto out;

@@ -69,10 +69,13 @@ _Static_assert((int)SCORE_ELEM_BF16 == (int)MODEL_ELEM_BF16 &&
 
 /* The scan reads the copy scan.h chooses; a reduced one gives the same
  * result as the f32 matrix (score.h), only sooner. */
-static int personalized(const struct query *q, const struct model_user *u, const struct filter *f,
-                        uint32_t n, struct score_hit *hits, uint32_t *count, struct err *e)
+int recommend_personalized(const struct query *q, const struct recommend_plan *p,
+                           struct score_hit *hits, uint32_t *count, struct err *e)
 {
     const struct model *m = q->model;
+    const struct model_user *u = &p->user;
+    const struct filter *f = &p->filter;
+    uint32_t n = p->n;
     uint32_t stride = model_stride(m);
     const struct score_scan scan = {
         .query = model_user_matrix(m) + (size_t)u->row * stride,
@@ -141,7 +144,7 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
     uint32_t count = 0;
     if (!p.known)
         count = recommend_popular(q->model, &p.filter, p.n, hits);
-    else if ((rc = personalized(q, &p.user, &p.filter, p.n, hits, &count, e)) != 0)
+    else if ((rc = recommend_personalized(q, &p, hits, &count, e)) != 0)
         return rc;
     return recommend_respond(q, hits, count,
                              p.known ? RECSYS__V1__SOURCE__PERSONALIZED

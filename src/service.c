@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "eligibility.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "info.h"
@@ -40,6 +41,8 @@ ADAPT(run_eligibility, eligibility_run, Recsys__V1__EligibilityRequest,
       Recsys__V1__EligibilityResponse)
 ADAPT(run_similar, similar_run, Recsys__V1__SimilarItemsRequest, Recsys__V1__RecommendResponse)
 ADAPT(run_info, info_run, Recsys__V1__ModelInfoRequest, Recsys__V1__ModelInfo)
+ADAPT(run_batch, batch_run, Recsys__V1__BatchRecommendRequest,
+      Recsys__V1__BatchRecommendResponse)
 ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
       Grpc__Health__V1__HealthCheckResponse)
 
@@ -49,6 +52,9 @@ ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
 #define ID_FIELD     (1 + 2 + MODEL_ID_MAX)
 #define SCALARS      32 /* count, purchasable_only and their tags, with room to spare */
 #define ID_FIELDS(n) ((size_t)(n)*ID_FIELD)
+#define RECOMMEND_REQUEST (ID_FIELDS(1 + 2 * QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS)
+/* A batch's requests, each embedded with a tag and a 3-byte length. */
+#define BATCH_REQUEST (BATCH_MAX * (4 + RECOMMEND_REQUEST))
 
 struct method {
     const char *path;
@@ -60,7 +66,9 @@ struct method {
 
 static const struct method methods[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
-     ID_FIELDS(1 + 2 * QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true},
+     RECOMMEND_REQUEST, true},
+    {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_request__descriptor,
+     run_batch, BATCH_REQUEST, true},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
      run_eligibility, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true},
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,

@@ -1,0 +1,259 @@
+/*
+ * test_batch: batch_run against recommend_run on the same requests, which
+ * must agree exactly (items, order, score bits), on models whose float
+ * factors make sgemm's sums differ from the scan's in the last bits, and
+ * on integer factors full of ties; batches of 1, 64 and 256 mixing known
+ * and unknown users and every filter; split over helpers and not; and the
+ * batch's own limits.
+ */
+#include "batch.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "recommend.h"
+#include "rng.h"
+#include "scan.h"
+#include "served.h"
+#include "split.h"
+
+enum { CATS = 4, OWNED_MAX = 30, MAX_USERS = 400, MAX_ITEMS = 5000, MAX_DIM = 48 };
+
+static const char *const cat_names[CATS] = {"courses", "books", "audio", "live"};
+
+/* A model and the inputs it was written from. */
+static struct {
+    struct served sv;
+    uint32_t users, items, dim;
+    float uf[MAX_USERS * MAX_DIM];
+    float itf[MAX_ITEMS * MAX_DIM];
+    char uid[MAX_USERS][16];
+    char iid[MAX_ITEMS][16];
+    const char *uids[MAX_USERS];
+    const char *iids[MAX_ITEMS];
+    uint32_t tiers[MAX_USERS];
+    uint64_t off[MAX_USERS + 1];
+    uint32_t owned[MAX_USERS * OWNED_MAX];
+    struct model_item_attr attrs[MAX_ITEMS];
+} fx;
+
+/* @integers: factors in -3..3, so scores are exact and tie often; else
+ * uniform floats, whose sums depend on their order. */
+static int fixture_open(uint32_t users, uint32_t items, uint32_t dim, int integers)
+{
+    fx.users = users, fx.items = items, fx.dim = dim;
+    for (uint32_t i = 0; i < users * dim; i++)
+        fx.uf[i] = integers ? (float)rng_below(7) - 3 : rng_float();
+    for (uint32_t i = 0; i < items * dim; i++)
+        fx.itf[i] = integers ? (float)rng_below(7) - 3 : rng_float();
+    for (uint32_t i = 0; i < items; i++) {
+        snprintf(fx.iid[i], sizeof(fx.iid[i]), "item-%05u", i);
+        fx.iids[i] = fx.iid[i];
+        fx.attrs[i] = (struct model_item_attr){.price_cents = 100 * (int64_t)rng_below(90),
+                                               .category = rng_below(CATS),
+                                               .on_sale = rng_below(10) < 9,
+                                               .tier = (uint8_t)rng_below(3)};
+    }
+    uint32_t n = 0;
+    for (uint32_t u = 0; u < users; u++) {
+        snprintf(fx.uid[u], sizeof(fx.uid[u]), "user-%04u", u);
+        fx.uids[u] = fx.uid[u];
+        fx.tiers[u] = rng_below(3);
+        fx.off[u] = n;
+        for (uint32_t k = rng_below(OWNED_MAX); k > 0; k--)
+            fx.owned[n++] = rng_below(items);
+    }
+    fx.off[users] = n;
+    const struct model_src src = {
+        .dim = dim,
+        .user_count = users,
+        .item_count = items,
+        .user_factors = fx.uf,
+        .item_factors = fx.itf,
+        .user_ids = fx.uids,
+        .item_ids = fx.iids,
+        .user_tier = fx.tiers,
+        .owned_offsets = fx.off,
+        .owned_items = fx.owned,
+        .attrs = fx.attrs,
+        .categories = cat_names,
+        .category_count = CATS,
+        .version = "batch-v1",
+        .created_at = 1700000000,
+        .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8,
+    };
+    return served_open(&fx.sv, &src, 64 << 10);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+/* The id lists one request points into. */
+struct lists {
+    char *exclude[8], *cats[3], *owned[8];
+};
+
+static char unknown_user[] = "not-a-user";
+
+/* A random request: a known user or not, a count among the interesting
+ * ones, and each filter with probability one half. */
+static void make_request(Recsys__V1__RecommendRequest *r, struct lists *l)
+{
+    static const uint32_t counts[] = {0, 1, 10, 100, 1000};
+    recsys__v1__recommend_request__init(r);
+    r->user_id = rng_below(8) == 0 ? unknown_user : fx.uid[rng_below(fx.users)];
+    r->count = counts[rng_below(5)];
+    if (rng_below(2)) {
+        for (size_t k = 0; k < 8; k++)
+            l->exclude[k] = fx.iid[rng_below(fx.items)];
+        r->exclude_item_ids = l->exclude, r->n_exclude_item_ids = 8;
+    }
+    if (rng_below(2)) {
+        for (size_t k = 0; k < 3; k++)
+            l->cats[k] = (char *)cat_names[rng_below(CATS)];
+        r->categories = l->cats, r->n_categories = 1 + rng_below(3);
+    }
+    r->purchasable_only = rng_below(2);
+    if (rng_below(2)) {
+        for (size_t k = 0; k < 8; k++)
+            l->owned[k] = fx.iid[rng_below(fx.items)];
+        r->owned_item_ids = l->owned, r->n_owned_item_ids = 8;
+    }
+}
+
+/* @got answers @req exactly as recommend_run does. */
+static int same_as_alone(const Recsys__V1__RecommendRequest *req,
+                         const Recsys__V1__RecommendResponse *got, size_t i)
+{
+    struct arena *a;
+    if (arena_create(64 << 10, &a) != 0)
+        return 0;
+    struct query q = fx.sv.q;
+    q.arena = a;
+    Recsys__V1__RecommendResponse *want = NULL;
+    struct err e = {0};
+    int ok = recommend_run(&q, req, &want, &e) == 0 && want->n_items == got->n_items &&
+             want->source == got->source && strcmp(want->model_version, got->model_version) == 0;
+    for (size_t k = 0; ok && k < want->n_items; k++)
+        ok = strcmp(want->items[k]->item_id, got->items[k]->item_id) == 0 &&
+             memcmp(&want->items[k]->score, &got->items[k]->score, sizeof(float)) == 0;
+    if (!ok)
+        fprintf(stderr, "request %zu (user %s, count %u) differs from Recommend alone\n", i,
+                req->user_id, req->count);
+    arena_destroy(a);
+    return ok;
+}
+
+/* A batch of @n random requests: each response equals Recommend's. */
+static int batch_matches(size_t n)
+{
+    Recsys__V1__RecommendRequest *reqs = calloc(n, sizeof(*reqs));
+    Recsys__V1__RecommendRequest **ptrs = calloc(n, sizeof(*ptrs));
+    struct lists *lists = calloc(n, sizeof(*lists));
+    for (size_t i = 0; i < n; i++) {
+        make_request(&reqs[i], &lists[i]);
+        ptrs[i] = &reqs[i];
+    }
+    Recsys__V1__BatchRecommendRequest req = RECSYS__V1__BATCH_RECOMMEND_REQUEST__INIT;
+    req.requests = ptrs, req.n_requests = n;
+    Recsys__V1__BatchRecommendResponse *resp = NULL;
+    struct err e = {0};
+    int ok = batch_run(&fx.sv.q, &req, &resp, &e) == 0 && resp->n_responses == n;
+    if (!ok)
+        fprintf(stderr, "batch of %zu: %s\n", n, e.msg);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = same_as_alone(&reqs[i], resp->responses[i], i);
+    arena_reset(fx.sv.arena);
+    free(reqs), free(ptrs), free(lists);
+    return ok;
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_float_factors(void)
+{
+    rng_state = 11;
+    CHECK_OK(fixture_open(300, 3000, 37, 0));
+    int ok = batch_matches(1) && batch_matches(64) && batch_matches(256);
+    served_close(&fx.sv);
+    CHECK(ok);
+}
+
+static void test_integer_factors_with_ties(void)
+{
+    rng_state = 12;
+    CHECK_OK(fixture_open(200, 1500, 8, 1));
+    int ok = batch_matches(64) && batch_matches(200);
+    served_close(&fx.sv);
+    CHECK(ok);
+}
+
+/* The item matrix cut in parts over helper threads, as for a large model. */
+static void test_split_over_helpers(void)
+{
+    rng_state = 13;
+    CHECK_OK(split_start(2, NULL));
+    scan_split_from(1);
+    CHECK_OK(fixture_open(MAX_USERS, MAX_ITEMS, MAX_DIM, 0));
+    int ok = batch_matches(128) && batch_matches(7);
+    served_close(&fx.sv);
+    scan_split_from(SCAN_SPLIT_BYTES);
+    split_stop();
+    CHECK(ok);
+}
+
+static void test_limits(void)
+{
+    rng_state = 14;
+    CHECK_OK(fixture_open(20, 100, 16, 0));
+    static Recsys__V1__RecommendRequest reqs[BATCH_MAX + 1];
+    static Recsys__V1__RecommendRequest *ptrs[BATCH_MAX + 1];
+    for (size_t i = 0; i <= BATCH_MAX; i++) {
+        recsys__v1__recommend_request__init(&reqs[i]);
+        reqs[i].user_id = fx.uid[i % 20];
+        ptrs[i] = &reqs[i];
+    }
+    Recsys__V1__BatchRecommendRequest req = RECSYS__V1__BATCH_RECOMMEND_REQUEST__INIT;
+    Recsys__V1__BatchRecommendResponse *resp = NULL;
+    struct err e = {0};
+
+    req.requests = ptrs, req.n_requests = BATCH_MAX + 1;
+    CHECK_RC(batch_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "requests has 257 entries, more than 256");
+
+    req.n_requests = BATCH_MAX;
+    CHECK_OK(batch_run(&fx.sv.q, &req, &resp, &e));
+    CHECK(resp->n_responses == BATCH_MAX && resp->responses[255]->n_items == 10);
+    arena_reset(fx.sv.arena);
+
+    req.n_requests = 0;
+    CHECK_OK(batch_run(&fx.sv.q, &req, &resp, &e));
+    CHECK(resp->n_responses == 0);
+
+    reqs[3].count = 5000;
+    req.n_requests = 10;
+    CHECK_RC(batch_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "requests[3]: count 5000 exceeds 1000");
+    reqs[3].count = 0;
+    reqs[7].user_id = "";
+    CHECK_RC(batch_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "requests[7]: user_id");
+    arena_reset(fx.sv.arena);
+    served_close(&fx.sv);
+}
+
+int main(int argc, char **argv)
+{
+    /* As the daemon runs it: one OpenBLAS thread per calling thread. */
+    openblas_set_num_threads(1);
+    static const struct check_case cases[] = {
+        CHECK_CASE(test_float_factors),
+        CHECK_CASE(test_integer_factors_with_ties),
+        CHECK_CASE(test_split_over_helpers),
+        CHECK_CASE(test_limits),
+    };
+    return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+}
