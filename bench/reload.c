@@ -45,7 +45,7 @@
  * Usage: reload [--recsysd PATH] [--dir DIR] [--items N] [--users N]
  *               [--dim D] [--threads T] [--clients C] [--steady-seconds S]
  *               [--swaps N] [--swap-gap-ms MS] [--soak-swaps N]
- *               [--soak-items N] [--keep] [--help]
+ *               [--soak-items N] [--quantize] [--keep] [--help]
  * recsysd defaults to $RECSYSD, else the recsysd next to this program's
  * directory (build/bench/reload -> build/recsysd).
  */
@@ -124,7 +124,7 @@ struct opts {
     const char *dir;
     uint32_t items, users, dim, threads, clients, steady_s, swaps, gap_ms;
     uint32_t soak_swaps, soak_items;
-    uint32_t keep;
+    uint32_t keep, quantize;
 };
 
 enum opt_type { OPT_STR, OPT_U32, OPT_FLAG };
@@ -152,9 +152,15 @@ static const struct opt {
      "swaps in part 2; 0 skips it (1000)"},
     {"soak-items", OPT_U32, offsetof(struct opts, soak_items), "items of part 2's model (100000)"},
     {"keep", OPT_FLAG, offsetof(struct opts, keep), "keep the model files and the daemon's logs"},
+    {"quantize", OPT_FLAG, offsetof(struct opts, quantize),
+     "add the bf16 and int8 copies to the models (the daemon then scans int8 where that is "
+     "faster)"},
 };
 
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+/* model_src.quantize for --quantize. */
+#define QUANTIZE(o) ((o)->quantize ? 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8 : 0u)
 
 static void usage(FILE *out, const char *prog)
 {
@@ -288,6 +294,7 @@ struct shape {
     uint64_t *owned_offsets;
     uint32_t *owned_items;
     float *item_factors, *user_factors; /* refilled per model */
+    unsigned quantize;                  /* model_src.quantize */
 };
 
 #define ID_BYTES 12
@@ -304,9 +311,10 @@ static void shape_free(struct shape *s)
     free(s->user_factors);
 }
 
-static int shape_init(struct shape *s, uint32_t items, uint32_t users, uint32_t dim)
+static int shape_init(struct shape *s, uint32_t items, uint32_t users, uint32_t dim,
+                      unsigned quantize)
 {
-    *s = (struct shape){.items = items, .users = users, .dim = dim};
+    *s = (struct shape){.items = items, .users = users, .dim = dim, .quantize = quantize};
     size_t ids = (size_t)items + users;
     s->id_bytes = malloc(ids * ID_BYTES);
     s->item_ids = malloc(items * sizeof(char *));
@@ -365,6 +373,7 @@ static int write_model(struct shape *s, const char *path, const char *version, u
         .category_count = CATEGORIES,
         .version = version,
         .created_at = (int64_t)time(NULL),
+        .quantize = s->quantize,
     };
     struct err e = {0};
     double start = now_ms();
@@ -390,7 +399,7 @@ struct files {
 };
 
 static int files_write(struct files *f, const char *dir, const char *part, uint32_t items,
-                       uint32_t users, uint32_t dim)
+                       uint32_t users, uint32_t dim, unsigned quantize)
 {
     char name[64];
     snprintf(name, sizeof(name), "%s-serve", part);
@@ -404,7 +413,7 @@ static int files_write(struct files *f, const char *dir, const char *part, uint3
     if (rc != 0)
         return rc;
     struct shape s;
-    rc = shape_init(&s, items, users, dim);
+    rc = shape_init(&s, items, users, dim, quantize);
     for (int k = 0; k < 2 && rc == 0; k++) {
         snprintf(name, sizeof(name), "%s-%s.lmdb", part, VERSIONS[k]);
         rc = path_join(f->model[k], sizeof(f->model[k]), dir, name);
@@ -463,10 +472,15 @@ static void *read_log(void *arg)
     size_t cap = 0;
     while (getline(&line, &cap, d->err) > 0) {
         fputs(line, d->copy);
+        /* "... listening on HOST:PORT threads=...": the port follows the
+         * last colon of the address, the word after "listening on". */
         const char *at = strstr(line, "INFO  listening on ");
         pthread_mutex_lock(&d->mu);
-        if (at != NULL && strrchr(at, ':') != NULL)
-            d->port = atoi(strrchr(at, ':') + 1);
+        if (at != NULL) {
+            const char *addr = at + strlen("INFO  listening on ");
+            const char *colon = memrchr(addr, ':', strcspn(addr, " \n"));
+            d->port = colon != NULL ? atoi(colon + 1) : 0;
+        }
         if (strstr(line, "INFO  model loaded ") != NULL)
             note_load(d, line);
         pthread_cond_broadcast(&d->cond);
@@ -995,7 +1009,7 @@ static int part1(const struct opts *o, const char *dir)
 {
     struct files f;
     printf("\n== part 1: latency and memory, %u items ==\n", o->items);
-    int rc = files_write(&f, dir, "large", o->items, o->users, o->dim);
+    int rc = files_write(&f, dir, "large", o->items, o->users, o->dim, QUANTIZE(o));
     if (rc != 0)
         return fail("write the large models", rc);
     if ((rc = publish(&f, 0)) != 0)
@@ -1069,7 +1083,7 @@ static int part2(const struct opts *o, const char *dir)
     struct files f;
     printf("\n== part 2: %u swaps of a %u-item model, one client calling ==\n", o->soak_swaps,
            o->soak_items);
-    int rc = files_write(&f, dir, "soak", o->soak_items, o->users, o->dim);
+    int rc = files_write(&f, dir, "soak", o->soak_items, o->users, o->dim, QUANTIZE(o));
     if (rc != 0)
         return fail("write the soak models", rc);
     if ((rc = publish(&f, 0)) != 0)

@@ -142,7 +142,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     /* Tests and scripts read the port from this line when listening on :0. */
     const char *colon = strrchr(cfg->listen, ':');
     int host_len = colon != NULL ? (int)(colon - cfg->listen) : (int)strlen(cfg->listen);
-    log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s (bf16: %s, int8: %s) "
+    log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s bf16_kernel=%s int8_kernel=%s "
              "scan_threads=%u",
              host_len, cfg->listen, server_port(srv), cfg->threads, score_kernel_name(),
              scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
