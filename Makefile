@@ -83,7 +83,10 @@ fuzz:
 
 bench: build
 	$(BUILD)/bench/score
+	$(BUILD)/bench/batch
 	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd
+	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd --items 100000 --quantize --clients 1 \
+	    --swaps 1 --soak-swaps 0 --steady-seconds 10
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-fuzz
