@@ -32,6 +32,7 @@ static const struct {
     const ProtobufCMessageDescriptor *response;
 } responses[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_response__descriptor},
+    {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_response__descriptor},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_response__descriptor},
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__recommend_response__descriptor},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info__descriptor},

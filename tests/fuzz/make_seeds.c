@@ -48,6 +48,15 @@ static const Recsys__V1__RecommendRequest recommend_new_user = {
     .categories = one_category,
     .purchasable_only = 1,
 };
+static Recsys__V1__RecommendRequest *batch_requests[] = {
+    (Recsys__V1__RecommendRequest *)&recommend_known,
+    (Recsys__V1__RecommendRequest *)&recommend_new_user,
+};
+static const Recsys__V1__BatchRecommendRequest batch = {
+    PROTOBUF_C_MESSAGE_INIT(&recsys__v1__batch_recommend_request__descriptor),
+    .n_requests = 2,
+    .requests = batch_requests,
+};
 static const Recsys__V1__EligibilityRequest eligibility = {
     PROTOBUF_C_MESSAGE_INIT(&recsys__v1__eligibility_request__descriptor),
     .user_id = "u1",
@@ -84,6 +93,7 @@ static const struct request_seed {
 } request_seeds[] = {
     {"recommend-known-user", "/recsys.v1.Recommender/Recommend", &recommend_known.base},
     {"recommend-new-user", "/recsys.v1.Recommender/Recommend", &recommend_new_user.base},
+    {"batch-recommend", "/recsys.v1.Recommender/BatchRecommend", &batch.base},
     {"eligibility", "/recsys.v1.Recommender/CheckEligibility", &eligibility.base},
     {"similar", "/recsys.v1.Recommender/SimilarItems", &similar.base},
     {"similar-unknown-item", "/recsys.v1.Recommender/SimilarItems", &similar_unknown.base},
