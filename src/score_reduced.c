@@ -1,6 +1,7 @@
 /*
  * score_reduced: the scan of a reduced-precision copy, the proof that its
- * candidates hold the exact top-N, and the portable reduced kernels.
+ * candidates hold the exact top-N (score_select_*, which BatchRecommend
+ * also runs on sgemm's scores), and the portable reduced kernels.
  *
  * The bound. For query u and item i (v_i its f32 row, w_i the real vector
  * its reduced row stands for, û the rounded query the kernel multiplies):
