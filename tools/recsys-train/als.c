@@ -1,0 +1,243 @@
+/*
+ * als: implicit ALS (als.h).
+ *
+ * One half iteration solves every row of one side against the other side's
+ * fixed factors F (k columns):
+ *
+ *   G = F^T F                                  once, cblas_ssyrk
+ *   per row r with entries (j, w), c = 1 + alpha w:
+ *     A = G + sum (c - 1) f_j f_j^T + lambda I  cblas_ssyrk on the rows
+ *                                               f_j sqrt(c - 1), gathered
+ *     b = sum c f_j                             cblas_sgemv
+ *     x_r = A^-1 b                              LAPACK sposv (Cholesky)
+ *
+ * OpenBLAS ships LAPACK's Fortran entry points; sposv_ is declared here
+ * because Debian's OpenBLAS has no LAPACKE header. The threads here each
+ * take a fixed contiguous range of rows, and OpenBLAS runs single-threaded
+ * under them, so nothing depends on timing.
+ */
+#include "als.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* LAPACK: solve A X = B for symmetric positive definite A (column-major). */
+extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
+                   float *b, const int *ldb, int *info);
+
+#define FACTORS_MAX 1024
+#define THREADS_MAX 256
+
+/* One side's solve: rows of @rows against the fixed factors @fixed. */
+struct half {
+    const struct als_rows *rows;
+    const float *fixed;
+    const float *gram; /* k x k, upper triangle */
+    float *out;        /* rows x k */
+    uint32_t k;
+    float lambda, alpha;
+    int failed; /* a solve's matrix was not positive definite */
+};
+
+struct worker {
+    struct half *h;
+    uint32_t first, end;
+    float *a, *b, *gathered; /* k x k, k, max row length x k */
+    int failed;
+};
+
+static uint32_t longest_row(const struct als_rows *r)
+{
+    uint64_t longest = 0;
+    for (uint32_t i = 0; i < r->rows; i++)
+        longest = r->off[i + 1] - r->off[i] > longest ? r->off[i + 1] - r->off[i] : longest;
+    return (uint32_t)longest;
+}
+
+/* x_r for row @r into h->out. */
+static int solve_row(const struct half *h, struct worker *w, uint32_t r)
+{
+    uint32_t k = h->k;
+    uint64_t lo = h->rows->off[r], n = h->rows->off[r + 1] - lo;
+    float *x = h->out + (size_t)r * k;
+    memcpy(w->a, h->gram, (size_t)k * k * sizeof(float));
+    memset(w->b, 0, k * sizeof(float));
+    for (uint64_t e = 0; e < n; e++) {
+        const float *f = h->fixed + (size_t)h->rows->col[lo + e] * k;
+        float c = 1 + h->alpha * h->rows->w[lo + e], s = sqrtf(c - 1);
+        for (uint32_t j = 0; j < k; j++)
+            w->gathered[e * k + j] = f[j] * s;
+        cblas_saxpy((int)k, c, f, 1, w->b, 1);
+    }
+    if (n > 0)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, w->gathered,
+                    (int)k, 1.0f, w->a, (int)k);
+    for (uint32_t j = 0; j < k; j++)
+        w->a[(size_t)j * k + j] += h->lambda;
+    /* Row-major upper is column-major lower. */
+    int kk = (int)k, one = 1, info;
+    sposv_("L", &kk, &one, w->a, &kk, w->b, &kk, &info);
+    if (info != 0)
+        return -1;
+    memcpy(x, w->b, k * sizeof(float));
+    return 0;
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    for (uint32_t r = w->first; r < w->end && !w->failed; r++)
+        w->failed = solve_row(w->h, w, r) != 0;
+    return NULL;
+}
+
+/* Solves every row of @h on @threads threads. */
+static int run_half(struct half *h, uint32_t threads, struct err *e)
+{
+    uint32_t k = h->k, longest = longest_row(h->rows);
+    struct worker w[THREADS_MAX] = {{0}};
+    pthread_t t[THREADS_MAX];
+    uint32_t started = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < threads && rc == 0; i++) {
+        w[i] = (struct worker){.h = h,
+                               .first = (uint32_t)((uint64_t)h->rows->rows * i / threads),
+                               .end = (uint32_t)((uint64_t)h->rows->rows * (i + 1) / threads),
+                               .a = malloc((size_t)k * k * sizeof(float)),
+                               .b = malloc(k * sizeof(float)),
+                               .gathered = malloc(((size_t)longest + 1) * k * sizeof(float))};
+        if (w[i].a == NULL || w[i].b == NULL || w[i].gathered == NULL)
+            rc = err_set(e, -ENOMEM, "out of memory for a solver thread");
+        else if (i > 0 && (rc = pthread_create(&t[i], NULL, work, &w[i])) != 0)
+            rc = err_set(e, -rc, "failed to start a training thread (%s)", strerror(rc));
+        else
+            started = i + 1;
+    }
+    if (rc == 0 && threads > 0)
+        work(&w[0]);
+    for (uint32_t i = 1; i < started; i++)
+        pthread_join(t[i], NULL);
+    for (uint32_t i = 0; i < threads; i++) {
+        h->failed |= w[i].failed;
+        free(w[i].a), free(w[i].b), free(w[i].gathered);
+    }
+    if (rc == 0 && h->failed)
+        rc = err_set(e, ERR_INVALID, "a least-squares system was not positive definite "
+                                     "(raise --regularization)");
+    return rc;
+}
+
+/* F^T F, upper triangle, of @n rows of @k factors. */
+static void gram(const float *f, uint32_t n, uint32_t k, float *g)
+{
+    memset(g, 0, (size_t)k * k * sizeof(float));
+    if (n > 0)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, f, (int)k, 0.0f,
+                    g, (int)k);
+}
+
+/* Uniform in [-0.5, 0.5) / sqrt(k), from (seed, side, row) alone. */
+static void init_factors(float *f, uint32_t rows, uint32_t k, uint64_t seed, uint64_t side)
+{
+    float scale = 1.0f / sqrtf((float)k);
+    for (uint32_t r = 0; r < rows; r++) {
+        uint64_t s = seed ^ (side << 62) ^ ((uint64_t)r * 0x9e3779b97f4a7c15ULL);
+        for (uint32_t j = 0; j < k; j++) {
+            uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z ^= z >> 31;
+            f[(size_t)r * k + j] = ((float)(z >> 40) / 16777216.0f - 0.5f) * scale;
+        }
+    }
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The loss over all pairs without visiting them: the sum of (x_u . y_i)^2
+ * over every pair is sum_u x_u^T (Y^T Y) x_u, and the observed pairs
+ * correct it to c (1 - s)^2 where they have confidence c and preference 1. */
+double als_loss(const struct als_rows *users, const struct als_params *p, const float *X,
+                const float *Y, uint32_t items)
+{
+    uint32_t k = p->factors;
+    float *g = malloc((size_t)k * k * sizeof(float));
+    if (g == NULL)
+        return NAN;
+    gram(Y, items, k, g);
+    double loss = 0, norms = 0;
+    for (uint32_t u = 0; u < users->rows; u++) {
+        const float *x = X + (size_t)u * k;
+        double all = 0;
+        for (uint32_t a = 0; a < k; a++) {
+            double row = g[(size_t)a * k + a] * x[a];
+            for (uint32_t b = a + 1; b < k; b++)
+                row += 2.0 * g[(size_t)a * k + b] * x[b];
+            all += x[a] * row;
+        }
+        loss += all;
+        for (uint64_t e = users->off[u]; e < users->off[u + 1]; e++) {
+            const float *y = Y + (size_t)users->col[e] * k;
+            double s = 0, c = 1 + (double)p->alpha * users->w[e];
+            for (uint32_t j = 0; j < k; j++)
+                s += (double)x[j] * y[j];
+            loss += c * (1 - s) * (1 - s) - s * s;
+        }
+        for (uint32_t j = 0; j < k; j++)
+            norms += (double)x[j] * x[j];
+    }
+    for (size_t j = 0; j < (size_t)items * k; j++)
+        norms += (double)Y[j] * Y[j];
+    free(g);
+    return loss + p->regularization * norms;
+}
+
+int als_train(const struct als_rows *users, const struct als_rows *items,
+              const struct als_params *p, float *X, float *Y, als_progress_fn progress,
+              void *ctx, struct err *e)
+{
+    uint32_t k = p->factors;
+    if (k < 1 || k > FACTORS_MAX || p->threads < 1 || p->threads > THREADS_MAX ||
+        !(p->regularization >= 0) || !(p->alpha >= 0))
+        return err_set(e, ERR_INVALID, "factors 1..%d, threads 1..%d, regularization and "
+                                       "alpha >= 0",
+                       FACTORS_MAX, THREADS_MAX);
+    if (users->cols != items->rows || items->cols != users->rows)
+        return err_set(e, ERR_INVALID, "the user and item rows do not describe the same pairs");
+    /* Our threads split the rows; OpenBLAS threads under them would only
+     * contend, and would make nothing faster. */
+    openblas_set_num_threads(1);
+    float *g = malloc((size_t)k * k * sizeof(float));
+    if (g == NULL)
+        return err_set(e, -ENOMEM, "out of memory for a %u x %u matrix", k, k);
+    init_factors(X, users->rows, k, p->seed, 0);
+    init_factors(Y, items->rows, k, p->seed, 1);
+    int rc = 0;
+    for (uint32_t it = 1; it <= p->iterations && rc == 0; it++) {
+        double start = seconds();
+        struct half h = {.k = k, .lambda = p->regularization, .alpha = p->alpha, .gram = g};
+        gram(Y, items->rows, k, g);
+        h.rows = users, h.fixed = Y, h.out = X;
+        rc = run_half(&h, p->threads, e);
+        if (rc == 0) {
+            gram(X, users->rows, k, g);
+            h.rows = items, h.fixed = X, h.out = Y, h.failed = 0;
+            rc = run_half(&h, p->threads, e);
+        }
+        if (rc == 0 && progress != NULL &&
+            progress(ctx, it, als_loss(users, p, X, Y, items->rows), seconds() - start) != 0)
+            break;
+    }
+    free(g);
+    return rc;
+}
