@@ -22,9 +22,12 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "factors.h"
 
 /* LAPACK: solve A X = B for symmetric positive definite A (column-major). */
 extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
@@ -41,6 +44,7 @@ struct half {
     float *out;        /* rows x k */
     uint32_t k;
     float lambda, alpha;
+    _Atomic uint64_t *done; /* rows solved, for a progress bar; may be NULL */
     int failed; /* a solve's matrix was not positive definite */
 };
 
@@ -91,8 +95,13 @@ static int solve_row(const struct half *h, struct worker *w, uint32_t r)
 static void *work(void *arg)
 {
     struct worker *w = arg;
-    for (uint32_t r = w->first; r < w->end && !w->failed; r++)
+    for (uint32_t r = w->first; r < w->end && !w->failed; r++) {
         w->failed = solve_row(w->h, w, r) != 0;
+        /* In batches, so the counter's cache line is not fought over. */
+        if (w->h->done != NULL && ((r - w->first) % 256 == 255 || r + 1 == w->end))
+            atomic_fetch_add_explicit(w->h->done, (r - w->first) % 256 + 1,
+                                      memory_order_relaxed);
+    }
     return NULL;
 }
 
@@ -139,22 +148,6 @@ static void gram(const float *f, uint32_t n, uint32_t k, float *g)
     if (n > 0)
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, f, (int)k, 0.0f,
                     g, (int)k);
-}
-
-/* Uniform in [-0.5, 0.5) / sqrt(k), from (seed, side, row) alone. */
-static void init_factors(float *f, uint32_t rows, uint32_t k, uint64_t seed, uint64_t side)
-{
-    float scale = 1.0f / sqrtf((float)k);
-    for (uint32_t r = 0; r < rows; r++) {
-        uint64_t s = seed ^ (side << 62) ^ ((uint64_t)r * 0x9e3779b97f4a7c15ULL);
-        for (uint32_t j = 0; j < k; j++) {
-            uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z ^= z >> 31;
-            f[(size_t)r * k + j] = ((float)(z >> 40) / 16777216.0f - 0.5f) * scale;
-        }
-    }
 }
 
 static double seconds(void)
@@ -220,12 +213,16 @@ int als_train(const struct als_rows *users, const struct als_rows *items,
     float *g = malloc((size_t)k * k * sizeof(float));
     if (g == NULL)
         return err_set(e, -ENOMEM, "out of memory for a %u x %u matrix", k, k);
-    init_factors(X, users->rows, k, p->seed, 0);
-    init_factors(Y, items->rows, k, p->seed, 1);
+    factors_init(X, users->rows, k, p->seed, 0);
+    factors_init(Y, items->rows, k, p->seed, 1);
     int rc = 0;
     for (uint32_t it = 1; it <= p->iterations && rc == 0; it++) {
         double start = seconds();
-        struct half h = {.k = k, .lambda = p->regularization, .alpha = p->alpha, .gram = g};
+        struct half h = {.k = k,
+                         .lambda = p->regularization,
+                         .alpha = p->alpha,
+                         .gram = g,
+                         .done = p->done};
         gram(Y, items->rows, k, g);
         h.rows = users, h.fixed = Y, h.out = X;
         rc = run_half(&h, p->threads, e);

@@ -27,6 +27,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -47,6 +48,9 @@ struct als_params {
     float regularization; /* lambda >= 0 */
     float alpha;          /* confidence per unit of weight, >= 0 */
     uint64_t seed;
+    /* Optional (NULL = none): the solvers add the rows they finish here, so
+     * a progress bar can show an iteration's advance (progress.h). */
+    _Atomic uint64_t *done;
 };
 
 /* Called after every full iteration with its number (1-based), the loss
