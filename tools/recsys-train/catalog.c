@@ -107,8 +107,8 @@ static int row(struct catalog *c, struct idmap *names, const struct csv *r,
     const char *id = rec->fields[cols[CAT_ITEM]];
     uint32_t len = rec->lens[cols[CAT_ITEM]], first;
     char q[QUOTE_BUF];
-    if (len == 0 || len > MODEL_ID_MAX)
-        return csv_fail(r, rec->line, e, "item_id '%s' must be 1..%d bytes",
+    if (len == 0 || len > MODEL_ID_MAX || memchr(id, '\n', len) != NULL)
+        return csv_fail(r, rec->line, e, "item_id '%s' must be 1..%d bytes without a newline",
                         quote(q, sizeof(q), id, len), MODEL_ID_MAX);
     struct model_item_attr *a = &c->attrs[c->count];
     memset(a, 0, sizeof(*a));

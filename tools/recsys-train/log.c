@@ -31,8 +31,8 @@ static int user_index(struct train_log *l, const struct csv *r, uint64_t line, c
     *added = 0;
     if (idmap_get(l->user_index, id, len, index) == 0)
         return 0;
-    if (len == 0 || len > MODEL_ID_MAX)
-        return csv_fail(r, line, e, "user_id '%s' must be 1..%d bytes",
+    if (len == 0 || len > MODEL_ID_MAX || memchr(id, '\n', len) != NULL)
+        return csv_fail(r, line, e, "user_id '%s' must be 1..%d bytes without a newline",
                         quote(q, sizeof(q), id, len), MODEL_ID_MAX);
     if (l->user_count == l->user_cap) {
         uint32_t cap = l->user_cap ? l->user_cap * 2 : 1024;
