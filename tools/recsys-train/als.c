@@ -231,8 +231,11 @@ int als_train(const struct als_rows *users, const struct als_rows *items,
             h.rows = items, h.fixed = X, h.out = Y, h.failed = 0;
             rc = run_half(&h, p->threads, e);
         }
-        if (rc == 0 && progress != NULL &&
-            progress(ctx, it, als_loss(users, p, X, Y, items->rows), seconds() - start) != 0)
+        if (rc != 0 || progress == NULL)
+            continue;
+        /* The loss is part of the iteration's reported time. */
+        double loss = als_loss(users, p, X, Y, items->rows);
+        if (progress(ctx, it, loss, seconds() - start) != 0)
             break;
     }
     free(g);

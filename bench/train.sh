@@ -1,0 +1,103 @@
+#!/bin/sh
+# bench/train.sh: recsys-train's ALS against the NumPy reference, and how
+# its time per iteration grows.
+#
+#     bench/train.sh [BUILD_DIR]        (default: build)
+#
+# 1. One run of both on the same planted-topic log (bench/train_ref.py gen:
+#    1M interactions, 100k users, 20k items), same split (--holdout 0.1,
+#    latest by timestamp), factors, regularization, alpha, iterations and
+#    threads (the tool's --threads, NumPy's OPENBLAS_NUM_THREADS): the
+#    holdout metrics side by side, their relative difference (must be
+#    within 2%), and the median time per iteration of each.
+# 2. The share of the tool's CPU time in OpenBLAS, from perf samples.
+# 3. Median time per iteration for 32/64/128 factors, and for 0.25M to 2M
+#    interactions at 64 factors.
+# Environment: ITERATIONS (10), THREADS (all cores), KEEP=1 keeps the data.
+set -eu
+BUILD=${1:-build}
+TRAIN=$BUILD/recsys-train
+REF="/usr/bin/python3 $(dirname "$0")/train_ref.py"
+ITERATIONS=${ITERATIONS:-10}
+THREADS=${THREADS:-$(nproc)}
+TMP=$(mktemp -d /tmp/bench-train.XXXXXX)
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$TMP"' EXIT
+
+echo "command: $0 $*  (ITERATIONS=$ITERATIONS THREADS=$THREADS)"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+
+# The median of the "iteration i/n: ..., T s" lines on stdin.
+median_iteration() {
+    sed -n 's/^iteration [0-9]*\/[0-9]*: loss [^,]*, \([0-9.]*\) s$/\1/p' | sort -n |
+        awk '{ t[NR] = $1 } END { if (NR == 0) exit 1;
+              print (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2) }'
+}
+
+# data DIR INTERACTIONS: a log in DIR (users 100k, items 20k).
+data() {
+    mkdir -p "$1"
+    [ -f "$1/log.csv" ] || $REF gen --users 100000 --items 20000 --interactions "$2" "$1"
+}
+
+# tool DIR FACTORS [args]: train, output in DIR/tool.out.
+tool() {
+    d=$1 k=$2
+    shift 2
+    "$TRAIN" --interactions "$d/log.csv" --catalog "$d/catalog.csv" --factors "$k" \
+        --threads "$THREADS" --model-version bench -o "$d/model.lmdb" "$@" >"$d/tool.out" 2>&1
+}
+
+echo
+echo "== ALS, recsys-train and NumPy, 1M interactions, 100k users, 20k items, 64 factors,"
+echo "   $ITERATIONS iterations, regularization 0.05, alpha 20, holdout 0.1, $THREADS threads"
+data "$TMP/1m" 1000000
+tool "$TMP/1m" 64 --iterations "$ITERATIONS" --holdout 0.1
+OPENBLAS_NUM_THREADS=$THREADS $REF als --catalog "$TMP/1m/catalog.csv" \
+    --interactions "$TMP/1m/log.csv" --factors 64 --iterations "$ITERATIONS" \
+    --regularization 0.05 --alpha 20 --holdout 0.1 >"$TMP/1m/ref.out"
+grep -E '^(read|holdout|  ranking)' "$TMP/1m/tool.out"
+grep -E '^  (als|popularity) ' "$TMP/1m/tool.out"
+grep -E '^  numpy-als ' "$TMP/1m/ref.out"
+tool_s=$(median_iteration <"$TMP/1m/tool.out")
+ref_s=$(median_iteration <"$TMP/1m/ref.out")
+awk -v t="$(grep '^  als ' "$TMP/1m/tool.out")" -v r="$(grep '^  numpy-als ' "$TMP/1m/ref.out")" \
+    -v ts="$tool_s" -v rs="$ref_s" 'BEGIN {
+        split(t, a, " "); split(r, b, " ");
+        dp = (a[2] - b[2]) / b[2] * 100; dn = (a[4] - b[4]) / b[4] * 100;
+        printf "precision@10 %+.2f%%, NDCG@10 %+.2f%% against NumPy (%s)\n", dp, dn,
+               (dp < 2 && dp > -2 && dn < 2 && dn > -2) ? "within 2%" : "NOT within 2%";
+        printf "time per iteration (median): recsys-train %.3f s, NumPy %.3f s, %.1fx faster\n",
+               ts, rs, rs / ts }'
+
+echo
+echo "== where the tool's time goes (perf, 1M interactions, 64 factors, 3 iterations, no holdout)"
+if perf record -q -e cpu-clock:u -o "$TMP/perf.data" -- "$TRAIN" \
+    --interactions "$TMP/1m/log.csv" --catalog "$TMP/1m/catalog.csv" --factors 64 \
+    --iterations 3 --threads "$THREADS" --model-version bench -o "$TMP/1m/model.lmdb" \
+    >/dev/null 2>&1; then
+    perf report -i "$TMP/perf.data" --sort dso --stdio 2>/dev/null |
+        awk '/%/ && !/^#/ { printf "  %-8s %s\n", $1, $2 }' | head -6
+    perf report -i "$TMP/perf.data" --sort sym --stdio 2>/dev/null |
+        awk '/%/ && !/^#/ { sub(/%/, "", $1); s[$3 ~ /^(als_loss|work|solve_row)$/ ? "als.c" :
+             $3 ~ /(_HASWELL|_SKYLAKEX|_ZEN|^s[a-z]+_[kLU]|^spotf2|^sposv|^spotrf|^ssyrk)/ ?
+             "OpenBLAS" : "other"] += $1 }
+             END { printf "  training code: OpenBLAS kernels %.1f%%, als.c %.1f%%, other " \
+                   "(CSV, writer, libc) %.1f%%\n", s["OpenBLAS"], s["als.c"], s["other"] }'
+else
+    echo "  perf is not available here: not measured"
+fi
+
+echo
+echo "== time per iteration (median of 3) with factors, 1M interactions"
+for k in 32 64 128; do
+    tool "$TMP/1m" "$k" --iterations 3
+    echo "  factors $k: $(median_iteration <"$TMP/1m/tool.out") s"
+done
+
+echo
+echo "== time per iteration (median of 3) with interactions, 64 factors, 100k users, 20k items"
+for n in 250000 500000 1000000 2000000; do
+    data "$TMP/n$n" "$n"
+    tool "$TMP/n$n" 64 --iterations 3
+    echo "  $n interactions: $(median_iteration <"$TMP/n$n/tool.out") s"
+done
