@@ -59,9 +59,11 @@ def gen(a):
     item_topic = np.arange(a.items) % topics
     per_topic = [np.flatnonzero(item_topic == t) for t in range(topics)]
     user_topics = rng.integers(topics, size=(a.users, 2))
-    # Interactions per user: roughly n / users each, at least 2.
+    # Interactions per user: roughly n / users each, at least 2, topped up
+    # (or cut) to exactly n.
     counts = np.maximum(2, rng.poisson(n / a.users, size=a.users))
     users = np.repeat(np.arange(a.users), counts)[:n]
+    users = np.concatenate([users, rng.integers(a.users, size=n - users.size)])
     which = rng.integers(10, size=users.size)
     topic = np.where(which < 6, user_topics[users, 0], user_topics[users, 1])
     size = np.array([len(p) for p in per_topic])[topic]

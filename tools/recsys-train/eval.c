@@ -3,13 +3,15 @@
  *
  * The factor model's scores are computed for a block of users at a time
  * with one sgemm (users x items), so evaluating 100k users costs about as
- * much as a training half iteration rather than 100k matrix-vector scans.
+ * much as a training half iteration rather than 100k matrix-vector scans;
+ * the users are split over threads in fixed ranges.
  */
 #include "eval.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,37 +97,86 @@ static int has_held(const struct dataset *d, uint32_t u)
     return d->held_off[u + 1] > d->held_off[u];
 }
 
-int eval_factors(const struct dataset *d, const struct model_item_attr *attrs, const float *X,
-                 const float *Y, uint32_t k, uint32_t threads, struct eval_result *out,
-                 struct err *e)
-{
+/* One thread's share of eval_factors: users [first, end). */
+struct part {
     struct tally t;
-    int rc = start(&t, d, attrs, e);
-    float *scores = malloc((size_t)BLOCK * d->items * sizeof(float));
-    float *rows = malloc((size_t)BLOCK * k * sizeof(float));
-    uint32_t who[BLOCK];
-    if (rc == 0 && (scores == NULL || rows == NULL))
-        rc = err_set(e, -ENOMEM, "out of memory for scoring %d users", BLOCK);
-    openblas_set_num_threads((int)threads);
-    for (uint32_t u = 0; rc == 0 && u < d->users;) {
+    const float *X, *Y;
+    uint32_t k, first, end;
+    float *scores, *rows; /* BLOCK x items, BLOCK x k */
+};
+
+static void *score_part(void *arg)
+{
+    struct part *p = arg;
+    const struct dataset *d = p->t.d;
+    uint32_t k = p->k, who[BLOCK];
+    for (uint32_t u = p->first; u < p->end;) {
         /* Gather the next BLOCK users who have something held out. */
         uint32_t n = 0;
-        for (; u < d->users && n < BLOCK; u++)
+        for (; u < p->end && n < BLOCK; u++)
             if (has_held(d, u)) {
-                memcpy(rows + (size_t)n * k, X + (size_t)u * k, k * sizeof(float));
+                memcpy(p->rows + (size_t)n * k, p->X + (size_t)u * k, k * sizeof(float));
                 who[n++] = u;
             }
         if (n == 0)
             break;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d->items, (int)k, 1.0f,
-                    rows, (int)k, Y, (int)k, 0.0f, scores, (int)d->items);
+                    p->rows, (int)k, p->Y, (int)k, 0.0f, p->scores, (int)d->items);
         for (uint32_t j = 0; j < n; j++)
-            rank_user(&t, who[j], scores + (size_t)j * d->items);
+            rank_user(&p->t, who[j], p->scores + (size_t)j * d->items);
     }
+    return NULL;
+}
+
+int eval_factors(const struct dataset *d, const struct model_item_attr *attrs, const float *X,
+                 const float *Y, uint32_t k, uint32_t threads, struct eval_result *out,
+                 struct err *e)
+{
+    struct part *parts = calloc(threads, sizeof(*parts));
+    pthread_t *t = calloc(threads, sizeof(*t));
+    uint32_t started = 0;
+    int rc = parts == NULL || t == NULL ? err_set(e, -ENOMEM, "out of memory for %u threads",
+                                                  threads)
+                                        : 0;
+    /* Fixed ranges of users, OpenBLAS single-threaded under each (als.c):
+     * the sums are the same for a given thread count. */
     openblas_set_num_threads(1);
-    free(scores);
-    free(rows);
-    return finish(&t, rc, out);
+    for (uint32_t i = 0; rc == 0 && i < threads; i++) {
+        struct part *p = &parts[i];
+        rc = start(&p->t, d, attrs, e);
+        p->X = X, p->Y = Y, p->k = k;
+        p->first = (uint32_t)((uint64_t)d->users * i / threads);
+        p->end = (uint32_t)((uint64_t)d->users * (i + 1) / threads);
+        p->scores = malloc((size_t)BLOCK * d->items * sizeof(float));
+        p->rows = malloc((size_t)BLOCK * k * sizeof(float));
+        if (rc == 0 && (p->scores == NULL || p->rows == NULL))
+            rc = err_set(e, -ENOMEM, "out of memory for scoring %d users", BLOCK);
+    }
+    for (uint32_t i = 1; rc == 0 && i < threads; i++, started++) {
+        int err = pthread_create(&t[i], NULL, score_part, &parts[i]);
+        if (err != 0)
+            rc = err_set(e, -err, "failed to start an evaluation thread (%s)", strerror(err));
+    }
+    if (rc == 0)
+        score_part(&parts[0]);
+    for (uint32_t i = 1; i <= started; i++)
+        pthread_join(t[i], NULL);
+    struct tally all = {.d = d, .attrs = attrs};
+    for (uint32_t i = 0; parts != NULL && i < threads; i++) {
+        struct part *p = &parts[i];
+        if (i == 0) {
+            all.shown = p->t.shown, p->t.shown = NULL;
+            all.stamp = p->t.stamp, p->t.stamp = NULL;
+        }
+        for (uint32_t j = 0; all.shown != NULL && p->t.shown != NULL && j < d->items; j++)
+            all.shown[j] |= p->t.shown[j];
+        all.precision += p->t.precision, all.recall += p->t.recall, all.ndcg += p->t.ndcg;
+        all.users += p->t.users;
+        free(p->t.stamp), free(p->t.shown), free(p->scores), free(p->rows);
+    }
+    free(parts);
+    free(t);
+    return finish(&all, rc, out);
 }
 
 int eval_popularity(const struct dataset *d, const struct model_item_attr *attrs,

@@ -32,7 +32,8 @@ struct eval_result {
 };
 
 /* eval_factors - metrics of score(u, i) = X[u] . Y[i] (k floats each),
- * with OpenBLAS on @threads threads. Returns 0 or -ENOMEM. */
+ * on @threads threads (1..256). Returns 0, -ENOMEM or -errno from
+ * starting threads. */
 int eval_factors(const struct dataset *d, const struct model_item_attr *attrs, const float *X,
                  const float *Y, uint32_t k, uint32_t threads, struct eval_result *out,
                  struct err *e);
