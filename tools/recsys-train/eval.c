@@ -29,27 +29,24 @@ struct tally {
     uint32_t users;
 };
 
-/* Scores one user's ranking @s (one float per item) into @t. */
-static void rank_user(struct tally *t, uint32_t u, const float *s)
+/* Marks user @u's training purchases in t->stamp. */
+static void mark_owned(struct tally *t, uint32_t u)
+{
+    const struct dataset *d = t->d;
+    for (uint64_t k = d->train_owned_off[u]; k < d->train_owned_off[u + 1]; k++)
+        t->stamp[d->train_owned[k]] = u + 1;
+}
+
+static int excluded(const struct tally *t, uint32_t u, uint32_t i)
+{
+    return t->stamp[i] == u + 1 || !t->attrs[i].on_sale;
+}
+
+/* Adds user @u's metrics for the @n items @top, best first. */
+static void tally_user(struct tally *t, uint32_t u, const uint32_t *top, uint32_t n)
 {
     const struct dataset *d = t->d;
     uint64_t h0 = d->held_off[u], nh = d->held_off[u + 1] - h0;
-    for (uint64_t k = d->train_owned_off[u]; k < d->train_owned_off[u + 1]; k++)
-        t->stamp[d->train_owned[k]] = u + 1;
-    uint32_t top[EVAL_TOP], n = 0;
-    for (uint32_t i = 0; i < d->items; i++) {
-        if (t->stamp[i] == u + 1 || !t->attrs[i].on_sale)
-            continue;
-        if (n == EVAL_TOP && !(s[i] > s[top[n - 1]]))
-            continue;
-        /* Strictly greater moves up: equal scores keep the lower row first. */
-        uint32_t at = n < EVAL_TOP ? n++ : n - 1;
-        while (at > 0 && s[i] > s[top[at - 1]]) {
-            top[at] = top[at - 1];
-            at--;
-        }
-        top[at] = i;
-    }
     double dcg = 0, ideal = 0;
     uint32_t hits = 0;
     for (uint32_t r = 0; r < n; r++) {
@@ -66,6 +63,26 @@ static void rank_user(struct tally *t, uint32_t u, const float *s)
     t->recall += (double)hits / (double)nh;
     t->ndcg += dcg / ideal;
     t->users++;
+}
+
+/* The top 10 of one user's scores @s (one float per item). */
+static void rank_user(struct tally *t, uint32_t u, const float *s)
+{
+    uint32_t top[EVAL_TOP], n = 0;
+    mark_owned(t, u);
+    for (uint32_t i = 0; i < t->d->items; i++) {
+        /* The threshold first: most items stop at one compare. */
+        if ((n == EVAL_TOP && !(s[i] > s[top[n - 1]])) || excluded(t, u, i))
+            continue;
+        /* Strictly greater moves up: equal scores keep the lower row first. */
+        uint32_t at = n < EVAL_TOP ? n++ : n - 1;
+        while (at > 0 && s[i] > s[top[at - 1]]) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = i;
+    }
+    tally_user(t, u, top, n);
 }
 
 static int start(struct tally *t, const struct dataset *d, const struct model_item_attr *attrs,
@@ -179,19 +196,41 @@ int eval_factors(const struct dataset *d, const struct model_item_attr *attrs, c
     return finish(&all, rc, out);
 }
 
+static int descending(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* One ranking for everyone: each user's top 10 is the first 10 items of it
+ * the user may be shown. */
 int eval_popularity(const struct dataset *d, const struct model_item_attr *attrs,
                     struct eval_result *out, struct err *e)
 {
     struct tally t;
     int rc = start(&t, d, attrs, e);
-    float *count = malloc((d->items ? d->items : 1) * sizeof(float));
-    if (rc == 0 && count == NULL)
+    /* count << 32 | ~row sorts by count descending, then row ascending. */
+    uint64_t *key = malloc((d->items ? d->items : 1) * sizeof(*key));
+    uint32_t *order = malloc((d->items ? d->items : 1) * sizeof(*order));
+    if (rc == 0 && (key == NULL || order == NULL))
         rc = err_set(e, -ENOMEM, "out of memory for %u items", d->items);
     for (uint32_t i = 0; rc == 0 && i < d->items; i++)
-        count[i] = (float)(d->ioff[i + 1] - d->ioff[i]);
-    for (uint32_t u = 0; rc == 0 && u < d->users; u++)
-        if (has_held(d, u))
-            rank_user(&t, u, count);
-    free(count);
+        key[i] = (d->ioff[i + 1] - d->ioff[i]) << 32 | (UINT32_MAX - i);
+    if (rc == 0)
+        qsort(key, d->items, sizeof(*key), descending);
+    for (uint32_t i = 0; rc == 0 && i < d->items; i++)
+        order[i] = UINT32_MAX - (uint32_t)key[i];
+    for (uint32_t u = 0; rc == 0 && u < d->users; u++) {
+        if (!has_held(d, u))
+            continue;
+        uint32_t top[EVAL_TOP], n = 0;
+        mark_owned(&t, u);
+        for (uint32_t k = 0; k < d->items && n < EVAL_TOP; k++)
+            if (!excluded(&t, u, order[k]))
+                top[n++] = order[k];
+        tally_user(&t, u, top, n);
+    }
+    free(key);
+    free(order);
     return finish(&t, rc, out);
 }
