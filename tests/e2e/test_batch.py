@@ -1,11 +1,14 @@
 """BatchRecommend through the real daemon with python3-grpcio: every
 response equals what Recommend answers alone for the same request (items,
 order, float32 scores) and the NumPy reference; the limits give
-INVALID_ARGUMENT and the daemon keeps serving.
+INVALID_ARGUMENT and the daemon keeps serving. recsys-cli batch-recommend
+($RECSYS_CLI) sends one such call and prints its answer.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -106,6 +109,30 @@ class BatchTest(unittest.TestCase):
             # Still serving, batches and single calls alike.
             self.assertEqual(len(batch(d, ok).responses), 10)
             self.assertEqual(len(d.stub_call("Recommend", ok[0], pb.RecommendResponse).items), 10)
+
+    def test_cli(self):
+        ds = fixtures.make_model(self.tmp, users=40, items=300, dim=12, seed=34, bias=True)
+        users = ds.user_ids[:5] + ["visitor-1"] + ds.user_ids[5:8]
+        with Daemon(ds.path, threads=2) as d:
+            cli = [os.environ["RECSYS_CLI"], "--addr", d.addr, "--json", "batch-recommend"]
+            p = subprocess.run(cli + users + ["--count", "7", "--category", ds.categories[0],
+                                              "--purchasable-only"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = json.loads(p.stdout)["responses"]
+            self.assertEqual(len(got), len(users))
+            for user, resp in zip(users, got):
+                source, want = fixtures.ref_recommend(ds, user, 7, categories=[ds.categories[0]],
+                                                      purchasable_only=True)
+                self.assertEqual(resp["source"], source, user)
+                # Printed with 9 significant digits: float32 round-trips.
+                self.assertEqual([(i["item_id"], float(np.float32(i["score"])))
+                                  for i in resp.get("items", [])], want, user)
+
+            p = subprocess.run(cli + users + ["--count", "5000"], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("INVALID_ARGUMENT: requests[0]: count 5000 exceeds 1000", p.stderr)
 
 
 if __name__ == "__main__":

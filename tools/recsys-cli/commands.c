@@ -24,6 +24,16 @@ static const struct opt recommend_opts[] = {
     {NULL},
 };
 
+/* recommend's options without --user: the users are the words. */
+static const struct opt batch_opts[] = {
+    {"count", 0, OPT_UINT32, ARG(count), false},
+    {"exclude", 0, OPT_LIST, ARG(exclude), false},
+    {"category", 0, OPT_LIST, ARG(categories), false},
+    {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false},
+    {"owned", 0, OPT_LIST, ARG(owned), false},
+    {NULL},
+};
+
 static const struct opt eligibility_opts[] = {
     {"user", 0, OPT_STRING, ARG(user), true},
     {"owned", 0, OPT_LIST, ARG(owned), false},
@@ -56,19 +66,48 @@ static int pack_message(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
     return 0;
 }
 
+/* @req asks for @user's recommendations with @a's options; it borrows
+ * their strings. */
+static void fill_recommend(const struct cli_args *a, char *user, Recsys__V1__RecommendRequest *req)
+{
+    recsys__v1__recommend_request__init(req);
+    req->user_id = user;
+    req->count = a->count;
+    req->n_exclude_item_ids = a->exclude.n;
+    req->exclude_item_ids = a->exclude.v;
+    req->n_categories = a->categories.n;
+    req->categories = a->categories.v;
+    req->purchasable_only = a->purchasable_only;
+    req->n_owned_item_ids = a->owned.n;
+    req->owned_item_ids = a->owned.v;
+}
+
 static int pack_recommend(const struct cli_args *a, uint8_t **buf, size_t *len)
 {
-    Recsys__V1__RecommendRequest req = RECSYS__V1__RECOMMEND_REQUEST__INIT;
-    req.user_id = a->user;
-    req.count = a->count;
-    req.n_exclude_item_ids = a->exclude.n;
-    req.exclude_item_ids = a->exclude.v;
-    req.n_categories = a->categories.n;
-    req.categories = a->categories.v;
-    req.purchasable_only = a->purchasable_only;
-    req.n_owned_item_ids = a->owned.n;
-    req.owned_item_ids = a->owned.v;
+    Recsys__V1__RecommendRequest req;
+    fill_recommend(a, a->user, &req);
     return pack_message(&req.base, buf, len);
+}
+
+/* One request per word (user), all with the same options. */
+static int pack_batch(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__BatchRecommendRequest batch = RECSYS__V1__BATCH_RECOMMEND_REQUEST__INIT;
+    Recsys__V1__RecommendRequest *reqs = calloc(a->words.n, sizeof(*reqs));
+    Recsys__V1__RecommendRequest **list = calloc(a->words.n, sizeof(*list));
+    int rc = -ENOMEM;
+    if (reqs != NULL && list != NULL) {
+        for (size_t i = 0; i < a->words.n; i++) {
+            fill_recommend(a, a->words.v[i], &reqs[i]);
+            list[i] = &reqs[i];
+        }
+        batch.n_requests = a->words.n;
+        batch.requests = list;
+        rc = pack_message(&batch.base, buf, len);
+    }
+    free(list);
+    free(reqs);
+    return rc;
 }
 
 static int pack_eligibility(const struct cli_args *a, uint8_t **buf, size_t *len)
@@ -157,6 +196,19 @@ static int print_recommend(FILE *out, const ProtobufCMessage *resp, const struct
     const Recsys__V1__RecommendResponse *r = (const Recsys__V1__RecommendResponse *)resp;
     return print_ranked(out, r, "source",
                         enum_name(&recsys__v1__source__descriptor, (int)r->source), "score");
+}
+
+/* Each user's list under a line naming the user; the responses come in
+ * the order of the users. */
+static int print_batch(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Recsys__V1__BatchRecommendResponse *b = (const Recsys__V1__BatchRecommendResponse *)resp;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->n_responses && i < a->words.n; i++) {
+        fprintf(out, "%suser %s · ", i > 0 ? "\n" : "", a->words.v[i]);
+        rc = print_recommend(out, &b->responses[i]->base, a);
+    }
+    return rc;
 }
 
 static int print_similar(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
@@ -306,6 +358,19 @@ const struct command commands[] = {
         .response = &recsys__v1__recommend_response__descriptor,
         .pack = pack_recommend,
         .print = print_recommend,
+    },
+    {
+        .name = "batch-recommend",
+        .usage = "USER... [--count N] [--exclude ID]... [--category C]...\n"
+                 "[--purchasable-only] [--owned ID]...",
+        .summary = "Top-N items for each of up to 256 users, in one BatchRecommend call.",
+        .opts = batch_opts,
+        .min_words = 1,
+        .max_words = SIZE_MAX,
+        .method = "/recsys.v1.Recommender/BatchRecommend",
+        .response = &recsys__v1__batch_recommend_response__descriptor,
+        .pack = pack_batch,
+        .print = print_batch,
     },
     {
         .name = "eligibility",
