@@ -14,10 +14,11 @@
  *   batch xP      the same with the item matrix split over P parts
  *                 (--helpers helper threads), as the daemon splits it
  *
- * Reported: the median over rounds of the time per user, and the ratio of
- * each to the single int8 and single f32 calls. Every batch response is
- * checked against the single calls (same items, same scores to the bit);
- * the program fails if one differs. Requests are top-100, no filters
+ * Reported, after the command, the machine and its load: the median over
+ * rounds of the time per user, and the ratio of each to the single int8
+ * and single f32 calls. Every batch response is checked against the
+ * single calls (same items, same scores to the bit); the program fails if
+ * one differs. Requests are top-100, no filters
  * beyond the users' own purchases.
  *
  * Usage: batch [--items N] [--dim D] [--users N] [--batch B] [--rounds R]
@@ -77,6 +78,22 @@ static int cmp_double(const void *pa, const void *pb)
 {
     double a = *(const double *)pa, b = *(const double *)pb;
     return (a > b) - (a < b);
+}
+
+/* The CPU, the cores, and the load the figures were taken under. */
+static void print_machine(void)
+{
+    char line[256], cpu[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL &&
+           sscanf(line, "model name : %255[^\n]", cpu) != 1)
+        ;
+    if (f != NULL)
+        fclose(f);
+    double load[1] = {0};
+    getloadavg(load, 1);
+    printf("machine:   %s, %ld cores, load %.2f at the start\n", cpu,
+           sysconf(_SC_NPROCESSORS_ONLN), load[0]);
 }
 
 static float uniform(uint64_t *s)
@@ -206,7 +223,9 @@ int main(int argc, char **argv)
     printf("command:  ");
     for (int i = 0; i < argc; i++)
         printf(" %s", argv[i]);
-    printf("\nopenblas:  core %s, 1 thread per caller; split parts: %u\n", openblas_get_corename(),
+    printf("\n");
+    print_machine();
+    printf("openblas:  core %s, 1 thread per caller; split parts: %u\n", openblas_get_corename(),
            o.helpers + 1);
     printf("model:     %u items x %u dims (f32 %.0f MB), batches of %u top-100 requests, %u "
            "rounds, medians\n",
