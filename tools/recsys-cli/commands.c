@@ -14,18 +14,10 @@
 
 #define ARG(member) offsetof(struct cli_args, member)
 
+/* batch-recommend takes these after the first (--user): its words are
+ * its users. */
 static const struct opt recommend_opts[] = {
     {"user", 0, OPT_STRING, ARG(user), true},
-    {"count", 0, OPT_UINT32, ARG(count), false},
-    {"exclude", 0, OPT_LIST, ARG(exclude), false},
-    {"category", 0, OPT_LIST, ARG(categories), false},
-    {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false},
-    {"owned", 0, OPT_LIST, ARG(owned), false},
-    {NULL},
-};
-
-/* recommend's options without --user: the users are the words. */
-static const struct opt batch_opts[] = {
     {"count", 0, OPT_UINT32, ARG(count), false},
     {"exclude", 0, OPT_LIST, ARG(exclude), false},
     {"category", 0, OPT_LIST, ARG(categories), false},
@@ -364,7 +356,7 @@ const struct command commands[] = {
         .usage = "USER... [--count N] [--exclude ID]... [--category C]...\n"
                  "[--purchasable-only] [--owned ID]...",
         .summary = "Top-N items for each of up to 256 users, in one BatchRecommend call.",
-        .opts = batch_opts,
+        .opts = recommend_opts + 1,
         .min_words = 1,
         .max_words = SIZE_MAX,
         .method = "/recsys.v1.Recommender/BatchRecommend",
