@@ -49,9 +49,9 @@ static int parse(int argc, char **argv, struct opts *o)
         const char *flag;
         size_t offset;
     } flags[] = {
-        {"--items", offsetof(struct opts, items)},     {"--dim", offsetof(struct opts, dim)},
-        {"--users", offsetof(struct opts, users)},     {"--batch", offsetof(struct opts, batch)},
-        {"--rounds", offsetof(struct opts, rounds)},   {"--helpers", offsetof(struct opts, helpers)},
+        {"--items", offsetof(struct opts, items)},   {"--dim", offsetof(struct opts, dim)},
+        {"--users", offsetof(struct opts, users)},   {"--batch", offsetof(struct opts, batch)},
+        {"--rounds", offsetof(struct opts, rounds)}, {"--helpers", offsetof(struct opts, helpers)},
     };
     for (int i = 1; i < argc; i += 2) {
         size_t k = 0;
@@ -92,8 +92,8 @@ static void print_machine(void)
         fclose(f);
     double load[1] = {0};
     getloadavg(load, 1);
-    printf("machine:   %s, %ld cores, load %.2f at the start\n", cpu,
-           sysconf(_SC_NPROCESSORS_ONLN), load[0]);
+    printf("machine:   %s, %ld cores, load %.2f at the start\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           load[0]);
 }
 
 static float uniform(uint64_t *s)
@@ -199,8 +199,10 @@ int main(int argc, char **argv)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.helpers = cpus > 1 ? (cpus - 1 > 3 ? 3 : (unsigned)cpus - 1) : 0;
     if (parse(argc, argv, &o) != 0) {
-        fprintf(stderr, "usage: %s [--items N] [--dim D] [--users N] [--batch B<=256] "
-                        "[--rounds R] [--helpers H]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s [--items N] [--dim D] [--users N] [--batch B<=256] "
+                "[--rounds R] [--helpers H]\n",
+                argv[0]);
         return 2;
     }
     openblas_set_num_threads(1);
@@ -229,13 +231,12 @@ int main(int argc, char **argv)
            o.helpers + 1);
     printf("model:     %u items x %u dims (f32 %.0f MB), batches of %u top-100 requests, %u "
            "rounds, medians\n",
-           o.items, o.dim, (double)o.items * ((o.dim + 15) / 16 * 16) * 4 / 1e6, o.batch,
-           o.rounds);
+           o.items, o.dim, (double)o.items * ((o.dim + 15) / 16 * 16) * 4 / 1e6, o.batch, o.rounds);
 
     struct query q = {.model = m, .arena = a};
     Recsys__V1__RecommendRequest *reqs = calloc(o.batch, sizeof(*reqs));
     Recsys__V1__RecommendRequest **ptrs = calloc(o.batch, sizeof(*ptrs));
-    char (*uids)[16] = calloc(o.batch, sizeof(*uids));
+    char(*uids)[16] = calloc(o.batch, sizeof(*uids));
     Recsys__V1__RecommendResponse **singles = calloc(o.batch, sizeof(*singles));
     double *us[METHODS];
     for (int k = 0; k < METHODS; k++)

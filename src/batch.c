@@ -48,15 +48,16 @@ struct scoring {
 static void score_part(void *arg, unsigned part)
 {
     struct scoring *sc = arg;
-    uint32_t items = model_item_count(sc->m), first = (uint32_t)((uint64_t)items * part / sc->parts),
+    uint32_t items = model_item_count(sc->m),
+             first = (uint32_t)((uint64_t)items * part / sc->parts),
              end = (uint32_t)((uint64_t)items * (part + 1) / sc->parts);
     const float *matrix = model_item_matrix(sc->m);
     float *s = sc->scores[part];
     for (uint32_t i = first; i < end; i += sc->block) {
         uint32_t rows = end - i < sc->block ? end - i : sc->block;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)sc->count, (int)rows,
-                    (int)sc->dim, 1.0f, sc->users, (int)sc->stride,
-                    matrix + (size_t)i * sc->stride, (int)sc->stride, 0.0f, s, (int)rows);
+                    (int)sc->dim, 1.0f, sc->users, (int)sc->stride, matrix + (size_t)i * sc->stride,
+                    (int)sc->stride, 0.0f, s, (int)rows);
         for (uint32_t k = 0; k < sc->count; k++)
             score_select_block(&sc->sel[(size_t)k * sc->parts + part], i, s + (size_t)k * rows,
                                rows);
@@ -98,7 +99,8 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
         memcpy(users + (size_t)k * sc.stride,
                model_user_matrix(m) + (size_t)p->user.row * sc.stride, sc.stride * sizeof(float));
         for (unsigned part = 0; part < sc.parts; part++) {
-            struct score_hit *scratch = arena_alloc(q->arena, SCORE_CANDIDATES(p->n) * sizeof(*scratch));
+            struct score_hit *scratch =
+                arena_alloc(q->arena, SCORE_CANDIDATES(p->n) * sizeof(*scratch));
             if (scratch == NULL)
                 return no_memory(e);
             score_select_init(&sc.sel[(size_t)k * sc.parts + part], p->n, filter_keep, &p->filter,
