@@ -75,14 +75,25 @@ if perf record -q -e cpu-clock:u -o "$TMP/perf.data" -- "$TRAIN" \
     --interactions "$TMP/1m/log.csv" --catalog "$TMP/1m/catalog.csv" --factors 64 \
     --iterations 3 --threads "$THREADS" --model-version bench -o "$TMP/1m/model.lmdb" \
     >/dev/null 2>&1; then
-    perf report -i "$TMP/perf.data" --sort dso --stdio 2>/dev/null |
-        awk '/%/ && !/^#/ { printf "  %-8s %s\n", $1, $2 }' | head -6
-    perf report -i "$TMP/perf.data" --sort sym --stdio 2>/dev/null |
-        awk '/%/ && !/^#/ { sub(/%/, "", $1); s[$3 ~ /^(als_loss|work|solve_row)$/ ? "als.c" :
-             $3 ~ /(_HASWELL|_SKYLAKEX|_ZEN|^s[a-z]+_[kLU]|^spotf2|^sposv|^spotrf|^ssyrk)/ ?
-             "OpenBLAS" : "other"] += $1 }
-             END { printf "  training code: OpenBLAS kernels %.1f%%, als.c %.1f%%, other " \
-                   "(CSV, writer, libc) %.1f%%\n", s["OpenBLAS"], s["als.c"], s["other"] }'
+    # Samples by library and function: OpenBLAS, the solver's own code
+    # (als.c, gathering rows and the loss), OpenBLAS's idle pool threads
+    # yielding, and the rest (CSV, pairs, model writer).
+    perf report -i "$TMP/perf.data" --sort dso,sym --stdio 2>/dev/null | awk '
+        /%/ && !/^#/ {
+            sub(/%/, "", $1)
+            if ($2 ~ /openblas/) c = "blas"
+            else if ($4 == "__sched_yield") c = "idle"
+            else if ($4 ~ /^(work|solve_row|run_half|als_loss|als_train|gram|factors_init|longest_row)$/) c = "als"
+            else c = "other"
+            s[c] += $1
+        }
+        END {
+            t = s["blas"] + s["als"]
+            printf "  whole run: OpenBLAS %.1f%%, als.c %.1f%%, idle OpenBLAS threads %.1f%%, " \
+                   "reading, pairs and writing %.1f%%\n", s["blas"], s["als"], s["idle"], s["other"]
+            printf "  of the training itself (OpenBLAS + als.c): %.0f%% in OpenBLAS\n",
+                   t > 0 ? 100 * s["blas"] / t : 0
+        }'
 else
     echo "  perf is not available here: not measured"
 fi

@@ -157,6 +157,30 @@ static double seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Users per block of the quadratic form in als_loss. */
+#define LOSS_BLOCK 256
+
+/* sum over the rows x of @X of x^T G x, with G = Y^T Y (@g, upper
+ * triangle): a block of rows at a time through dsymm. In double, because
+ * the loss is compared across iterations to a relative 1e-6 and more. */
+static double quadratic(const float *X, uint32_t rows, uint32_t k, const float *g, double *gd,
+                        double *xb, double *t)
+{
+    for (size_t j = 0; j < (size_t)k * k; j++)
+        gd[j] = g[j];
+    double sum = 0;
+    for (uint32_t first = 0; first < rows; first += LOSS_BLOCK) {
+        uint32_t n = rows - first < LOSS_BLOCK ? rows - first : LOSS_BLOCK;
+        for (size_t j = 0; j < (size_t)n * k; j++)
+            xb[j] = X[(size_t)first * k + j];
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, (int)n, (int)k, 1.0, gd, (int)k, xb,
+                    (int)k, 0.0, t, (int)k);
+        for (size_t j = 0; j < (size_t)n * k; j++)
+            sum += xb[j] * t[j];
+    }
+    return sum;
+}
+
 /* The loss over all pairs without visiting them: the sum of (x_u . y_i)^2
  * over every pair is sum_u x_u^T (Y^T Y) x_u, and the observed pairs
  * correct it to c (1 - s)^2 where they have confidence c and preference 1. */
@@ -165,20 +189,16 @@ double als_loss(const struct als_rows *users, const struct als_params *p, const 
 {
     uint32_t k = p->factors;
     float *g = malloc((size_t)k * k * sizeof(float));
-    if (g == NULL)
-        return NAN;
+    double *gd = malloc((size_t)k * k * sizeof(double));
+    double *xb = malloc((size_t)LOSS_BLOCK * k * sizeof(double));
+    double *t = malloc((size_t)LOSS_BLOCK * k * sizeof(double));
+    double loss = NAN, norms = 0;
+    if (g == NULL || gd == NULL || xb == NULL || t == NULL)
+        goto out;
     gram(Y, items, k, g);
-    double loss = 0, norms = 0;
+    loss = quadratic(X, users->rows, k, g, gd, xb, t);
     for (uint32_t u = 0; u < users->rows; u++) {
         const float *x = X + (size_t)u * k;
-        double all = 0;
-        for (uint32_t a = 0; a < k; a++) {
-            double row = g[(size_t)a * k + a] * x[a];
-            for (uint32_t b = a + 1; b < k; b++)
-                row += 2.0 * g[(size_t)a * k + b] * x[b];
-            all += x[a] * row;
-        }
-        loss += all;
         for (uint64_t e = users->off[u]; e < users->off[u + 1]; e++) {
             const float *y = Y + (size_t)users->col[e] * k;
             double s = 0, c = 1 + (double)p->alpha * users->w[e];
@@ -186,13 +206,15 @@ double als_loss(const struct als_rows *users, const struct als_params *p, const 
                 s += (double)x[j] * y[j];
             loss += c * (1 - s) * (1 - s) - s * s;
         }
-        for (uint32_t j = 0; j < k; j++)
-            norms += (double)x[j] * x[j];
     }
+    for (size_t j = 0; j < (size_t)users->rows * k; j++)
+        norms += (double)X[j] * X[j];
     for (size_t j = 0; j < (size_t)items * k; j++)
         norms += (double)Y[j] * Y[j];
-    free(g);
-    return loss + p->regularization * norms;
+    loss += p->regularization * norms;
+out:
+    free(g), free(gd), free(xb), free(t);
+    return loss;
 }
 
 int als_train(const struct als_rows *users, const struct als_rows *items,
