@@ -129,6 +129,14 @@ class BatchTest(unittest.TestCase):
                 self.assertEqual([(i["item_id"], float(np.float32(i["score"])))
                                   for i in resp.get("items", [])], want, user)
 
+            # For people: a heading line per user, in order, then its table.
+            p = subprocess.run([a for a in cli if a != "--json"] + users + ["--count", "2"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            heads = [line for line in p.stdout.splitlines() if line.startswith("user ")]
+            self.assertEqual(heads, ["user %s · model %s · source %s · 2 items" % (
+                u, ds.version, fixtures.ref_recommend(ds, u, 2)[0]) for u in users])
+
             p = subprocess.run(cli + users + ["--count", "5000"], capture_output=True, text=True,
                                timeout=60)
             self.assertEqual(p.returncode, 1)
