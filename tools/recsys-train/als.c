@@ -35,6 +35,8 @@ extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, co
 
 #define FACTORS_MAX 1024
 #define THREADS_MAX 256
+/* Entries ahead whose factor row is prefetched (a miss costs several rows' work). */
+#define PREFETCH_AHEAD 4
 
 /* One side's solve: rows of @rows against the fixed factors @fixed. */
 struct half {
@@ -71,11 +73,20 @@ static int solve_row(const struct half *h, struct worker *w, uint32_t r)
     float *x = h->out + (size_t)r * k;
     memcpy(w->a, h->gram, (size_t)k * k * sizeof(float));
     memset(w->b, 0, k * sizeof(float));
+    float *restrict gathered = w->gathered;
     for (uint64_t e = 0; e < n; e++) {
-        const float *f = h->fixed + (size_t)h->rows->col[lo + e] * k;
+        const float *restrict f = h->fixed + (size_t)h->rows->col[lo + e] * k;
         float c = 1 + h->alpha * h->rows->w[lo + e], s = sqrtf(c - 1);
+        /* The rows are scattered over the fixed side's matrix: fetch the
+         * row PREFETCH_AHEAD entries on while this one is scaled. */
+        if (e + PREFETCH_AHEAD < n) {
+            const char *next =
+                (const char *)(h->fixed + (size_t)h->rows->col[lo + e + PREFETCH_AHEAD] * k);
+            for (size_t at = 0; at < k * sizeof(float); at += 64)
+                __builtin_prefetch(next + at);
+        }
         for (uint32_t j = 0; j < k; j++)
-            w->gathered[e * k + j] = f[j] * s;
+            gathered[e * k + j] = f[j] * s;
         cblas_saxpy((int)k, c, f, 1, w->b, 1);
     }
     if (n > 0)
