@@ -158,16 +158,24 @@ void score_select_init(struct score_best *b, uint32_t n, score_filter_fn keep,
                              .filter_ctx = filter_ctx};
 }
 
-/* Most blocks hold no row above the threshold once the heap is warm: a
- * branch-free test of sixteen at a time, which GCC vectorises, skips them. */
+/* Whether any of SCORE_LANES scores at @s beats @threshold: branch free,
+ * and on its own, so that GCC vectorises it (inside the caller's loop it
+ * did not). */
+static int any_above(const float *s, float threshold)
+{
+    int above = 0;
+    for (uint32_t j = 0; j < SCORE_LANES; j++)
+        above |= s[j] > threshold;
+    return above;
+}
+
+/* Most blocks hold no row above the threshold once the heap is warm: the
+ * test above skips them, sixteen scores at a time. */
 void score_select_block(struct score_best *b, uint32_t first, const float *scores, uint32_t count)
 {
     uint32_t i = 0;
     for (; i + SCORE_LANES <= count; i += SCORE_LANES) {
-        int above = 0;
-        for (uint32_t j = 0; j < SCORE_LANES; j++)
-            above |= scores[i + j] > b->threshold;
-        if (!above)
+        if (!any_above(scores + i, b->threshold))
             continue;
         for (uint32_t j = 0; j < SCORE_LANES; j++)
             if (scores[i + j] > b->threshold)
