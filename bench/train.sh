@@ -92,7 +92,7 @@ if perf record -q -e cpu-clock:u -o "$TMP/perf.data" -- "$TRAIN" \
             printf "  whole run: OpenBLAS %.1f%%, als.c %.1f%%, idle OpenBLAS threads %.1f%%, " \
                    "reading, pairs and writing %.1f%%\n", s["blas"], s["als"], s["idle"], s["other"]
             printf "  of the training itself (OpenBLAS + als.c): %.0f%% in OpenBLAS\n",
-                   t > 0 ? 100 * s["blas"] / t : 0
+                   (t > 0 ? 100 * s["blas"] / t : 0)
         }'
 else
     echo "  perf is not available here: not measured"
