@@ -183,6 +183,15 @@ class DeterminismTest(TrainCase):
         self.assertEqual(runs["a"], runs["c"])  # any thread count, in fact
         self.assertNotEqual(runs["a"][1], runs["d"][1])
 
+    def test_bpr_on_one_thread_same_bytes(self):
+        log = Log(self.tmp, users=200, items=120)
+        runs = []
+        for name in ("a", "b"):
+            out = self.path(name + ".lmdb")
+            self.train(log, out, "--algorithm", "bpr", "--threads", 1, "--iterations", 3)
+            runs.append(fixtures.read_model(out)["item_matrix"].tobytes())
+        self.assertEqual(runs[0], runs[1])
+
 
 class ServedTest(TrainCase):
     def test_verify_serve_and_hot_swap(self):
@@ -216,6 +225,52 @@ class ServedTest(TrainCase):
             d.wait_log(r"model loaded path=\S+ version=t-2 ", timeout=30)
             info = d.stub_call("GetModelInfo", pb.ModelInfoRequest(), pb.ModelInfo)
             self.assertEqual((info.model_version, info.dimension), ("t-2", 8))
+
+
+class SplitTest(TrainCase):
+    def test_random_holdout_without_timestamps(self):
+        log = Log(self.tmp, users=120, items=80, per_user=7)
+        # The same log without its timestamp column.
+        plain = fixtures.write_csv(self.path("plain.csv"), ["user_id", "item_id"],
+                                   [r[:2] for r in log.rows])
+        outs = []
+        for seed in (3, 3, 4):
+            p = run_train("--interactions", plain, "--catalog", log.catalog, "--factors", 4,
+                          "--iterations", 2, "--holdout", "0.3", "--seed", seed,
+                          "--model-version", "v", "-o", self.path("m.lmdb"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            outs.append(p.stdout)
+        # round(0.3 * 7) = 2 of each user's 7 pairs, chosen by the seed
+        self.assertIn("840 pairs, 240 held out (at random)", outs[0])
+        self.assertEqual(outs[0], outs[1])
+        self.assertNotEqual(table(outs[0])["als"], table(outs[2])["als"])
+
+    def test_repeated_rows_and_view_weights_add_up(self):
+        cat = fixtures.write_csv(self.path("catalog.csv"), CATALOG_HEADER,
+                                 [["a", "x", 1, 1, 0], ["b", "x", 2, 1, 0], ["c", "y", 3, 1, 0]])
+        base = [["u1", "a"], ["u2", "b"], ["u2", "c"], ["u3", "a"], ["u3", "c"]]
+        logs = {
+            # u1 bought a twice and viewed b: weights 2 and 0.25
+            "rows": (["user_id", "item_id", "event"],
+                     [r + ["purchase"] for r in base] +
+                     [["u1", "a", "purchase"], ["u1", "b", "view"]]),
+            "summed": (["user_id", "item_id", "weight", "event"],
+                       [["u1", "a", "2", "purchase"]] +
+                       [r + ["1", "purchase"] for r in base[1:]] +
+                       [["u1", "b", "0.25", "view"]]),
+        }
+        got = {}
+        for name, (header, rows) in logs.items():
+            path = fixtures.write_csv(self.path(name + ".csv"), header, rows)
+            out = self.path(name + ".lmdb")
+            p = run_train("--interactions", path, "--catalog", cat, "--factors", 3,
+                          "--iterations", 3, "--model-version", "v", "-o", out)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            m = fixtures.read_model(out)
+            got[name] = (m["user_matrix"].tobytes(), m["item_matrix"].tobytes(),
+                         {k: v[:3] for k, v in m["users"].items()})
+        self.assertEqual(got["rows"], got["summed"])
+        self.assertEqual(got["rows"][2]["u1"][2], [0])  # the view is not owned
 
 
 class InputTest(TrainCase):
