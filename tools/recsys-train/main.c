@@ -34,13 +34,15 @@ static const char usage_text[] =
     "usage: " NAME " --interactions FILE.csv --catalog catalog.csv [--users users.csv]\n"
     "        [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization 0.05]\n"
     "        [--alpha 20] [--learning-rate 0.05] [--view-weight 0.25] [--threads N]\n"
-    "        [--holdout 0.1] [--seed S] [--unknown-items skip|error]\n"
+    "        [--holdout SHARE] [--seed 1] [--unknown-items skip|error]\n"
     "        --model-version V [--created-at UNIX] [--quantize bf16,int8] -o model.lmdb\n";
 
 static const char help_text[] =
     "\n"
     "Trains a matrix-factorization model on an interaction log and writes a model\n"
     "file recsysd serves (published atomically: temporary file, fsync, rename).\n"
+    "Defaults are shown above; --threads defaults to the number of cores, and\n"
+    "without --holdout nothing is held out or evaluated.\n"
     "\n"
     "Inputs (CSV with a header, columns in any order):\n"
     "  --catalog        item_id,category,price_cents,on_sale,member_tier: the items\n"
