@@ -197,11 +197,13 @@ class ServedTest(TrainCase):
     def test_verify_serve_and_hot_swap(self):
         log = Log(self.tmp, users=150, items=100)
         out = self.path("model.lmdb")
-        self.train(log, out, "--iterations", 4)
+        self.train(log, out, "--iterations", 4, "--quantize", "bf16,int8")
         v = fixtures.run_tool("verify", out)
         self.assertEqual(v.returncode, 0, v.stderr)
         self.assertEqual(v.stdout, "OK %s: version t-1, 150 users, 100 items\n" % out)
         m = fixtures.read_model(out)
+        self.assertIn("item_bf16", m)
+        self.assertIn("item_int8", m)
         with Daemon(out) as d:
             for uid in log.users[:5]:
                 row, _, owned, _ = m["users"][uid]
