@@ -47,7 +47,7 @@ struct half {
     uint32_t k;
     float lambda, alpha;
     _Atomic uint64_t *done; /* rows solved, for a progress bar; may be NULL */
-    int failed; /* a solve's matrix was not positive definite */
+    int failed;             /* a solve's matrix was not positive definite */
 };
 
 struct worker {
@@ -110,8 +110,7 @@ static void *work(void *arg)
         w->failed = solve_row(w->h, w, r) != 0;
         /* In batches, so the counter's cache line is not fought over. */
         if (w->h->done != NULL && ((r - w->first) % 256 == 255 || r + 1 == w->end))
-            atomic_fetch_add_explicit(w->h->done, (r - w->first) % 256 + 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(w->h->done, (r - w->first) % 256 + 1, memory_order_relaxed);
     }
     return NULL;
 }
@@ -147,8 +146,9 @@ static int run_half(struct half *h, uint32_t threads, struct err *e)
         free(w[i].a), free(w[i].b), free(w[i].gathered);
     }
     if (rc == 0 && h->failed)
-        rc = err_set(e, ERR_INVALID, "a least-squares system was not positive definite "
-                                     "(raise --regularization)");
+        rc = err_set(e, ERR_INVALID,
+                     "a least-squares system was not positive definite "
+                     "(raise --regularization)");
     return rc;
 }
 
@@ -157,8 +157,8 @@ static void gram(const float *f, uint32_t n, uint32_t k, float *g)
 {
     memset(g, 0, (size_t)k * k * sizeof(float));
     if (n > 0)
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, f, (int)k, 0.0f,
-                    g, (int)k);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, f, (int)k, 0.0f, g,
+                    (int)k);
 }
 
 static double seconds(void)
@@ -229,14 +229,15 @@ out:
 }
 
 int als_train(const struct als_rows *users, const struct als_rows *items,
-              const struct als_params *p, float *X, float *Y, als_progress_fn progress,
-              void *ctx, struct err *e)
+              const struct als_params *p, float *X, float *Y, als_progress_fn progress, void *ctx,
+              struct err *e)
 {
     uint32_t k = p->factors;
     if (k < 1 || k > FACTORS_MAX || p->threads < 1 || p->threads > THREADS_MAX ||
         !(p->regularization >= 0) || !(p->alpha >= 0))
-        return err_set(e, ERR_INVALID, "factors 1..%d, threads 1..%d, regularization and "
-                                       "alpha >= 0",
+        return err_set(e, ERR_INVALID,
+                       "factors 1..%d, threads 1..%d, regularization and "
+                       "alpha >= 0",
                        FACTORS_MAX, THREADS_MAX);
     if (users->cols != items->rows || items->cols != users->rows)
         return err_set(e, ERR_INVALID, "the user and item rows do not describe the same pairs");
@@ -251,11 +252,8 @@ int als_train(const struct als_rows *users, const struct als_rows *items,
     int rc = 0;
     for (uint32_t it = 1; it <= p->iterations && rc == 0; it++) {
         double start = seconds();
-        struct half h = {.k = k,
-                         .lambda = p->regularization,
-                         .alpha = p->alpha,
-                         .gram = g,
-                         .done = p->done};
+        struct half h = {
+            .k = k, .lambda = p->regularization, .alpha = p->alpha, .gram = g, .done = p->done};
         gram(Y, items->rows, k, g);
         h.rows = users, h.fixed = Y, h.out = X;
         rc = run_half(&h, p->threads, e);

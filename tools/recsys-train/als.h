@@ -63,8 +63,8 @@ typedef int (*als_progress_fn)(void *ctx, uint32_t iteration, double loss, doubl
  * Returns 0, ERR_INVALID for bad parameters, -ENOMEM, or -errno from
  * starting threads; @e says which. */
 int als_train(const struct als_rows *users, const struct als_rows *items,
-              const struct als_params *p, float *X, float *Y, als_progress_fn progress,
-              void *ctx, struct err *e);
+              const struct als_params *p, float *X, float *Y, als_progress_fn progress, void *ctx,
+              struct err *e);
 
 /* als_loss - the loss above for X and Y. */
 double als_loss(const struct als_rows *users, const struct als_params *p, const float *X,

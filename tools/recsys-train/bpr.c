@@ -129,8 +129,9 @@ int bpr_train(const struct als_rows *users, const struct bpr_params *p, float *X
     uint64_t pairs = users->off[users->rows];
     if (k < 1 || k > FACTORS_MAX || threads < 1 || threads > THREADS_MAX ||
         !(p->learning_rate > 0) || !(p->regularization >= 0))
-        return err_set(e, ERR_INVALID, "factors 1..%d, threads 1..%d, learning rate > 0, "
-                                       "regularization >= 0",
+        return err_set(e, ERR_INVALID,
+                       "factors 1..%d, threads 1..%d, learning rate > 0, "
+                       "regularization >= 0",
                        FACTORS_MAX, THREADS_MAX);
     factors_init(X, users->rows, k, p->seed, 0);
     factors_init(Y, users->cols, k, p->seed, 1);

@@ -116,9 +116,9 @@ static int row(struct catalog *c, struct idmap *names, const struct csv *r,
     for (size_t i = 0; rc == 0 && i < sizeof(values) / sizeof(values[0]); i++) {
         const char *s = rec->fields[cols[values[i].column]];
         if (values[i].parse(s, a) != 0)
-            rc = csv_fail(r, rec->line, e, "%s '%s' is not %s", columns[values[i].column],
-                          quote(q, sizeof(q), s, rec->lens[cols[values[i].column]]),
-                          values[i].want);
+            rc =
+                csv_fail(r, rec->line, e, "%s '%s' is not %s", columns[values[i].column],
+                         quote(q, sizeof(q), s, rec->lens[cols[values[i].column]]), values[i].want);
     }
     if (rc != 0)
         return rc;

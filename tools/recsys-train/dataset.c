@@ -55,8 +55,8 @@ static void hold_out(struct pair *p, uint32_t n, double share, int by_time, uint
     } else {
         /* The first keep_aside steps of a Fisher-Yates shuffle. */
         for (uint32_t i = 0; i < keep_aside; i++) {
-            uint32_t j = i + (uint32_t)(factors_mix(seed ^ ((uint64_t)p->user << 32) ^ i) %
-                                        (n - i));
+            uint32_t j =
+                i + (uint32_t)(factors_mix(seed ^ ((uint64_t)p->user << 32) ^ i) % (n - i));
             struct pair *t = order[i];
             order[i] = order[j], order[j] = t;
         }
@@ -66,8 +66,8 @@ static void hold_out(struct pair *p, uint32_t n, double share, int by_time, uint
 }
 
 /* CSR of the pairs that @pick accepts, rows by user. */
-static int user_rows(const struct pair *p, uint64_t n, uint32_t users, int (*pick)(const struct pair *),
-                     uint64_t **off, uint32_t **col, float **w)
+static int user_rows(const struct pair *p, uint64_t n, uint32_t users,
+                     int (*pick)(const struct pair *), uint64_t **off, uint32_t **col, float **w)
 {
     uint64_t count = 0;
     for (uint64_t i = 0; i < n; i++)
@@ -157,8 +157,8 @@ int dataset_build(const struct train_log *l, uint32_t items, double holdout, uin
                 q->purchase |= ev[i].purchase;
                 q->time = ev[i].time > q->time ? ev[i].time : q->time;
             } else {
-                p[np++] = (struct pair){ev[i].user, ev[i].item, ev[i].weight, ev[i].purchase, 0,
-                                        ev[i].time};
+                p[np++] = (struct pair){ev[i].user,     ev[i].item, ev[i].weight,
+                                        ev[i].purchase, 0,          ev[i].time};
             }
         }
         for (uint64_t a = 0, b; a < np; a = b) {
@@ -168,13 +168,12 @@ int dataset_build(const struct train_log *l, uint32_t items, double holdout, uin
         }
     }
     d->users = l->user_count, d->items = items, d->pairs = np;
-    if (rc == 0 &&
-        (user_rows(p, np, d->users, training, &d->uoff, &d->ucol, &d->uw) != 0 ||
-         user_rows(p, np, d->users, held, &d->held_off, &d->held, NULL) != 0 ||
-         user_rows(p, np, d->users, bought, &d->owned_off, &d->owned, NULL) != 0 ||
-         user_rows(p, np, d->users, bought_in_training, &d->train_owned_off, &d->train_owned,
-                   NULL) != 0 ||
-         item_rows(d) != 0))
+    if (rc == 0 && (user_rows(p, np, d->users, training, &d->uoff, &d->ucol, &d->uw) != 0 ||
+                    user_rows(p, np, d->users, held, &d->held_off, &d->held, NULL) != 0 ||
+                    user_rows(p, np, d->users, bought, &d->owned_off, &d->owned, NULL) != 0 ||
+                    user_rows(p, np, d->users, bought_in_training, &d->train_owned_off,
+                              &d->train_owned, NULL) != 0 ||
+                    item_rows(d) != 0))
         rc = -ENOMEM;
     free(ev), free(p), free(order);
     if (rc != 0)

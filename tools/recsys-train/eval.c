@@ -152,9 +152,9 @@ int eval_factors(const struct dataset *d, const struct model_item_attr *attrs, c
     struct part *parts = calloc(threads, sizeof(*parts));
     pthread_t *t = calloc(threads, sizeof(*t));
     uint32_t started = 0;
-    int rc = parts == NULL || t == NULL ? err_set(e, -ENOMEM, "out of memory for %u threads",
-                                                  threads)
-                                        : 0;
+    int rc = parts == NULL || t == NULL
+                 ? err_set(e, -ENOMEM, "out of memory for %u threads", threads)
+                 : 0;
     /* Fixed ranges of users, OpenBLAS single-threaded under each (als.c):
      * the sums are the same for a given thread count. */
     openblas_set_num_threads(1);

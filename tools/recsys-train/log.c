@@ -128,9 +128,9 @@ static int header(struct reader *rd, struct err *e)
     char q[QUOTE_BUF];
     int rc = csv_next(rd->r, &rec, e);
     if (rc <= 0)
-        return rc < 0 ? rc
-                      : err_set(e, ERR_INVALID, "%s: empty file (expected a header)",
-                                csv_name(rd->r));
+        return rc < 0
+                   ? rc
+                   : err_set(e, ERR_INVALID, "%s: empty file (expected a header)", csv_name(rd->r));
     for (int k = 0; k < LOG_COLUMNS; k++)
         rd->col[k] = ABSENT;
     for (uint32_t f = 0; f < rec.count; f++) {

@@ -133,9 +133,8 @@ static int parse_reals(const struct train_args *a, struct real_values *v, struct
         double x = strtod(s, &end);
         if (end == s || *end != '\0' || !isfinite(x) || x < reals[i].min || x > reals[i].max ||
             (reals[i].open_min && x == reals[i].min))
-            return err_set(e, ERR_INVALID, "--%s '%s' must be a number in %s%g, %g]",
-                           reals[i].name, s, reals[i].open_min ? "(" : "[", reals[i].min,
-                           reals[i].max);
+            return err_set(e, ERR_INVALID, "--%s '%s' must be a number in %s%g, %g]", reals[i].name,
+                           s, reals[i].open_min ? "(" : "[", reals[i].min, reals[i].max);
         *(double *)((char *)v + reals[i].value) = x;
     }
     return 0;
@@ -183,7 +182,7 @@ static int read_inputs(struct run *r, struct err *e)
     printf("read %zu interactions: %u users, %u items, %llu pairs, %llu held out%s\n",
            r->log.event_count, r->d.users, r->d.items, (unsigned long long)r->d.pairs,
            (unsigned long long)r->d.held_off[r->d.users],
-           r->v.holdout == 0     ? ""
+           r->v.holdout == 0 ? ""
            : r->log.has_time ? " (latest by timestamp)"
                              : " (at random)");
     fflush(stdout);
@@ -242,8 +241,8 @@ static int evaluate(struct run *r, struct err *e)
                            (uint32_t)r->a->threads, &model, e)) != 0 ||
         (rc = eval_popularity(&r->d, r->cat.attrs, &pop, e)) != 0)
         return rc;
-    printf("holdout: %u users\n  %-12s %12s %10s %8s %9s\n", model.users, "ranking",
-           "precision@10", "recall@10", "NDCG@10", "coverage");
+    printf("holdout: %u users\n  %-12s %12s %10s %8s %9s\n", model.users, "ranking", "precision@10",
+           "recall@10", "NDCG@10", "coverage");
     print_row(algorithms[r->algorithm], &model);
     print_row("popularity", &pop);
     return 0;
@@ -302,8 +301,8 @@ int main(int argc, char **argv)
     struct err e = {0};
     size_t vlen;
     if (opts_parse(train_opts, argc, argv, &a, NULL, 0, NULL, &e) != 0 ||
-        parse_reals(&a, &r.v, &e) != 0 || pick("algorithm", a.algorithm, algorithms, 2,
-                                               &r.algorithm, &e) != 0 ||
+        parse_reals(&a, &r.v, &e) != 0 ||
+        pick("algorithm", a.algorithm, algorithms, 2, &r.algorithm, &e) != 0 ||
         pick("unknown-items", a.unknown, unknown_words, 2, &r.unknown_error, &e) != 0)
         return usage_error(&e);
     if ((vlen = strlen(a.version)) == 0 || vlen > MODEL_ID_MAX) {

@@ -51,8 +51,8 @@ static void draw(struct progress *p)
         bar[i] = i < full ? '#' : '.';
     bar[BAR_WIDTH] = '\0';
     fprintf(p->out, "\riteration %u/%u [%s] %3.0f%% %.1f s, %.3g %s/s, ETA %.1f s\033[K",
-            p->current, p->iterations, bar, share > 1 ? 100 : share * 100, elapsed, rate,
-            p->unit, eta);
+            p->current, p->iterations, bar, share > 1 ? 100 : share * 100, elapsed, rate, p->unit,
+            eta);
     fflush(p->out);
 }
 
@@ -105,8 +105,8 @@ int progress_iteration(void *ctx, uint32_t iteration, double loss, double second
 {
     struct progress *p = ctx;
     pthread_mutex_lock(&p->lock);
-    fprintf(p->out, "%siteration %u/%u: loss %.6e, %.2f s\n", p->bar ? "\r\033[K" : "",
-            iteration, p->iterations, loss, seconds);
+    fprintf(p->out, "%siteration %u/%u: loss %.6e, %.2f s\n", p->bar ? "\r\033[K" : "", iteration,
+            p->iterations, loss, seconds);
     fflush(p->out);
     p->current = iteration + 1;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
