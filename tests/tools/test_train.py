@@ -166,6 +166,15 @@ class QualityTest(TrainCase):
             self.assertLessEqual(b, a * (1 + 1e-6), losses)
         self.assertNotIn("\r", p.stderr)  # not a terminal: no bar
 
+    def test_als_conjugate_gradient(self):
+        p = self.check_beats_popularity("als", "--iterations", 12, "--regularization", 0.1,
+                                        "--cg-steps", 3)
+        losses = [float(x) for x in re.findall(r"^iteration \d+/12: loss (\S+),", p.stderr,
+                                               re.M)]
+        self.assertEqual(len(losses), 12, p.stderr)
+        for a, b in zip(losses, losses[1:]):
+            self.assertLessEqual(b, a * (1 + 1e-6), losses)
+
     def test_bpr_beats_popularity(self):
         self.check_beats_popularity("bpr", "--iterations", 30, "--learning-rate", 0.05)
 
@@ -174,14 +183,18 @@ class DeterminismTest(TrainCase):
     def test_same_seed_same_bytes(self):
         log = Log(self.tmp, users=200, items=120)
         runs = {}
-        for name, seed, threads in (("a", 5, 2), ("b", 5, 2), ("c", 5, 1), ("d", 6, 2)):
+        for name, seed, threads, cg in (("a", 5, 2, 0), ("b", 5, 2, 0), ("c", 5, 1, 0),
+                                        ("d", 6, 2, 0), ("e", 5, 2, 3), ("f", 5, 1, 3)):
             out = self.path(name + ".lmdb")
-            self.train(log, out, "--seed", seed, "--threads", threads, "--iterations", 3)
+            self.train(log, out, "--seed", seed, "--threads", threads, "--iterations", 3,
+                       "--cg-steps", cg)
             m = fixtures.read_model(out)
             runs[name] = (m["user_matrix"].tobytes(), m["item_matrix"].tobytes())
         self.assertEqual(runs["a"], runs["b"])
         self.assertEqual(runs["a"], runs["c"])  # any thread count, in fact
         self.assertNotEqual(runs["a"][1], runs["d"][1])
+        self.assertEqual(runs["e"], runs["f"])  # conjugate gradient too
+        self.assertNotEqual(runs["a"][1], runs["e"][1])
 
     def test_bpr_on_one_thread_same_bytes(self):
         log = Log(self.tmp, users=200, items=120)

@@ -46,6 +46,7 @@ struct half {
     float *out;        /* rows x k */
     uint32_t k;
     float lambda, alpha;
+    uint32_t cg_steps;      /* 0: Cholesky; else conjugate-gradient steps */
     _Atomic uint64_t *done; /* rows solved, for a progress bar; may be NULL */
     int failed;             /* a solve's matrix was not positive definite */
 };
@@ -53,7 +54,10 @@ struct half {
 struct worker {
     struct half *h;
     uint32_t first, end;
-    float *a, *b, *gathered; /* k x k, k, max row length x k */
+    float *a;        /* k x k */
+    float *b;        /* 4 k: right-hand side, and CG's residual, direction, A p */
+    float *gathered; /* longest row x k */
+    float *scale;    /* 2 x longest row: CG's c - 1 per entry, and F p */
     int failed;
 };
 
@@ -65,18 +69,18 @@ static uint32_t longest_row(const struct als_rows *r)
     return (uint32_t)longest;
 }
 
-/* x_r for row @r into h->out. */
-static int solve_row(const struct half *h, struct worker *w, uint32_t r)
+/* Gathers row @r's entries' factor rows into w->gathered, each scaled by
+ * sqrt(c - 1) when @scaled (else as they are, with c - 1 in w->scale),
+ * and sets w->b to the right-hand side sum c f. Returns the entry count. */
+static uint64_t gather(const struct half *h, struct worker *w, uint32_t r, int scaled)
 {
     uint32_t k = h->k;
     uint64_t lo = h->rows->off[r], n = h->rows->off[r + 1] - lo;
-    float *x = h->out + (size_t)r * k;
-    memcpy(w->a, h->gram, (size_t)k * k * sizeof(float));
-    memset(w->b, 0, k * sizeof(float));
     float *restrict gathered = w->gathered;
+    memset(w->b, 0, k * sizeof(float));
     for (uint64_t e = 0; e < n; e++) {
         const float *restrict f = h->fixed + (size_t)h->rows->col[lo + e] * k;
-        float c = 1 + h->alpha * h->rows->w[lo + e], s = sqrtf(c - 1);
+        float c = 1 + h->alpha * h->rows->w[lo + e], s = scaled ? sqrtf(c - 1) : 1;
         /* The rows are scattered over the fixed side's matrix: fetch the
          * row PREFETCH_AHEAD entries on while this one is scaled. */
         if (e + PREFETCH_AHEAD < n) {
@@ -87,8 +91,18 @@ static int solve_row(const struct half *h, struct worker *w, uint32_t r)
         }
         for (uint32_t j = 0; j < k; j++)
             gathered[e * k + j] = f[j] * s;
+        w->scale[e] = c - 1;
         cblas_saxpy((int)k, c, f, 1, w->b, 1);
     }
+    return n;
+}
+
+/* x_r for row @r into h->out, exactly: A x = b by Cholesky. */
+static int solve_row(const struct half *h, struct worker *w, uint32_t r)
+{
+    uint32_t k = h->k;
+    uint64_t n = gather(h, w, r, 1);
+    memcpy(w->a, h->gram, (size_t)k * k * sizeof(float));
     if (n > 0)
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0f, w->gathered,
                     (int)k, 1.0f, w->a, (int)k);
@@ -99,7 +113,53 @@ static int solve_row(const struct half *h, struct worker *w, uint32_t r)
     sposv_("L", &kk, &one, w->a, &kk, w->b, &kk, &info);
     if (info != 0)
         return -1;
-    memcpy(x, w->b, k * sizeof(float));
+    memcpy(h->out + (size_t)r * k, w->b, k * sizeof(float));
+    return 0;
+}
+
+/* @out = A @v for the row gathered unscaled: G v + lambda v + F^T ((c - 1) .* F v). */
+static void apply(const struct half *h, const struct worker *w, uint64_t n, const float *v,
+                  float *out)
+{
+    int k = (int)h->k;
+    float *fv = w->scale + n;
+    cblas_ssymv(CblasRowMajor, CblasUpper, k, 1.0f, h->gram, k, v, 1, 0.0f, out, 1);
+    cblas_saxpy(k, h->lambda, v, 1, out, 1);
+    if (n == 0)
+        return;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, k, 1.0f, w->gathered, k, v, 1, 0.0f, fv, 1);
+    for (uint64_t e = 0; e < n; e++)
+        fv[e] *= w->scale[e];
+    cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, k, 1.0f, w->gathered, k, fv, 1, 1.0f, out, 1);
+}
+
+/* x_r for row @r into h->out by h->cg_steps conjugate-gradient steps
+ * from its current value (Takacs, Pilaszy, Tikk 2011). Each step
+ * minimises the row's part of the loss along its direction, so the loss
+ * still never rises; A is not formed, so a row costs k^2 + 4 n k per step
+ * instead of n k^2 + k^3 / 3. */
+static int solve_row_cg(const struct half *h, struct worker *w, uint32_t r)
+{
+    uint32_t k = h->k;
+    uint64_t n = gather(h, w, r, 0);
+    float *x = h->out + (size_t)r * k, *res = w->b + k, *dir = w->b + 2 * k, *ap = w->b + 3 * k;
+    apply(h, w, n, x, ap);
+    for (uint32_t j = 0; j < k; j++)
+        dir[j] = res[j] = w->b[j] - ap[j];
+    float rs = cblas_sdot((int)k, res, 1, res, 1);
+    for (uint32_t step = 0; step < h->cg_steps && rs > 1e-20f; step++) {
+        apply(h, w, n, dir, ap);
+        float along = cblas_sdot((int)k, dir, 1, ap, 1);
+        if (!(along > 0))
+            return -1;
+        float a = rs / along;
+        cblas_saxpy((int)k, a, dir, 1, x, 1);
+        cblas_saxpy((int)k, -a, ap, 1, res, 1);
+        float next = cblas_sdot((int)k, res, 1, res, 1);
+        for (uint32_t j = 0; j < k; j++)
+            dir[j] = res[j] + next / rs * dir[j];
+        rs = next;
+    }
     return 0;
 }
 
@@ -107,7 +167,7 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     for (uint32_t r = w->first; r < w->end && !w->failed; r++) {
-        w->failed = solve_row(w->h, w, r) != 0;
+        w->failed = (w->h->cg_steps ? solve_row_cg : solve_row)(w->h, w, r) != 0;
         /* In batches, so the counter's cache line is not fought over. */
         if (w->h->done != NULL && ((r - w->first) % 256 == 255 || r + 1 == w->end))
             atomic_fetch_add_explicit(w->h->done, (r - w->first) % 256 + 1, memory_order_relaxed);
@@ -128,9 +188,10 @@ static int run_half(struct half *h, uint32_t threads, struct err *e)
                                .first = (uint32_t)((uint64_t)h->rows->rows * i / threads),
                                .end = (uint32_t)((uint64_t)h->rows->rows * (i + 1) / threads),
                                .a = malloc((size_t)k * k * sizeof(float)),
-                               .b = malloc(k * sizeof(float)),
-                               .gathered = malloc(((size_t)longest + 1) * k * sizeof(float))};
-        if (w[i].a == NULL || w[i].b == NULL || w[i].gathered == NULL)
+                               .b = malloc(4 * (size_t)k * sizeof(float)),
+                               .gathered = malloc(((size_t)longest + 1) * k * sizeof(float)),
+                               .scale = malloc(2 * ((size_t)longest + 1) * sizeof(float))};
+        if (w[i].a == NULL || w[i].b == NULL || w[i].gathered == NULL || w[i].scale == NULL)
             rc = err_set(e, -ENOMEM, "out of memory for a solver thread");
         else if (i > 0 && (rc = pthread_create(&t[i], NULL, work, &w[i])) != 0)
             rc = err_set(e, -rc, "failed to start a training thread (%s)", strerror(rc));
@@ -143,7 +204,7 @@ static int run_half(struct half *h, uint32_t threads, struct err *e)
         pthread_join(t[i], NULL);
     for (uint32_t i = 0; i < threads; i++) {
         h->failed |= w[i].failed;
-        free(w[i].a), free(w[i].b), free(w[i].gathered);
+        free(w[i].a), free(w[i].b), free(w[i].gathered), free(w[i].scale);
     }
     if (rc == 0 && h->failed)
         rc = err_set(e, ERR_INVALID,
@@ -252,8 +313,12 @@ int als_train(const struct als_rows *users, const struct als_rows *items,
     int rc = 0;
     for (uint32_t it = 1; it <= p->iterations && rc == 0; it++) {
         double start = seconds();
-        struct half h = {
-            .k = k, .lambda = p->regularization, .alpha = p->alpha, .gram = g, .done = p->done};
+        struct half h = {.k = k,
+                         .lambda = p->regularization,
+                         .alpha = p->alpha,
+                         .cg_steps = p->cg_steps,
+                         .gram = g,
+                         .done = p->done};
         gram(Y, items->rows, k, g);
         h.rows = users, h.fixed = Y, h.out = X;
         rc = run_half(&h, p->threads, e);

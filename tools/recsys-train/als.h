@@ -48,6 +48,10 @@ struct als_params {
     float regularization; /* lambda >= 0 */
     float alpha;          /* confidence per unit of weight, >= 0 */
     uint64_t seed;
+    /* 0: solve each row exactly (Cholesky). Otherwise this many
+     * conjugate-gradient steps per row from its previous value: cheaper,
+     * approximate, the loss still never rises, still deterministic. */
+    uint32_t cg_steps;
     /* Optional (NULL = none): the solvers add the rows they finish here, so
      * a progress bar can show an iteration's advance (progress.h). */
     _Atomic uint64_t *done;
