@@ -9,7 +9,8 @@
 #    latest by timestamp), factors, regularization, alpha, iterations and
 #    threads (the tool's --threads, NumPy's OPENBLAS_NUM_THREADS): the
 #    holdout metrics side by side, their relative difference (must be
-#    within 2%), and the median time per iteration of each.
+#    within 2%), and the median time per iteration of each; then the tool
+#    again with 3 conjugate-gradient steps per row instead of Cholesky.
 # 2. The share of the tool's CPU time in OpenBLAS, from perf samples.
 # 3. Median time per iteration for 32/64/128 factors, and for 0.25M to 2M
 #    interactions at 64 factors.
@@ -24,7 +25,7 @@ TMP=$(mktemp -d /tmp/bench-train.XXXXXX)
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$TMP"' EXIT
 
 echo "command: $0 $*  (ITERATIONS=$ITERATIONS THREADS=$THREADS)"
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The median of the "iteration i/n: ..., T s" lines on stdin.
 median_iteration() {
@@ -60,6 +61,10 @@ grep -E '^  (als|popularity) ' "$TMP/1m/tool.out"
 grep -E '^  numpy-als ' "$TMP/1m/ref.out"
 tool_s=$(median_iteration <"$TMP/1m/tool.out")
 ref_s=$(median_iteration <"$TMP/1m/ref.out")
+cp "$TMP/1m/tool.out" "$TMP/1m/exact.out"
+tool "$TMP/1m" 64 --iterations "$ITERATIONS" --holdout 0.1 --cg-steps 3
+echo "  (--cg-steps 3) $(grep '^  als ' "$TMP/1m/tool.out" | sed 's/^  als *//'), $(median_iteration <"$TMP/1m/tool.out") s per iteration"
+cp "$TMP/1m/exact.out" "$TMP/1m/tool.out"
 awk -v t="$(grep '^  als ' "$TMP/1m/tool.out")" -v r="$(grep '^  numpy-als ' "$TMP/1m/ref.out")" \
     -v ts="$tool_s" -v rs="$ref_s" 'BEGIN {
         split(t, a, " "); split(r, b, " ");
@@ -83,7 +88,7 @@ if perf record -q -e cpu-clock:u -o "$TMP/perf.data" -- "$TRAIN" \
             sub(/%/, "", $1)
             if ($2 ~ /openblas/) c = "blas"
             else if ($4 == "__sched_yield") c = "idle"
-            else if ($4 ~ /^(work|solve_row|run_half|als_loss|als_train|gram|factors_init|longest_row)$/) c = "als"
+            else if ($4 ~ /^(work|gather|solve_row|solve_row_cg|apply|run_half|als_loss|quadratic|als_train|gram|factors_init|longest_row)$/) c = "als"
             else c = "other"
             s[c] += $1
         }
@@ -99,10 +104,12 @@ else
 fi
 
 echo
-echo "== time per iteration (median of 3) with factors, 1M interactions"
+echo "== time per iteration (median of 3) with factors, 1M interactions: Cholesky, CG 3 steps"
 for k in 32 64 128; do
     tool "$TMP/1m" "$k" --iterations 3
-    echo "  factors $k: $(median_iteration <"$TMP/1m/tool.out") s"
+    exact=$(median_iteration <"$TMP/1m/tool.out")
+    tool "$TMP/1m" "$k" --iterations 3 --cg-steps 3
+    echo "  factors $k: $exact s, $(median_iteration <"$TMP/1m/tool.out") s"
 done
 
 echo
@@ -112,3 +119,5 @@ for n in 250000 500000 1000000 2000000; do
     tool "$TMP/n$n" 64 --iterations 3
     echo "  $n interactions: $(median_iteration <"$TMP/n$n/tool.out") s"
 done
+echo
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
