@@ -1374,7 +1374,7 @@ static size_t hdr_absent_pad(uint8_t *val, size_t len, const struct format_heade
 static void test_refuse_pad_of_absent_copy(void)
 {
     struct fixture f;
-    struct format_header h;
+    struct format_header h = {0};
     struct err e = {0};
     struct model *m = NULL;
     const char *path = tmp_path("nocopies.lmdb");

@@ -75,7 +75,7 @@ int log_read_users(const char *path, struct train_log *l, struct err *e)
         const char *tier = rec.fields[cols[USR_TIER]];
         uint32_t user;
         uint64_t v;
-        int added;
+        int added = 0;
         rc = user_index(l, r, rec.line, rec.fields[cols[USR_ID]], rec.lens[cols[USR_ID]], &user,
                         &added, e);
         if (rc == 0 && !added)
