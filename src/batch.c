@@ -155,7 +155,7 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
         hits[i] = arena_alloc(q->arena, plans[i].n * sizeof(*hits[i]));
         if (hits[i] == NULL)
             return no_memory(e);
-        if (plans[i].known)
+        if (plans[i].personalized)
             known[nknown++] = (uint32_t)i;
         else
             counts[i] = recommend_popular(q->model, &plans[i].filter, plans[i].n, hits[i]);
@@ -176,7 +176,7 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
     }
     for (size_t i = 0; i < n; i++) {
         int rc = recommend_respond(q, hits[i], counts[i],
-                                   plans[i].known ? RECSYS__V1__SOURCE__PERSONALIZED
+                                   plans[i].personalized ? RECSYS__V1__SOURCE__PERSONALIZED
                                                   : RECSYS__V1__SOURCE__POPULAR,
                                    &responses[i], e);
         if (rc != 0)

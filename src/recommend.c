@@ -3,10 +3,10 @@
  *
  * A known user is scored against every item in one pass of score_topn, the
  * filter consulted only for items that would make the list. A user the
- * model does not know (cold start) gets the model's popularity ranking
- * instead, walked in order through the same filter until the list is full:
- * a new user has no vector to score with, and "what others buy most" is the
- * best guess that never fails the caller.
+ * model does not know (cold start), or whose factors are all zero, gets the
+ * model's popularity ranking instead, walked in order through the same
+ * filter until the list is full: such a user has no taste to score with,
+ * and "what others buy most" is the best guess that never fails the caller.
  */
 #include "recommend.h"
 
@@ -107,6 +107,20 @@ int recommend_personalized(const struct query *q, const struct recommend_plan *p
     return 0;
 }
 
+/* Whether @u's factors, the bias column aside, are not all zero. A trainer
+ * gives all-zero factors to a user it has no interactions for (a member
+ * listed only for a tier): their scores would be ties, or the item biases
+ * alone. */
+static int has_taste(const struct model *m, const struct model_user *u)
+{
+    const float *v = model_user_matrix(m) + (size_t)u->row * model_stride(m);
+    uint32_t factors = model_dim(m) - model_info(m)->has_bias;
+    for (uint32_t j = 0; j < factors; j++)
+        if (v[j] != 0)
+            return 1;
+    return 0;
+}
+
 int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
                       struct recommend_plan *p, struct err *e)
 {
@@ -128,6 +142,7 @@ int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest 
         .self = -1,
         .purchasable_only = req->purchasable_only,
     };
+    p->personalized = p->known && has_taste(q->model, &p->user);
     return filter_build(q, &spec, &p->filter, e);
 }
 
@@ -142,12 +157,12 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
     if (hits == NULL)
         return err_set(e, -ENOMEM, "out of memory for %u results", p.n);
     uint32_t count = 0;
-    if (!p.known)
+    if (!p.personalized)
         count = recommend_popular(q->model, &p.filter, p.n, hits);
     else if ((rc = recommend_personalized(q, &p, hits, &count, e)) != 0)
         return rc;
     return recommend_respond(q, hits, count,
-                             p.known ? RECSYS__V1__SOURCE__PERSONALIZED
+                             p.personalized ? RECSYS__V1__SOURCE__PERSONALIZED
                                      : RECSYS__V1__SOURCE__POPULAR,
                              out, e);
 }

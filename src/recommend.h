@@ -9,8 +9,9 @@
 #include "score.h"
 
 /* recommend_run - top-N items for req->user_id.
- * Known user: score = dot(user, item), source PERSONALIZED. Unknown user:
- * the model's popularity ranking, source POPULAR (score = purchase count).
+ * Known user: score = dot(user, item), source PERSONALIZED. Unknown user,
+ * or a known one whose vector is all zero: the model's popularity ranking,
+ * source POPULAR (score = purchase count).
  * Never returned: items the user owns (model or req->owned_item_ids), items
  * not on sale, req->exclude_item_ids, items outside req->categories (when
  * given), and with purchasable_only items included in the user's membership.
@@ -27,6 +28,11 @@ struct recommend_plan {
     uint32_t n;             /* results wanted: count, or QUERY_COUNT_DEFAULT for 0 */
     int known;              /* the model knows the user */
     struct model_user user; /* when known */
+    /* Known, with a vector that is not all zero. A user the training log
+     * never saw (listed only for a membership tier) has no taste to score
+     * with and gets the popularity ranking, as an unknown user does, but
+     * with the tier and purchases the model records. */
+    int personalized;
     struct filter filter;   /* every rule of Recommend, resolved */
 };
 
@@ -35,7 +41,7 @@ struct recommend_plan {
 int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
                       struct recommend_plan *p, struct err *e);
 
-/* recommend_personalized - a known user's top p->n by scan into @hits
+/* recommend_personalized - a p->personalized user's top p->n by scan into @hits
  * (p->n entries), *@count receiving how many. Returns 0 or -ENOMEM. */
 int recommend_personalized(const struct query *q, const struct recommend_plan *p,
                            struct score_hit *hits, uint32_t *count, struct err *e);

@@ -25,6 +25,8 @@ enum {
     USERS = 150,
     CATS = 5,
     OWNED_MAX = 40,
+    ZERO_USER = 3, /* this user and every ZERO_EVERY-th after it have zero factors */
+    ZERO_EVERY = 11,
 };
 
 static const char *const cat_names[CATS] = {"courses", "books", "audio", "consult", "live"};
@@ -60,6 +62,9 @@ static void fill_source(void)
 {
     for (uint32_t i = 0; i < USERS * DIM; i++)
         fx.uf[i] = (float)rng_below(7) - 3.0f;
+    /* Users a trainer saw no interactions of: all-zero factors. */
+    for (uint32_t u = ZERO_USER; u < USERS; u += ZERO_EVERY)
+        memset(&fx.uf[u * DIM], 0, DIM * sizeof(float));
     for (uint32_t i = 0; i < ITEMS * DIM; i++)
         fx.itf[i] = (float)rng_below(7) - 3.0f;
     /* Identical item vectors: ties that are not coincidences. */
@@ -174,6 +179,15 @@ static float ref_popularity(uint32_t item)
     return (float)n;
 }
 
+/* Scored by its vector, or (unknown or all-zero) by popularity. */
+static int ref_personalized(int u)
+{
+    for (int d = 0; u >= 0 && d < DIM; d++)
+        if (fx.uf[u * DIM + d] != 0)
+            return 1;
+    return 0;
+}
+
 static float ref_dot(int u, uint32_t i)
 {
     double s = 0;
@@ -188,7 +202,8 @@ static uint32_t reference(const struct ref_request *r, struct ref_hit *out)
     uint32_t n = 0;
     for (uint32_t i = 0; i < ITEMS; i++)
         if (ref_keep(r, i))
-            out[n++] = (struct ref_hit){i, r->user >= 0 ? ref_dot(r->user, i) : ref_popularity(i)};
+            out[n++] = (struct ref_hit){
+                i, ref_personalized(r->user) ? ref_dot(r->user, i) : ref_popularity(i)};
     qsort(out, n, sizeof(*out), cmp_ref);
     return n < r->count ? n : r->count;
 }
@@ -273,8 +288,8 @@ static int compare(const Recsys__V1__RecommendRequest *req, const struct ref_req
     } else if (resp->n_items != n) {
         fprintf(stderr, "  user %d: %zu items, want %u\n", r->user, resp->n_items, n);
         bad = 1;
-    } else if (resp->source !=
-               (r->user >= 0 ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR)) {
+    } else if (resp->source != (ref_personalized(r->user) ? RECSYS__V1__SOURCE__PERSONALIZED
+                                                          : RECSYS__V1__SOURCE__POPULAR)) {
         fprintf(stderr, "  user %d: source %d\n", r->user, resp->source);
         bad = 1;
     } else if (strcmp(resp->model_version, "test-v7") != 0) {
