@@ -25,9 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
+#include "catalog_fields.h"
 #include "cmd.h"
 #include "csv.h"
 #include "idmap.h"
@@ -173,53 +173,6 @@ static int load_factors(struct import *im, struct err *e)
 
 /* ==== catalog ======================================================= */
 
-enum { CAT_ITEM, CAT_CATEGORY, CAT_PRICE, CAT_ON_SALE, CAT_TIER, CAT_COLUMNS };
-static const char *const catalog_columns[CAT_COLUMNS] = {
-    [CAT_ITEM] = "item_id",    [CAT_CATEGORY] = "category", [CAT_PRICE] = "price_cents",
-    [CAT_ON_SALE] = "on_sale", [CAT_TIER] = "member_tier",
-};
-
-static int parse_price(const char *s, struct model_item_attr *a)
-{
-    uint64_t v;
-    int rc = opts_parse_uint(s, 0, INT64_MAX, &v);
-    a->price_cents = (int64_t)v;
-    return rc;
-}
-
-static int parse_on_sale(const char *s, struct model_item_attr *a)
-{
-    static const struct {
-        const char *text;
-        uint8_t value;
-    } words[] = {{"0", 0}, {"1", 1}, {"false", 0}, {"true", 1}};
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strcasecmp(s, words[i].text) == 0) {
-            a->on_sale = words[i].value;
-            return 0;
-        }
-    return ERR_INVALID;
-}
-
-static int parse_tier(const char *s, struct model_item_attr *a)
-{
-    uint64_t v;
-    int rc = opts_parse_uint(s, 0, TIER_MAX, &v);
-    a->tier = (uint8_t)v;
-    return rc;
-}
-
-/* The catalog columns that are plain values of the item's attributes. */
-static const struct attr_column {
-    int column;
-    int (*parse)(const char *s, struct model_item_attr *a);
-    const char *want;
-} attr_columns[] = {
-    {CAT_PRICE, parse_price, "an integer >= 0"},
-    {CAT_ON_SALE, parse_on_sale, "one of 0, 1, true, false"},
-    {CAT_TIER, parse_tier, "an integer in 0..255"},
-};
-
 /* Category @name's index; a new name is added at the end. */
 static int category_index(struct import *im, const struct csv *r, const struct csv_record *rec,
                           uint32_t col, uint32_t *index, struct err *e)
@@ -254,8 +207,8 @@ static int category_index(struct import *im, const struct csv *r, const struct c
 static int catalog_row(struct import *im, const struct csv *r, const struct csv_record *rec,
                        const uint32_t *cols, struct err *e)
 {
-    const char *id = rec->fields[cols[CAT_ITEM]];
-    uint32_t item, len = rec->lens[cols[CAT_ITEM]];
+    const char *id = rec->fields[cols[CATALOG_ITEM]];
+    uint32_t item, len = rec->lens[cols[CATALOG_ITEM]];
     char q[QUOTE_BUF];
     if (ids_find(im->items, id, len, &item) != 0)
         return csv_fail(r, rec->line, e, "item '%s' is not in %s", quote(q, sizeof(q), id, len),
@@ -266,22 +219,15 @@ static int catalog_row(struct import *im, const struct csv *r, const struct csv_
     im->item_line[item] = rec->line;
 
     struct model_item_attr *a = &im->attrs[item];
-    int rc = category_index(im, r, rec, cols[CAT_CATEGORY], &a->category, e);
+    int rc = category_index(im, r, rec, cols[CATALOG_CATEGORY], &a->category, e);
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < sizeof(attr_columns) / sizeof(attr_columns[0]); i++) {
-        const struct attr_column *c = &attr_columns[i];
-        const char *s = rec->fields[cols[c->column]];
-        if (c->parse(s, a) != 0)
-            return csv_fail(r, rec->line, e, "%s '%s' is not %s", catalog_columns[c->column],
-                            quote(q, sizeof(q), s, rec->lens[cols[c->column]]), c->want);
-    }
-    return 0;
+    return catalog_values(r, rec, cols, a, e);
 }
 
 static int read_catalog(struct import *im, struct err *e)
 {
-    uint32_t n = ids_count(im->items), cols[CAT_COLUMNS];
+    uint32_t n = ids_count(im->items), cols[CATALOG_COLUMNS];
     struct csv *r = NULL;
     struct csv_record rec;
     im->attrs = calloc(n, sizeof(*im->attrs));
@@ -290,7 +236,7 @@ static int read_catalog(struct import *im, struct err *e)
         return err_set(e, -ENOMEM, "out of memory for %u catalog entries", n);
     int rc = csv_open(im->a->catalog, &r, e);
     if (rc == 0)
-        rc = csv_header(r, catalog_columns, CAT_COLUMNS, cols, e);
+        rc = csv_header(r, catalog_columns, CATALOG_COLUMNS, cols, e);
     while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
         rc = catalog_row(im, r, &rec, cols, e);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {

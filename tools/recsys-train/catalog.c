@@ -10,55 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "recsys-model/catalog_fields.h"
 #include "recsys-model/csv.h"
 #include "recsys-model/idmap.h"
-#include "recsys-model/opts.h"
 #include "recsys-model/quote.h"
-
-enum { CAT_ITEM, CAT_CATEGORY, CAT_PRICE, CAT_ON_SALE, CAT_TIER, CAT_COLUMNS };
-static const char *const columns[CAT_COLUMNS] = {
-    [CAT_ITEM] = "item_id",    [CAT_CATEGORY] = "category", [CAT_PRICE] = "price_cents",
-    [CAT_ON_SALE] = "on_sale", [CAT_TIER] = "member_tier",
-};
-
-static int parse_price(const char *s, struct model_item_attr *a)
-{
-    uint64_t v;
-    int rc = opts_parse_uint(s, 0, INT64_MAX, &v);
-    a->price_cents = (int64_t)v;
-    return rc;
-}
-
-static int parse_on_sale(const char *s, struct model_item_attr *a)
-{
-    if (strcasecmp(s, "1") == 0 || strcasecmp(s, "true") == 0)
-        a->on_sale = 1;
-    else if (strcasecmp(s, "0") == 0 || strcasecmp(s, "false") == 0)
-        a->on_sale = 0;
-    else
-        return ERR_INVALID;
-    return 0;
-}
-
-static int parse_tier(const char *s, struct model_item_attr *a)
-{
-    uint64_t v;
-    int rc = opts_parse_uint(s, 0, 255, &v);
-    a->tier = (uint8_t)v;
-    return rc;
-}
-
-static const struct {
-    int column;
-    int (*parse)(const char *s, struct model_item_attr *a);
-    const char *want;
-} values[] = {
-    {CAT_PRICE, parse_price, "an integer >= 0"},
-    {CAT_ON_SALE, parse_on_sale, "one of 0, 1, true, false"},
-    {CAT_TIER, parse_tier, "an integer in 0..255"},
-};
 
 /* Growth of the parallel arrays, doubling. */
 static int grow(struct catalog *c, uint32_t *cap)
@@ -104,22 +60,17 @@ static int category(struct catalog *c, struct idmap *names, const struct csv *r,
 static int row(struct catalog *c, struct idmap *names, const struct csv *r,
                const struct csv_record *rec, const uint32_t *cols, struct err *e)
 {
-    const char *id = rec->fields[cols[CAT_ITEM]];
-    uint32_t len = rec->lens[cols[CAT_ITEM]], first;
+    const char *id = rec->fields[cols[CATALOG_ITEM]];
+    uint32_t len = rec->lens[cols[CATALOG_ITEM]], first;
     char q[QUOTE_BUF];
     if (len == 0 || len > MODEL_ID_MAX || memchr(id, '\n', len) != NULL)
         return csv_fail(r, rec->line, e, "item_id '%s' must be 1..%d bytes without a newline",
                         quote(q, sizeof(q), id, len), MODEL_ID_MAX);
     struct model_item_attr *a = &c->attrs[c->count];
     memset(a, 0, sizeof(*a));
-    int rc = category(c, names, r, rec, cols[CAT_CATEGORY], &a->category, e);
-    for (size_t i = 0; rc == 0 && i < sizeof(values) / sizeof(values[0]); i++) {
-        const char *s = rec->fields[cols[values[i].column]];
-        if (values[i].parse(s, a) != 0)
-            rc =
-                csv_fail(r, rec->line, e, "%s '%s' is not %s", columns[values[i].column],
-                         quote(q, sizeof(q), s, rec->lens[cols[values[i].column]]), values[i].want);
-    }
+    int rc = category(c, names, r, rec, cols[CATALOG_CATEGORY], &a->category, e);
+    if (rc == 0)
+        rc = catalog_values(r, rec, cols, a, e);
     if (rc != 0)
         return rc;
     if ((c->ids[c->count] = strdup(id)) == NULL)
@@ -139,12 +90,12 @@ int catalog_read(const char *path, struct catalog *c, struct err *e)
     struct csv *r = NULL;
     struct idmap *names = NULL;
     struct csv_record rec;
-    uint32_t cols[CAT_COLUMNS], cap = 0;
+    uint32_t cols[CATALOG_COLUMNS], cap = 0;
     int rc = idmap_create(1024, &c->index) != 0 || idmap_create(16, &names) != 0
                  ? err_set(e, -ENOMEM, "out of memory for the catalog")
                  : csv_open(path, &r, e);
     if (rc == 0)
-        rc = csv_header(r, columns, CAT_COLUMNS, cols, e);
+        rc = csv_header(r, catalog_columns, CATALOG_COLUMNS, cols, e);
     while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
         rc = c->count == cap && grow(c, &cap) != 0
                  ? err_set(e, -ENOMEM, "out of memory for %u items", cap)
