@@ -20,6 +20,13 @@ PACKAGES := build-essential cmake pkg-config \
             liblmdb-dev libopenblas-dev libjemalloc-dev liburcu-dev \
             python3 python3-grpcio python3-protobuf python3-numpy python3-lmdb
 
+# Only for `make test`: the independent clients the tests drive the daemon
+# with besides python3-grpcio. h2load comes from nghttp2-client; Node's
+# @grpc/grpc-js from npm needs node and npm, taken from Debian unless the
+# machine already has them (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package).
+TEST_PACKAGES := nghttp2-client $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
+
 # Only for `make fuzz`: libFuzzer comes with clang's runtime.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_TARGETS  := npy csv ids request model
@@ -63,7 +70,9 @@ demo: build $(DEMO)
 run: demo
 	exec $(BUILD)/recsysd --model $(DEMO) --listen $(LISTEN)
 
-test: build
+test:
+	$(MAKE) deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
+	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-sanitize:
