@@ -31,6 +31,8 @@ struct option {
 
 static int parse_string(const struct option *o, const char *src, const char *val, void *field,
                         struct err *e);
+static int parse_endpoint(const struct option *o, const char *src, const char *val, void *field,
+                          struct err *e);
 static int parse_threads(const struct option *o, const char *src, const char *val, void *field,
                          struct err *e);
 static int parse_helpers(const struct option *o, const char *src, const char *val, void *field,
@@ -58,6 +60,14 @@ static const struct option options[] = {
      .help = "address to listen on; port 0 picks a free port",
      .parse = parse_string,
      FIELD(listen)},
+    {.name = "metrics-listen",
+     .env = "RECSYS_METRICS_LISTEN",
+     .def = "off",
+     .metavar = "HOST:PORT",
+     .help = "address of the Prometheus endpoint (GET /metrics over HTTP); port 0 picks a "
+             "free port; off = none",
+     .parse = parse_endpoint,
+     FIELD(metrics_listen)},
     {.name = "threads",
      .env = "RECSYS_THREADS",
      .def = "auto",
@@ -149,6 +159,17 @@ static int parse_string(const struct option *o, const char *src, const char *val
     return 0;
 }
 
+/* An address, or "off", stored as "". */
+static int parse_endpoint(const struct option *o, const char *src, const char *val, void *field,
+                          struct err *e)
+{
+    if (strcmp(val, "off") == 0) {
+        *(char *)field = '\0';
+        return 0;
+    }
+    return parse_string(o, src, val, field, e);
+}
+
 /* Decimal digits only: strtoul alone would accept " 7", "+7" and "-7". */
 static int parse_digits(const char *val, const char **end, unsigned long long *out)
 {
@@ -196,8 +217,9 @@ static int parse_helpers(const struct option *o, const char *src, const char *va
     if (strcmp(val, "auto") != 0)
         return parse_threads(o, src, val, field, e);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    *(unsigned *)field = cpus <= 1 ? 0 : cpus - 1 > AUTO_HELPERS_MAX ? AUTO_HELPERS_MAX
-                                                                     : (unsigned)(cpus - 1);
+    *(unsigned *)field = cpus <= 1                     ? 0
+                         : cpus - 1 > AUTO_HELPERS_MAX ? AUTO_HELPERS_MAX
+                                                       : (unsigned)(cpus - 1);
     return 0;
 }
 

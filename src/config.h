@@ -29,12 +29,13 @@
 struct config {
     char model[4096];           /* model file path; required */
     char listen[256];           /* HOST:PORT; port 0 = any free port */
+    char metrics_listen[256];   /* HOST:PORT of the metrics endpoint; "" = none */
     unsigned threads;           /* worker threads, 1..CONFIG_THREADS_MAX */
     unsigned max_request_bytes; /* largest request message the server receives */
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
     enum log_level log_level;
-    char kernel[16]; /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
-    char scan[16];   /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
+    char kernel[16];           /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
+    char scan[16];             /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
     unsigned scan_threads;     /* split helpers (split.h); 0 = never split */
     unsigned scan_split_bytes; /* split scans reading at least this much (scan.h) */
 };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "scan.h"
 #include "score.h"
 
@@ -70,4 +71,50 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
         return err_set(e, -ENOMEM, "out of memory for model info");
     *out = r;
     return 0;
+}
+
+/* ---- the same facts as Prometheus series ---------------------------------- */
+
+static void write_model(const struct model *m, FILE *out)
+{
+    const struct model_info *mi = model_info(m);
+    fputs("# HELP recsys_model_info The model served; labels describe it, the value is 1.\n"
+          "# TYPE recsys_model_info gauge\n"
+          "recsys_model_info{version=",
+          out);
+    metrics_label(out, mi->version);
+    fputs(",checksum=", out);
+    metrics_label(out, mi->checksum);
+    fprintf(out, ",element_type=\"%s\",scan=\"%s\",kernel=\"%s\"} 1\n",
+            model_elem_names[mi->elem_type], model_elem_names[scan_elem(m)], score_kernel_name());
+    metrics_series(out, "recsys_model_items", "gauge", "Items in the model served.",
+                   (double)mi->item_count);
+    metrics_series(out, "recsys_model_users", "gauge", "Users in the model served.",
+                   (double)mi->user_count);
+    metrics_series(out, "recsys_model_dimension", "gauge", "Factor dimension of the model served.",
+                   (double)mi->dim);
+    metrics_series(out, "recsys_model_created_timestamp_seconds", "gauge",
+                   "When the model served was created, unix seconds.", (double)mi->created_at);
+    metrics_series(out, "recsys_model_loaded_timestamp_seconds", "gauge",
+                   "When the model served was loaded, unix seconds.", (double)mi->loaded_at);
+}
+
+int info_write_metrics(const struct reload_snapshot *snap, FILE *out)
+{
+    metrics_series(out, "recsys_model_loaded", "gauge",
+                   "1 while a model is served, 0 while none is.", snap->model != NULL);
+    if (snap->model != NULL)
+        write_model(snap->model, out);
+    metrics_series(out, "recsys_model_loads_total", "counter",
+                   "Models loaded, the first one included.", (double)snap->reload_count);
+    metrics_series(out, "recsys_model_load_failures_total", "counter",
+                   "Load attempts refused: a missing or invalid model file.",
+                   (double)snap->failed_count);
+    metrics_series(out, "recsys_model_last_load_attempt_timestamp_seconds", "gauge",
+                   "When the model file was last loaded or refused, unix seconds.",
+                   (double)snap->last_attempt_unix);
+    metrics_series(out, "recsys_model_last_load_failed", "gauge",
+                   "1 when the last load attempt was refused (or the model withdrawn), else 0.",
+                   snap->last_error[0] != '\0');
+    return ferror(out) ? -EIO : 0;
 }

@@ -2,9 +2,9 @@
  * recsysd: serve recommendations from a model file over gRPC.
  *
  * main() starts the subsystems in order (config, log, signals, gRPC, the
- * model's reloader, service, server), waits for signals, and stops them in
- * reverse order: the server first, so that no call reads a model any more
- * when the reloader closes it.
+ * model's reloader, service, server, metrics endpoint), waits for signals,
+ * and stops them in reverse order: the server before the reloader, so that
+ * no call reads a model any more when the reloader closes it.
  *
  * Signals are blocked in every thread, before the first thread exists, and
  * taken synchronously here with sigwait(): no handler runs at an arbitrary
@@ -26,10 +26,13 @@
 #include <string.h>
 
 #include "config.h"
+#include "info.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "scan.h"
 #include "score.h"
+#include "scrape.h"
 #include "server.h"
 #include "service.h"
 #include "split.h"
@@ -97,12 +100,54 @@ static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *p
     }
 }
 
+/* What the metrics endpoint shows: the server's calls, the model served
+ * and the process. */
+struct exposition {
+    const struct server *srv;
+    const struct reload *reload;
+};
+
+static int write_metrics(void *arg, FILE *out)
+{
+    const struct exposition *x = arg;
+    int rc = metrics_write(server_metrics(x->srv), out);
+    const struct reload_snapshot *snap = reload_read_begin(x->reload);
+    rc = rc != 0 ? rc : info_write_metrics(snap, out);
+    reload_read_end(x->reload);
+    return rc != 0 ? rc : metrics_write_process(out);
+}
+
+/* host_len - the length of HOST in "HOST:PORT", to log it with the port
+ * actually bound. */
+static int host_len(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    return colon != NULL ? (int)(colon - addr) : (int)strlen(addr);
+}
+
+/* start_scrape - the metrics endpoint, if one is configured. Its thread
+ * reads snapshots as the workers do, so it takes the workers' hooks. */
+static int start_scrape(const struct config *cfg, const struct server_hooks *hooks,
+                        struct exposition *x, struct scrape **out, struct err *e)
+{
+    if (cfg->metrics_listen[0] == '\0')
+        return 0;
+    struct scrape_source src = {write_metrics, hooks->thread_start, hooks->thread_stop, x};
+    int rc = scrape_start(cfg->metrics_listen, &src, out, e);
+    if (rc == 0)
+        log_info("metrics on http://%.*s:%d/metrics", host_len(cfg->metrics_listen),
+                 cfg->metrics_listen, scrape_port(*out));
+    return rc;
+}
+
 static int run(const struct config *cfg, const sigset_t *signals_set)
 {
     int status = EXIT_FAILED;
     struct reload *reload = NULL;
     struct service *svc = NULL;
     struct server *srv = NULL;
+    struct scrape *scrape = NULL;
+    struct exposition expo;
     struct err e = {0};
 
     /* BatchRecommend calls sgemm from many workers at once, and splits big
@@ -139,13 +184,16 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to start the server (%s)", e.msg);
         goto out;
     }
+    expo = (struct exposition){srv, reload};
+    if (start_scrape(cfg, service_hooks(svc), &expo, &scrape, &e) != 0) {
+        log_error("failed to start the metrics endpoint (%s)", e.msg);
+        goto out;
+    }
     /* Tests and scripts read the port from this line when listening on :0. */
-    const char *colon = strrchr(cfg->listen, ':');
-    int host_len = colon != NULL ? (int)(colon - cfg->listen) : (int)strlen(cfg->listen);
     log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s bf16_kernel=%s int8_kernel=%s "
              "scan_threads=%u",
-             host_len, cfg->listen, server_port(srv), cfg->threads, score_kernel_name(),
-             scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
+             host_len(cfg->listen), cfg->listen, server_port(srv), cfg->threads,
+             score_kernel_name(), scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
              score_reduced_kernel_name(SCORE_ELEM_INT8), cfg->scan_threads);
 
     size_t sig = wait_for_stop(signals_set, reload, cfg->model);
@@ -153,6 +201,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
              cfg->grace_ms);
     status = 0;
 out:
+    scrape_stop(scrape);
     server_stop(srv);
     split_stop();
     service_destroy(svc);

@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* Two slots per method, so a new call can match while the last reply drains.
  * Not more: the core matches a connection's calls to its home worker's
@@ -114,6 +115,7 @@ struct server {
     void **registered; /* the core's handle per method */
     struct worker *workers;
     unsigned n_workers;
+    struct metrics *metrics;
     unsigned grace_ms;
     int port;
     bool started;
@@ -241,6 +243,13 @@ static void answer(struct slot *s, struct server_reply *reply)
     s->method->handler(&call, reply);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void log_failure(const struct slot *s, const struct server_reply *reply)
 {
     grpc_slice path =
@@ -259,6 +268,7 @@ static void on_call(struct slot *s, bool success)
         return;
     }
     struct worker *w = s->worker;
+    uint64_t start = now_ns();
     struct server_reply reply = {.status = GRPC_STATUS_OK};
     answer(s, &reply);
 
@@ -288,6 +298,9 @@ static void on_call(struct slot *s, bool success)
     grpc_slice_unref(details);
     /* Everything the call used from the arena has been copied by now. */
     arena_reset(w->arena);
+    size_t method =
+        s->method != NULL ? (size_t)(s->method - w->server->methods) : w->server->n_methods;
+    metrics_record(w->server->metrics, w->index, method, reply.status, now_ns() - start);
     if (rc != GRPC_CALL_OK) {
         /* The batch will never complete: clean up as if it had failed. */
         log_error("failed to start the reply batch (grpc_call_error %d)", (int)rc);
@@ -417,6 +430,15 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
     if (srv->core == NULL || srv->control == NULL)
         return err_set(e, -ENOMEM, "cannot create the gRPC server");
     grpc_server_register_completion_queue(srv->core, srv->control, NULL);
+    const char **paths = calloc(srv->n_methods > 0 ? srv->n_methods : 1, sizeof(*paths));
+    for (size_t i = 0; paths != NULL && i < srv->n_methods; i++)
+        paths[i] = srv->methods[i].path;
+    int rc = paths != NULL ? metrics_create(srv->n_workers, paths, srv->n_methods, &srv->metrics)
+                           : -ENOMEM;
+    free(paths);
+    if (rc != 0)
+        return err_set(e, rc == -ENOMEM ? rc : ERR_INTERNAL, "cannot set up the metrics (%s)",
+                       rc == -ENOMEM ? "out of memory" : "a method path is not /Service/Method");
     for (size_t i = 0; i < srv->n_methods; i++) {
         srv->registered[i] = grpc_server_register_method(
             srv->core, srv->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
@@ -483,6 +505,11 @@ int server_port(const struct server *s)
     return s->port;
 }
 
+const struct metrics *server_metrics(const struct server *s)
+{
+    return s->metrics;
+}
+
 /* arm_spares - take in the calls queued in the core, which shutdown would
  * cancel. Runs on the stopping thread: a spare slot is idle and untouched by
  * its worker until its first event, which the queue orders after arm(). */
@@ -547,6 +574,7 @@ void server_stop(struct server *srv)
     }
     if (srv->control != NULL)
         grpc_completion_queue_destroy(srv->control);
+    metrics_destroy(srv->metrics);
     free(srv->workers);
     free(srv->registered);
     free(srv);

@@ -14,6 +14,9 @@
  *                                             DEADLINE_EXCEEDED, handler not run
  *   - a request larger than max_request_bytes: RESOURCE_EXHAUSTED (by the core)
  *
+ * Every answered call is counted by method, status and handling time
+ * (server_metrics).
+ *
  * Shutdown is graceful: no new calls are accepted, calls already accepted
  * run to completion for up to config->grace_ms, then the rest are cancelled.
  */
@@ -26,6 +29,7 @@
 #include "config.h"
 #include "err.h"
 
+struct metrics;
 struct server;
 struct server_method;
 
@@ -77,13 +81,18 @@ struct server_hooks {
  * @e:       receives the reason on failure; may be NULL.
  * grpc_init() must have been called. Returns 0, ERR_INVALID (the address
  * cannot be bound: malformed, not local, or in use), -ENOMEM, -errno of
- * pthread_create, or ERR_INTERNAL (the core refused a method or a queue).
+ * pthread_create, or ERR_INTERNAL (the core refused a method or a queue, or
+ * a method path is not "/package.Service/Method").
  * On failure nothing is left running. */
 int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
                  const struct server_hooks *hooks, struct server **out, struct err *e);
 
 /* server_port - the port actually bound (the real one when listening on port 0). */
 int server_port(const struct server *s);
+
+/* server_metrics - what the server has answered so far, per method and
+ * status (metrics.h); valid until server_stop. Readable from any thread. */
+const struct metrics *server_metrics(const struct server *s);
 
 /* server_stop - stop accepting calls, let those in flight finish for up to
  * the grace period, cancel the rest, join the workers and free @s.

@@ -21,9 +21,11 @@ import signal as _signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import grpc
 
+import prom
 from recsys.v1 import recommender_pb2  # also re-exported for tests
 
 RECSYSD = os.environ.get("RECSYSD", "recsysd")
@@ -59,11 +61,17 @@ def method_path(method):
 
 
 class Daemon:
-    def __init__(self, model_path, threads=2, args=(), env=None, listen="127.0.0.1:0"):
+    def __init__(self, model_path, threads=2, args=(), env=None, listen="127.0.0.1:0",
+                 metrics=False):
         """model_path None: no --model flag (e.g. when RECSYS_MODEL is in env);
         threads, listen None: no --threads, --listen flag; env: variables
-        added to os.environ."""
+        added to os.environ; metrics: serve the metrics endpoint on a free
+        port (self.metrics_port, read by scrape())."""
         self.argv = [RECSYSD]
+        self.metrics = metrics
+        self.metrics_port = None
+        if metrics:
+            self.argv += ["--metrics-listen", "127.0.0.1:0"]
         if listen is not None:
             self.argv += ["--listen", listen]
         if model_path is not None:
@@ -102,6 +110,10 @@ class Daemon:
             self.port = int(m.group(2))
             self.threads = int(m.group(3))
             self.addr = "127.0.0.1:%d" % self.port
+            if self.metrics:
+                # Logged before the "listening on" line, so already here.
+                m = self.wait_log(r"metrics on http://\S+:(\d+)/metrics", 0)
+                self.metrics_port = int(m.group(1))
             self.health(wait=START_TIMEOUT)
         except BaseException:
             self._kill()
@@ -185,6 +197,14 @@ class Daemon:
                     raise DaemonError("recsysd %s before logging /%s/ %d times (%d seen); log:\n%s"
                                       % (why, regex, count, found, "".join(self._lines)))
                 self._cond.wait(left)
+
+    # ---- the metrics endpoint ------------------------------------------------------
+
+    def scrape(self):
+        """GET /metrics, parsed by prom.parse (raises unless it answers 200)."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                    timeout=30) as resp:
+            return prom.parse(resp.read().decode("utf-8"))
 
     # ---- the process, from /proc ---------------------------------------------------
 

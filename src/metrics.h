@@ -1,0 +1,66 @@
+/*
+ * metrics: what the server has answered, counted per worker, and written
+ * out in the Prometheus text exposition format.
+ *
+ * Each worker thread counts into its own cache-line-aligned block, which
+ * only that thread writes, so recording a call is a few plain stores with
+ * no lock, no atomic read-modify-write and no shared cache line. A scrape
+ * sums the blocks; it may see a call counted in one metric and not yet in
+ * the next, never a torn value.
+ *
+ * The series are named as go-grpc-prometheus names them, so the dashboards
+ * and alerts written for it work unchanged:
+ *
+ *   grpc_server_handled_total{grpc_type, grpc_service, grpc_method, grpc_code}
+ *   grpc_server_handling_seconds{grpc_type, grpc_service, grpc_method}  (histogram)
+ *
+ * The handling time runs from the worker taking the call to its reply being
+ * handed to the core: decoding, the query and encoding. Calls to a method
+ * the server does not serve are counted under grpc_method="unknown", so a
+ * client cannot grow the label set.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct metrics;
+
+/* metrics_create - counters for @workers threads and the methods @paths
+ * ("/package.Service/Method"; copied), plus one row for unknown methods.
+ * Returns 0, ERR_INVALID (a path not of that form) or -ENOMEM. */
+int metrics_create(unsigned workers, const char *const *paths, size_t n_paths,
+                   struct metrics **out);
+
+/* metrics_destroy - free @m. NULL is a no-op. */
+void metrics_destroy(struct metrics *m);
+
+/* metrics_record - count one finished call. Only worker thread @worker may
+ * record for @worker.
+ * @method: index into the paths given to metrics_create; n_paths (or any
+ *          larger index) for a method not served.
+ * @status: the grpc_status_code answered.
+ * @ns:     handling time in nanoseconds. */
+void metrics_record(struct metrics *m, unsigned worker, size_t method, int status, uint64_t ns);
+
+/* metrics_handled - calls of @method answered with @status so far, summed
+ * over the workers (what the scrape reports). */
+uint64_t metrics_handled(const struct metrics *m, size_t method, int status);
+
+/* metrics_write - the server's series, with their HELP and TYPE lines, to
+ * @out. Any thread. Returns 0 or -EIO (a write to @out failed). */
+int metrics_write(const struct metrics *m, FILE *out);
+
+/* metrics_write_process - the standard process_* series of Prometheus
+ * clients (resident and virtual memory, CPU seconds, start time, open
+ * descriptors) from /proc/self, to @out. Returns 0 or -EIO. */
+int metrics_write_process(FILE *out);
+
+/* metrics_series - one unlabelled series with its HELP and TYPE lines:
+ * @type is "gauge" or "counter". For the other writers of series. */
+void metrics_series(FILE *out, const char *name, const char *type, const char *help, double value);
+
+/* metrics_label - @s as a quoted Prometheus label value: backslash, double
+ * quote and newline escaped. For the other writers of series. */
+void metrics_label(FILE *out, const char *s);
