@@ -2,7 +2,7 @@
 # project's fixed dependencies.
 #
 #   docker build -t recsysd .
-#   docker run -p 50051:50051 -v /srv/models:/models recsysd --model /models/model.lmdb
+#   docker run -p 50051:50051 -p 9464:9464 -v /srv/models:/models recsysd --model /models/model.lmdb
 #
 # Without --model the image serves its built-in demo model.
 
@@ -22,6 +22,6 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 COPY --from=build /build/recsysd /build/recsys-model /build/recsys-cli /usr/local/bin/
 COPY --from=build /build/demo.lmdb /models/model.lmdb
 USER recsys
-EXPOSE 50051
-ENV RECSYS_LISTEN=0.0.0.0:50051 RECSYS_MODEL=/models/model.lmdb
+EXPOSE 50051 9464
+ENV RECSYS_LISTEN=0.0.0.0:50051 RECSYS_METRICS_LISTEN=0.0.0.0:9464 RECSYS_MODEL=/models/model.lmdb
 ENTRYPOINT ["/usr/local/bin/recsysd"]
