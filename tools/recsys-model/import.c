@@ -27,10 +27,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "catalog_fields.h"
+#include "catalog.h"
 #include "cmd.h"
 #include "csv.h"
-#include "idmap.h"
 #include "ids.h"
 #include "model/writer.h"
 #include "npy.h"
@@ -72,12 +71,7 @@ struct import {
     uint32_t dim, has_bias;
     const float *user_factors; /* U's map, or user_copy */
     float *user_copy;          /* U with the bias column of 1.0, when has_bias */
-    /* catalog */
-    struct model_item_attr *attrs;
-    uint64_t *item_line; /* catalog line that listed each item; 0 = none yet */
-    char **categories;   /* names in order of first appearance, owned */
-    uint32_t category_count, category_cap;
-    struct idmap *category_index; /* keys borrowed from categories */
+    struct catalog cat;        /* the items' attributes, in the order of items */
     /* users and purchases */
     uint32_t *user_tier; /* NULL without --users */
     uint64_t *user_line; /* users.csv line that listed each user */
@@ -169,86 +163,6 @@ static int load_factors(struct import *im, struct err *e)
         (rc = check_finite(&im->V.view, a->item_factors, im->items, e)) != 0)
         return rc;
     return fold_bias(im, e);
-}
-
-/* ==== catalog ======================================================= */
-
-/* Category @name's index; a new name is added at the end. */
-static int category_index(struct import *im, const struct csv *r, const struct csv_record *rec,
-                          uint32_t col, uint32_t *index, struct err *e)
-{
-    const char *name = rec->fields[col];
-    size_t len = rec->lens[col];
-    char q[QUOTE_BUF];
-    if (len == 0 || len > MODEL_ID_MAX || memchr(name, '\n', len) != NULL)
-        return csv_fail(r, rec->line, e, "category '%s' must be 1..%d bytes without a newline",
-                        quote(q, sizeof(q), name, len), MODEL_ID_MAX);
-    if (idmap_get(im->category_index, name, len, index) == 0)
-        return 0;
-    if (im->category_count == im->category_cap) {
-        uint32_t cap = im->category_cap ? im->category_cap * 2 : 16;
-        char **p = realloc(im->categories, cap * sizeof(*p));
-        if (p == NULL)
-            return err_set(e, -ENOMEM, "out of memory for categories");
-        im->categories = p;
-        im->category_cap = cap;
-    }
-    char *copy = strdup(name);
-    uint32_t unused;
-    if (copy == NULL || idmap_put(im->category_index, copy, len, im->category_count, &unused) < 0) {
-        free(copy);
-        return err_set(e, -ENOMEM, "out of memory for categories");
-    }
-    *index = im->category_count;
-    im->categories[im->category_count++] = copy;
-    return 0;
-}
-
-static int catalog_row(struct import *im, const struct csv *r, const struct csv_record *rec,
-                       const uint32_t *cols, struct err *e)
-{
-    const char *id = rec->fields[cols[CATALOG_ITEM]];
-    uint32_t item, len = rec->lens[cols[CATALOG_ITEM]];
-    char q[QUOTE_BUF];
-    if (ids_find(im->items, id, len, &item) != 0)
-        return csv_fail(r, rec->line, e, "item '%s' is not in %s", quote(q, sizeof(q), id, len),
-                        ids_path(im->items));
-    if (im->item_line[item] != 0)
-        return csv_fail(r, rec->line, e, "item '%s' is listed twice (first on line %llu)",
-                        quote(q, sizeof(q), id, len), (unsigned long long)im->item_line[item]);
-    im->item_line[item] = rec->line;
-
-    struct model_item_attr *a = &im->attrs[item];
-    int rc = category_index(im, r, rec, cols[CATALOG_CATEGORY], &a->category, e);
-    if (rc != 0)
-        return rc;
-    return catalog_values(r, rec, cols, a, e);
-}
-
-static int read_catalog(struct import *im, struct err *e)
-{
-    uint32_t n = ids_count(im->items), cols[CATALOG_COLUMNS];
-    struct csv *r = NULL;
-    struct csv_record rec;
-    im->attrs = calloc(n, sizeof(*im->attrs));
-    im->item_line = calloc(n, sizeof(*im->item_line));
-    if (im->attrs == NULL || im->item_line == NULL || idmap_create(16, &im->category_index) != 0)
-        return err_set(e, -ENOMEM, "out of memory for %u catalog entries", n);
-    int rc = csv_open(im->a->catalog, &r, e);
-    if (rc == 0)
-        rc = csv_header(r, catalog_columns, CATALOG_COLUMNS, cols, e);
-    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
-        rc = catalog_row(im, r, &rec, cols, e);
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        const char *id = ids_array(im->items)[i];
-        char q[QUOTE_BUF];
-        if (im->item_line[i] == 0)
-            rc = err_set(e, ERR_INVALID, "%s: item '%s' (%s:%u) is not in the catalog",
-                         im->a->catalog, quote(q, sizeof(q), id, strlen(id)), ids_path(im->items),
-                         i + 1);
-    }
-    csv_close(r);
-    return rc;
 }
 
 /* ==== users and purchases =========================================== */
@@ -407,9 +321,9 @@ static int write_model(const struct import *im, struct err *e)
         .user_tier = im->user_tier,
         .owned_offsets = im->owned_offsets,
         .owned_items = im->owned_items,
-        .attrs = im->attrs,
-        .categories = (const char *const *)im->categories,
-        .category_count = im->category_count,
+        .attrs = im->cat.attrs,
+        .categories = (const char *const *)im->cat.categories,
+        .category_count = im->cat.category_count,
         .version = im->a->version,
         .created_at = (int64_t)im->a->created_at,
         .quantize = im->a->quantize,
@@ -424,12 +338,7 @@ static void import_free(struct import *im)
     ids_free(im->users);
     ids_free(im->items);
     free(im->user_copy);
-    free(im->attrs);
-    free(im->item_line);
-    for (uint32_t i = 0; i < im->category_count; i++)
-        free(im->categories[i]);
-    free(im->categories);
-    idmap_destroy(im->category_index);
+    catalog_free(&im->cat);
     free(im->user_tier);
     free(im->user_line);
     free(im->pairs);
@@ -450,7 +359,8 @@ int import_main(int argc, char **argv, struct err *e)
 
     struct import im = {.a = &a};
     int rc;
-    if ((rc = load_factors(&im, e)) == 0 && (rc = read_catalog(&im, e)) == 0 &&
+    if ((rc = load_factors(&im, e)) == 0 &&
+        (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&
         (rc = read_users(&im, e)) == 0 && (rc = read_purchases(&im, e)) == 0)
         rc = write_model(&im, e);
     import_free(&im);

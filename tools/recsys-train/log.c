@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
 #include "model/model.h"
+#include "recsys-model/catalog.h"
 #include "recsys-model/csv.h"
 #include "recsys-model/idmap.h"
 #include "recsys-model/opts.h"

@@ -19,12 +19,12 @@
 
 #include "als.h"
 #include "bpr.h"
-#include "catalog.h"
 #include "dataset.h"
 #include "eval.h"
 #include "log.h"
 #include "model/writer.h"
 #include "progress.h"
+#include "recsys-model/catalog.h"
 #include "recsys-model/cmd.h"
 #include "recsys-model/opts.h"
 
@@ -174,7 +174,7 @@ static int read_inputs(struct run *r, struct err *e)
     struct log_opts lo = {.view_weight = (float)r->v.view_weight,
                           .unknown_error = r->unknown_error};
     int rc;
-    if ((rc = catalog_read(a->catalog, &r->cat, e)) != 0 ||
+    if ((rc = catalog_read(a->catalog, NULL, &r->cat, e)) != 0 ||
         (a->users != NULL && (rc = log_read_users(a->users, &r->log, e)) != 0) ||
         (rc = log_read(a->interactions, &r->cat, &lo, &r->log, e)) != 0 ||
         (rc = dataset_build(&r->log, r->cat.count, r->v.holdout, a->seed, &r->d, e)) != 0)
