@@ -42,8 +42,9 @@ struct row {
 };
 
 struct method_label {
-    char *service; /* "recsys.v1.Recommender" */
-    char *method;  /* "Recommend" */
+    char *service;    /* "recsys.v1.Recommender" */
+    char *method;     /* "Recommend" */
+    const char *type; /* "unary" or "bidi_stream" */
 };
 
 struct metrics {
@@ -87,10 +88,12 @@ static int split_path(const char *path, struct method_label *l)
         return ERR_INVALID;
     l->service = strndup(path + 1, (size_t)(slash - path - 1));
     l->method = strdup(slash + 1);
+    l->type = "unary";
     return l->service != NULL && l->method != NULL ? 0 : -ENOMEM;
 }
 
-int metrics_create(unsigned workers, const char *const *paths, size_t n_paths, struct metrics **out)
+int metrics_create(unsigned workers, const char *const *paths, const bool *streams, size_t n_paths,
+                   struct metrics **out)
 {
     struct metrics *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -103,9 +106,13 @@ int metrics_create(unsigned workers, const char *const *paths, size_t n_paths, s
     int rc = m->blocks != NULL && m->labels != NULL ? 0 : -ENOMEM;
     if (m->blocks != NULL)
         memset(m->blocks, 0, m->block_bytes * (workers > 0 ? workers : 1));
-    for (size_t i = 0; rc == 0 && i < n_paths; i++)
+    for (size_t i = 0; rc == 0 && i < n_paths; i++) {
         rc = split_path(paths[i], &m->labels[i]);
+        if (streams != NULL && streams[i])
+            m->labels[i].type = "bidi_stream";
+    }
     if (rc == 0) {
+        m->labels[n_paths].type = "unary";
         m->labels[n_paths].service = strdup("unknown");
         m->labels[n_paths].method = strdup("unknown");
         if (m->labels[n_paths].service == NULL || m->labels[n_paths].method == NULL)
@@ -174,7 +181,7 @@ void metrics_label(FILE *out, const char *s)
 
 static void series_labels(FILE *out, const struct method_label *l)
 {
-    fputs("{grpc_type=\"unary\",grpc_service=", out);
+    fprintf(out, "{grpc_type=\"%s\",grpc_service=", l->type);
     metrics_label(out, l->service);
     fputs(",grpc_method=", out);
     metrics_label(out, l->method);

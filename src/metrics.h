@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,8 +30,11 @@ struct metrics;
 
 /* metrics_create - counters for @workers threads and the methods @paths
  * ("/package.Service/Method"; copied), plus one row for unknown methods.
+ * @streams: per method, true for a bidirectional stream (grpc_type
+ *           "bidi_stream", counted once per stream), false for unary;
+ *           NULL: all unary.
  * Returns 0, ERR_INVALID (a path not of that form) or -ENOMEM. */
-int metrics_create(unsigned workers, const char *const *paths, size_t n_paths,
+int metrics_create(unsigned workers, const char *const *paths, const bool *streams, size_t n_paths,
                    struct metrics **out);
 
 /* metrics_destroy - free @m. NULL is a no-op. */

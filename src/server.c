@@ -10,6 +10,11 @@
  *     ▲             │                                                 │
  *     └─ shutdown ──┘◀──────────── batch done: free, re-arm ───────────┘
  *
+ * A stream method's call goes ARMED ──▶ STREAMING instead: each batch
+ * there sends the previous answer and receives the next request message,
+ * until the client closes its side (or a handler fails), and one last
+ * batch sends the status: STREAMING ──▶ REPLYING.
+ *
  * Every method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
  * metadata, message, status, receive-close) answers it: a call costs two
@@ -73,7 +78,7 @@
  * a few hundred items) fits, so the steady state never grows it. */
 #define ARENA_BLOCK (256u << 10)
 
-enum slot_state { SLOT_IDLE, SLOT_ARMED, SLOT_REPLYING };
+enum slot_state { SLOT_IDLE, SLOT_ARMED, SLOT_STREAMING, SLOT_REPLYING };
 
 struct worker;
 
@@ -89,6 +94,10 @@ struct slot {
     grpc_byte_buffer *request;
     grpc_byte_buffer *response;
     int cancelled;
+    uint64_t start;     /* when the call arrived, CLOCK_MONOTONIC ns */
+    bool sent_metadata; /* a stream has sent its initial metadata */
+    int status;         /* what the call ended with, and after how long (ns): */
+    uint64_t elapsed;   /* for the metrics, once it is released */
 };
 
 struct worker {
@@ -152,13 +161,17 @@ static void arm(struct slot *s)
     s->call = NULL;
     s->request = NULL;
     s->response = NULL;
+    s->cancelled = 0;
     grpc_metadata_array_init(&s->metadata);
     if (s->method == NULL) {
         grpc_call_details_init(&s->details);
         rc = grpc_server_request_call(core, &s->call, &s->details, &s->metadata, w->cq, w->cq, s);
     } else {
-        rc = grpc_server_request_registered_call(core, s->registered, &s->call, &s->deadline,
-                                                 &s->metadata, &s->request, w->cq, w->cq, s);
+        /* A stream's messages are read one by one; a unary call's only
+         * message comes with the call. */
+        rc = grpc_server_request_registered_call(
+            core, s->registered, &s->call, &s->deadline, &s->metadata,
+            s->method->stream ? NULL : &s->request, w->cq, w->cq, s);
     }
     if (rc == GRPC_CALL_OK) {
         s->state = SLOT_ARMED;
@@ -259,37 +272,38 @@ static void log_failure(const struct slot *s, const struct server_reply *reply)
               reply->details != NULL ? reply->details : "");
 }
 
-/* on_call - a call arrived on slot @s (or, with !success, the server is
- * shutting down and the slot is returned unused). Answers it with one batch. */
-static void on_call(struct slot *s, bool success)
+/* settle - the call on slot @s ends with @status, handled in the time
+ * from its arrival until now; counted once it is released (on_replied). */
+static void settle(struct slot *s, int status)
 {
-    if (!success) {
-        release(s);
-        return;
-    }
-    struct worker *w = s->worker;
-    uint64_t start = now_ns();
-    struct server_reply reply = {.status = GRPC_STATUS_OK};
-    answer(s, &reply);
+    s->status = status;
+    s->elapsed = now_ns() - s->start;
+}
 
+/* finish - end the call on slot @s with one batch: the initial metadata
+ * unless a stream sent it already, @reply's message if @message and the
+ * status is OK, the status, and the wait for the client's close. */
+static void finish(struct slot *s, const struct server_reply *reply, bool message)
+{
     grpc_op ops[4];
     memset(ops, 0, sizeof(ops));
     size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (reply.status == GRPC_STATUS_OK) {
-        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply.data, reply.len);
+    if (!s->sent_metadata)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (reply->status == GRPC_STATUS_OK && message) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
         s->response = grpc_raw_byte_buffer_create(&body, 1);
         grpc_slice_unref(body);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = s->response;
-    } else {
-        log_failure(s, &reply);
+    } else if (reply->status != GRPC_STATUS_OK) {
+        log_failure(s, reply);
     }
     grpc_slice details =
-        reply.details != NULL ? grpc_slice_from_copied_string(reply.details) : grpc_empty_slice();
+        reply->details != NULL ? grpc_slice_from_copied_string(reply->details) : grpc_empty_slice();
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = (grpc_status_code)reply.status;
-    ops[n++].data.send_status_from_server.status_details = reply.details != NULL ? &details : NULL;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)reply->status;
+    ops[n++].data.send_status_from_server.status_details = reply->details != NULL ? &details : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
 
@@ -297,23 +311,109 @@ static void on_call(struct slot *s, bool success)
     grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
     grpc_slice_unref(details);
     /* Everything the call used from the arena has been copied by now. */
-    arena_reset(w->arena);
-    size_t method =
-        s->method != NULL ? (size_t)(s->method - w->server->methods) : w->server->n_methods;
-    metrics_record(w->server->metrics, w->index, method, reply.status, now_ns() - start);
+    arena_reset(s->worker->arena);
+    settle(s, reply->status);
     if (rc != GRPC_CALL_OK) {
         /* The batch will never complete: clean up as if it had failed. */
         log_error("failed to start the reply batch (grpc_call_error %d)", (int)rc);
         grpc_call_cancel(s->call, NULL);
+        settle(s, GRPC_STATUS_CANCELLED);
         on_replied(s, false);
     }
 }
 
+/* stream_next - send @reply's message, if any (after the initial metadata,
+ * the first time), and ask for the client's next message, in one batch. */
+static void stream_next(struct slot *s, const struct server_reply *reply)
+{
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    if (!s->sent_metadata)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    s->sent_metadata = true;
+    if (reply != NULL) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
+        s->response = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = s->response;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &s->request;
+
+    s->state = SLOT_STREAMING;
+    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
+    arena_reset(s->worker->arena);
+    if (rc != GRPC_CALL_OK) {
+        log_error("failed to start a stream batch (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(s->call, NULL);
+        settle(s, GRPC_STATUS_CANCELLED);
+        on_replied(s, false);
+    }
+}
+
+/* on_call - a call arrived on slot @s (or, with !success, the server is
+ * shutting down and the slot is returned unused). A unary call is answered
+ * with one batch; a stream starts reading its messages. */
+static void on_call(struct slot *s, bool success)
+{
+    if (!success) {
+        release(s);
+        return;
+    }
+    s->start = now_ns();
+    s->sent_metadata = false;
+    if (s->method != NULL && s->method->stream) {
+        stream_next(s, NULL);
+        return;
+    }
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    answer(s, &reply);
+    finish(s, &reply, true);
+}
+
+/* on_streamed - a stream's batch is done: the client sent its next message
+ * (answer it, then read on), or closed its side (end with OK), or the call
+ * broke (cancelled, deadline, connection lost: clean up). */
+static void on_streamed(struct slot *s, bool success)
+{
+    if (s->response != NULL) {
+        grpc_byte_buffer_destroy(s->response);
+        s->response = NULL;
+    }
+    if (!success) {
+        settle(s, GRPC_STATUS_CANCELLED);
+        on_replied(s, false);
+        return;
+    }
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    if (s->request == NULL) {
+        finish(s, &reply, false);
+        return;
+    }
+    answer(s, &reply);
+    grpc_byte_buffer_destroy(s->request);
+    s->request = NULL;
+    if (reply.status != GRPC_STATUS_OK)
+        finish(s, &reply, false);
+    else
+        stream_next(s, &reply);
+}
+
 /* on_replied - the reply batch of slot @s is done (sent, or the call was
- * cancelled): free the call and, unless stopping, wait for the next one. */
+ * cancelled): count the call, free it and, unless stopping, wait for the
+ * next one. A call the client cancelled counts as CANCELLED whatever was
+ * answered: the client did not take the answer (a stream it gave up on
+ * can even look like a normal end to the server). */
 static void on_replied(struct slot *s, bool success)
 {
     (void)success; /* a failed batch means a cancelled call: the same cleanup */
+    struct worker *w = s->worker;
+    size_t method =
+        s->method != NULL ? (size_t)(s->method - w->server->methods) : w->server->n_methods;
+    metrics_record(w->server->metrics, w->index, method,
+                   s->cancelled ? GRPC_STATUS_CANCELLED : s->status, s->elapsed);
     if (s->request != NULL)
         grpc_byte_buffer_destroy(s->request);
     if (s->response != NULL)
@@ -326,6 +426,7 @@ static void on_replied(struct slot *s, bool success)
 
 static void (*const on_event[])(struct slot *, bool) = {
     [SLOT_ARMED] = on_call,
+    [SLOT_STREAMING] = on_streamed,
     [SLOT_REPLYING] = on_replied,
 };
 
@@ -430,18 +531,27 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
     if (srv->core == NULL || srv->control == NULL)
         return err_set(e, -ENOMEM, "cannot create the gRPC server");
     grpc_server_register_completion_queue(srv->core, srv->control, NULL);
-    const char **paths = calloc(srv->n_methods > 0 ? srv->n_methods : 1, sizeof(*paths));
-    for (size_t i = 0; paths != NULL && i < srv->n_methods; i++)
+    size_t n = srv->n_methods > 0 ? srv->n_methods : 1;
+    const char **paths = calloc(n, sizeof(*paths));
+    bool *streams = calloc(n, sizeof(*streams));
+    for (size_t i = 0; paths != NULL && streams != NULL && i < srv->n_methods; i++) {
         paths[i] = srv->methods[i].path;
-    int rc = paths != NULL ? metrics_create(srv->n_workers, paths, srv->n_methods, &srv->metrics)
-                           : -ENOMEM;
+        streams[i] = srv->methods[i].stream;
+    }
+    int rc = paths != NULL && streams != NULL
+                 ? metrics_create(srv->n_workers, paths, streams, srv->n_methods, &srv->metrics)
+                 : -ENOMEM;
     free(paths);
+    free(streams);
     if (rc != 0)
         return err_set(e, rc == -ENOMEM ? rc : ERR_INTERNAL, "cannot set up the metrics (%s)",
                        rc == -ENOMEM ? "out of memory" : "a method path is not /Service/Method");
     for (size_t i = 0; i < srv->n_methods; i++) {
         srv->registered[i] = grpc_server_register_method(
-            srv->core, srv->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+            srv->core, srv->methods[i].path, NULL,
+            srv->methods[i].stream ? GRPC_SRM_PAYLOAD_NONE
+                                   : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            0);
         if (srv->registered[i] == NULL)
             return err_set(e, ERR_INTERNAL, "cannot register method %s (duplicate?)",
                            srv->methods[i].path);

@@ -4,9 +4,9 @@
  * It binds the listen address, runs config->threads worker threads, each
  * with its own completion queue, and answers unary calls to the methods in
  * a table by calling their handler on the worker that received the call,
- * start to finish. It knows nothing about protobuf or the model: a handler
- * gets the request message's bytes and returns a status and the response
- * message's bytes. What the server itself answers:
+ * start to finish (and streams, message by message, on one worker too). It knows nothing about
+ * protobuf or the model: a handler gets the request message's bytes and returns a status and the
+ * response message's bytes. What the server itself answers:
  *
  *   - a method not in the table:              UNIMPLEMENTED
  *   - a call without a request message:       INVALID_ARGUMENT
@@ -22,6 +22,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,11 @@ struct server_method {
     const char *path; /* "/package.Service/Method" */
     server_handler_fn handler;
     void *arg; /* for the handler, through call->method->arg */
+    /* A bidirectional stream answered message by message (the reflection
+     * service): the handler runs once per request message and its reply is
+     * sent as one response message; a non-OK reply ends the stream with
+     * that status, and the client closing its side ends it with OK. */
+    bool stream;
 };
 
 /* Per-thread set-up the handlers rely on, such as registering each worker

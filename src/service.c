@@ -13,6 +13,7 @@
 #include "query.h"
 #include "recommend.h"
 #include "recsys/v1/recommender.pb-c.h"
+#include "reflect.h"
 #include "similar.h"
 
 /* ---- the method table ---------------------------------------------------- */
@@ -41,18 +42,21 @@ ADAPT(run_eligibility, eligibility_run, Recsys__V1__EligibilityRequest,
       Recsys__V1__EligibilityResponse)
 ADAPT(run_similar, similar_run, Recsys__V1__SimilarItemsRequest, Recsys__V1__RecommendResponse)
 ADAPT(run_info, info_run, Recsys__V1__ModelInfoRequest, Recsys__V1__ModelInfo)
-ADAPT(run_batch, batch_run, Recsys__V1__BatchRecommendRequest,
-      Recsys__V1__BatchRecommendResponse)
+ADAPT(run_batch, batch_run, Recsys__V1__BatchRecommendRequest, Recsys__V1__BatchRecommendResponse)
+ADAPT(run_reflect, reflect_run, Grpc__Reflection__V1__ServerReflectionRequest,
+      Grpc__Reflection__V1__ServerReflectionResponse)
 ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
       Grpc__Health__V1__HealthCheckResponse)
 
 /* Request limits follow from the query limits, so a request the query
  * would accept is never refused for its size. The largest encoding of one
  * string field: a 1-byte tag, a 2-byte length, MODEL_ID_MAX bytes. */
-#define ID_FIELD     (1 + 2 + MODEL_ID_MAX)
-#define SCALARS      32 /* count, purchasable_only and their tags, with room to spare */
-#define ID_FIELDS(n) ((size_t)(n)*ID_FIELD)
+#define ID_FIELD          (1 + 2 + MODEL_ID_MAX)
+#define SCALARS           32 /* count, purchasable_only and their tags, with room to spare */
+#define ID_FIELDS(n)      ((size_t)(n)*ID_FIELD)
 #define RECOMMEND_REQUEST (ID_FIELDS(1 + 2 * QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS)
+/* A host and a symbol or file name. */
+#define REFLECT_REQUEST (ID_FIELDS(2) + SCALARS)
 /* A batch's requests, each embedded with a tag and a 3-byte length. */
 #define BATCH_REQUEST (BATCH_MAX * (4 + RECOMMEND_REQUEST))
 
@@ -62,21 +66,29 @@ struct method {
     run_fn run;
     size_t max_request_bytes;
     bool needs_model; /* false for the methods that report its absence */
+    bool stream;      /* a stream answered message by message (server.h) */
 };
 
 static const struct method methods[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
-     RECOMMEND_REQUEST, true},
+     RECOMMEND_REQUEST, true, false},
     {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_request__descriptor,
-     run_batch, BATCH_REQUEST, true},
+     run_batch, BATCH_REQUEST, true, false},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
-     run_eligibility, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true},
+     run_eligibility, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
-     run_similar, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true},
+     run_similar, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
-     SCALARS, false},
+     SCALARS, false, false},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     run_health, ID_FIELD, false},
+     run_health, ID_FIELD, false, false},
+    /* v1alpha's messages are v1's on the wire. */
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, REFLECT_REQUEST,
+     false, true},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, REFLECT_REQUEST,
+     false, true},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -201,8 +213,10 @@ int service_create(const struct reload *r, struct service **out)
     svc->reload = r;
     for (size_t i = 0; i < N_METHODS; i++) {
         svc->bindings[i] = (struct binding){.svc = svc, .method = &methods[i]};
-        svc->table[i] = (struct server_method){
-            .path = methods[i].path, .handler = handle, .arg = &svc->bindings[i]};
+        svc->table[i] = (struct server_method){.path = methods[i].path,
+                                               .handler = handle,
+                                               .arg = &svc->bindings[i],
+                                               .stream = methods[i].stream};
     }
     *out = svc;
     return 0;

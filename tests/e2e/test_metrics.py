@@ -31,6 +31,10 @@ def handled(m, method, code, service=SERVICE):
                    grpc_code=code)
 
 
+def handled_total(m):
+    return sum(v for _, v in m.select("grpc_server_handled_total"))
+
+
 def http_request(port, method="GET", path="/metrics", raw=None, timeout=30):
     """(status, headers dict, body) of one request; raw: bytes sent as is."""
     if raw is not None:
@@ -107,7 +111,9 @@ class MetricsTest(unittest.TestCase):
                 self.d.rpc(path, pb.ModelInfo)(pb.ModelInfoRequest(), timeout=5)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
 
-        after = self.d.scrape()
+        calls = sum(outcomes.values()) + 2
+        after = self.d.await_scrape(lambda m: handled_total(m) >= handled_total(before) + calls)
+        self.assertEqual(handled_total(after), handled_total(before) + calls)
         for (method, code), n in outcomes.items():
             self.assertEqual(handled(after, method, code) - handled(before, method, code), n,
                              (method, code))
@@ -122,25 +128,30 @@ class MetricsTest(unittest.TestCase):
 
     def test_histograms_agree_with_the_counters(self):
         user = self.ds.user_ids[1]
+        before = handled(self.d.scrape(), "Recommend", "OK")
         for _ in range(5):
             self.call("Recommend", pb.RecommendRequest(user_id=user), pb.RecommendResponse)
-        m = self.d.scrape()
+        m = self.d.await_scrape(lambda m: handled(m, "Recommend", "OK") >= before + 5)
         self.assertEqual(m.types["grpc_server_handling_seconds"], "histogram")
         self.assertEqual(m.types["grpc_server_handled_total"], "counter")
-        methods = {l["grpc_method"] for l, _ in m.select("grpc_server_handling_seconds_count")}
-        self.assertTrue({"Recommend", "BatchRecommend", "CheckEligibility", "SimilarItems",
-                         "GetModelInfo", "Check"} <= methods, methods)
-        for method in methods:
+        methods = {(l["grpc_service"], l["grpc_method"])
+                   for l, _ in m.select("grpc_server_handling_seconds_count")}
+        self.assertTrue({(SERVICE, name) for name in ("Recommend", "BatchRecommend",
+                                                        "CheckEligibility", "SimilarItems",
+                                                        "GetModelInfo")} <= methods, methods)
+        self.assertIn(("grpc.health.v1.Health", "Check"), methods)
+        for service, method in methods:
+            labels = {"grpc_service": service, "grpc_method": method}
             buckets = sorted((float(l["le"]), v) for l, v in
-                             m.select("grpc_server_handling_seconds_bucket", grpc_method=method))
+                             m.select("grpc_server_handling_seconds_bucket", **labels))
             self.assertEqual(buckets[-1][0], float("inf"))
             counts = [v for _, v in buckets]
             self.assertEqual(counts, sorted(counts), "buckets of %s not cumulative" % method)
-            count = m.value("grpc_server_handling_seconds_count", grpc_method=method)
+            count = m.value("grpc_server_handling_seconds_count", **labels)
             self.assertEqual(counts[-1], count, method)
-            calls = sum(v for _, v in m.select("grpc_server_handled_total", grpc_method=method))
+            calls = sum(v for _, v in m.select("grpc_server_handled_total", **labels))
             self.assertEqual(count, calls, method)
-            total = m.value("grpc_server_handling_seconds_sum", grpc_method=method)
+            total = m.value("grpc_server_handling_seconds_sum", **labels)
             # The sum lies within what the buckets allow.
             upper = sum((le if le != float("inf") else 1e9) * (c - p) for (le, c), p in
                         zip(buckets, [0] + counts[:-1]))

@@ -19,6 +19,7 @@
 #include "arena.h"
 #include "fuzz.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "reload.h"
 #include "scratch.h"
@@ -37,6 +38,10 @@ static const struct {
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__recommend_response__descriptor},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info__descriptor},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_response__descriptor},
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_response__descriptor},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_response__descriptor},
 };
 
 static struct {

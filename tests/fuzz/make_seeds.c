@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "scratch.h"
 #include "server.h"
@@ -86,6 +87,21 @@ static const Grpc__Health__V1__HealthCheckRequest health = {
     .service = "recsys.v1.Recommender",
 };
 
+static const Grpc__Reflection__V1__ServerReflectionRequest reflect_list = {
+    PROTOBUF_C_MESSAGE_INIT(&grpc__reflection__v1__server_reflection_request__descriptor),
+    .host = "",
+    .message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES,
+    .list_services = "",
+};
+static const Grpc__Reflection__V1__ServerReflectionRequest reflect_symbol = {
+    PROTOBUF_C_MESSAGE_INIT(&grpc__reflection__v1__server_reflection_request__descriptor),
+    .host = "",
+    .message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL,
+    .file_containing_symbol = "recsys.v1.Recommender.Recommend",
+};
+
 static const struct request_seed {
     const char *file;
     const char *path; /* the method */
@@ -99,6 +115,10 @@ static const struct request_seed {
     {"similar-unknown-item", "/recsys.v1.Recommender/SimilarItems", &similar_unknown.base},
     {"model-info", "/recsys.v1.Recommender/GetModelInfo", &info.base},
     {"health", "/grpc.health.v1.Health/Check", &health.base},
+    {"reflection-list", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     &reflect_list.base},
+    {"reflection-symbol", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     &reflect_symbol.base},
 };
 
 /* The byte fuzz_request reads as @path: its index in the service table. */

@@ -37,18 +37,20 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 
 
-def _load_health_pb2():
-    # grpc/health/v1/health_pb2.py cannot be imported by its package name:
-    # the installed `grpc` package shadows the generated directory of the
-    # same name. Load the generated file by path instead.
-    path = os.path.join(os.environ["RECSYS_PYGEN"], "grpc", "health", "v1", "health_pb2.py")
-    spec = importlib.util.spec_from_file_location("recsys_test_health_pb2", path)
+def load_grpc_pb2(relpath):
+    """A generated module of the standard grpc/... protos, such as
+    "health/v1/health_pb2.py". They cannot be imported by their package
+    name: the installed `grpc` package shadows the generated directory of
+    the same name. Load the generated file by path instead."""
+    path = os.path.join(os.environ["RECSYS_PYGEN"], "grpc", *relpath.split("/"))
+    name = "recsys_test_" + relpath.replace("/", "_")[:-3]
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-health_pb2 = _load_health_pb2()
+health_pb2 = load_grpc_pb2("health/v1/health_pb2.py")
 
 
 class DaemonError(Exception):
@@ -205,6 +207,20 @@ class Daemon:
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
                                     timeout=30) as resp:
             return prom.parse(resp.read().decode("utf-8"))
+
+    def await_scrape(self, pred, timeout=30.0):
+        """Scrape until pred(metrics) holds; those metrics. A call is counted
+        when the server has released it, a moment after the client has its
+        answer, so a test waits for the counts it expects."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.scrape()
+            if pred(m):
+                return m
+            if time.monotonic() > deadline:
+                raise DaemonError("the metrics never met the condition; last scrape:\n%s"
+                                  % "\n".join("%s %s %s" % x for x in m.samples))
+            time.sleep(0.01)
 
     # ---- the process, from /proc ---------------------------------------------------
 

@@ -50,7 +50,7 @@ static double value_of(const char *text, const char *series)
 static void test_counts_by_method_and_code(void)
 {
     struct metrics *m = NULL;
-    CHECK_OK(metrics_create(3, paths, N_PATHS, &m));
+    CHECK_OK(metrics_create(3, paths, NULL, N_PATHS, &m));
     metrics_record(m, 0, 0, 0, 1000);
     metrics_record(m, 1, 0, 0, 1000);
     metrics_record(m, 2, 0, 3, 1000);
@@ -84,7 +84,7 @@ static void test_counts_by_method_and_code(void)
 static void test_bucket_edges_are_inclusive(void)
 {
     struct metrics *m = NULL;
-    CHECK_OK(metrics_create(1, paths, N_PATHS, &m));
+    CHECK_OK(metrics_create(1, paths, NULL, N_PATHS, &m));
     metrics_record(m, 0, 0, 0, 100000); /* exactly 100 µs: in le=0.0001 */
     metrics_record(m, 0, 0, 0, 100001); /* a nanosecond more: in the next */
     metrics_record(m, 0, 0, 0, 0);
@@ -126,7 +126,7 @@ static void *record_many(void *arg)
 static void test_concurrent_workers_sum_exactly(void)
 {
     struct metrics *m = NULL;
-    CHECK_OK(metrics_create(4, paths, N_PATHS, &m));
+    CHECK_OK(metrics_create(4, paths, NULL, N_PATHS, &m));
     pthread_t threads[4];
     struct recorder rec[4];
     for (unsigned w = 0; w < 4; w++) {
@@ -165,7 +165,7 @@ static void test_bad_paths_are_refused(void)
     static const char *const bad[] = {"Recommend", "/Recommend", "//Recommend", "/a.B/", "/a/b/c"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct metrics *m = NULL;
-        CHECK_RC(metrics_create(1, &bad[i], 1, &m), ERR_INVALID);
+        CHECK_RC(metrics_create(1, &bad[i], NULL, 1, &m), ERR_INVALID);
         CHECK(m == NULL);
     }
 }

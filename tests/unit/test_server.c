@@ -4,7 +4,8 @@
  * Handlers: /test.Echo/Reverse answers the request bytes reversed (so the
  * answer proves the handler ran on these bytes); /test.Echo/Fail answers
  * INVALID_ARGUMENT with a text; /test.Echo/Block waits until the test lets
- * it go, so a test can hold a call in flight for as long as it needs. */
+ * it go, so a test can hold a call in flight for as long as it needs;
+ * /test.Echo/Chat is a stream answering each message reversed until "stop". */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "metrics.h"
 #include "server.h"
 
 /* ---- handlers ------------------------------------------------------------ */
@@ -121,11 +123,25 @@ static void hooked_only(const struct server_call *call, struct server_reply *rep
         reply->status = GRPC_STATUS_FAILED_PRECONDITION;
 }
 
+/* A stream's messages, answered one by one: reversed, until "stop". */
+static void chat(const struct server_call *call, struct server_reply *reply)
+{
+    if (call->len == 4 && memcmp(call->data, "stop", 4) == 0) {
+        reply->status = GRPC_STATUS_FAILED_PRECONDITION;
+        reply->details = "stopped";
+        return;
+    }
+    reverse(call, reply);
+}
+
+#define CHAT 4 /* its row below */
+
 static const struct server_method methods[] = {
-    {"/test.Echo/Reverse", reverse, NULL},
-    {"/test.Echo/Fail", fail, "the request was bad"},
-    {"/test.Echo/Block", block, NULL},
-    {"/test.Echo/Hooked", hooked_only, NULL},
+    {"/test.Echo/Reverse", reverse, NULL, false},
+    {"/test.Echo/Fail", fail, "the request was bad", false},
+    {"/test.Echo/Block", block, NULL, false},
+    {"/test.Echo/Hooked", hooked_only, NULL, false},
+    {"/test.Echo/Chat", chat, NULL, true},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -250,6 +266,87 @@ static struct client_call *call(grpc_channel *ch, const char *path, const void *
     return &c;
 }
 
+/* one_op - run one batch of @n ops on @call and wait for it; its success. */
+static bool one_op(grpc_call *call, grpc_completion_queue *cq, grpc_op *ops, size_t n, void *tag)
+{
+    if (grpc_call_start_batch(call, ops, n, tag, NULL) != GRPC_CALL_OK)
+        return false;
+    return grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).success;
+}
+
+/* chat_call - one stream on /test.Echo/Chat: send each of @msgs, reading
+ * the answer after each, until the server ends the stream; then close our
+ * side (or, with @cancel, cancel the call instead) and read the status.
+ * The answers go to @answers joined by '|'; returns the status, its text
+ * in @text. */
+static grpc_status_code chat_call(grpc_channel *ch, const char *const *msgs, size_t n, bool cancel,
+                                  char *answers, size_t size, char *text)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(10000, GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                               grpc_slice_from_static_string("/test.Echo/Chat"),
+                                               NULL, deadline, NULL);
+    grpc_metadata_array initial, trailing;
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[1].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    one_op(call, cq, ops, 2, (void *)1);
+    answers[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        grpc_slice body = grpc_slice_from_copied_string(msgs[i]);
+        grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&body, 1), *resp = NULL;
+        grpc_slice_unref(body);
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_SEND_MESSAGE;
+        ops[0].data.send_message.send_message = req;
+        ops[1].op = GRPC_OP_RECV_MESSAGE;
+        ops[1].data.recv_message.recv_message = &resp;
+        one_op(call, cq, ops, 2, (void *)2);
+        grpc_byte_buffer_destroy(req);
+        if (resp == NULL)
+            break; /* the server ended the stream */
+        grpc_byte_buffer_reader r;
+        grpc_byte_buffer_reader_init(&r, resp);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        snprintf(answers + strlen(answers), size - strlen(answers), "%s%.*s", i > 0 ? "|" : "",
+                 (int)GRPC_SLICE_LENGTH(all), (const char *)GRPC_SLICE_START_PTR(all));
+        grpc_slice_unref(all);
+        grpc_byte_buffer_reader_destroy(&r);
+        grpc_byte_buffer_destroy(resp);
+    }
+    if (cancel) {
+        grpc_call_cancel(call, NULL);
+    } else {
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        one_op(call, cq, ops, 1, (void *)3);
+    }
+    grpc_status_code status;
+    grpc_slice details;
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[0].data.recv_status_on_client.status = &status;
+    ops[0].data.recv_status_on_client.status_details = &details;
+    one_op(call, cq, ops, 1, (void *)4);
+    snprintf(text, 64, "%.*s", (int)GRPC_SLICE_LENGTH(details),
+             (const char *)GRPC_SLICE_START_PTR(details));
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_completion_queue_destroy(cq);
+    return status;
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_reverse_round_trip(void)
@@ -272,6 +369,40 @@ static void test_reverse_round_trip(void)
         CHECK(memcmp(c->body, want, n) == 0);
     }
     grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+/* A stream gets one answer per message, in order, and ends with the
+ * client's close (OK) or the first failed answer (its status); a client's
+ * cancel frees the call. Each stream is counted once, with its status. */
+static void test_stream_answers_each_message(void)
+{
+    struct server *srv;
+    char addr[64], answers[256], text[64];
+    CHECK_OK(start(2, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    const char *const talk[] = {"abc", "hello", "", "xy"};
+    CHECK(chat_call(ch, talk, 4, false, answers, sizeof(answers), text) == GRPC_STATUS_OK);
+    CHECK(strcmp(answers, "cba|olleh||yx") == 0);
+    const char *const stopped[] = {"abc", "stop", "never"};
+    CHECK(chat_call(ch, stopped, 3, false, answers, sizeof(answers), text) ==
+          GRPC_STATUS_FAILED_PRECONDITION);
+    CHECK(strcmp(answers, "cba") == 0 && strcmp(text, "stopped") == 0);
+    CHECK(chat_call(ch, talk, 2, true, answers, sizeof(answers), text) == GRPC_STATUS_CANCELLED);
+    CHECK(strcmp(answers, "cba|olleh") == 0);
+    CHECK(chat_call(ch, talk, 0, false, answers, sizeof(answers), text) == GRPC_STATUS_OK);
+    /* Unary calls still work alongside. */
+    CHECK(call(ch, "/test.Echo/Reverse", "ab", 2)->status == GRPC_STATUS_OK);
+    grpc_channel_destroy(ch);
+    const struct metrics *m = server_metrics(srv);
+    /* The cancel reaches the server after the client has its status: wait
+     * for the server to count it (the counts die with the server). */
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 1000 && metrics_handled(m, CHAT, GRPC_STATUS_CANCELLED) == 0; i++)
+        nanosleep(&tick, NULL);
+    CHECK(metrics_handled(m, CHAT, GRPC_STATUS_OK) == 2);
+    CHECK(metrics_handled(m, CHAT, GRPC_STATUS_FAILED_PRECONDITION) == 1);
+    CHECK(metrics_handled(m, CHAT, GRPC_STATUS_CANCELLED) == 1);
     server_stop(srv);
 }
 
@@ -524,6 +655,7 @@ int main(int argc, char **argv)
     static const struct check_case cases[] = {
         CHECK_CASE(test_reverse_round_trip),
         CHECK_CASE(test_handler_status_and_text),
+        CHECK_CASE(test_stream_answers_each_message),
         CHECK_CASE(test_server_answers_itself),
         CHECK_CASE(test_expired_call_is_not_run),
         CHECK_CASE(test_many_calls_in_flight),
