@@ -97,6 +97,7 @@ bench: build
 	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd --items 100000 --quantize --clients 1 \
 	    --swaps 1 --soak-swaps 0 --steady-seconds 10
 	bench/train.sh $(BUILD)
+	/usr/bin/python3 bench/rpc.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-fuzz

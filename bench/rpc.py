@@ -71,6 +71,8 @@ def h2load(port, path, body_file, log_file, n, clients, streams):
             "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body_file,
             "http://127.0.0.1:%d%s" % (port, path)]
     if log_file:
+        if os.path.exists(log_file):
+            os.unlink(log_file)  # h2load appends to it
         argv[1:1] = ["--log-file", log_file]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
