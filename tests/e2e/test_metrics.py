@@ -19,7 +19,7 @@ import unittest
 import grpc
 
 import fixtures
-from daemon import RECSYSD, Daemon
+from daemon import RECSYSD, Daemon, ServedModelTest
 from recsys.v1 import recommender_pb2 as pb
 
 SERVICE = "recsys.v1.Recommender"
@@ -59,20 +59,9 @@ def http_request(port, method="GET", path="/metrics", raw=None, timeout=30):
         conn.close()
 
 
-class MetricsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-metrics-")
-        cls.ds = fixtures.make_model(cls.tmp, users=120, items=250, dim=8, seed=5,
-                                     version='m"1\\x')
-        cls.started = time.time()
-        cls.daemon = Daemon(cls.ds.path, threads=2, metrics=True)
-        cls.d = cls.daemon.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.__exit__(None, None, None)
-        shutil.rmtree(cls.tmp)
+class MetricsTest(ServedModelTest):
+    MODEL = dict(users=120, items=250, dim=8, seed=5, version='m"1\\x')
+    DAEMON = dict(threads=2, metrics=True)
 
     def call(self, method, request, response_cls):
         try:

@@ -7,15 +7,13 @@ then used the way grpcurl uses them: a request class is built from them
 alone and a real Recommend call made with it.
 """
 
-import shutil
-import tempfile
 import unittest
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import fixtures
-from daemon import Daemon, load_grpc_pb2
+from daemon import ServedModelTest, load_grpc_pb2
 from recsys.v1 import recommender_pb2 as pb
 
 V1 = load_grpc_pb2("reflection/v1/reflection_pb2.py")
@@ -43,19 +41,9 @@ def file_proto(module):
     return descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
 
 
-class ReflectionTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-reflect-")
-        cls.ds = fixtures.make_model(cls.tmp, users=50, items=80, dim=8, seed=4,
-                                     version="reflect-1")
-        cls.daemon = Daemon(cls.ds.path, threads=2, metrics=True)
-        cls.d = cls.daemon.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.__exit__(None, None, None)
-        shutil.rmtree(cls.tmp)
+class ReflectionTest(ServedModelTest):
+    MODEL = dict(users=50, items=80, dim=8, seed=4, version="reflect-1")
+    DAEMON = dict(threads=2, metrics=True)
 
     def ask(self, requests, api=V1, timeout=30):
         """Send requests on one reflection stream; the responses."""

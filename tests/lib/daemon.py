@@ -17,10 +17,13 @@ Python protobuf modules, also on PYTHONPATH), both set by tests/CMakeLists.txt.
 import importlib.util
 import os
 import re
+import shutil
 import signal as _signal
 import subprocess
+import tempfile
 import threading
 import time
+import unittest
 import urllib.request
 
 import grpc
@@ -294,3 +297,33 @@ class Daemon:
         resp = call(health_pb2.HealthCheckRequest(service=service), timeout=wait,
                     wait_for_ready=True)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+class ServedModelTest(unittest.TestCase):
+    """A test class sharing one daemon: setUpClass writes a fixtures model
+    (make_model with MODEL's arguments) into a temporary directory and
+    starts recsysd on it (Daemon with DAEMON's arguments); the tests use
+    self.ds (the dataset), self.d (the daemon) and self.tmp."""
+
+    MODEL = {}
+    DAEMON = {}
+
+    @classmethod
+    def setUpClass(cls):
+        import fixtures  # here: daemon.py is also used where numpy is not needed
+        cls.tmp = tempfile.mkdtemp(prefix="recsys-%s-" % cls.__name__.lower())
+        try:
+            cls.ds = fixtures.make_model(cls.tmp, **cls.MODEL)
+            cls.started = time.time()
+            cls.daemon = Daemon(cls.ds.path, **cls.DAEMON)
+            cls.d = cls.daemon.__enter__()
+        except BaseException:
+            shutil.rmtree(cls.tmp)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.daemon.__exit__(None, None, None)
+        finally:
+            shutil.rmtree(cls.tmp)
