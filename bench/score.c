@@ -577,8 +577,8 @@ static int cross_check(const struct method *m, size_t count, uint32_t round)
 /* Bytes a method reads per query: the copy it scans. */
 static double method_bytes(const struct bench *b, const struct method *m)
 {
-    static const double elem_bytes[SCORE_ELEM_COUNT] = {4, 2, 1};
-    return (double)b->rows * b->stride * (m->kernel != NULL ? elem_bytes[m->elem] : 4);
+    return (double)b->rows * b->stride *
+           score_elem_bytes(m->kernel != NULL ? m->elem : SCORE_ELEM_F32);
 }
 
 /* The index of the f32 method of @m's kernel. */

@@ -36,11 +36,10 @@ const char *scan_preference(void)
     return p == MODEL_ELEM_COUNT ? "auto" : model_elem_names[p];
 }
 
-static const unsigned elem_bytes[MODEL_ELEM_COUNT] = {4, 2, 1};
-
 static uint64_t matrix_bytes(const struct model *m, enum model_elem elem)
 {
-    return (uint64_t)model_item_count(m) * model_stride(m) * elem_bytes[elem];
+    return (uint64_t)model_item_count(m) * model_stride(m) *
+           score_elem_bytes((enum score_elem)elem);
 }
 
 /* Whether "auto" takes @elem: present in @m, and faster to scan than f32

@@ -108,6 +108,13 @@ uint32_t score_topn_split(const struct score_scan *s, uint32_t n, score_filter_f
 /* Element types a scan can read; the values match enum model_elem. */
 enum score_elem { SCORE_ELEM_F32, SCORE_ELEM_BF16, SCORE_ELEM_INT8, SCORE_ELEM_COUNT };
 
+/* score_elem_bytes - the size of one @elem element: 4, 2 or 1. */
+static inline unsigned score_elem_bytes(enum score_elem elem)
+{
+    static const unsigned char bytes[SCORE_ELEM_COUNT] = {4, 2, 1};
+    return bytes[elem];
+}
+
 /* Longest row (stride) a reduced scan takes: the model's dimension limit. */
 #define SCORE_STRIDE_MAX 4096
 

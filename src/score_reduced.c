@@ -219,7 +219,6 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
                             score_filter_fn keep, const void *filter_ctx, unsigned parts,
                             struct score_hit *scratch, struct score_hit *out, int *fallback)
 {
-    static const size_t elem_bytes[SCORE_ELEM_COUNT] = {4, 2, 1};
     assert(s->row_scale == NULL && s->stride <= SCORE_STRIDE_MAX);
     assert(r->elem == SCORE_ELEM_BF16 || r->elem == SCORE_ELEM_INT8);
     assert(parts >= 1 && parts <= SPLIT_PARTS_MAX);
@@ -241,7 +240,7 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
 
     struct reduced_split job = {.q = &qs,
                                 .scan = score_qscan_kernel(r->elem),
-                                .elem_bytes = elem_bytes[r->elem],
+                                .elem_bytes = score_elem_bytes(r->elem),
                                 .parts = parts};
     for (unsigned p = 0; p < parts; p++)
         score_select_init(&job.part[p], n, keep, filter_ctx,
