@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -38,6 +37,7 @@
 #include "recommend.h"
 #include "scan.h"
 #include "split.h"
+#include "timing.h"
 
 struct opts {
     unsigned items, dim, users, batch, rounds, helpers;
@@ -65,19 +65,6 @@ static int parse(int argc, char **argv, struct opts *o)
                    o->users >= o->batch && o->rounds > 0 && o->helpers < SPLIT_PARTS_MAX
                ? 0
                : -1;
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *pa, const void *pb)
-{
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
 }
 
 /* The CPU, the cores, and the load the figures were taken under. */
@@ -170,7 +157,7 @@ static int run(int method, const struct query *q, const Recsys__V1__BatchRecomme
     scan_select(scans[method], NULL);
     scan_split_from(method == BATCH_SPLIT ? 1 : ~0ull);
     struct err e = {0};
-    double t0 = now_us();
+    double t0 = timing_now_us();
     int ok = 1;
     if (method <= SINGLE_INT8) {
         for (size_t i = 0; i < req->n_requests && ok; i++) {
@@ -187,7 +174,7 @@ static int run(int method, const struct query *q, const Recsys__V1__BatchRecomme
         for (size_t i = 0; ok && i < req->n_requests; i++)
             ok = same_response(r->responses[i], singles[i]);
     }
-    *us = (now_us() - t0) / (double)req->n_requests;
+    *us = (timing_now_us() - t0) / (double)req->n_requests;
     if (!ok)
         fprintf(stderr, "batch: %s disagrees with single f32 (%s)\n", names[method], e.msg);
     return ok ? 0 : -1;
@@ -258,10 +245,8 @@ int main(int argc, char **argv)
     if (rc == 0) {
         double med[METHODS];
         printf("\n%-12s %14s %10s %10s\n", "method", "us per user", "vs int8", "vs f32");
-        for (int k = 0; k < METHODS; k++) {
-            qsort(us[k], o.rounds, sizeof(double), cmp_double);
-            med[k] = us[k][o.rounds / 2];
-        }
+        for (int k = 0; k < METHODS; k++)
+            med[k] = timing_median(us[k], o.rounds);
         for (int k = 0; k < METHODS; k++)
             printf("%-12s %14.1f %9.2fx %9.2fx\n", names[k], med[k], med[SINGLE_INT8] / med[k],
                    med[SINGLE_F32] / med[k]);

@@ -75,6 +75,7 @@
 #include "model/writer.h"
 #include "recsys-cli/rpc.h"
 #include "recsys/v1/recommender.pb-c.h"
+#include "timing.h"
 
 enum {
     CATEGORIES = 8,
@@ -89,13 +90,6 @@ enum {
 static const char *const RECOMMEND = "/recsys.v1.Recommender/Recommend";
 static const char *const INFO = "/recsys.v1.Recommender/GetModelInfo";
 static const char *const VERSIONS[2] = {"bench-A", "bench-B"};
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static void sleep_ms(double ms)
 {
@@ -376,7 +370,7 @@ static int write_model(struct shape *s, const char *path, const char *version, u
         .quantize = s->quantize,
     };
     struct err e = {0};
-    double start = now_ms();
+    double start = timing_now_ms();
     int rc = model_write(path, &src, &e);
     if (rc != 0) {
         fprintf(stderr, "reload: failed to write %s (%s)\n", path, e.msg);
@@ -385,7 +379,7 @@ static int write_model(struct shape *s, const char *path, const char *version, u
     struct stat st;
     stat(path, &st);
     printf("wrote %s: %u items, %u users, dim %u, %.1f MB, in %.1f s\n", path, s->items, s->users,
-           s->dim, (double)st.st_size / 1e6, (now_ms() - start) / 1e3);
+           s->dim, (double)st.st_size / 1e6, (timing_now_ms() - start) / 1e3);
     return 0;
 }
 
@@ -681,9 +675,9 @@ struct client {
 static int recommend_once(struct rpc_client *rpc, struct client *c, const uint8_t *req, size_t len)
 {
     struct rpc_reply reply;
-    double start = now_ms();
+    double start = timing_now_ms();
     int rc = rpc_call(rpc, RECOMMEND, req, len, CALL_TIMEOUT_S, &reply);
-    double end = now_ms();
+    double end = timing_now_ms();
     if (rc != 0)
         return rc;
     if (reply.status != 0 && c->failed++ == 0)
@@ -847,18 +841,6 @@ static void print_stats(const char *label, struct stats st, const struct stats *
     printf("\n");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(double), cmp_double);
-    return n > 0 ? v[n / 2] : 0;
-}
-
 /* ==== part 1: latency and memory ========================================= */
 
 /* The peak of VmRSS, sampled every SAMPLE_US while running. */
@@ -909,19 +891,19 @@ static int swap(struct daemon *d, const struct files *f, struct rpc_client *prob
                 unsigned nth, struct swap_result *out)
 {
     char version[64];
-    double renamed = now_ms();
+    double renamed = timing_now_ms();
     int rc = publish(f, k);
     if (rc != 0)
         return rc;
     double deadline = renamed + 60e3;
     do
         version_of(probe, version, sizeof(version));
-    while (strcmp(version, VERSIONS[k]) != 0 && now_ms() < deadline);
-    out->to_version_ms = now_ms() - renamed;
+    while (strcmp(version, VERSIONS[k]) != 0 && timing_now_ms() < deadline);
+    out->to_version_ms = timing_now_ms() - renamed;
     if (strcmp(version, VERSIONS[k]) != 0)
         return -ETIMEDOUT;
     rc = daemon_wait(d, nth, 60);
-    out->window = (struct window){renamed, now_ms()};
+    out->window = (struct window){renamed, timing_now_ms()};
     return rc;
 }
 
@@ -949,7 +931,7 @@ static int run_swaps(const struct opts *o, struct daemon *d, const struct files 
         rpc_client_close(probe);
         return -EAGAIN;
     }
-    p->swaps.from = now_ms();
+    p->swaps.from = timing_now_ms();
     unsigned loads = daemon_loads(d);
     for (uint32_t i = 0; i < o->swaps && rc == 0; i++) {
         struct swap_result r = {0};
@@ -958,7 +940,7 @@ static int run_swaps(const struct opts *o, struct daemon *d, const struct files 
         p->to_version[i] = r.to_version_ms;
         sleep_ms(o->gap_ms);
     }
-    p->swaps.to = now_ms();
+    p->swaps.to = timing_now_ms();
     atomic_store(&smp.stop, true);
     pthread_join(smp.thread, NULL);
     p->sampled_peak = smp.peak_rss;
@@ -982,9 +964,9 @@ static void report_part1(const struct opts *o, struct daemon *d, const struct fi
     double max_to = 0;
     for (uint32_t i = 0; i < o->swaps; i++)
         max_to = p->to_version[i] > max_to ? p->to_version[i] : max_to;
-    double med_to = median(p->to_version, o->swaps);
+    double med_to = timing_median(p->to_version, o->swaps);
     /* The daemon's load_ms of the swaps: the loads after the first. */
-    double med_load = median(d->load_ms + 1, o->swaps);
+    double med_load = timing_median(d->load_ms + 1, o->swaps);
     printf("\nrename -> first response with the new version, %u swaps: median %.1f ms, max %.1f "
            "ms\n",
            o->swaps, med_to, max_to);
@@ -1032,13 +1014,13 @@ static int part1(const struct opts *o, const char *dir)
     }
     if ((rc = load_start(&l, o->clients, d.addr, o->users)) != 0)
         goto out;
-    p.steady[0] = (struct window){now_ms(), 0};
+    p.steady[0] = (struct window){timing_now_ms(), 0};
     sleep_ms(o->steady_s * 1e3);
-    p.steady[0].to = now_ms();
+    p.steady[0].to = timing_now_ms();
     rc = run_swaps(o, &d, &f, &p);
-    p.steady[1] = (struct window){now_ms(), 0};
+    p.steady[1] = (struct window){timing_now_ms(), 0};
     sleep_ms(o->steady_s * 1e3);
-    p.steady[1].to = now_ms();
+    p.steady[1].to = timing_now_ms();
     uint64_t calls, failed;
     int stopped = load_stop(&l, &calls, &failed);
     rc = rc != 0 ? rc : stopped;
@@ -1063,7 +1045,7 @@ static int soak(const struct opts *o, struct daemon *d, const struct files *f)
     printf("\n%8s %10s %10s %10s %6s %6s\n", "swaps", "VmRSS MB", "anon MB", "file MB", "maps",
            "fds");
     unsigned loads = daemon_loads(d);
-    double start = now_ms();
+    double start = timing_now_ms();
     int rc = 0;
     for (uint32_t i = 1; i <= o->soak_swaps && rc == 0; i++) {
         rc = publish(f, (int)(i % 2));
@@ -1074,7 +1056,7 @@ static int soak(const struct opts *o, struct daemon *d, const struct files *f)
             printf("%8u %10.1f %10.1f %10.1f %6d %6d\n", i, m.rss / 1e3, m.anon / 1e3, m.file / 1e3,
                    count_maps(d->pid, f->serve_dir), count_fds(d->pid, f->serve_dir));
     }
-    printf("%u swaps in %.1f s\n", o->soak_swaps, (now_ms() - start) / 1e3);
+    printf("%u swaps in %.1f s\n", o->soak_swaps, (timing_now_ms() - start) / 1e3);
     return rc;
 }
 

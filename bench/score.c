@@ -46,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -57,6 +56,7 @@
 #include "model/writer.h"
 #include "score.h"
 #include "split.h"
+#include "timing.h"
 
 enum {
     MAX_LIST = 8,               /* values per list flag */
@@ -465,25 +465,6 @@ static uint32_t run_kernel(struct bench *b, const float *query)
 
 /* ---- measurement ------------------------------------------------------- */
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *pa, const void *pb)
-{
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, uint32_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* The methods to run: floor, baseline, and each kernel in @o on each copy. */
 static size_t make_methods(const struct opts *o, struct method *m)
 {
@@ -530,9 +511,9 @@ static void run_once(struct bench *b, struct method *m, const float *query, doub
     b->elem = m->elem;
     b->parts = m->parts;
     b->fallback = 0;
-    double t0 = now_us();
+    double t0 = timing_now_us();
     uint32_t count = m->run(b, query);
-    *us = now_us() - t0;
+    *us = timing_now_us() - t0;
     m->fallbacks += (uint32_t)b->fallback;
     if (count <= sizeof(m->last) / sizeof(m->last[0])) {
         memcpy(m->last, b->hits, count * sizeof(*b->hits));
@@ -598,7 +579,7 @@ static void report(const struct bench *b, struct method *m, size_t count, uint32
     double floor_bw = 0, blas_us = 0;
     double med[MAX_METHODS];
     for (size_t i = 0; i < count; i++) {
-        med[i] = median(m[i].us, rounds);
+        med[i] = timing_median(m[i].us, rounds);
         if (m[i].run == run_floor)
             floor_bw = method_bytes(b, &m[i]) / med[i];
         if (m[i].run == run_sgemv)
