@@ -39,16 +39,24 @@ void log_msg(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, tags[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, tags[level]);
+    char event[sizeof(line)];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(event, sizeof(event), fmt, ap);
     va_end(ap);
-    /* A longer event is cut, not split: one event is always one line. */
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
+    /* Events carry text from outside (a model file's ids, a client's
+     * names): control characters are escaped, so one event is always one
+     * line and cannot forge another. A longer event is cut, not split. */
+    size_t len = (size_t)n;
+    for (const char *c = event; m > 0 && *c != '\0' && len < sizeof(line) - 5; c++) {
+        unsigned char b = (unsigned char)*c;
+        if (b < 0x20 || b == 0x7f)
+            len += (size_t)snprintf(line + len, 5, "\\x%02x", b);
+        else
+            line[len++] = (char)b;
+    }
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
