@@ -371,7 +371,7 @@ static int check_version(struct load *l)
     if (rc != 0)
         return rc;
     if (!format_id_ok(v.mv_data, v.mv_size, 1))
-        return fail(l, ERR_FORMAT, "model version is empty, too long or holds a NUL");
+        return fail(l, ERR_FORMAT, "model version is empty, too long, holds a NUL or is not UTF-8");
     memcpy(l->m->version, v.mv_data, v.mv_size);
     l->m->version[v.mv_size] = '\0';
     return 0;
@@ -463,7 +463,7 @@ static int check_strtab(struct load *l, enum format_blob b, uint64_t count, cons
             return fail(l, ERR_FORMAT, "%s %u has a bad offset (%llu..%llu)", what, i,
                         (unsigned long long)lo, (unsigned long long)hi);
         if (!format_id_ok(t->bytes + lo, hi - lo, 0))
-            return fail(l, ERR_FORMAT, "%s %u contains a NUL or newline", what, i);
+            return fail(l, ERR_FORMAT, "%s %u contains a NUL or newline, or is not UTF-8", what, i);
     }
     if (t->off[count] != len - head)
         return fail(l, ERR_FORMAT, "%s is %zu bytes, its offsets end at %llu", format_blob_keys[b],

@@ -69,6 +69,8 @@ static const char *id_problem(const char *s)
         return "is longer than 256 bytes";
     if (memchr(s, '\n', len) != NULL)
         return "contains a newline";
+    if (!format_utf8_ok(s, len))
+        return "is not valid UTF-8";
     return NULL;
 }
 
@@ -179,6 +181,8 @@ static int check_header_fields(const struct model_src *s, struct err *e)
         return err_set(e, ERR_INVALID, "model version is empty");
     if (strnlen(s->version, MODEL_ID_MAX + 1) > MODEL_ID_MAX)
         return err_set(e, ERR_INVALID, "model version is longer than %d bytes", MODEL_ID_MAX);
+    if (!format_utf8_ok(s->version, strlen(s->version)))
+        return err_set(e, ERR_INVALID, "model version is not valid UTF-8");
     if (s->item_factors == NULL || s->item_ids == NULL || s->attrs == NULL || s->categories == NULL)
         return err_set(e, ERR_INVALID,
                        "item factors, item ids, attributes and categories are required");

@@ -782,6 +782,14 @@ static void newline_id(struct fixture *f)
 {
     f->iids[1] = "book\nb";
 }
+static void latin1_id(struct fixture *f)
+{
+    f->iids[2] = "caf\xe9"; /* "café" in Latin-1 */
+}
+static void latin1_version(struct fixture *f)
+{
+    f->src.version = "v\xe9";
+}
 static void empty_user_id(struct fixture *f)
 {
     f->uids[3] = "";
@@ -816,11 +824,50 @@ static const struct bad_src bad_srcs[] = {
     {"dim 4097", huge_dim, "dim 4097 is out of range"},
     {"no items", no_items, "at least one item"},
     {"newline in id", newline_id, "item 1: id contains a newline"},
+    {"Latin-1 id", latin1_id, "item 2: id is not valid UTF-8"},
+    {"Latin-1 version", latin1_version, "model version is not valid UTF-8"},
     {"empty user id", empty_user_id, "user 3: id is empty"},
     {"long item id", long_id, "item 0: id is longer than 256 bytes"},
     {"bias column", bad_bias, "user 2 bias factor is 0.5, want 1"},
     {"backwards offsets", backwards_offsets, "user 1 owned offsets go backwards"},
 };
+
+/* Well-formed UTF-8 by the Unicode standard's table 3-7, and the ill-formed
+ * sequences it names: stray continuation bytes, overlong forms, surrogates,
+ * code points above U+10FFFF, truncated sequences. */
+static void test_utf8_validation(void)
+{
+    static const struct {
+        const char *s;
+        int ok;
+    } cases[] = {
+        {"", 1},
+        {"course-42", 1},
+        {"caf\xc3\xa9", 1},                  /* é */
+        {"\xe2\x82\xac", 1},                  /* € */
+        {"\xe4\xb8\xad\xe6\x96\x87", 1},      /* 中文 */
+        {"\xf0\x9f\x98\x80", 1},              /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 1},              /* U+10FFFF, the last */
+        {"\xed\x9f\xbf", 1},                  /* U+D7FF, below the surrogates */
+        {"caf\xe9", 0},                       /* Latin-1 */
+        {"\x80", 0},                          /* stray continuation */
+        {"\xc0\xaf", 0},                      /* overlong '/' */
+        {"\xc1\xbf", 0},                      /* overlong */
+        {"\xe0\x80\xaf", 0},                  /* overlong */
+        {"\xf0\x8f\xbf\xbf", 0},              /* overlong */
+        {"\xed\xa0\x80", 0},                  /* U+D800, a surrogate */
+        {"\xf4\x90\x80\x80", 0},              /* U+110000 */
+        {"\xf5\x80\x80\x80", 0},              /* lead byte past F4 */
+        {"\xc3", 0},                          /* truncated */
+        {"\xe2\x82", 0},                      /* truncated */
+        {"a\xc3\x28", 0},                     /* bad continuation */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (format_utf8_ok(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
+            fprintf(stderr, "case %zu: want %d\n", i, cases[i].ok);
+        CHECK(format_utf8_ok(cases[i].s, strlen(cases[i].s)) == cases[i].ok);
+    }
+}
 
 static void test_writer_rejects(void)
 {
@@ -1178,6 +1225,12 @@ static size_t ids_newline(uint8_t *val, size_t len, const struct format_header *
     return len;
 }
 
+static size_t ids_not_utf8(uint8_t *val, size_t len, const struct format_header *h)
+{
+    strtab_str(val, h, FORMAT_BLOB_ITEM_IDS, FX_ITEMS, 2)[0] = (char)0xc0; /* a lone lead byte */
+    return len;
+}
+
 static size_t ids_renamed(uint8_t *val, size_t len, const struct format_header *h)
 {
     strtab_str(val, h, FORMAT_BLOB_ITEM_IDS, FX_ITEMS, 5)[0] = 'y'; /* "x" -> "y" */
@@ -1309,6 +1362,8 @@ static const struct tamper_case tamper_cases[] = {
     {"empty item id", META, "item_ids", ids_empty_entry, ERR_FORMAT, "item id 1 has a bad offset"},
     {"newline in item id", META, "item_ids", ids_newline, ERR_FORMAT,
      "item id 0 contains a NUL or newline"},
+    {"item id not UTF-8", META, "item_ids", ids_not_utf8, ERR_FORMAT,
+     "item id 2 contains a NUL or newline, or is not UTF-8"},
     {"item ids vs items", META, "item_ids", ids_renamed, ERR_FORMAT,
      "item \"x\" maps to index 5, whose id is \"y\""},
     {"duplicate category", META, "categories", cats_duplicate, ERR_FORMAT,
@@ -1513,6 +1568,7 @@ static const struct check_case cases[] = {
     CHECK_CASE(test_refuse_extra_key),
     CHECK_CASE(test_refuse_foreign_lmdb),
     CHECK_CASE(test_failed_write_keeps_old_file),
+    CHECK_CASE(test_utf8_validation),
     CHECK_CASE(test_checksum_known_answers),
     CHECK_CASE(test_checksum_streaming),
 };
