@@ -17,84 +17,13 @@
 #include <string.h>
 
 #include "check.h"
+#include "random_model.h"
 #include "recommend.h"
-#include "rng.h"
 #include "scan.h"
-#include "served.h"
 #include "split.h"
 
-enum { CATS = 4, OWNED_MAX = 30, MAX_USERS = 400, MAX_ITEMS = 5000, MAX_DIM = 48 };
-
-static const char *const cat_names[CATS] = {"courses", "books", "audio", "live"};
-
-/* A model and the inputs it was written from. */
-static struct {
-    struct served sv;
-    uint32_t users, items, dim;
-    float uf[MAX_USERS * MAX_DIM];
-    float itf[MAX_ITEMS * MAX_DIM];
-    char uid[MAX_USERS][16];
-    char iid[MAX_ITEMS][16];
-    const char *uids[MAX_USERS];
-    const char *iids[MAX_ITEMS];
-    uint32_t tiers[MAX_USERS];
-    uint64_t off[MAX_USERS + 1];
-    uint32_t owned[MAX_USERS * OWNED_MAX];
-    struct model_item_attr attrs[MAX_ITEMS];
-} fx;
-
-/* @integers: factors in -3..3, so scores are exact and tie often; else
- * uniform floats, whose sums depend on their order. @distinct > 0: every
- * item is a copy of one of the first @distinct items' vectors, so each
- * user's exact scores tie in hundreds of rows. */
-static int fixture_open(uint32_t users, uint32_t items, uint32_t dim, int integers,
-                        uint32_t distinct)
-{
-    fx.users = users, fx.items = items, fx.dim = dim;
-    for (uint32_t i = 0; i < users * dim; i++)
-        fx.uf[i] = integers ? (float)rng_below(7) - 3 : rng_float();
-    for (uint32_t i = 0; i < items * dim; i++)
-        fx.itf[i] = integers ? (float)rng_below(7) - 3 : rng_float();
-    for (uint32_t i = distinct; distinct > 0 && i < items; i++)
-        memcpy(&fx.itf[i * dim], &fx.itf[rng_below(distinct) * dim], dim * sizeof(float));
-    for (uint32_t i = 0; i < items; i++) {
-        snprintf(fx.iid[i], sizeof(fx.iid[i]), "item-%05u", i);
-        fx.iids[i] = fx.iid[i];
-        fx.attrs[i] = (struct model_item_attr){.price_cents = 100 * (int64_t)rng_below(90),
-                                               .category = rng_below(CATS),
-                                               .on_sale = rng_below(10) < 9,
-                                               .tier = (uint8_t)rng_below(3)};
-    }
-    uint32_t n = 0;
-    for (uint32_t u = 0; u < users; u++) {
-        snprintf(fx.uid[u], sizeof(fx.uid[u]), "user-%04u", u);
-        fx.uids[u] = fx.uid[u];
-        fx.tiers[u] = rng_below(3);
-        fx.off[u] = n;
-        for (uint32_t k = rng_below(OWNED_MAX); k > 0; k--)
-            fx.owned[n++] = rng_below(items);
-    }
-    fx.off[users] = n;
-    const struct model_src src = {
-        .dim = dim,
-        .user_count = users,
-        .item_count = items,
-        .user_factors = fx.uf,
-        .item_factors = fx.itf,
-        .user_ids = fx.uids,
-        .item_ids = fx.iids,
-        .user_tier = fx.tiers,
-        .owned_offsets = fx.off,
-        .owned_items = fx.owned,
-        .attrs = fx.attrs,
-        .categories = cat_names,
-        .category_count = CATS,
-        .version = "batch-v1",
-        .created_at = 1700000000,
-        .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8,
-    };
-    return served_open(&fx.sv, &src, 64 << 10);
-}
+/* The model of the current test, and what it was built from. */
+static struct random_model fx;
 
 /* ---- requests -------------------------------------------------------------- */
 
@@ -121,7 +50,7 @@ static void make_request(Recsys__V1__RecommendRequest *r, struct lists *l, size_
     }
     if (filters & 2) {
         for (size_t k = 0; k < 3; k++)
-            l->cats[k] = (char *)cat_names[rng_below(CATS)];
+            l->cats[k] = (char *)random_model_cats[rng_below(RANDOM_MODEL_CATS)];
         r->categories = l->cats, r->n_categories = 1 + rng_below(3);
     }
     r->purchasable_only = (filters & 4) != 0;
@@ -184,7 +113,8 @@ static int batch_matches(size_t n)
 static void test_float_factors(void)
 {
     rng_state = 11;
-    CHECK_OK(fixture_open(300, 3000, 37, 0, 0));
+    CHECK_OK(random_model_open(
+        &fx, (struct random_model_shape){.users = 300, .items = 3000, .dim = 37, .floats = 1}));
     int ok = batch_matches(1) && batch_matches(64) && batch_matches(256);
     served_close(&fx.sv);
     CHECK(ok);
@@ -193,7 +123,8 @@ static void test_float_factors(void)
 static void test_integer_factors_with_ties(void)
 {
     rng_state = 12;
-    CHECK_OK(fixture_open(200, 1500, 8, 1, 0));
+    CHECK_OK(
+        random_model_open(&fx, (struct random_model_shape){.users = 200, .items = 1500, .dim = 8}));
     int ok = batch_matches(64) && batch_matches(200);
     served_close(&fx.sv);
     CHECK(ok);
@@ -206,7 +137,9 @@ static void test_integer_factors_with_ties(void)
 static void test_ties_beyond_candidates(void)
 {
     rng_state = 15;
-    CHECK_OK(fixture_open(100, 2000, 24, 0, 3));
+    CHECK_OK(random_model_open(
+        &fx, (struct random_model_shape){
+                 .users = 100, .items = 2000, .dim = 24, .floats = 1, .distinct = 3}));
     int ok = batch_matches(64);
     served_close(&fx.sv);
     CHECK(ok);
@@ -218,7 +151,10 @@ static void test_split_over_helpers(void)
     rng_state = 13;
     CHECK_OK(split_start(2, NULL));
     scan_split_from(1);
-    CHECK_OK(fixture_open(MAX_USERS, MAX_ITEMS, MAX_DIM, 0, 0));
+    CHECK_OK(random_model_open(&fx, (struct random_model_shape){.users = RANDOM_MODEL_USERS_MAX,
+                                                                .items = RANDOM_MODEL_ITEMS_MAX,
+                                                                .dim = RANDOM_MODEL_DIM_MAX,
+                                                                .floats = 1}));
     int ok = batch_matches(128) && batch_matches(7);
     served_close(&fx.sv);
     scan_split_from(SCAN_SPLIT_BYTES);
@@ -229,7 +165,8 @@ static void test_split_over_helpers(void)
 static void test_limits(void)
 {
     rng_state = 14;
-    CHECK_OK(fixture_open(20, 100, 16, 0, 0));
+    CHECK_OK(random_model_open(
+        &fx, (struct random_model_shape){.users = 20, .items = 100, .dim = 16, .floats = 1}));
     static Recsys__V1__RecommendRequest reqs[BATCH_MAX + 1];
     static Recsys__V1__RecommendRequest *ptrs[BATCH_MAX + 1];
     for (size_t i = 0; i <= BATCH_MAX; i++) {

@@ -16,115 +16,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "model/writer.h"
-#include "served.h"
+#include "random_model.h"
 
-enum {
-    DIM = 7,
-    ITEMS = 600,
-    USERS = 150,
-    CATS = 5,
-    OWNED_MAX = 40,
-    ZERO_USER = 3, /* this user and every ZERO_EVERY-th after it have zero factors */
-    ZERO_EVERY = 11,
-};
+enum { DIM = 7, ITEMS = 600, USERS = 150, CATS = RANDOM_MODEL_CATS };
 
-static const char *const cat_names[CATS] = {"courses", "books", "audio", "consult", "live"};
-
-/* ==== fixture: a random model and what it was built from ================ */
-
-static struct {
-    struct served sv;
-    float uf[USERS * DIM];
-    float itf[ITEMS * DIM];
-    char uid_buf[USERS][16];
-    char iid_buf[ITEMS][16];
-    const char *uids[USERS];
-    const char *iids[ITEMS];
-    uint32_t tiers[USERS];
-    uint64_t off[USERS + 1];
-    uint32_t owned[USERS * OWNED_MAX];
-    struct model_item_attr attrs[ITEMS];
-    struct model_src src;
-} fx;
-
-static uint64_t rng_state = 42;
-
-static uint32_t rng_below(uint32_t n)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (uint32_t)((z ^ (z >> 31)) % n);
-}
-
-static void fill_source(void)
-{
-    for (uint32_t i = 0; i < USERS * DIM; i++)
-        fx.uf[i] = (float)rng_below(7) - 3.0f;
-    /* Users a trainer saw no interactions of: all-zero factors. */
-    for (uint32_t u = ZERO_USER; u < USERS; u += ZERO_EVERY)
-        memset(&fx.uf[u * DIM], 0, DIM * sizeof(float));
-    for (uint32_t i = 0; i < ITEMS * DIM; i++)
-        fx.itf[i] = (float)rng_below(7) - 3.0f;
-    /* Identical item vectors: ties that are not coincidences. */
-    for (uint32_t k = 0; k < 30; k++)
-        memcpy(&fx.itf[rng_below(ITEMS) * DIM], &fx.itf[rng_below(ITEMS) * DIM],
-               DIM * sizeof(float));
-    for (uint32_t i = 0; i < ITEMS; i++) {
-        snprintf(fx.iid_buf[i], sizeof(fx.iid_buf[i]), "item-%04u", i);
-        fx.iids[i] = fx.iid_buf[i];
-        uint32_t t = rng_below(20);
-        fx.attrs[i] = (struct model_item_attr){
-            .price_cents = 100 * (int64_t)rng_below(500),
-            .category = rng_below(CATS),
-            .on_sale = rng_below(100) < 85,
-            .tier = t < 12   ? 0
-                    : t < 17 ? 1
-                             : 2,
-        };
-    }
-    uint32_t n = 0;
-    for (uint32_t u = 0; u < USERS; u++) {
-        snprintf(fx.uid_buf[u], sizeof(fx.uid_buf[u]), "user-%03u", u);
-        fx.uids[u] = fx.uid_buf[u];
-        fx.tiers[u] = rng_below(3);
-        fx.off[u] = n;
-        /* Skewed toward low indices so popularity counts differ and tie. */
-        uint32_t owns = u % 7 == 0 ? 0 : rng_below(OWNED_MAX);
-        for (uint32_t k = 0; k < owns; k++)
-            fx.owned[n++] = rng_below(1 + rng_below(ITEMS)); /* duplicates allowed */
-    }
-    fx.off[USERS] = n;
-    fx.src = (struct model_src){
-        .dim = DIM,
-        .user_count = USERS,
-        .item_count = ITEMS,
-        .user_factors = fx.uf,
-        .item_factors = fx.itf,
-        .user_ids = fx.uids,
-        .item_ids = fx.iids,
-        .user_tier = fx.tiers,
-        .owned_offsets = fx.off,
-        .owned_items = fx.owned,
-        .attrs = fx.attrs,
-        .categories = cat_names,
-        .category_count = CATS,
-        .version = "test-v7",
-        .created_at = 1700000000,
-    };
-}
-
-static int fixture_open(void)
-{
-    fill_source();
-    return served_open(&fx.sv, &fx.src, 64 << 10);
-}
-
-static void fixture_close(void)
-{
-    served_close(&fx.sv);
-}
+/* The model, integer factors, and what it was built from. */
+static struct random_model fx;
 
 /* ==== the reference ====================================================== */
 
@@ -228,7 +125,7 @@ static void make_request(int u, unsigned mask, uint32_t count, struct req_lists 
     static char unknown_user[] = "nobody-at-all";
     recsys__v1__recommend_request__init(req);
     memset(r, 0, sizeof(*r));
-    req->user_id = u >= 0 ? fx.uid_buf[u] : unknown_user;
+    req->user_id = u >= 0 ? fx.uid[u] : unknown_user;
     r->user = u;
     req->count = count;
     r->count = count == 0 ? 10 : count;
@@ -238,7 +135,7 @@ static void make_request(int u, unsigned mask, uint32_t count, struct req_lists 
         size_t n = 1 + rng_below(30);
         for (size_t k = 0; k < n; k++) {
             uint32_t i = rng_below(ITEMS);
-            l->exclude[k] = fx.iid_buf[i];
+            l->exclude[k] = fx.iid[i];
             r->excluded[i] = 1;
         }
         l->exclude[n] = l->unknown_item; /* unknown ids are ignored */
@@ -250,7 +147,7 @@ static void make_request(int u, unsigned mask, uint32_t count, struct req_lists 
         size_t n = 0;
         for (uint32_t c = 0; c < CATS; c++)
             if (rng_below(2)) {
-                l->cats[n++] = (char *)cat_names[c];
+                l->cats[n++] = (char *)random_model_cats[c];
                 r->category_ok[c] = 1;
             }
         if (n == 0 || rng_below(2))
@@ -264,7 +161,7 @@ static void make_request(int u, unsigned mask, uint32_t count, struct req_lists 
         size_t n = 1 + rng_below(30);
         for (size_t k = 0; k < n; k++) {
             uint32_t i = rng_below(ITEMS);
-            l->owned[k] = fx.iid_buf[i];
+            l->owned[k] = fx.iid[i];
             r->excluded[i] = 1;
         }
         l->owned[n] = l->unknown_item;
@@ -292,7 +189,7 @@ static int compare(const Recsys__V1__RecommendRequest *req, const struct ref_req
                                                           : RECSYS__V1__SOURCE__POPULAR)) {
         fprintf(stderr, "  user %d: source %d\n", r->user, resp->source);
         bad = 1;
-    } else if (strcmp(resp->model_version, "test-v7") != 0) {
+    } else if (strcmp(resp->model_version, RANDOM_MODEL_VERSION) != 0) {
         fprintf(stderr, "  model_version '%s'\n", resp->model_version);
         bad = 1;
     }
@@ -331,10 +228,10 @@ static void test_every_filter_combination(void)
 /* More asked for than pass the filters: all that pass, no padding. */
 static void test_fewer_than_count(void)
 {
-    char *cats[] = {(char *)cat_names[3]};
+    char *cats[] = {(char *)random_model_cats[3]};
     Recsys__V1__RecommendRequest req;
     recsys__v1__recommend_request__init(&req);
-    req.user_id = fx.uid_buf[5];
+    req.user_id = fx.uid[5];
     req.count = QUERY_COUNT_MAX;
     req.categories = cats;
     req.n_categories = 1;
@@ -353,7 +250,7 @@ static void test_owned_never_returned(void)
     for (int u = 1; u < USERS; u += 7) {
         Recsys__V1__RecommendRequest req;
         recsys__v1__recommend_request__init(&req);
-        req.user_id = fx.uid_buf[u];
+        req.user_id = fx.uid[u];
         req.count = QUERY_COUNT_MAX;
         Recsys__V1__RecommendResponse *resp;
         CHECK_OK(recommend_run(&fx.sv.q, &req, &resp, NULL));
@@ -399,14 +296,14 @@ static int run_bad_case(const struct bad_case *bc)
     static char long_id[MODEL_ID_MAX + 2];
     static char user[MODEL_ID_MAX + 2];
     for (size_t k = 0; k < QUERY_IDS_MAX + 1; k++)
-        ids[k] = fx.iid_buf[k % ITEMS];
+        ids[k] = fx.iid[k % ITEMS];
     memset(long_id, 'x', bc->exclude_len);
     long_id[bc->exclude_len] = '\0';
     if (bc->exclude_len > 0)
         ids[0] = long_id;
     Recsys__V1__RecommendRequest req;
     recsys__v1__recommend_request__init(&req);
-    req.user_id = fx.uid_buf[1];
+    req.user_id = fx.uid[1];
     if (bc->user_len > 0) {
         size_t len = bc->user_len == (size_t)-1 ? 0 : bc->user_len;
         memset(user, 'u', len);
@@ -463,9 +360,11 @@ int main(int argc, char **argv)
         CHECK_CASE(test_owned_never_returned),     CHECK_CASE(test_cold_start_filters),
         CHECK_CASE(test_request_limits),
     };
-    if (fixture_open() != 0)
+    rng_state = 42;
+    if (random_model_open(
+            &fx, (struct random_model_shape){.users = USERS, .items = ITEMS, .dim = DIM}) != 0)
         return 1;
     int rc = check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
-    fixture_close();
+    served_close(&fx.sv);
     return rc;
 }
