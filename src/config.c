@@ -31,7 +31,7 @@ struct option {
 
 static int parse_string(const struct option *o, const char *src, const char *val, void *field,
                         struct err *e);
-static int parse_endpoint(const struct option *o, const char *src, const char *val, void *field,
+static int parse_optional(const struct option *o, const char *src, const char *val, void *field,
                           struct err *e);
 static int parse_threads(const struct option *o, const char *src, const char *val, void *field,
                          struct err *e);
@@ -66,8 +66,31 @@ static const struct option options[] = {
      .metavar = "HOST:PORT",
      .help = "address of the Prometheus endpoint (GET /metrics over HTTP); port 0 picks a "
              "free port; off = none",
-     .parse = parse_endpoint,
+     .parse = parse_optional,
      FIELD(metrics_listen)},
+    {.name = "tls-cert",
+     .env = "RECSYS_TLS_CERT",
+     .def = "off",
+     .metavar = "FILE",
+     .help = "serve gRPC over TLS with this PEM certificate chain (with --tls-key); off = "
+             "plaintext",
+     .parse = parse_optional,
+     FIELD(tls_cert)},
+    {.name = "tls-key",
+     .env = "RECSYS_TLS_KEY",
+     .def = "off",
+     .metavar = "FILE",
+     .help = "the PEM private key of --tls-cert",
+     .parse = parse_optional,
+     FIELD(tls_key)},
+    {.name = "tls-client-ca",
+     .env = "RECSYS_TLS_CLIENT_CA",
+     .def = "off",
+     .metavar = "FILE",
+     .help = "require client certificates signed by these PEM CA certificates (mutual TLS); "
+             "off = any client",
+     .parse = parse_optional,
+     FIELD(tls_client_ca)},
     {.name = "threads",
      .env = "RECSYS_THREADS",
      .def = "auto",
@@ -159,8 +182,8 @@ static int parse_string(const struct option *o, const char *src, const char *val
     return 0;
 }
 
-/* An address, or "off", stored as "". */
-static int parse_endpoint(const struct option *o, const char *src, const char *val, void *field,
+/* A string, or "off", stored as "": for settings that are off by default. */
+static int parse_optional(const struct option *o, const char *src, const char *val, void *field,
                           struct err *e)
 {
     if (strcmp(val, "off") == 0) {

@@ -30,6 +30,9 @@ struct config {
     char model[4096];           /* model file path; required */
     char listen[256];           /* HOST:PORT; port 0 = any free port */
     char metrics_listen[256];   /* HOST:PORT of the metrics endpoint; "" = none */
+    char tls_cert[4096];        /* PEM certificate chain; "" = plaintext */
+    char tls_key[4096];         /* its PEM private key */
+    char tls_client_ca[4096];   /* PEM CAs client certificates must chain to; "" = no mTLS */
     unsigned threads;           /* worker threads, 1..CONFIG_THREADS_MAX */
     unsigned max_request_bytes; /* largest request message the server receives */
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */

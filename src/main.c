@@ -125,6 +125,13 @@ static int host_len(const char *addr)
     return colon != NULL ? (int)(colon - addr) : (int)strlen(addr);
 }
 
+static const char *tls_mode(const struct config *cfg)
+{
+    if (cfg->tls_client_ca[0] != '\0')
+        return "mutual";
+    return cfg->tls_cert[0] != '\0' ? "on" : "off";
+}
+
 /* start_scrape - the metrics endpoint, if one is configured. Its thread
  * reads snapshots as the workers do, so it takes the workers' hooks. */
 static int start_scrape(const struct config *cfg, const struct server_hooks *hooks,
@@ -190,9 +197,9 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         goto out;
     }
     /* Tests and scripts read the port from this line when listening on :0. */
-    log_info("listening on %.*s:%d threads=%u kernel=%s scan=%s bf16_kernel=%s int8_kernel=%s "
-             "scan_threads=%u",
-             host_len(cfg->listen), cfg->listen, server_port(srv), cfg->threads,
+    log_info("listening on %.*s:%d threads=%u tls=%s kernel=%s scan=%s bf16_kernel=%s "
+             "int8_kernel=%s scan_threads=%u",
+             host_len(cfg->listen), cfg->listen, server_port(srv), cfg->threads, tls_mode(cfg),
              score_kernel_name(), scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
              score_reduced_kernel_name(SCORE_ELEM_INT8), cfg->scan_threads);
 

@@ -502,15 +502,84 @@ static void drain_queue(grpc_completion_queue *cq)
 
 /* ---- start and stop ------------------------------------------------------ */
 
-static int bind_port(struct server *srv, const char *listen, struct err *e)
+/* read_pem - the whole of @path (a PEM file, well under PEM_MAX) as a
+ * NUL-terminated string in *out, to free. @what names it in errors. */
+#define PEM_MAX (1u << 20)
+static int read_pem(const char *path, const char *what, char **out, struct err *e)
 {
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    srv->port = grpc_server_add_http2_port(srv->core, listen, creds);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return err_set(e, ERR_INVALID, "cannot read the TLS %s %s (%s)", what, path,
+                       strerror(errno));
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int failed = ferror(f);
+    fclose(f);
+    if (buf == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    if (failed || n == 0 || n > PEM_MAX || strstr((buf[n] = '\0', buf), "-----BEGIN ") == NULL) {
+        free(buf);
+        return err_set(e, ERR_INVALID, "the TLS %s %s is %s", what, path,
+                       failed        ? "unreadable"
+                       : n > PEM_MAX ? "too large"
+                                     : "not a PEM file");
+    }
+    *out = buf;
+    return 0;
+}
+
+/* credentials - TLS with the configured certificate (and, with a client
+ * CA, mutual TLS), or plaintext. Whether key and certificate match is
+ * checked by the core when the port is added (bind_port). */
+static int credentials(const struct config *cfg, grpc_server_credentials **out, struct err *e)
+{
+    bool cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+    bool client_ca = cfg->tls_client_ca[0] != '\0';
+    if (!cert && !key && !client_ca) {
+        *out = grpc_insecure_server_credentials_create();
+        return 0;
+    }
+    if (!cert || !key)
+        return err_set(e, ERR_INVALID, "--tls-cert and --tls-key go together%s",
+                       client_ca ? ", and --tls-client-ca needs both" : "");
+    char *chain = NULL, *private_key = NULL, *roots = NULL;
+    int rc = read_pem(cfg->tls_cert, "certificate", &chain, e);
+    if (rc == 0)
+        rc = read_pem(cfg->tls_key, "key", &private_key, e);
+    if (rc == 0 && client_ca)
+        rc = read_pem(cfg->tls_client_ca, "client CA", &roots, e);
+    if (rc == 0) {
+        grpc_ssl_pem_key_cert_pair pair = {private_key, chain};
+        *out = grpc_ssl_server_credentials_create_ex(
+            roots, &pair, 1,
+            client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (*out == NULL)
+            rc = err_set(e, ERR_INVALID, "gRPC refused the TLS certificate or key");
+    }
+    free(chain);
+    free(private_key);
+    free(roots);
+    return rc;
+}
+
+static int bind_port(struct server *srv, const struct config *cfg, struct err *e)
+{
+    grpc_server_credentials *creds = NULL;
+    int rc = credentials(cfg, &creds, e);
+    if (rc != 0)
+        return rc;
+    srv->port = grpc_server_add_http2_port(srv->core, cfg->listen, creds);
     grpc_server_credentials_release(creds);
     if (srv->port == 0)
         return err_set(e, ERR_INVALID,
-                       "cannot listen on %s: the address is malformed, not local, or in use",
-                       listen);
+                       "cannot listen on %s: the address is malformed, not local, "
+                       "or in use%s",
+                       cfg->listen,
+                       cfg->tls_cert[0] != '\0' ? ", or the TLS key does not match the "
+                                                  "certificate (gRPC's error above says which)"
+                                                : "");
     return 0;
 }
 
@@ -590,7 +659,7 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
     srv->control_running = true;
     /* Binding last, then starting at once: a core with a bound port must be
      * started and shut down before it may be destroyed. */
-    rc = bind_port(srv, cfg->listen, e);
+    rc = bind_port(srv, cfg, e);
     if (rc != 0)
         goto out;
     grpc_server_start(srv->core);

@@ -67,14 +67,16 @@ def method_path(method):
 
 class Daemon:
     def __init__(self, model_path, threads=2, args=(), env=None, listen="127.0.0.1:0",
-                 metrics=False):
+                 metrics=False, credentials=None):
         """model_path None: no --model flag (e.g. when RECSYS_MODEL is in env);
         threads, listen None: no --threads, --listen flag; env: variables
         added to os.environ; metrics: serve the metrics endpoint on a free
-        port (self.metrics_port, read by scrape())."""
+        port (self.metrics_port, read by scrape()); credentials: the
+        grpc.ChannelCredentials of channel() (TLS), None for plaintext."""
         self.argv = [RECSYSD]
         self.metrics = metrics
         self.metrics_port = None
+        self.credentials = credentials
         if metrics:
             self.argv += ["--metrics-listen", "127.0.0.1:0"]
         if listen is not None:
@@ -266,7 +268,10 @@ class Daemon:
 
     def channel(self, options=None):
         """A new channel to the daemon, closed when the daemon is stopped."""
-        ch = grpc.insecure_channel(self.addr, options=options or [])
+        if self.credentials is not None:
+            ch = grpc.secure_channel(self.addr, self.credentials, options=options or [])
+        else:
+            ch = grpc.insecure_channel(self.addr, options=options or [])
         self._channels.append(ch)
         return ch
 
