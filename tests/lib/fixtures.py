@@ -97,8 +97,10 @@ def write_raw_npy(path, header, data=b"", version=(1, 0), pad=True):
     return path
 
 
+# Files are written as UTF-8; a lone surrogate such as "\udce9" writes the
+# raw byte 0xE9, for tests of files that are not UTF-8.
 def write_ids(path, ids, newline="\n"):
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         f.write("".join(i + newline for i in ids))
     return path
 
@@ -113,7 +115,7 @@ def write_csv(path, header, rows):
 
 
 def write_text(path, text):
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         f.write(text)
     return path
 

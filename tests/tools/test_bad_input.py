@@ -113,6 +113,8 @@ class BadInputTest(unittest.TestCase):
             ('ab"c,course,100,1,0', "quote inside an unquoted field"),
             ('"abc"x,course,100,1,0', "unexpected character after a closing quote"),
             ("abc\0,course,100,1,0", "NUL byte in a field"),
+            ("caf\udce9,course,100,1,0", "field 1 is not valid UTF-8"),  # Latin-1 "café"
+            ("abc,course\udcc3,100,1,0", "field 2 is not valid UTF-8"),  # a truncated sequence
         ]
         for text, problem in cases:
             with self.subTest(text=text):
@@ -190,6 +192,7 @@ class BadInputTest(unittest.TestCase):
              % users[1]),
             (users[:6] + [""] + users[7:], "7: empty line (one id per line)"),
             (users[:3] + ["x" * 257] + users[4:], "4: id is 257 bytes, longer than 256"),
+            (users[:2] + ["caf\udce9"] + users[3:], "3: id is not valid UTF-8"),
         ]
         for ids, problem in cases:
             with self.subTest(problem=problem):

@@ -387,6 +387,7 @@ class BadInputTest(TrainCase):
          "{f}:2: user_id 'u\\n1' must be 1..256 bytes without a newline"),
         ("catalog", "item_id,category,price_cents,on_sale,member_tier\n\"a\nb\",x,1,1,0\n",
          "{f}:2: item_id 'a\\nb' must be 1..256 bytes without a newline"),
+        ("log", "user_id,item_id\nu\udce9,a\n", "{f}:2: field 1 is not valid UTF-8"),
         ("log", "user_id,item_id\n", "{f}: no interactions with items in the catalog"),
         ("log", "user_id,item_id\nu1,zzz\n", "{f}: no interactions with items in the catalog"),
         ("log", "", "{f}: empty file"),

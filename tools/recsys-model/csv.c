@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/format.h"
 #include "quote.h"
 
 #define CSV_BUF_SIZE (64u << 10)
@@ -117,6 +118,9 @@ static int end_field(struct csv *r, size_t start, struct err *e)
     r->off[r->nfields] = (uint32_t)start;
     r->lens[r->nfields] = (uint32_t)(r->data_len - 1 - start);
     r->nfields++;
+    /* Every value ends up in a protobuf string or is parsed as ASCII. */
+    if (!format_utf8_ok(r->data + start, r->lens[r->nfields - 1]))
+        return csv_fail(r, r->line, e, "field %u is not valid UTF-8", r->nfields);
     return 0;
 }
 
