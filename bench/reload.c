@@ -700,7 +700,7 @@ static void *client_main(void *arg)
 {
     struct client *c = arg;
     struct rpc_client *rpc;
-    c->rc = rpc_client_open(c->addr, &rpc);
+    c->rc = rpc_client_open(c->addr, NULL, &rpc, NULL);
     char user[ID_BYTES];
     uint8_t req[64];
     while (c->rc == 0 && !atomic_load(c->stop)) {
@@ -919,7 +919,7 @@ struct part1 {
 static int run_swaps(const struct opts *o, struct daemon *d, const struct files *f, struct part1 *p)
 {
     struct rpc_client *probe;
-    int rc = rpc_client_open(d->addr, &probe);
+    int rc = rpc_client_open(d->addr, NULL, &probe, NULL);
     if (rc != 0)
         return rc;
     struct sampler smp = {.pid = d->pid};

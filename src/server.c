@@ -65,6 +65,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pem.h"
 
 /* Two slots per method, so a new call can match while the last reply drains.
  * Not more: the core matches a connection's calls to its home worker's
@@ -502,32 +503,6 @@ static void drain_queue(grpc_completion_queue *cq)
 
 /* ---- start and stop ------------------------------------------------------ */
 
-/* read_pem - the whole of @path (a PEM file, well under PEM_MAX) as a
- * NUL-terminated string in *out, to free. @what names it in errors. */
-#define PEM_MAX (1u << 20)
-static int read_pem(const char *path, const char *what, char **out, struct err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return err_set(e, ERR_INVALID, "cannot read the TLS %s %s (%s)", what, path,
-                       strerror(errno));
-    char *buf = malloc(PEM_MAX + 1);
-    size_t n = buf != NULL ? fread(buf, 1, PEM_MAX + 1, f) : 0;
-    int failed = ferror(f);
-    fclose(f);
-    if (buf == NULL)
-        return err_set(e, -ENOMEM, "out of memory");
-    if (failed || n == 0 || n > PEM_MAX || strstr((buf[n] = '\0', buf), "-----BEGIN ") == NULL) {
-        free(buf);
-        return err_set(e, ERR_INVALID, "the TLS %s %s is %s", what, path,
-                       failed        ? "unreadable"
-                       : n > PEM_MAX ? "too large"
-                                     : "not a PEM file");
-    }
-    *out = buf;
-    return 0;
-}
-
 /* credentials - TLS with the configured certificate (and, with a client
  * CA, mutual TLS), or plaintext. Whether key and certificate match is
  * checked by the core when the port is added (bind_port). */
@@ -543,11 +518,11 @@ static int credentials(const struct config *cfg, grpc_server_credentials **out, 
         return err_set(e, ERR_INVALID, "--tls-cert and --tls-key go together%s",
                        client_ca ? ", and --tls-client-ca needs both" : "");
     char *chain = NULL, *private_key = NULL, *roots = NULL;
-    int rc = read_pem(cfg->tls_cert, "certificate", &chain, e);
+    int rc = pem_read(cfg->tls_cert, "TLS certificate", &chain, e);
     if (rc == 0)
-        rc = read_pem(cfg->tls_key, "key", &private_key, e);
+        rc = pem_read(cfg->tls_key, "TLS key", &private_key, e);
     if (rc == 0 && client_ca)
-        rc = read_pem(cfg->tls_client_ca, "client CA", &roots, e);
+        rc = pem_read(cfg->tls_client_ca, "TLS client CA", &roots, e);
     if (rc == 0) {
         grpc_ssl_pem_key_cert_pair pair = {private_key, chain};
         *out = grpc_ssl_server_credentials_create_ex(

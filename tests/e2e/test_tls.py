@@ -7,6 +7,7 @@ that should be refused is refused at the handshake (UNAVAILABLE), and every
 one that should get through gets the reference answer.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import grpc
 import fixtures
 from daemon import RECSYSD, Daemon
 from recsys.v1 import recommender_pb2 as pb
+
+CLI = os.environ["RECSYS_CLI"]
 
 
 def openssl(*args, cwd):
@@ -115,6 +118,31 @@ class TlsTest(unittest.TestCase):
             self.assert_refused(d, self.secure(d, self.creds()))
             self.assert_refused(d, self.secure(d, self.creds(client="intruder")))
             self.assert_answers(d, d.channel())  # and still serves the good one
+
+    def cli(self, d, *args):
+        return subprocess.run([CLI, "--addr", d.addr, "--timeout", "20", *args, "info", "--json"],
+                              capture_output=True, text=True, timeout=120)
+
+    def test_recsys_cli_over_tls(self):
+        with Daemon(self.ds.path, threads=1, args=self.server_args(mutual=True),
+                    credentials=self.creds(client="client")) as d:
+            ok = self.cli(d, "--tls-ca", self.path("ca.pem"), "--tls-cert",
+                          self.path("client.pem"), "--tls-key", self.path("client.key"))
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            self.assertEqual(json.loads(ok.stdout)["model_version"], "tls-1")
+            # Refused at the handshake: no answer, exit status 3.
+            for args in ([], ["--tls-ca", self.path("ca.pem")],
+                         ["--tls-ca", self.path("rogue.pem"), "--tls-cert",
+                          self.path("client.pem"), "--tls-key", self.path("client.key")]):
+                p = self.cli(d, *args)
+                self.assertEqual(p.returncode, 3, (args, p.stderr))
+                self.assertIn("UNAVAILABLE", p.stderr)
+            for args, why in ((["--tls-ca", self.path("nope.pem")], "cannot read the TLS CA"),
+                              (["--tls-cert", self.path("client.pem")],
+                               "--tls-cert and --tls-key go together")):
+                p = self.cli(d, *args)
+                self.assertEqual(p.returncode, 1, (args, p.stderr))
+                self.assertIn(why, p.stderr)
 
     def test_bad_settings_stop_the_start(self):
         not_pem = os.path.join(self.tmp, "not.pem")

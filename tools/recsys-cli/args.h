@@ -25,6 +25,8 @@ struct cli_args {
     /* before or after the command */
     char *addr;
     double timeout; /* seconds, > 0 */
+    bool tls;       /* TLS with the system's CAs, unless tls_ca names others */
+    char *tls_ca, *tls_cert, *tls_key;
     bool json;
     bool help;
     /* the command's own; strings are NULL until given and borrowed from argv */

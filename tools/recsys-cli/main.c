@@ -1,7 +1,7 @@
 /*
  * recsys-cli: a command-line client for recsysd.
  *
- *     recsys-cli [--addr HOST:PORT] [--timeout SECONDS] [--json] <command> [args]
+ *     recsys-cli [--addr HOST:PORT] [--timeout SECONDS] [--json] [--tls...] <command> [args]
  *
  * One invocation makes one unary call. The answer is printed as aligned text
  * for people, or with --json as one JSON object on one line for scripts.
@@ -42,6 +42,10 @@ static const struct opt global_opts[] = {
     {"addr", 0, OPT_STRING, offsetof(struct cli_args, addr), false},
     {"timeout", 0, OPT_SECONDS, offsetof(struct cli_args, timeout), false},
     {"json", 0, OPT_FLAG, offsetof(struct cli_args, json), false},
+    {"tls", 0, OPT_FLAG, offsetof(struct cli_args, tls), false},
+    {"tls-ca", 0, OPT_STRING, offsetof(struct cli_args, tls_ca), false},
+    {"tls-cert", 0, OPT_STRING, offsetof(struct cli_args, tls_cert), false},
+    {"tls-key", 0, OPT_STRING, offsetof(struct cli_args, tls_key), false},
     {"help", 'h', OPT_FLAG, offsetof(struct cli_args, help), false},
     {NULL},
 };
@@ -83,6 +87,10 @@ static void usage(FILE *out)
           ")\n"
           "  --timeout SECONDS  deadline of the call, connecting included (default: 5)\n"
           "  --json             print the response as one JSON object, for scripts\n"
+          "  --tls              connect over TLS, trusting the system's CAs\n"
+          "  --tls-ca FILE      connect over TLS, trusting the CAs in this PEM file\n"
+          "  --tls-cert FILE    with --tls-key: this client certificate (mutual TLS)\n"
+          "  --tls-key FILE     the key of --tls-cert\n"
           "  -h, --help         show this help, or a command's with the command\n"
           "\nexit status: 0 success; 1 the call failed, or health is not SERVING;\n"
           "2 usage error; 3 no answer in time (UNAVAILABLE, DEADLINE_EXCEEDED).\n",
@@ -161,13 +169,16 @@ static int run(const struct command *c, const struct cli_args *a)
     ProtobufCMessage *resp = NULL;
     int exit_code = CLI_EXIT_FAILED;
 
+    struct rpc_tls tls = {a->tls_ca, a->tls_cert, a->tls_key};
+    bool use_tls = a->tls || a->tls_ca != NULL || a->tls_cert != NULL || a->tls_key != NULL;
+    struct err e = {0};
     int rc = c->pack(a, &req, &len);
     if (rc == 0)
-        rc = rpc_client_open(a->addr, &client);
+        rc = rpc_client_open(a->addr, use_tls ? &tls : NULL, &client, &e);
     if (rc == 0)
         rc = rpc_call(client, c->method, req, len, a->timeout, &reply);
     if (rc != 0) {
-        exit_code = fail(c, err_strerror(rc));
+        exit_code = fail(c, e.msg[0] != '\0' ? e.msg : err_strerror(rc));
         goto out;
     }
     if (reply.status != GRPC_STATUS_OK) {

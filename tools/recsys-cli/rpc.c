@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "pem.h"
 
 struct rpc_client {
     grpc_channel *channel;
@@ -17,14 +18,42 @@ struct rpc_client {
     grpc_completion_queue *cq;
 };
 
-int rpc_client_open(const char *addr, struct rpc_client **out)
+/* tls_credentials - the channel credentials of @tls. */
+static int tls_credentials(const struct rpc_tls *tls, grpc_channel_credentials **out, struct err *e)
+{
+    if ((tls->cert != NULL) != (tls->key != NULL))
+        return err_set(e, ERR_INVALID, "--tls-cert and --tls-key go together");
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    int rc = tls->ca != NULL ? pem_read(tls->ca, "TLS CA", &ca, e) : 0;
+    if (rc == 0 && tls->cert != NULL)
+        rc = pem_read(tls->cert, "TLS certificate", &cert, e);
+    if (rc == 0 && tls->key != NULL)
+        rc = pem_read(tls->key, "TLS key", &key, e);
+    if (rc == 0) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        *out = grpc_ssl_credentials_create_ex(ca, cert != NULL ? &pair : NULL, NULL, NULL);
+        rc = *out != NULL ? 0 : err_set(e, ERR_INTERNAL, "gRPC refused the TLS settings");
+    }
+    free(ca);
+    free(cert);
+    free(key);
+    return rc;
+}
+
+int rpc_client_open(const char *addr, const struct rpc_tls *tls, struct rpc_client **out,
+                    struct err *e)
 {
     struct rpc_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
     grpc_init();
-    int rc = ERR_INTERNAL;
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = NULL;
+    int rc = tls != NULL ? tls_credentials(tls, &creds, e) : 0;
+    if (rc != 0)
+        goto out;
+    rc = ERR_INTERNAL;
+    if (creds == NULL)
+        creds = grpc_insecure_credentials_create();
     if (creds == NULL)
         goto out;
     /* With no channel args the defaults fit a CLI: calls are not

@@ -3,13 +3,16 @@
  * bytes + status out. The rest of recsys-cli never sees a gRPC type: it packs
  * a request with protobuf-c, calls rpc_call, and unpacks what comes back.
  *
- * A client owns one insecure channel and one pluck completion queue. Calls
- * are made one at a time from one thread (the CLI makes exactly one).
+ * A client owns one channel (plaintext, or TLS) and one pluck completion
+ * queue. Calls are made one at a time from one thread (the CLI makes
+ * exactly one).
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "err.h"
 
 struct rpc_client;
 
@@ -22,11 +25,21 @@ struct rpc_reply {
     size_t len;
 };
 
+/* TLS for a channel: PEM file paths. ca: the CAs the server's certificate
+ * must chain to (NULL: the system's); cert and key: the client's own, for
+ * a server that requires one (both or neither). */
+struct rpc_tls {
+    const char *ca, *cert, *key;
+};
+
 /* rpc_client_open - initialise gRPC and create a channel to @addr
- * ("host:port", or any target grpc_channel_create accepts). No connection is
- * made yet: the first call connects. Returns 0, -ENOMEM or ERR_INTERNAL; on
- * success the caller owns *out and closes it with rpc_client_close. */
-int rpc_client_open(const char *addr, struct rpc_client **out);
+ * ("host:port", or any target grpc_channel_create accepts), over TLS when
+ * @tls is not NULL. No connection is made yet: the first call connects.
+ * Returns 0, -ENOMEM, ERR_INVALID (a TLS file cannot be read, or cert
+ * without key: the text is in @e) or ERR_INTERNAL; on success the caller
+ * owns *out and closes it with rpc_client_close. */
+int rpc_client_open(const char *addr, const struct rpc_tls *tls, struct rpc_client **out,
+                    struct err *e);
 
 /* rpc_client_close - destroy the channel and shut gRPC down. NULL is a no-op. */
 void rpc_client_close(struct rpc_client *c);
@@ -44,4 +57,3 @@ int rpc_call(struct rpc_client *c, const char *method, const uint8_t *req, size_
 
 /* rpc_reply_free - release what rpc_call put in @r and empty it. */
 void rpc_reply_free(struct rpc_reply *r);
-
