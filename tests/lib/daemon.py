@@ -121,7 +121,12 @@ class Daemon:
                 # Logged before the "listening on" line, so already here.
                 m = self.wait_log(r"metrics on http://\S+:(\d+)/metrics", 0)
                 self.metrics_port = int(m.group(1))
-            self.health(wait=START_TIMEOUT)
+            try:
+                self.health(wait=START_TIMEOUT)
+            except grpc.RpcError as e:
+                # Say why: the daemon may have died (a sanitizer report).
+                raise DaemonError("recsysd did not answer its health check (%s); exit status "
+                                  "%s; log:\n%s" % (e.code(), self.proc.poll(), self.log()))
         except BaseException:
             self._kill()
             raise
