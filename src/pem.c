@@ -16,16 +16,22 @@ int pem_read(const char *path, const char *what, char **out, struct err *e)
     fclose(f);
     if (buf == NULL)
         return err_set(e, -ENOMEM, "out of memory");
-    if (!failed && n > 0 && n <= PEM_MAX) {
-        buf[n] = '\0';
-        if (strstr(buf, "-----BEGIN ") != NULL) {
-            *out = buf;
-            return 0;
-        }
+    buf[n <= PEM_MAX ? n : PEM_MAX] = '\0'; /* pem_free wipes up to here */
+    if (!failed && n > 0 && n <= PEM_MAX && strstr(buf, "-----BEGIN ") != NULL) {
+        *out = buf;
+        return 0;
     }
-    free(buf);
+    pem_free(buf);
     return err_set(e, ERR_INVALID, "the %s %s is %s", what, path,
                    failed        ? "unreadable"
                    : n > PEM_MAX ? "too large"
                                  : "not a PEM file");
+}
+
+void pem_free(char *pem)
+{
+    if (pem == NULL)
+        return;
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
 }

@@ -11,7 +11,12 @@
 #define PEM_MAX (1u << 20)
 
 /* pem_read - the whole of @path as a NUL-terminated string in *out, which
- * the caller frees. @what names the file in errors ("TLS certificate").
+ * the caller frees with pem_free. @what names the file in errors ("TLS
+ * certificate").
  * Returns 0, -ENOMEM, or ERR_INVALID when the file cannot be read, is empty,
  * larger than PEM_MAX or holds no "-----BEGIN " line. */
 int pem_read(const char *path, const char *what, char **out, struct err *e);
+
+/* pem_free - wipe and free what pem_read returned (a key is a secret, and
+ * freed memory is reused). NULL is a no-op. */
+void pem_free(char *pem);

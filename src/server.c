@@ -15,7 +15,7 @@
  * until the client closes its side (or a handler fails), and one last
  * batch sends the status: STREAMING ──▶ REPLYING.
  *
- * Every method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+ * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
  * metadata, message, status, receive-close) answers it: a call costs two
  * trips through the queue. One extra slot per worker catches methods that
@@ -533,9 +533,9 @@ static int credentials(const struct config *cfg, grpc_server_credentials **out, 
         if (*out == NULL)
             rc = err_set(e, ERR_INVALID, "gRPC refused the TLS certificate or key");
     }
-    free(chain);
-    free(private_key);
-    free(roots);
+    pem_free(chain);
+    pem_free(private_key);
+    pem_free(roots);
     return rc;
 }
 

@@ -34,9 +34,9 @@ static int tls_credentials(const struct rpc_tls *tls, grpc_channel_credentials *
         *out = grpc_ssl_credentials_create_ex(ca, cert != NULL ? &pair : NULL, NULL, NULL);
         rc = *out != NULL ? 0 : err_set(e, ERR_INTERNAL, "gRPC refused the TLS settings");
     }
-    free(ca);
-    free(cert);
-    free(key);
+    pem_free(ca);
+    pem_free(cert);
+    pem_free(key);
     return rc;
 }
 
