@@ -8,7 +8,7 @@
  *   1. a request longer than the method's limit       -> INVALID_ARGUMENT
  *   2. bytes that do not decode as the request message -> INVALID_ARGUMENT
  *   3. the reloader's current snapshot is read, once: this call's model
- *   4. no model loaded (all but the health check and GetModelInfo)
+ *   4. no model loaded (all but health, GetModelInfo and reflection)
  *                                                      -> UNAVAILABLE
  *   5. the query; its error code maps to a status through err_grpc_status()
  *      and its struct err text becomes the status details
@@ -16,11 +16,13 @@
  *      the snapshot let go: nothing of the call can point into a model the
  *      reloader has unmapped.
  *
- * Methods: /recsys.v1.Recommender/{Recommend,CheckEligibility,SimilarItems,
- * GetModelInfo} and the standard /grpc.health.v1.Health/Check, which answers
- * SERVING for "" and "recsys.v1.Recommender" when a model is loaded,
- * NOT_SERVING when none is, and NOT_FOUND for any other service name.
- * GetModelInfo answers without a model too: it reports why there is none.
+ * Methods: /recsys.v1.Recommender/{Recommend,BatchRecommend,CheckEligibility,
+ * SimilarItems,GetModelInfo}; the standard /grpc.health.v1.Health/Check,
+ * which answers SERVING for "" and "recsys.v1.Recommender" when a model is
+ * loaded, NOT_SERVING when none is, and NOT_FOUND for any other service
+ * name; and server reflection (reflect.h), a stream, in its v1 and v1alpha
+ * names. GetModelInfo, health and reflection answer without a model too:
+ * GetModelInfo reports why there is none.
  */
 #pragma once
 
