@@ -281,6 +281,17 @@ static void settle(struct slot *s, int status)
     s->elapsed = now_ns() - s->start;
 }
 
+/* send_message - @op sends @reply's message, copied into a buffer the slot
+ * holds until the batch is done (the core may keep it past the call). */
+static void send_message(struct slot *s, const struct server_reply *reply, grpc_op *op)
+{
+    grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
+    s->response = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_slice_unref(body);
+    op->op = GRPC_OP_SEND_MESSAGE;
+    op->data.send_message.send_message = s->response;
+}
+
 /* finish - end the call on slot @s with one batch: the initial metadata
  * unless a stream sent it already, @reply's message if @message and the
  * status is OK, the status, and the wait for the client's close. */
@@ -292,11 +303,7 @@ static void finish(struct slot *s, const struct server_reply *reply, bool messag
     if (!s->sent_metadata)
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (reply->status == GRPC_STATUS_OK && message) {
-        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
-        s->response = grpc_raw_byte_buffer_create(&body, 1);
-        grpc_slice_unref(body);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = s->response;
+        send_message(s, reply, &ops[n++]);
     } else if (reply->status != GRPC_STATUS_OK) {
         log_failure(s, reply);
     }
@@ -333,13 +340,8 @@ static void stream_next(struct slot *s, const struct server_reply *reply)
     if (!s->sent_metadata)
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     s->sent_metadata = true;
-    if (reply != NULL) {
-        grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
-        s->response = grpc_raw_byte_buffer_create(&body, 1);
-        grpc_slice_unref(body);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = s->response;
-    }
+    if (reply != NULL)
+        send_message(s, reply, &ops[n++]);
     ops[n].op = GRPC_OP_RECV_MESSAGE;
     ops[n++].data.recv_message.recv_message = &s->request;
 
