@@ -404,7 +404,8 @@ class BadInputTest(TrainCase):
         ("catalog", "item_id,category,price_cents,on_sale,member_tier\n",
          "{f}: no items (a model needs at least one)"),
         ("users", "user_id,tier\nu1,300\n", "{f}:2: tier '300' is not an integer in 0..255"),
-        ("users", "user_id,tier\nu1,1\nu1,2\n", "{f}:3: user 'u1' is listed twice"),
+        ("users", "user_id,tier\nu1,1\nu1,2\n",
+         "{f}:3: user 'u1' is listed twice (first on line 2)"),
     ]
 
     def files(self, spoil=None, text=None):

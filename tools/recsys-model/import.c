@@ -35,6 +35,7 @@
 #include "npy.h"
 #include "opts.h"
 #include "quote.h"
+#include "users.h"
 
 struct import_args {
     const char *user_factors, *user_ids, *item_factors, *item_ids;
@@ -60,9 +61,6 @@ static const struct opt import_opts[] = {
     {NULL},
 };
 
-/* Membership tiers of items and users are one byte in the model's catalog. */
-#define TIER_MAX 255
-
 /* Everything one import holds; freed by import_free. */
 struct import {
     const struct import_args *a;
@@ -74,7 +72,6 @@ struct import {
     struct catalog cat;        /* the items' attributes, in the order of items */
     /* users and purchases */
     uint32_t *user_tier; /* NULL without --users */
-    uint64_t *user_line; /* users.csv line that listed each user */
     uint64_t *pairs;     /* purchases as user << 32 | item */
     size_t npairs, pairs_cap;
     uint64_t *owned_offsets; /* CSR of the distinct pairs */
@@ -167,27 +164,15 @@ static int load_factors(struct import *im, struct err *e)
 
 /* ==== users and purchases =========================================== */
 
-enum { USR_ID, USR_TIER, USR_COLUMNS };
-static const char *const users_columns[USR_COLUMNS] = {[USR_ID] = "user_id", [USR_TIER] = "tier"};
-
-static int users_row(struct import *im, const struct csv *r, const struct csv_record *rec,
-                     const uint32_t *cols, struct err *e)
+/* A users.csv row may only name a user with a factor row. */
+static int find_user(void *ctx, const struct csv *r, uint64_t line, const char *id, uint32_t len,
+                     uint32_t *user, struct err *e)
 {
-    const char *id = rec->fields[cols[USR_ID]], *tier = rec->fields[cols[USR_TIER]];
-    uint32_t user, len = rec->lens[cols[USR_ID]];
-    uint64_t v;
+    const struct ids *users = ctx;
     char q[QUOTE_BUF];
-    if (ids_find(im->users, id, len, &user) != 0)
-        return csv_fail(r, rec->line, e, "user '%s' is not in %s", quote(q, sizeof(q), id, len),
-                        ids_path(im->users));
-    if (im->user_line[user] != 0)
-        return csv_fail(r, rec->line, e, "user '%s' is listed twice (first on line %llu)",
-                        quote(q, sizeof(q), id, len), (unsigned long long)im->user_line[user]);
-    if (opts_parse_uint(tier, 0, TIER_MAX, &v) != 0)
-        return csv_fail(r, rec->line, e, "tier '%s' is not an integer in 0..%d",
-                        quote(q, sizeof(q), tier, rec->lens[cols[USR_TIER]]), TIER_MAX);
-    im->user_line[user] = rec->line;
-    im->user_tier[user] = (uint32_t)v;
+    if (ids_find(users, id, len, user) != 0)
+        return csv_fail(r, line, e, "user '%s' is not in %s", quote(q, sizeof(q), id, len),
+                        ids_path(users));
     return 0;
 }
 
@@ -196,20 +181,12 @@ static int read_users(struct import *im, struct err *e)
 {
     if (im->a->users == NULL)
         return 0;
-    uint32_t n = ids_count(im->users), cols[USR_COLUMNS];
-    struct csv *r = NULL;
-    struct csv_record rec;
+    uint32_t n = ids_count(im->users);
     im->user_tier = calloc(n ? n : 1, sizeof(*im->user_tier));
-    im->user_line = calloc(n ? n : 1, sizeof(*im->user_line));
-    if (im->user_tier == NULL || im->user_line == NULL)
+    if (im->user_tier == NULL)
         return err_set(e, -ENOMEM, "out of memory for %u users", n);
-    int rc = csv_open(im->a->users, &r, e);
-    if (rc == 0)
-        rc = csv_header(r, users_columns, USR_COLUMNS, cols, e);
-    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
-        rc = users_row(im, r, &rec, cols, e);
-    csv_close(r);
-    return rc;
+    const struct users_find f = {find_user, im->users, &im->user_tier};
+    return users_read(im->a->users, &f, e);
 }
 
 enum { BUY_USER, BUY_ITEM, BUY_COLUMNS };
@@ -340,7 +317,6 @@ static void import_free(struct import *im)
     free(im->user_copy);
     catalog_free(&im->cat);
     free(im->user_tier);
-    free(im->user_line);
     free(im->pairs);
     free(im->owned_offsets);
     free(im->owned_items);

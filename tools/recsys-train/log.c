@@ -1,5 +1,7 @@
 /*
- * log: users.csv and interactions.csv (log.h).
+ * log: users.csv and interactions.csv (log.h). users.csv is read by
+ * recsys-model's reader (users.h), which asks user_index for each row's
+ * user, so that the file and the log number users alike.
  *
  * csv_header wants a fixed set of columns, but the log's weight, timestamp
  * and event columns are optional, so the header is matched here against a
@@ -18,17 +20,18 @@
 #include "recsys-model/idmap.h"
 #include "recsys-model/opts.h"
 #include "recsys-model/quote.h"
+#include "recsys-model/users.h"
 
 /* ==== users ========================================================= */
 
-/* User @id's index, added at the end when new; *added says which. */
-static int user_index(struct train_log *l, const struct csv *r, uint64_t line, const char *id,
-                      uint32_t len, uint32_t *index, int *added, struct err *e)
+/* User @id's index, added at the end when new (a users_find). */
+static int user_index(void *ctx, const struct csv *r, uint64_t line, const char *id, uint32_t len,
+                      uint32_t *index, struct err *e)
 {
+    struct train_log *l = ctx;
     char q[QUOTE_BUF];
     if (l->user_index == NULL && idmap_create(1024, &l->user_index) != 0)
         return err_set(e, -ENOMEM, "out of memory for user ids");
-    *added = 0;
     if (idmap_get(l->user_index, id, len, index) == 0)
         return 0;
     if (len == 0 || len > MODEL_ID_MAX || memchr(id, '\n', len) != NULL)
@@ -55,40 +58,13 @@ static int user_index(struct train_log *l, const struct csv *r, uint64_t line, c
     l->user_ids[l->user_count] = copy;
     l->tier[l->user_count] = 0;
     *index = l->user_count++;
-    *added = 1;
     return 0;
 }
 
-enum { USR_ID, USR_TIER, USR_COLUMNS };
-static const char *const users_columns[USR_COLUMNS] = {[USR_ID] = "user_id", [USR_TIER] = "tier"};
-
 int log_read_users(const char *path, struct train_log *l, struct err *e)
 {
-    struct csv *r = NULL;
-    struct csv_record rec;
-    uint32_t cols[USR_COLUMNS];
-    char q[QUOTE_BUF];
-    int rc = csv_open(path, &r, e);
-    if (rc == 0)
-        rc = csv_header(r, users_columns, USR_COLUMNS, cols, e);
-    while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1) {
-        const char *tier = rec.fields[cols[USR_TIER]];
-        uint32_t user;
-        uint64_t v;
-        int added = 0;
-        rc = user_index(l, r, rec.line, rec.fields[cols[USR_ID]], rec.lens[cols[USR_ID]], &user,
-                        &added, e);
-        if (rc == 0 && !added)
-            rc = csv_fail(r, rec.line, e, "user '%s' is listed twice",
-                          quote(q, sizeof(q), rec.fields[cols[USR_ID]], rec.lens[cols[USR_ID]]));
-        else if (rc == 0 && opts_parse_uint(tier, 0, 255, &v) != 0)
-            rc = csv_fail(r, rec.line, e, "tier '%s' is not an integer in 0..255",
-                          quote(q, sizeof(q), tier, rec.lens[cols[USR_TIER]]));
-        else if (rc == 0)
-            l->tier[user] = (uint32_t)v;
-    }
-    csv_close(r);
-    return rc;
+    const struct users_find f = {user_index, l, &l->tier};
+    return users_read(path, &f, e);
 }
 
 /* ==== interactions ================================================== */
@@ -225,8 +201,8 @@ static int row(struct reader *rd, const struct csv_record *rec, struct err *e)
         return csv_fail(rd->r, rec->line, e, "timestamp '%s' is not an integer >= 0",
                         quote(q, sizeof(q), f[col[LOG_TIME]], rec->lens[col[LOG_TIME]]));
     ev.time = (int64_t)t;
-    int added, rc = user_index(l, rd->r, rec->line, f[col[LOG_USER]], rec->lens[col[LOG_USER]],
-                               &ev.user, &added, e);
+    int rc =
+        user_index(l, rd->r, rec->line, f[col[LOG_USER]], rec->lens[col[LOG_USER]], &ev.user, e);
     if (rc != 0)
         return rc;
     if (l->event_count == l->event_cap) {
