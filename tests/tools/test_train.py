@@ -397,7 +397,7 @@ class BadInputTest(TrainCase):
         ("catalog", "item_id,category,price_cents,on_sale,member_tier\na,x,1,maybe,0\n",
          "{f}:2: on_sale 'maybe' is not one of 0, 1, true, false"),
         ("catalog", "item_id,category,price_cents,on_sale,member_tier\na,x,1,1,0\na,x,1,1,0\n",
-         "{f}:3: item 'a' is listed twice"),
+         "{f}:3: item 'a' is listed twice (first as item 1)"),
         ("catalog", "item_id,category,price_cents,on_sale,member_tier\na,,1,1,0\n",
          "{f}:2: category '' must be 1..256 bytes"),
         ("catalog", "item_id,category,price_cents,on_sale\na,x,1,1\n", "{f}:1: "),
