@@ -6,11 +6,15 @@
 #pragma once
 
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "arena.h"
+#include "err.h"
+#include "model/model.h"
 #include "model/writer.h"
 #include "query.h"
 
