@@ -8,9 +8,10 @@
  *   it have all-zero factors, as a trainer leaves a user it saw no
  *   interactions of (they get the popularity ranking);
  * - 30 item vectors copied over others: ties that are no coincidence;
- * - users 0, 7, 14 ... own nothing, the others up to
- *   RANDOM_MODEL_OWNED_MAX - 1 purchases, repeats allowed, skewed toward
- *   low item indices so that popularity counts differ and tie;
+ * - users 0, 7, 14 ... own nothing, the others fewer than
+ *   RANDOM_MODEL_OWNED_MAX purchases (or the shape's owned_max), repeats
+ *   allowed, skewed toward low item indices so that popularity counts
+ *   differ and tie;
  * - RANDOM_MODEL_CATS categories, 85% of the items on sale, item tiers
  *   0, 1, 2 about 12:5:3, and both reduced copies of the item matrix.
  * The numbers come from rng.h: the test sets rng_state first, so that a
@@ -31,9 +32,11 @@ enum {
     RANDOM_MODEL_ITEMS_MAX = 5000,
     RANDOM_MODEL_DIM_MAX = 48,
     RANDOM_MODEL_OWNED_MAX = 40,
+    RANDOM_MODEL_OWNED_LIMIT = 64, /* the most a shape's owned_max may be */
     RANDOM_MODEL_CATS = 5,
     RANDOM_MODEL_ZERO_USER = 3,
     RANDOM_MODEL_ZERO_EVERY = 11,
+    RANDOM_MODEL_ZERO_ITEM = 13,
 };
 
 #define RANDOM_MODEL_VERSION "test-v7"
@@ -50,6 +53,15 @@ struct random_model_shape {
     /* > 0: every item from this one on copies one of the first @distinct
      * items' vectors, so each user's scores tie in hundreds of rows. */
     uint32_t distinct;
+    /* Item RANDOM_MODEL_ZERO_ITEM's vector is all zero: cosine 0 with
+     * every item. */
+    int zero_item;
+    /* @twins random items copy one of the first @twin_sources items'
+     * vectors, so those few have exact twins at low and high indices. */
+    uint32_t twins, twin_sources;
+    /* > 0: purchases per owning user are below this (at most
+     * RANDOM_MODEL_OWNED_LIMIT) instead of RANDOM_MODEL_OWNED_MAX. */
+    uint32_t owned_max;
 };
 
 /* The model's inputs, row i of each array for user or item i. */
@@ -64,7 +76,7 @@ struct random_model {
     const char *iids[RANDOM_MODEL_ITEMS_MAX];
     uint32_t tiers[RANDOM_MODEL_USERS_MAX];
     uint64_t off[RANDOM_MODEL_USERS_MAX + 1]; /* user u owns owned[off[u] .. off[u + 1]) */
-    uint32_t owned[RANDOM_MODEL_USERS_MAX * RANDOM_MODEL_OWNED_MAX];
+    uint32_t owned[RANDOM_MODEL_USERS_MAX * RANDOM_MODEL_OWNED_LIMIT];
     struct model_item_attr attrs[RANDOM_MODEL_ITEMS_MAX];
 };
 
@@ -78,11 +90,14 @@ static inline float random_model_factor(int floats)
 static inline int random_model_open(struct random_model *m, struct random_model_shape s)
 {
     if (s.users > RANDOM_MODEL_USERS_MAX || s.items > RANDOM_MODEL_ITEMS_MAX ||
-        s.dim > RANDOM_MODEL_DIM_MAX || s.items == 0) {
+        s.dim > RANDOM_MODEL_DIM_MAX || s.items == 0 || s.owned_max > RANDOM_MODEL_OWNED_LIMIT ||
+        s.twin_sources > s.items || (s.twins > 0 && s.twin_sources == 0) ||
+        (s.zero_item && s.items <= RANDOM_MODEL_ZERO_ITEM)) {
         fprintf(stderr, "random_model: %u users, %u items, dim %u is not within the limits\n",
                 s.users, s.items, s.dim);
         return -1;
     }
+    uint32_t owned_max = s.owned_max ? s.owned_max : RANDOM_MODEL_OWNED_MAX;
     uint32_t dim = m->dim = s.dim;
     m->users = s.users, m->items = s.items;
     for (uint32_t i = 0; i < s.users * dim; i++)
@@ -97,6 +112,12 @@ static inline int random_model_open(struct random_model *m, struct random_model_
     }
     for (uint32_t i = s.distinct; s.distinct > 0 && i < s.items; i++)
         memcpy(&m->itf[i * dim], &m->itf[rng_below(s.distinct) * dim], dim * sizeof(float));
+    for (uint32_t k = 0; k < s.twins; k++) {
+        uint32_t to = rng_below(s.items), from = rng_below(s.twin_sources);
+        memmove(&m->itf[to * dim], &m->itf[from * dim], dim * sizeof(float));
+    }
+    if (s.zero_item)
+        memset(&m->itf[RANDOM_MODEL_ZERO_ITEM * dim], 0, dim * sizeof(float));
     for (uint32_t i = 0; i < s.items; i++) {
         snprintf(m->iid[i], sizeof(m->iid[i]), "item-%05u", i);
         m->iids[i] = m->iid[i];
@@ -112,7 +133,7 @@ static inline int random_model_open(struct random_model *m, struct random_model_
         m->uids[u] = m->uid[u];
         m->tiers[u] = rng_below(3);
         m->off[u] = n;
-        uint32_t owns = u % 7 == 0 ? 0 : rng_below(RANDOM_MODEL_OWNED_MAX);
+        uint32_t owns = u % 7 == 0 ? 0 : rng_below(owned_max);
         for (uint32_t k = 0; k < owns; k++)
             m->owned[n++] = rng_below(1 + rng_below(s.items));
     }

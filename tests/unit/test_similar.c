@@ -18,110 +18,28 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "model/writer.h"
-#include "served.h"
+#include "random_model.h"
 
-enum {
-    DIM = 20,
-    ITEMS = 800,
-    USERS = 60,
-    CATS = 4,
-    OWNED_MAX = 60,
-    ZERO_ITEM = 13, /* an all-zero vector: cosine 0 with everything */
-};
+enum { DIM = 20, ITEMS = 800, USERS = 60, CATS = RANDOM_MODEL_CATS, TWIN_SOURCES = 40 };
 
 #define EPS 1e-5
 
-static const char *const cat_names[CATS] = {"courses", "books", "audio", "consult"};
+static struct random_model fx;
 
-/* ==== fixture ============================================================ */
-
-static struct {
-    struct served sv;
-    float uf[USERS * DIM];
-    float itf[ITEMS * DIM];
-    char uid_buf[USERS][16];
-    char iid_buf[ITEMS][16];
-    const char *uids[USERS];
-    const char *iids[ITEMS];
-    uint64_t off[USERS + 1];
-    uint32_t owned[USERS * OWNED_MAX];
-    struct model_item_attr attrs[ITEMS];
-} fx;
-
-static uint64_t rng_state = 7;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(uint32_t n)
-{
-    return (uint32_t)(rng_next() % n);
-}
-
-static float rng_float(void)
-{
-    return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void fill_source(struct model_src *src)
-{
-    for (uint32_t i = 0; i < USERS * DIM; i++)
-        fx.uf[i] = rng_float();
-    for (uint32_t i = 0; i < ITEMS * DIM; i++)
-        fx.itf[i] = rng_float();
-    /* Identical vectors: exact ties, some with low, some with high indices. */
-    for (uint32_t k = 0; k < 60; k++)
-        memcpy(&fx.itf[rng_below(ITEMS) * DIM], &fx.itf[rng_below(40) * DIM], DIM * sizeof(float));
-    memset(&fx.itf[ZERO_ITEM * DIM], 0, DIM * sizeof(float));
-    for (uint32_t i = 0; i < ITEMS; i++) {
-        snprintf(fx.iid_buf[i], sizeof(fx.iid_buf[i]), "item-%04u", i);
-        fx.iids[i] = fx.iid_buf[i];
-        fx.attrs[i] = (struct model_item_attr){
-            .price_cents = 990,
-            .category = rng_below(CATS),
-            .on_sale = rng_below(100) < 85,
-            .tier = (uint8_t)rng_below(3),
-        };
-    }
-    uint32_t n = 0;
-    for (uint32_t u = 0; u < USERS; u++) {
-        snprintf(fx.uid_buf[u], sizeof(fx.uid_buf[u]), "user-%03u", u);
-        fx.uids[u] = fx.uid_buf[u];
-        fx.off[u] = n;
-        uint32_t owns = rng_below(OWNED_MAX);
-        for (uint32_t k = 0; k < owns; k++)
-            fx.owned[n++] = rng_below(ITEMS);
-    }
-    fx.off[USERS] = n;
-    *src = (struct model_src){
-        .dim = DIM,
-        .user_count = USERS,
-        .item_count = ITEMS,
-        .user_factors = fx.uf,
-        .item_factors = fx.itf,
-        .user_ids = fx.uids,
-        .item_ids = fx.iids,
-        .owned_offsets = fx.off,
-        .owned_items = fx.owned,
-        .attrs = fx.attrs,
-        .categories = cat_names,
-        .category_count = CATS,
-        .version = "sim-3",
-        .created_at = 1700000000,
-    };
-}
-
+/* Float factors, whose cosines are not exact; twins among the first
+ * TWIN_SOURCES items; users owning up to 59 items, so that owned items
+ * often fall among an item's neighbours. */
 static int fixture_open(void)
 {
-    struct model_src src;
-    fill_source(&src);
-    return served_open(&fx.sv, &src, 64 << 10);
+    rng_state = 7;
+    return random_model_open(&fx, (struct random_model_shape){.users = USERS,
+                                                              .items = ITEMS,
+                                                              .dim = DIM,
+                                                              .floats = 1,
+                                                              .zero_item = 1,
+                                                              .twins = 60,
+                                                              .twin_sources = TWIN_SOURCES,
+                                                              .owned_max = 60});
 }
 
 static void fixture_close(void)
@@ -192,7 +110,7 @@ static int verify(const Recsys__V1__RecommendResponse *resp, const struct ref_re
     }
     uint32_t want = passing < r->count ? passing : r->count;
     if (resp->n_items != want || resp->source != want_source ||
-        strcmp(resp->model_version, "sim-3") != 0) {
+        strcmp(resp->model_version, RANDOM_MODEL_VERSION) != 0) {
         fprintf(stderr, "  item %u: %zu items (want %u), source %d (want %d)\n", r->item,
                 resp->n_items, want, resp->source, want_source);
         return 1;
@@ -255,7 +173,7 @@ static void make_request(uint32_t item, unsigned mask, uint32_t count, struct li
     static char unknown_user[] = "nobody";
     recsys__v1__similar_items_request__init(req);
     memset(r, 0, sizeof(*r));
-    req->item_id = fx.iid_buf[item];
+    req->item_id = fx.iid[item];
     r->item = item;
     req->count = count;
     r->count = count == 0 ? 10 : count;
@@ -265,7 +183,7 @@ static void make_request(uint32_t item, unsigned mask, uint32_t count, struct li
         size_t n = 1 + rng_below(15);
         for (size_t k = 0; k < n; k++) {
             uint32_t i = rng_below(ITEMS);
-            l->exclude[k] = fx.iid_buf[i];
+            l->exclude[k] = fx.iid[i];
             r->excluded[i] = 1;
         }
         l->exclude[n] = l->unknown;
@@ -277,7 +195,7 @@ static void make_request(uint32_t item, unsigned mask, uint32_t count, struct li
         size_t n = 0;
         for (uint32_t c = 0; c < CATS; c++)
             if (rng_below(2)) {
-                l->cats[n++] = (char *)cat_names[c];
+                l->cats[n++] = (char *)random_model_cats[c];
                 r->category_ok[c] = 1;
             }
         if (n == 0)
@@ -288,7 +206,7 @@ static void make_request(uint32_t item, unsigned mask, uint32_t count, struct li
     }
     if ((mask >> 2) == 1) {
         r->user = (int)rng_below(USERS);
-        req->user_id = fx.uid_buf[r->user];
+        req->user_id = fx.uid[r->user];
     } else if ((mask >> 2) == 2) {
         req->user_id = unknown_user;
     }
@@ -298,8 +216,10 @@ static void test_against_cosine(void)
 {
     static const uint32_t counts[] = {1, 0, 25, QUERY_COUNT_MAX};
     for (uint32_t t = 0; t < 60; t++) {
-        /* Items among the first 40 have exact duplicates elsewhere. */
-        uint32_t item = t < 20 ? rng_below(40) : t == 20 ? ZERO_ITEM : rng_below(ITEMS);
+        /* Items among the first TWIN_SOURCES have exact duplicates elsewhere. */
+        uint32_t item = t < 20    ? rng_below(TWIN_SOURCES)
+                        : t == 20 ? RANDOM_MODEL_ZERO_ITEM
+                                  : rng_below(ITEMS);
         for (unsigned mask = 0; mask < 12; mask++)
             for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
                 struct lists l;
@@ -325,14 +245,14 @@ static void test_zero_vector(void)
 {
     Recsys__V1__SimilarItemsRequest req;
     recsys__v1__similar_items_request__init(&req);
-    req.item_id = fx.iid_buf[ZERO_ITEM];
+    req.item_id = fx.iid[RANDOM_MODEL_ZERO_ITEM];
     req.count = 5;
     Recsys__V1__RecommendResponse *resp;
     CHECK_OK(similar_run(&fx.sv.q, &req, &resp, NULL));
     CHECK(resp->n_items == 5);
     uint32_t expect = 0;
     for (size_t k = 0; k < 5; k++, expect++) {
-        while (expect == ZERO_ITEM || !fx.attrs[expect].on_sale)
+        while (expect == RANDOM_MODEL_ZERO_ITEM || !fx.attrs[expect].on_sale)
             expect++;
         CHECK(item_of(resp->items[k]->item_id) == expect);
         CHECK(resp->items[k]->score == 0.0f);
@@ -345,7 +265,7 @@ static void test_errors(void)
     static char *many[QUERY_IDS_MAX + 1];
     static char long_id[MODEL_ID_MAX + 2];
     for (size_t k = 0; k < QUERY_IDS_MAX + 1; k++)
-        many[k] = fx.iid_buf[k % ITEMS];
+        many[k] = fx.iid[k % ITEMS];
     memset(long_id, 'x', MODEL_ID_MAX + 1);
     Recsys__V1__SimilarItemsRequest req;
     Recsys__V1__RecommendResponse *resp;
@@ -361,7 +281,7 @@ static void test_errors(void)
     CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "item_id");
 
-    req.item_id = fx.iid_buf[1];
+    req.item_id = fx.iid[1];
     req.count = QUERY_COUNT_MAX + 1;
     CHECK_RC(similar_run(&fx.sv.q, &req, &resp, &e), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "count 1001 exceeds 1000");
