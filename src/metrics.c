@@ -47,10 +47,16 @@ struct method_label {
     const char *type; /* "unary" or "bidi_stream" */
 };
 
+/* The notes' series: one counter, a label per note. */
+static const char *const note_sources[METRICS_NOTES] = {
+    [METRICS_PERSONALIZED] = "personalized",
+    [METRICS_POPULAR] = "popular",
+};
+
 struct metrics {
     unsigned workers;
     size_t n_rows;      /* the methods, then the row for unknown methods */
-    size_t block_bytes; /* one worker's rows, rounded up to a cache line */
+    size_t block_bytes; /* one worker's rows and notes, rounded up to a cache line */
     unsigned char *blocks;
     struct method_label *labels;
 };
@@ -60,6 +66,12 @@ struct metrics {
 static struct row *row_of(const struct metrics *m, unsigned worker, size_t method)
 {
     return (struct row *)(m->blocks + worker * m->block_bytes) + method;
+}
+
+/* A worker's notes follow its rows. */
+static _Atomic uint64_t *notes_of(const struct metrics *m, unsigned worker)
+{
+    return (_Atomic uint64_t *)row_of(m, worker, m->n_rows);
 }
 
 static void bump(_Atomic uint64_t *c, uint64_t by)
@@ -100,7 +112,8 @@ int metrics_create(unsigned workers, const char *const *paths, const bool *strea
         return -ENOMEM;
     m->workers = workers;
     m->n_rows = n_paths + 1;
-    m->block_bytes = (m->n_rows * sizeof(struct row) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    size_t used = m->n_rows * sizeof(struct row) + METRICS_NOTES * sizeof(uint64_t);
+    m->block_bytes = (used + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     m->blocks = aligned_alloc(CACHE_LINE, m->block_bytes * (workers > 0 ? workers : 1));
     m->labels = calloc(m->n_rows, sizeof(*m->labels));
     int rc = m->blocks != NULL && m->labels != NULL ? 0 : -ENOMEM;
@@ -154,6 +167,19 @@ void metrics_record(struct metrics *m, unsigned worker, size_t method, int statu
     bump(&r->handled[code], 1);
     bump(&r->buckets[b], 1);
     bump(&r->sum_ns, ns);
+}
+
+void metrics_note(struct metrics *m, unsigned worker, enum metrics_note what, uint64_t n)
+{
+    bump(&notes_of(m, worker)[what], n);
+}
+
+uint64_t metrics_noted(const struct metrics *m, enum metrics_note what)
+{
+    uint64_t total = 0;
+    for (unsigned w = 0; w < m->workers; w++)
+        total += atomic_load_explicit(&notes_of(m, w)[what], memory_order_relaxed);
+    return total;
 }
 
 uint64_t metrics_handled(const struct metrics *m, size_t method, int status)
@@ -252,10 +278,23 @@ static void write_handling(const struct metrics *m, FILE *out)
     }
 }
 
+static void write_notes(const struct metrics *m, FILE *out)
+{
+    fputs("# HELP recsys_recommendations_total Recommendation lists answered (Recommend and each "
+          "request of BatchRecommend), by source: personalized, or popular for a user the "
+          "model does not know or knows without factors.\n"
+          "# TYPE recsys_recommendations_total counter\n",
+          out);
+    for (int n = 0; n < METRICS_NOTES; n++)
+        fprintf(out, "recsys_recommendations_total{source=\"%s\"} %llu\n", note_sources[n],
+                (unsigned long long)metrics_noted(m, (enum metrics_note)n));
+}
+
 int metrics_write(const struct metrics *m, FILE *out)
 {
     write_handled(m, out);
     write_handling(m, out);
+    write_notes(m, out);
     return ferror(out) ? -EIO : 0;
 }
 

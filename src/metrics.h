@@ -48,12 +48,29 @@ void metrics_destroy(struct metrics *m);
  * @ns:     handling time in nanoseconds. */
 void metrics_record(struct metrics *m, unsigned worker, size_t method, int status, uint64_t ns);
 
+/* What a handler notes about its answers, on top of the calls the server
+ * counts: here, the source of each recommendation list. A rising share of
+ * popularity lists with steady traffic means the users asking are not in
+ * the model, such as a model trained on another system's user ids. */
+enum metrics_note {
+    METRICS_PERSONALIZED, /* a list scored for the user */
+    METRICS_POPULAR,      /* the popularity ranking: user unknown or without factors */
+    METRICS_NOTES
+};
+
+/* metrics_note - count @n more @what. Only worker thread @worker may note
+ * for @worker. */
+void metrics_note(struct metrics *m, unsigned worker, enum metrics_note what, uint64_t n);
+
+/* metrics_noted - the count of @what so far, summed over the workers. */
+uint64_t metrics_noted(const struct metrics *m, enum metrics_note what);
+
 /* metrics_handled - calls of @method answered with @status so far, summed
  * over the workers (what the scrape reports). */
 uint64_t metrics_handled(const struct metrics *m, size_t method, int status);
 
-/* metrics_write - the server's series, with their HELP and TYPE lines, to
- * @out. Any thread. Returns 0 or -EIO (a write to @out failed). */
+/* metrics_write - the server's series and the notes, with their HELP and
+ * TYPE lines, to @out. Any thread. Returns 0 or -EIO (a write to @out failed). */
 int metrics_write(const struct metrics *m, FILE *out);
 
 /* metrics_write_process - the standard process_* series of Prometheus

@@ -246,7 +246,8 @@ static void answer(struct slot *s, struct server_reply *reply)
         reply->details = "request message missing";
         return;
     }
-    struct server_call call = {.method = s->method, .worker = w->index, .arena = w->arena};
+    struct server_call call = {
+        .method = s->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
     int rc = read_request(s->request, w->arena, &call.data, &call.len);
     if (rc != 0) {
         reply->status = err_grpc_status(rc);

@@ -42,6 +42,7 @@ struct server_call {
     struct arena *arena;                /* the worker's arena; reset after the reply */
     const uint8_t *data;                /* the request message, in @arena */
     size_t len;
+    struct metrics *metrics; /* the server's: the handler may note outcomes (metrics_note) */
 };
 
 /* What a handler answers. The server starts with status OK and nothing else

@@ -10,6 +10,7 @@
 #include "eligibility.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "info.h"
+#include "metrics.h"
 #include "query.h"
 #include "recommend.h"
 #include "recsys/v1/recommender.pb-c.h"
@@ -60,10 +61,17 @@ ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
 /* A batch's requests, each embedded with a tag and a 3-byte length. */
 #define BATCH_REQUEST (BATCH_MAX * (4 + RECOMMEND_REQUEST))
 
+/* Notes on an answer, for the metrics (metrics_note). */
+typedef void (*note_fn)(const struct server_call *call, const ProtobufCMessage *resp);
+
+static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp);
+static void note_batch(const struct server_call *call, const ProtobufCMessage *resp);
+
 struct method {
     const char *path;
     const ProtobufCMessageDescriptor *request;
     run_fn run;
+    note_fn note; /* NULL: nothing to note */
     size_t max_request_bytes;
     bool needs_model; /* false for the methods that report its absence */
     bool stream;      /* a stream answered message by message (server.h) */
@@ -71,24 +79,24 @@ struct method {
 
 static const struct method methods[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
-     RECOMMEND_REQUEST, true, false},
+     note_recommend, RECOMMEND_REQUEST, true, false},
     {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_request__descriptor,
-     run_batch, BATCH_REQUEST, true, false},
+     run_batch, note_batch, BATCH_REQUEST, true, false},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
-     run_eligibility, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
+     run_eligibility, NULL, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
-     run_similar, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true, false},
+     run_similar, NULL, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
-     SCALARS, false, false},
+     NULL, SCALARS, false, false},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     run_health, ID_FIELD, false, false},
+     run_health, NULL, ID_FIELD, false, false},
     /* v1alpha's messages are v1's on the wire. */
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, REFLECT_REQUEST,
-     false, true},
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL,
+     REFLECT_REQUEST, false, true},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, REFLECT_REQUEST,
-     false, true},
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL,
+     REFLECT_REQUEST, false, true},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -130,6 +138,26 @@ static int health_check(const struct query *q, const Grpc__Health__V1__HealthChe
     return 0;
 }
 
+/* ---- notes ----------------------------------------------------------------- */
+
+static void note_source(const struct server_call *call, Recsys__V1__Source source)
+{
+    metrics_note(call->metrics, call->worker,
+                 source == RECSYS__V1__SOURCE__POPULAR ? METRICS_POPULAR : METRICS_PERSONALIZED, 1);
+}
+
+static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp)
+{
+    note_source(call, ((const Recsys__V1__RecommendResponse *)resp)->source);
+}
+
+static void note_batch(const struct server_call *call, const ProtobufCMessage *resp)
+{
+    const Recsys__V1__BatchRecommendResponse *b = (const Recsys__V1__BatchRecommendResponse *)resp;
+    for (size_t i = 0; i < b->n_responses; i++)
+        note_source(call, b->responses[i]->source);
+}
+
 /* ---- the generic handler ------------------------------------------------- */
 
 static int encode(struct arena *a, const ProtobufCMessage *msg, struct server_reply *reply)
@@ -156,6 +184,8 @@ static int answer(const struct method *m, const struct reload_snapshot *snap,
     int rc = m->run(&q, req, &resp, e);
     if (rc != 0)
         return rc;
+    if (m->note != NULL && call->metrics != NULL)
+        m->note(call, resp);
     return encode(call->arena, resp, reply);
 }
 

@@ -115,6 +115,27 @@ class MetricsTest(ServedModelTest):
             want = sum(n for (meth, _), n in outcomes.items() if meth == method)
             self.assertEqual(total(after) - total(before), want, method)
 
+    def test_recommendations_are_counted_by_source(self):
+        def sources(m):
+            return tuple(m.value("recsys_recommendations_total", source=s)
+                         for s in ("personalized", "popular"))
+        known = self.ds.user_ids[:3]
+        before = sources(self.d.scrape())
+        self.call("Recommend", pb.RecommendRequest(user_id=known[0]), pb.RecommendResponse)
+        self.call("Recommend", pb.RecommendRequest(user_id="nobody-we-know"),
+                  pb.RecommendResponse)
+        batch = pb.BatchRecommendRequest(requests=[pb.RecommendRequest(user_id=u) for u in
+                                                   (known[1], "stranger", known[2])])
+        self.assertEqual(self.call("BatchRecommend", batch, pb.BatchRecommendResponse),
+                         grpc.StatusCode.OK)
+        # A failed call notes nothing.
+        self.call("Recommend", pb.RecommendRequest(user_id="", count=3), pb.RecommendResponse)
+        # The fixtures' users all have non-zero factors: known means personalized.
+        want = (before[0] + 3, before[1] + 2)
+        after = self.d.await_scrape(lambda m: sum(sources(m)) >= sum(want))
+        self.assertEqual(sources(after), want)
+        self.assertEqual(after.types["recsys_recommendations_total"], "counter")
+
     def test_histograms_agree_with_the_counters(self):
         user = self.ds.user_ids[1]
         before = handled(self.d.scrape(), "Recommend", "OK")

@@ -147,6 +147,26 @@ static void test_concurrent_workers_sum_exactly(void)
     CHECK(a == 4 * CALLS_PER_WORKER / 2 && b == 4 * CALLS_PER_WORKER / 2);
 }
 
+static void test_notes_sum_over_workers(void)
+{
+    struct metrics *m = NULL;
+    CHECK_OK(metrics_create(2, paths, NULL, N_PATHS, &m));
+    metrics_note(m, 0, METRICS_PERSONALIZED, 3);
+    metrics_note(m, 1, METRICS_PERSONALIZED, 1);
+    metrics_note(m, 1, METRICS_POPULAR, 2);
+    /* Notes live next to the rows: counting calls must not disturb them. */
+    metrics_record(m, 1, N_PATHS, 12, 1000);
+    char *text = render(m);
+    CHECK(text != NULL);
+    double personalized = value_of(text, "recsys_recommendations_total{source=\"personalized\"}");
+    double popular = value_of(text, "recsys_recommendations_total{source=\"popular\"}");
+    free(text);
+    uint64_t p = metrics_noted(m, METRICS_PERSONALIZED), q = metrics_noted(m, METRICS_POPULAR);
+    metrics_destroy(m);
+    CHECK(p == 4 && q == 2);
+    CHECK(personalized == 4 && popular == 2);
+}
+
 static void test_labels_are_escaped(void)
 {
     char *text = NULL;
@@ -176,6 +196,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_counts_by_method_and_code),
         CHECK_CASE(test_bucket_edges_are_inclusive),
         CHECK_CASE(test_concurrent_workers_sum_exactly),
+        CHECK_CASE(test_notes_sum_over_workers),
         CHECK_CASE(test_labels_are_escaped),
         CHECK_CASE(test_bad_paths_are_refused),
     };
