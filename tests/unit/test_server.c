@@ -372,6 +372,13 @@ static void test_reverse_round_trip(void)
     server_stop(srv);
 }
 
+static uint64_t chat_streams_counted(const struct metrics *m)
+{
+    return metrics_handled(m, CHAT, GRPC_STATUS_OK) +
+           metrics_handled(m, CHAT, GRPC_STATUS_FAILED_PRECONDITION) +
+           metrics_handled(m, CHAT, GRPC_STATUS_CANCELLED);
+}
+
 /* A stream gets one answer per message, in order, and ends with the
  * client's close (OK) or the first failed answer (its status); a client's
  * cancel frees the call. Each stream is counted once, with its status. */
@@ -395,10 +402,11 @@ static void test_stream_answers_each_message(void)
     CHECK(call(ch, "/test.Echo/Reverse", "ab", 2)->status == GRPC_STATUS_OK);
     grpc_channel_destroy(ch);
     const struct metrics *m = server_metrics(srv);
-    /* The cancel reaches the server after the client has its status: wait
-     * for the server to count it (the counts die with the server). */
+    /* A call is counted when the server releases it, after the client has
+     * its status: wait for all four streams (the counts die with the
+     * server, so they are read before stopping it). */
     struct timespec tick = {0, 10 * 1000 * 1000};
-    for (int i = 0; i < 1000 && metrics_handled(m, CHAT, GRPC_STATUS_CANCELLED) == 0; i++)
+    for (int i = 0; i < 1000 && chat_streams_counted(m) < 4; i++)
         nanosleep(&tick, NULL);
     CHECK(metrics_handled(m, CHAT, GRPC_STATUS_OK) == 2);
     CHECK(metrics_handled(m, CHAT, GRPC_STATUS_FAILED_PRECONDITION) == 1);
