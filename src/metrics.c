@@ -213,19 +213,19 @@ static void series_labels(FILE *out, const struct method_label *l)
     metrics_label(out, l->method);
 }
 
-/* A served method's series are written even before its first call, so a
- * rate over them exists from the start; the unknown row only once used. */
-static bool row_shown(const struct metrics *m, size_t method, uint64_t calls)
-{
-    return method + 1 < m->n_rows || calls > 0;
-}
-
 static uint64_t row_calls(const struct metrics *m, size_t method)
 {
     uint64_t calls = 0;
     for (size_t b = 0; b < N_BUCKETS; b++)
         calls += sum(m, method, offsetof(struct row, buckets) + b * sizeof(uint64_t));
     return calls;
+}
+
+/* A served method's series are written even before its first call, so a
+ * rate over them exists from the start; the unknown row only once used. */
+static bool row_shown(const struct metrics *m, size_t method)
+{
+    return method + 1 < m->n_rows || row_calls(m, method) > 0;
 }
 
 static void write_handled(const struct metrics *m, FILE *out)
@@ -235,7 +235,7 @@ static void write_handled(const struct metrics *m, FILE *out)
           "# TYPE grpc_server_handled_total counter\n",
           out);
     for (size_t i = 0; i < m->n_rows; i++) {
-        if (!row_shown(m, i, row_calls(m, i)))
+        if (!row_shown(m, i))
             continue;
         for (size_t c = 0; c < N_CODES; c++) {
             uint64_t n = metrics_handled(m, i, (int)c);
@@ -257,7 +257,7 @@ static void write_handling(const struct metrics *m, FILE *out)
     for (size_t i = 0; i < m->n_rows; i++) {
         const struct method_label *l = &m->labels[i];
         uint64_t cumulative = 0;
-        if (!row_shown(m, i, row_calls(m, i)))
+        if (!row_shown(m, i))
             continue;
         for (size_t b = 0; b < N_BUCKETS; b++) {
             cumulative += sum(m, i, offsetof(struct row, buckets) + b * sizeof(uint64_t));
