@@ -27,7 +27,6 @@ import platform
 import re
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,12 +34,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
-
-
-def frame(message):
-    """A gRPC length-prefixed message."""
-    body = message.SerializeToString()
-    return b"\0" + struct.pack(">I", len(body)) + body
 
 
 def requests(pb, health_pb2, model):
@@ -105,6 +98,7 @@ def start_daemon(recsysd, model, log_path):
 
 
 def bench_catalog(args, items, tmp, pb, health_pb2, fixtures):
+    from daemon import grpc_frame  # tests/lib is on the path by now
     model = os.path.join(tmp, "model-%d.lmdb" % items)
     subprocess.run([os.path.join(args.build, "recsys-model"), "demo", "-o", model,
                     "--items", str(items), "--users", "30000", "--dim", "32"], check=True,
@@ -118,7 +112,7 @@ def bench_catalog(args, items, tmp, pb, health_pb2, fixtures):
         for k, (_, _, req) in enumerate(methods):
             path = os.path.join(tmp, "body-%d.bin" % k)
             with open(path, "wb") as f:
-                f.write(frame(req))
+                f.write(grpc_frame(req.SerializeToString()))
             bodies.append(path)
         log = os.path.join(tmp, "h2load.log")
         lat = {k: ([], []) for k in range(len(methods))}

@@ -13,7 +13,6 @@ fixtures' NumPy reference.
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import threading
@@ -21,26 +20,12 @@ import time
 import unittest
 
 import fixtures
-from daemon import Daemon
+from daemon import Daemon, grpc_frame, handled, handled_by_code
 from recsys.v1 import recommender_pb2 as pb
 
 H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
 RECOMMEND = "/recsys.v1.Recommender/Recommend"
 CALLS = 20000  # for the swaps: about a second of load here, longer under sanitizers
-
-
-def grpc_frame(message_bytes):
-    """A length-prefixed gRPC message: not compressed, 4-byte big-endian length."""
-    return b"\0" + struct.pack(">I", len(message_bytes)) + message_bytes
-
-
-def handled(m, method, code):
-    return m.value("grpc_server_handled_total", 0.0, grpc_method=method, grpc_code=code)
-
-
-def handled_all(m, method):
-    return {l["grpc_code"]: v for l, v in m.select("grpc_server_handled_total",
-                                                     grpc_method=method)}
 
 
 class H2Load:
@@ -100,7 +85,7 @@ class H2LoadTest(unittest.TestCase):
 
     def await_recommend(self, before, n):
         """The metrics once n more Recommend calls than in before are counted."""
-        total = lambda m: sum(handled_all(m, "Recommend").values())
+        total = lambda m: sum(handled_by_code(m, "Recommend").values())
         after = self.d.await_scrape(lambda m: total(m) >= total(before) + n)
         self.assertEqual(total(after), total(before) + n)
         return after
@@ -127,7 +112,7 @@ class H2LoadTest(unittest.TestCase):
         self.assertEqual(run.status_2xx, 4000)
         self.assertEqual(handled(after, "Recommend", "OK") - handled(before, "Recommend", "OK"),
                          4000)
-        codes = handled_all(after, "Recommend")
+        codes = handled_by_code(after, "Recommend")
         self.assertEqual({c: v - handled(before, "Recommend", c) for c, v in codes.items()
                           if v != handled(before, "Recommend", c)}, {"OK": 4000})
         # Every answer was the reference's encoding, byte for byte in length.
@@ -177,7 +162,7 @@ class H2LoadTest(unittest.TestCase):
         self.assertEqual(after.value("recsys_model_loads_total") - loads, swaps)
         self.assertEqual(handled(after, "Recommend", "OK") - handled(before, "Recommend", "OK"),
                          CALLS)
-        codes = handled_all(after, "Recommend")
+        codes = handled_by_code(after, "Recommend")
         self.assertEqual([c for c, v in codes.items()
                           if c != "OK" and v != handled(before, "Recommend", c)], [])
 

@@ -19,6 +19,7 @@ import unittest
 import grpc
 
 import fixtures
+import daemon
 from daemon import RECSYSD, Daemon, ServedModelTest
 from recsys.v1 import recommender_pb2 as pb
 
@@ -27,8 +28,7 @@ SCRAPE_TIMEOUT_S = 5.0  # src/scrape.h: SCRAPE_TIMEOUT_MS
 
 
 def handled(m, method, code, service=SERVICE):
-    return m.value("grpc_server_handled_total", 0.0, grpc_service=service, grpc_method=method,
-                   grpc_code=code)
+    return daemon.handled(m, method, code, service)
 
 
 def handled_total(m, methods):

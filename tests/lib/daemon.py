@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal as _signal
+import struct
 import subprocess
 import tempfile
 import threading
@@ -54,6 +55,27 @@ def load_grpc_pb2(relpath):
 
 
 health_pb2 = load_grpc_pb2("health/v1/health_pb2.py")
+
+
+def grpc_frame(message_bytes):
+    """A length-prefixed gRPC message, as it travels in an HTTP/2 body: not
+    compressed, then a 4-byte big-endian length (for raw HTTP/2 clients)."""
+    return b"\0" + struct.pack(">I", len(message_bytes)) + message_bytes
+
+
+def handled(m, method, code, service=None):
+    """The scraped grpc_server_handled_total of method (in service, if given)
+    with grpc_code code; 0 when the series is absent."""
+    labels = {"grpc_method": method, "grpc_code": code}
+    if service is not None:
+        labels["grpc_service"] = service
+    return m.value("grpc_server_handled_total", 0.0, **labels)
+
+
+def handled_by_code(m, method):
+    """{grpc_code: count} of method's scraped grpc_server_handled_total."""
+    return {l["grpc_code"]: v for l, v in m.select("grpc_server_handled_total",
+                                                     grpc_method=method)}
 
 
 class DaemonError(Exception):
