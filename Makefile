@@ -53,10 +53,19 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+# The build directory remembers the arguments it was configured with; when
+# they differ (another BUILD_TYPE, CMAKE_ARGS added or dropped), its cache is
+# thrown away and it is configured anew, since a cached option that is no
+# longer passed would otherwise stay in force.
+CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
 
-configure: deps $(BUILD)/CMakeCache.txt
+configure: deps
+	@if [ ! -f $(BUILD)/CMakeCache.txt ] || \
+	    [ "$$(cat $(BUILD)/configure-args 2>/dev/null)" != '$(CONFIGURE_ARGS)' ]; then \
+	  rm -f $(BUILD)/CMakeCache.txt && \
+	  cmake -S . -B $(BUILD) $(CONFIGURE_ARGS) && \
+	  echo '$(CONFIGURE_ARGS)' > $(BUILD)/configure-args; \
+	fi
 
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)

@@ -31,12 +31,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arena.h"
-#include "batch.h"
+#include "base/arena.h"
+#include "engine/batch.h"
 #include "model/writer.h"
-#include "recommend.h"
-#include "scan.h"
-#include "split.h"
+#include "engine/recommend.h"
+#include "engine/scan.h"
+#include "engine/split.h"
 #include "timing.h"
 
 struct opts {

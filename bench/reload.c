@@ -71,9 +71,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "model/writer.h"
-#include "recsys-cli/rpc.h"
+#include "tools/lib/rpc.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "timing.h"
 

@@ -54,8 +54,8 @@
 
 #include "model/model.h"
 #include "model/writer.h"
-#include "score.h"
-#include "split.h"
+#include "engine/score.h"
+#include "engine/split.h"
 #include "timing.h"
 
 enum {

@@ -12,7 +12,7 @@
  */
 #pragma once
 
-#include "err.h"
+#include "base/err.h"
 
 /* lmdbcheck_fd - check the LMDB structure of the file open for reading at
  * @fd: both meta pages, then every page reachable from the main DB and from

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "model/model.h"
 
 /* Everything a model file holds, in memory. All pointers are borrowed for

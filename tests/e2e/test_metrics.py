@@ -24,7 +24,7 @@ from daemon import RECSYSD, Daemon, ServedModelTest
 from recsys.v1 import recommender_pb2 as pb
 
 SERVICE = "recsys.v1.Recommender"
-SCRAPE_TIMEOUT_S = 5.0  # src/scrape.h: SCRAPE_TIMEOUT_MS
+SCRAPE_TIMEOUT_S = 5.0  # server/scrape.h: SCRAPE_TIMEOUT_MS
 
 
 def handled(m, method, code, service=SERVICE):

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "recsys-model/csv.h"
+#include "tools/lib/csv.h"
 
 #define NAME "fuzz.csv"
 

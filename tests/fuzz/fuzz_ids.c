@@ -10,7 +10,7 @@
 
 #include "fuzz.h"
 #include "model/model.h"
-#include "recsys-model/ids.h"
+#include "tools/lib/ids.h"
 #include "scratch.h"
 
 static void check_ids(const struct ids *l, size_t lines)

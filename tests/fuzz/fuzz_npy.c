@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "fuzz.h"
-#include "recsys-model/npy.h"
+#include "tools/lib/npy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -16,15 +16,15 @@
 #include <protobuf-c/protobuf-c.h>
 #include <string.h>
 
-#include "arena.h"
+#include "base/arena.h"
 #include "fuzz.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
-#include "reload.h"
+#include "engine/reload.h"
 #include "scratch.h"
-#include "server.h"
-#include "service.h"
+#include "server/server.h"
+#include "server/service.h"
 #include "tiny_model.h"
 
 /* The response message of each method, to decode what the handler returns. */

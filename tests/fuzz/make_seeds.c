@@ -20,8 +20,8 @@
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "scratch.h"
-#include "server.h"
-#include "service.h"
+#include "server/server.h"
+#include "server/service.h"
 #include "tiny_model.h"
 
 /* Seed files are small: the largest request below is a few dozen bytes. */

@@ -7,7 +7,7 @@
  */
 #pragma once
 
-#include "err.h"
+#include "base/err.h"
 
 /* The variants: 0 has users "u0".."u2" who own items (the request
  * target's model), the others vary the shape of the file. */

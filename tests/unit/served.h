@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arena.h"
-#include "err.h"
+#include "base/arena.h"
+#include "base/err.h"
 #include "model/model.h"
 #include "model/writer.h"
-#include "query.h"
+#include "engine/query.h"
 
 struct served {
     char dir[64];

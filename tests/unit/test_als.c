@@ -8,7 +8,7 @@
  * loss must never rise, and the factors must be the same to the bit for
  * any number of threads.
  */
-#include "recsys-train/als.h"
+#include "tools/recsys-train/als.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -8,7 +8,7 @@
  * combination of filters; split over helpers and not; and the batch's own
  * limits.
  */
-#include "batch.h"
+#include "engine/batch.h"
 
 #include <cblas.h>
 #include <stdint.h>
@@ -18,9 +18,9 @@
 
 #include "check.h"
 #include "random_model.h"
-#include "recommend.h"
-#include "scan.h"
-#include "split.h"
+#include "engine/recommend.h"
+#include "engine/scan.h"
+#include "engine/split.h"
 
 /* The model of the current test, and what it was built from. */
 static struct random_model fx;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "server/config.h"
 
 static const char *const env_vars[] = {
     "RECSYS_MODEL",         "RECSYS_LISTEN",    "RECSYS_THREADS", "RECSYS_MAX_REQUEST_BYTES",

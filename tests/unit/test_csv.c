@@ -8,7 +8,7 @@
  * lists the records it expects as "<line>[field][field]...", space
  * separated, then the error that ends the file, if any.
  */
-#include "recsys-model/csv.h"
+#include "tools/lib/csv.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * hand-built catalog whose expected answers are written out below from the
  * rules themselves.
  */
-#include "eligibility.h"
+#include "engine/eligibility.h"
 
 #include <stdio.h>
 #include <stdlib.h>

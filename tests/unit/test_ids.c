@@ -3,7 +3,7 @@
  * an id, duplicates, the lookup index, and the file and line every error
  * names.
  */
-#include "recsys-model/ids.h"
+#include "tools/lib/ids.h"
 
 #include <errno.h>
 #include <stdio.h>

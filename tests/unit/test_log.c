@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "log.h"
+#include "base/log.h"
 
 /* capture - run log_msg's writes into a memory file; its content in @out. */
 static size_t capture(void (*emit)(void), char *out, size_t size)

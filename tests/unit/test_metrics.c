@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "metrics.h"
+#include "server/metrics.h"
 
 static const char *const paths[] = {"/recsys.v1.Recommender/Recommend",
                                     "/grpc.health.v1.Health/Check"};

@@ -8,7 +8,7 @@
  * gives, and expects either the matrix or an ERR_FORMAT whose text names the
  * problem.
  */
-#include "recsys-model/npy.h"
+#include "tools/lib/npy.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
  * kernel's lane sums agree exactly, scores tie often, and the tie rule
  * (lower item index first) is checked on every call.
  */
-#include "recommend.h"
+#include "engine/recommend.h"
 
 #include <stdint.h>
 #include <stdio.h>

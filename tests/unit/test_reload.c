@@ -30,7 +30,7 @@
 #include "check.h"
 #include "model/model.h"
 #include "model/writer.h"
-#include "reload.h"
+#include "engine/reload.h"
 
 /* ==== planted models ==================================================== */
 

@@ -7,7 +7,7 @@
  * order exactly. The rows shown to the filter are checked against the rows
  * that beat the running threshold, computed here from the sorted scores.
  */
-#include "score.h"
+#include "engine/score.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
  * badly (noise added, bounds still honest). And the int8 kernels' reduced
  * scores, which the contract fixes to the bit, against each other.
  */
-#include "score.h"
+#include "engine/score.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -16,8 +16,8 @@
 
 #include "check.h"
 #include "rng.h"
-#include "score_kernel.h"
-#include "split.h"
+#include "engine/score_kernel.h"
+#include "engine/split.h"
 
 #include <pthread.h>
 

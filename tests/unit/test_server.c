@@ -17,8 +17,8 @@
 #include <time.h>
 
 #include "check.h"
-#include "metrics.h"
-#include "server.h"
+#include "server/metrics.h"
+#include "server/server.h"
 
 /* ---- handlers ------------------------------------------------------------ */
 

@@ -8,7 +8,7 @@
  * vectors score exactly alike on both sides, so for them the tie rule
  * (lower index first) is checked exactly.
  */
-#include "similar.h"
+#include "engine/similar.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Values of a repeatable option, in command-line order. Borrowed from argv. */
 struct strlist {

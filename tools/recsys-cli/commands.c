@@ -1,4 +1,4 @@
-#include "commands.h"
+#include "tools/recsys-cli/commands.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
-#include "table.h"
+#include "tools/recsys-cli/table.h"
 
 /* ---- options ------------------------------------------------------------ */
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "args.h"
+#include "tools/recsys-cli/args.h"
 
 struct command {
     const char *name;

@@ -1,4 +1,4 @@
-#include "json.h"
+#include "tools/recsys-cli/json.h"
 
 #include <inttypes.h>
 #include <math.h>

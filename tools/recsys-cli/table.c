@@ -1,4 +1,4 @@
-#include "table.h"
+#include "tools/recsys-cli/table.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,26 +9,13 @@
  */
 #pragma once
 
-#include "err.h"
+#include "base/err.h"
+#include "tools/lib/cmd.h"
 
 #define CMD_NAME "recsys-model"
-
-enum cmd_exit {
-    CMD_EXIT_OK = 0,
-    CMD_EXIT_FAILED = 1, /* bad input, bad model file, I/O failure */
-    CMD_EXIT_USAGE = 2,  /* bad command line: nothing was read or written */
-};
 
 /* Each returns an enum cmd_exit; text in @e unless CMD_EXIT_OK. */
 int import_main(int argc, char **argv, struct err *e);
 int inspect_main(int argc, char **argv, struct err *e);
 int verify_main(int argc, char **argv, struct err *e);
 int demo_main(int argc, char **argv, struct err *e);
-
-struct model_src;
-
-/* import_write - model_write @src to @path (atomically) and print the
- * one-line summary of what was written; import and demo both publish
- * through it. Returns 0 or model_write's error, with
- * "failed to write <path>: <reason>" in @e. */
-int import_write(const char *path, const struct model_src *src, struct err *e);

@@ -29,9 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
+#include "tools/lib/publish.h"
+#include "tools/recsys-model/cmd.h"
 #include "model/writer.h"
-#include "opts.h"
+#include "tools/lib/opts.h"
 
 struct demo_args {
     const char *out;
@@ -426,7 +427,7 @@ static int write_demo(const struct demo *d, struct err *e)
         .created_at = DEMO_EPOCH + (int64_t)(splitmix64(&x) % (365 * 86400)),
         .quantize = d->a->quantize,
     };
-    return import_write(d->a->out, &src, e);
+    return publish_model(d->a->out, &src, e);
 }
 
 int demo_main(int argc, char **argv, struct err *e)

@@ -27,15 +27,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "catalog.h"
-#include "cmd.h"
-#include "csv.h"
-#include "ids.h"
+#include "tools/lib/catalog.h"
+#include "tools/lib/publish.h"
+#include "tools/recsys-model/cmd.h"
+#include "tools/lib/csv.h"
+#include "tools/lib/ids.h"
 #include "model/writer.h"
-#include "npy.h"
-#include "opts.h"
-#include "quote.h"
-#include "users.h"
+#include "tools/lib/npy.h"
+#include "tools/lib/opts.h"
+#include "tools/lib/quote.h"
+#include "tools/lib/users.h"
 
 struct import_args {
     const char *user_factors, *user_ids, *item_factors, *item_ids;
@@ -271,19 +272,6 @@ static int read_purchases(struct import *im, struct err *e)
 
 /* ==== the model ===================================================== */
 
-int import_write(const char *path, const struct model_src *src, struct err *e)
-{
-    int rc = model_write(path, src, e);
-    if (rc != 0)
-        return err_wrap(e, rc, "failed to write %s", path);
-    uint64_t purchases = src->owned_offsets != NULL ? src->owned_offsets[src->user_count] : 0;
-    printf("wrote %s: version %s, %u users, %u items, dim %u%s, %u categories, %llu purchases\n",
-           path, src->version, src->user_count, src->item_count, src->dim,
-           src->has_bias ? " (item bias folded in)" : "", src->category_count,
-           (unsigned long long)purchases);
-    return 0;
-}
-
 static int write_model(const struct import *im, struct err *e)
 {
     struct model_src src = {
@@ -305,7 +293,7 @@ static int write_model(const struct import *im, struct err *e)
         .created_at = (int64_t)im->a->created_at,
         .quantize = im->a->quantize,
     };
-    return import_write(im->a->out, &src, e);
+    return publish_model(im->a->out, &src, e);
 }
 
 static void import_free(struct import *im)

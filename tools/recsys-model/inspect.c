@@ -22,9 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmd.h"
+#include "tools/recsys-model/cmd.h"
 #include "model/model.h"
-#include "opts.h"
+#include "tools/lib/opts.h"
 
 /* Items listed under "popular:". */
 #define INSPECT_TOP 5

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
+#include "tools/recsys-model/cmd.h"
 
 struct command {
     const char *name;

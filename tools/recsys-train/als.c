@@ -16,7 +16,7 @@
  * take a fixed contiguous range of rows, and OpenBLAS runs single-threaded
  * under them, so nothing depends on timing.
  */
-#include "als.h"
+#include "tools/recsys-train/als.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "factors.h"
+#include "tools/recsys-train/factors.h"
 
 /* LAPACK: solve A X = B for symmetric positive definite A (column-major). */
 extern void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,

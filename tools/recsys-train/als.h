@@ -30,7 +30,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Observed pairs as compressed rows: row r's entries are cols[off[r] ..
  * off[r+1]) with weights w[...] (> 0; repeated pairs already summed). */

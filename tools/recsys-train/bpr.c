@@ -6,7 +6,7 @@
  * the user has it (binary search in the user's sorted row); users who have
  * every item are skipped.
  */
-#include "bpr.h"
+#include "tools/recsys-train/bpr.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "factors.h"
+#include "tools/recsys-train/factors.h"
 
 #define FACTORS_MAX 1024
 #define THREADS_MAX 256

@@ -5,15 +5,15 @@
  * user's pairs are split; every array after that is a counting pass, so
  * the whole build is O(events log events).
  */
-#include "dataset.h"
+#include "tools/recsys-train/dataset.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "factors.h"
-#include "log.h"
+#include "tools/recsys-train/factors.h"
+#include "tools/recsys-train/interactions.h"
 
 struct pair {
     uint32_t user, item;
@@ -24,7 +24,7 @@ struct pair {
 
 static int by_user_item(const void *a, const void *b)
 {
-    const struct log_event *x = a, *y = b;
+    const struct interaction *x = a, *y = b;
     if (x->user != y->user)
         return x->user < y->user ? -1 : 1;
     return (x->item > y->item) - (x->item < y->item);
@@ -138,11 +138,11 @@ static int item_rows(struct dataset *d)
     return 0;
 }
 
-int dataset_build(const struct train_log *l, uint32_t items, double holdout, uint64_t seed,
+int dataset_build(const struct interactions *l, uint32_t items, double holdout, uint64_t seed,
                   struct dataset *d, struct err *e)
 {
     size_t n = l->event_count;
-    struct log_event *ev = malloc((n ? n : 1) * sizeof(*ev));
+    struct interaction *ev = malloc((n ? n : 1) * sizeof(*ev));
     struct pair *p = malloc((n ? n : 1) * sizeof(*p));
     struct pair **order = malloc((n ? n : 1) * sizeof(*order));
     int rc = ev == NULL || p == NULL || order == NULL ? -ENOMEM : 0;

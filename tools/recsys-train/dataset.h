@@ -14,10 +14,10 @@
 
 #include <stdint.h>
 
-#include "als.h"
-#include "err.h"
+#include "tools/recsys-train/als.h"
+#include "base/err.h"
 
-struct train_log;
+struct interactions;
 
 /* All arrays owned; dataset_free releases them. */
 struct dataset {
@@ -39,7 +39,7 @@ struct dataset {
 
 /* dataset_build - pairs of @l (items are catalog rows < @items), split by
  * @holdout in [0, 1) with @seed. Returns 0 or -ENOMEM. */
-int dataset_build(const struct train_log *l, uint32_t items, double holdout, uint64_t seed,
+int dataset_build(const struct interactions *l, uint32_t items, double holdout, uint64_t seed,
                   struct dataset *d, struct err *e);
 
 /* dataset_free - release the arrays. */

@@ -6,7 +6,7 @@
  * much as a training half iteration rather than 100k matrix-vector scans;
  * the users are split over threads in fixed ranges.
  */
-#include "eval.h"
+#include "tools/recsys-train/eval.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
+#include "tools/recsys-train/dataset.h"
 
 /* Users scored per sgemm: BLOCK x items floats of scores. */
 #define BLOCK 64

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "model/model.h"
 
 struct dataset;

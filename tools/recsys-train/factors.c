@@ -1,7 +1,7 @@
 /*
  * factors: seeds and initial factors (factors.h).
  */
-#include "factors.h"
+#include "tools/recsys-train/factors.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -17,16 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "als.h"
-#include "bpr.h"
-#include "dataset.h"
-#include "eval.h"
-#include "log.h"
+#include "tools/recsys-train/als.h"
+#include "tools/recsys-train/bpr.h"
+#include "tools/recsys-train/dataset.h"
+#include "tools/recsys-train/eval.h"
+#include "tools/recsys-train/interactions.h"
 #include "model/writer.h"
-#include "progress.h"
-#include "recsys-model/catalog.h"
-#include "recsys-model/cmd.h"
-#include "recsys-model/opts.h"
+#include "tools/recsys-train/progress.h"
+#include "tools/lib/catalog.h"
+#include "tools/lib/cmd.h"
+#include "tools/lib/publish.h"
+#include "tools/lib/opts.h"
 
 #define NAME "recsys-train"
 
@@ -163,7 +164,7 @@ struct run {
     struct real_values v;
     int algorithm, unknown_error;
     struct catalog cat;
-    struct train_log log;
+    struct interactions log;
     struct dataset d;
     float *X, *Y;
 };
@@ -171,12 +172,12 @@ struct run {
 static int read_inputs(struct run *r, struct err *e)
 {
     const struct train_args *a = r->a;
-    struct log_opts lo = {.view_weight = (float)r->v.view_weight,
+    struct interactions_opts lo = {.view_weight = (float)r->v.view_weight,
                           .unknown_error = r->unknown_error};
     int rc;
     if ((rc = catalog_read(a->catalog, NULL, &r->cat, e)) != 0 ||
-        (a->users != NULL && (rc = log_read_users(a->users, &r->log, e)) != 0) ||
-        (rc = log_read(a->interactions, &r->cat, &lo, &r->log, e)) != 0 ||
+        (a->users != NULL && (rc = interactions_read_users(a->users, &r->log, e)) != 0) ||
+        (rc = interactions_read(a->interactions, &r->cat, &lo, &r->log, e)) != 0 ||
         (rc = dataset_build(&r->log, r->cat.count, r->v.holdout, a->seed, &r->d, e)) != 0)
         return rc;
     if (r->log.unknown_rows > 0)
@@ -273,7 +274,7 @@ static int write_model(struct run *r, struct err *e)
         .created_at = (int64_t)r->a->created_at,
         .quantize = r->a->quantize,
     };
-    return import_write(r->a->out, &src, e);
+    return publish_model(r->a->out, &src, e);
 }
 
 static int usage_error(const struct err *e)
@@ -321,7 +322,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         fprintf(stderr, NAME ": %s\n", e.msg);
     catalog_free(&r.cat);
-    log_free(&r.log);
+    interactions_free(&r.log);
     dataset_free(&r.d);
     free(r.X);
     free(r.Y);

@@ -5,7 +5,7 @@
  * and redraws; the training threads only add to an atomic counter. A mutex
  * keeps the bar and the iteration line from interleaving on the terminal.
  */
-#include "progress.h"
+#include "tools/recsys-train/progress.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,0 +1,190 @@
+/*
+ * batch: BatchRecommend (batch.h).
+ *
+ * Every request is prepared as Recommend prepares it; the unknown users get
+ * the popularity ranking at once. The known users' vectors are gathered
+ * into one users x stride matrix Q, and the item matrix is walked in blocks
+ * of rows: S = Q V_block^T by sgemm, then each user's row of S is offered
+ * to that user's selection (score_select_block), which looks at one score
+ * per item unless it beats the user's running threshold. A block is sized
+ * so that S stays in the core's cache between sgemm writing it and the
+ * selections reading it.
+ *
+ * A large item matrix is cut into parts scanned at once (split.h), each
+ * with its own selections; score_select_exact merges a user's parts,
+ * scores the candidates exactly and proves them complete; when the proof
+ * fails (rare: it needs near ties within float32 rounding of the N-th
+ * score), that user is scanned alone, as Recommend would.
+ */
+#include "engine/batch.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <string.h>
+
+#include "engine/filter.h"
+#include "engine/recommend.h"
+#include "engine/scan.h"
+#include "engine/score.h"
+#include "engine/split.h"
+
+/* Bytes of scores one sgemm block writes: small enough to be read back
+ * from the core's cache by the selections. (256 KiB, 1 MiB and 4 MiB ran
+ * alike, 4.3-4.5 ms per user for 64 users on 10^6 x 128: sgemm's rate, not
+ * the block, sets the pace; bench/batch.) */
+#define BLOCK_SCORE_BYTES (256u << 10)
+
+/* The known users of a batch and what their parts of the scan share. */
+struct scoring {
+    const struct model *m;
+    const float *users; /* count x stride: Q */
+    uint32_t count, stride, dim, block;
+    unsigned parts;
+    struct score_best *sel; /* count x parts: user k's part p at [k * parts + p] */
+    float **scores;         /* per part: count x block scratch for S */
+};
+
+/* One part of the item matrix, every user at once. */
+static void score_part(void *arg, unsigned part)
+{
+    struct scoring *sc = arg;
+    uint32_t items = model_item_count(sc->m),
+             first = (uint32_t)((uint64_t)items * part / sc->parts),
+             end = (uint32_t)((uint64_t)items * (part + 1) / sc->parts);
+    const float *matrix = model_item_matrix(sc->m);
+    float *s = sc->scores[part];
+    for (uint32_t i = first; i < end; i += sc->block) {
+        uint32_t rows = end - i < sc->block ? end - i : sc->block;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)sc->count, (int)rows,
+                    (int)sc->dim, 1.0f, sc->users, (int)sc->stride, matrix + (size_t)i * sc->stride,
+                    (int)sc->stride, 0.0f, s, (int)rows);
+        for (uint32_t k = 0; k < sc->count; k++)
+            score_select_block(&sc->sel[(size_t)k * sc->parts + part], i, s + (size_t)k * rows,
+                               rows);
+    }
+}
+
+static int no_memory(struct err *e)
+{
+    return err_set(e, -ENOMEM, "out of memory for a batch");
+}
+
+/* The known users of @plans (their indices in @known) scored together;
+ * hits[j] receives plan known[j]'s results, counts[j] their number. */
+static int score_known(const struct query *q, const struct recommend_plan *plans,
+                       const uint32_t *known, uint32_t count, struct score_hit **hits,
+                       uint32_t *counts, struct err *e)
+{
+    const struct model *m = q->model;
+    struct scoring sc = {
+        .m = m,
+        .count = count,
+        .stride = model_stride(m),
+        .dim = model_dim(m),
+        .parts = scan_parts(m, MODEL_ELEM_F32),
+    };
+    uint32_t block = BLOCK_SCORE_BYTES / (count * sizeof(float));
+    sc.block = block < 16 ? 16 : block;
+    float *users = arena_alloc(q->arena, (size_t)count * sc.stride * sizeof(float));
+    sc.sel = arena_alloc(q->arena, (size_t)count * sc.parts * sizeof(*sc.sel));
+    sc.scores = arena_alloc(q->arena, sc.parts * sizeof(*sc.scores));
+    if (users == NULL || sc.sel == NULL || sc.scores == NULL)
+        return no_memory(e);
+    for (unsigned p = 0; p < sc.parts; p++)
+        if ((sc.scores[p] = arena_alloc(q->arena, (size_t)count * sc.block * sizeof(float))) ==
+            NULL)
+            return no_memory(e);
+    for (uint32_t k = 0; k < count; k++) {
+        const struct recommend_plan *p = &plans[known[k]];
+        memcpy(users + (size_t)k * sc.stride,
+               model_user_matrix(m) + (size_t)p->user.row * sc.stride, sc.stride * sizeof(float));
+        for (unsigned part = 0; part < sc.parts; part++) {
+            struct score_hit *scratch =
+                arena_alloc(q->arena, SCORE_CANDIDATES(p->n) * sizeof(*scratch));
+            if (scratch == NULL)
+                return no_memory(e);
+            score_select_init(&sc.sel[(size_t)k * sc.parts + part], p->n, filter_keep, &p->filter,
+                              scratch);
+        }
+    }
+    sc.users = users;
+    split_run(score_part, &sc, sc.parts);
+
+    double max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm;
+    for (uint32_t k = 0; k < count; k++) {
+        const struct recommend_plan *p = &plans[known[k]];
+        const struct score_scan scan = {
+            .query = users + (size_t)k * sc.stride,
+            .matrix = model_item_matrix(m),
+            .rows = model_item_count(m),
+            .stride = sc.stride,
+            .dim = sc.dim,
+        };
+        int found = score_select_exact(&scan, &sc.sel[(size_t)k * sc.parts], sc.parts, p->n,
+                                       score_float_bound(&scan, max_norm), hits[k]);
+        if (found >= 0) {
+            counts[k] = (uint32_t)found;
+            continue;
+        }
+        int rc = recommend_personalized(q, p, hits[k], &counts[k], e);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
+              Recsys__V1__BatchRecommendResponse **out, struct err *e)
+{
+    size_t n = req->n_requests;
+    if (n > BATCH_MAX)
+        return err_set(e, ERR_INVALID, "requests has %zu entries, more than %d", n, BATCH_MAX);
+    Recsys__V1__BatchRecommendResponse *r = arena_alloc(q->arena, sizeof(*r));
+    Recsys__V1__RecommendResponse **responses = arena_alloc(q->arena, n * sizeof(*responses));
+    struct recommend_plan *plans = arena_alloc(q->arena, n * sizeof(*plans));
+    struct score_hit **hits = arena_alloc(q->arena, n * sizeof(*hits));
+    uint32_t *counts = arena_alloc(q->arena, n * sizeof(*counts));
+    uint32_t *known = arena_alloc(q->arena, n * sizeof(*known)), nknown = 0;
+    if (r == NULL || (n > 0 && (responses == NULL || plans == NULL || hits == NULL ||
+                                counts == NULL || known == NULL)))
+        return no_memory(e);
+    for (size_t i = 0; i < n; i++) {
+        int rc = recommend_prepare(q, req->requests[i], &plans[i], e);
+        if (rc != 0)
+            return err_wrap(e, rc, "requests[%zu]", i);
+        hits[i] = arena_alloc(q->arena, plans[i].n * sizeof(*hits[i]));
+        if (hits[i] == NULL)
+            return no_memory(e);
+        if (plans[i].personalized)
+            known[nknown++] = (uint32_t)i;
+        else
+            counts[i] = recommend_popular(q->model, &plans[i].filter, plans[i].n, hits[i]);
+    }
+    if (nknown > 0) {
+        /* score_known fills the known users' entries, by position in known. */
+        struct score_hit **khits = arena_alloc(q->arena, nknown * sizeof(*khits));
+        uint32_t *kcounts = arena_alloc(q->arena, nknown * sizeof(*kcounts));
+        if (khits == NULL || kcounts == NULL)
+            return no_memory(e);
+        for (uint32_t k = 0; k < nknown; k++)
+            khits[k] = hits[known[k]];
+        int rc = score_known(q, plans, known, nknown, khits, kcounts, e);
+        if (rc != 0)
+            return rc;
+        for (uint32_t k = 0; k < nknown; k++)
+            counts[known[k]] = kcounts[k];
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = recommend_respond(q, hits[i], counts[i],
+                                   plans[i].personalized ? RECSYS__V1__SOURCE__PERSONALIZED
+                                                  : RECSYS__V1__SOURCE__POPULAR,
+                                   &responses[i], e);
+        if (rc != 0)
+            return rc;
+    }
+    recsys__v1__batch_recommend_response__init(r);
+    r->n_responses = n;
+    r->responses = responses;
+    *out = r;
+    return 0;
+}

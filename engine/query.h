@@ -1,0 +1,32 @@
+/*
+ * query: what every query (recommend, eligibility, similar, info) receives,
+ * and the limits on requests that all of them enforce.
+ *
+ * Queries are pure functions of (model, request): they never see gRPC, so
+ * each is tested without a network. The response and everything in it is
+ * allocated from q->arena and lives until the caller resets the arena.
+ */
+#pragma once
+
+#include "base/arena.h"
+#include "base/err.h"
+#include "model/model.h"
+#include "engine/reload.h"
+
+/* Request limits; INVALID_ARGUMENT beyond them (see recommender.proto). */
+#define QUERY_COUNT_DEFAULT  10
+#define QUERY_COUNT_MAX      1000
+#define QUERY_IDS_MAX        1000 /* entries in any repeated id field */
+#define QUERY_CATEGORIES_MAX 64
+
+struct query {
+    /* Never NULL for the queries that need a model: the service answers
+     * UNAVAILABLE itself. NULL for info_run while no model is served. */
+    const struct model *model;
+    unsigned slot;       /* model lookup slot owned by the calling thread */
+    struct arena *arena; /* per-call scratch, reset by the caller after the reply */
+    /* The snapshot @model was read from, for the reload status GetModelInfo
+     * reports; borrowed for the call. NULL where no reloader serves the
+     * model (the query tests): the status is then reported empty. */
+    const struct reload_snapshot *reload;
+};

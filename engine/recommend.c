@@ -1,0 +1,168 @@
+/*
+ * recommend: top-N items for a user.
+ *
+ * A known user is scored against every item in one pass of score_topn, the
+ * filter consulted only for items that would make the list. A user the
+ * model does not know (cold start), or whose factors are all zero, gets the
+ * model's popularity ranking instead, walked in order through the same
+ * filter until the list is full: such a user has no taste to score with,
+ * and "what others buy most" is the best guess that never fails the caller.
+ */
+#include "engine/recommend.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "engine/filter.h"
+#include "engine/scan.h"
+
+/* Nothing to release on failure: every allocation is the arena's. */
+static int no_memory(struct err *e, uint32_t n)
+{
+    return err_set(e, -ENOMEM, "out of memory for a response of %u items", n);
+}
+
+int recommend_respond(const struct query *q, const struct score_hit *hits, uint32_t n,
+                      Recsys__V1__Source source, Recsys__V1__RecommendResponse **out, struct err *e)
+{
+    Recsys__V1__RecommendResponse *r = arena_alloc(q->arena, sizeof(*r));
+    Recsys__V1__ScoredItem *items = arena_alloc(q->arena, (size_t)n * sizeof(*items));
+    Recsys__V1__ScoredItem **list = arena_alloc(q->arena, (size_t)n * sizeof(*list));
+    const char *version = model_info(q->model)->version;
+    if (r == NULL || items == NULL || list == NULL)
+        return no_memory(e, n);
+    recsys__v1__recommend_response__init(r);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len;
+        const char *id = model_item_id(q->model, hits[i].index, &len);
+        recsys__v1__scored_item__init(&items[i]);
+        items[i].item_id = arena_strndup(q->arena, id, len);
+        if (items[i].item_id == NULL)
+            return no_memory(e, n);
+        items[i].score = hits[i].score;
+        list[i] = &items[i];
+    }
+    r->n_items = n;
+    r->items = list;
+    r->source = source;
+    r->model_version = arena_strndup(q->arena, version, strlen(version));
+    if (r->model_version == NULL)
+        return no_memory(e, n);
+    *out = r;
+    return 0;
+}
+
+uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32_t n,
+                           struct score_hit *hits)
+{
+    const struct model_pop *pop = model_popularity(m);
+    uint32_t items = model_item_count(m), count = 0;
+    for (uint32_t i = 0; i < items && count < n; i++)
+        if (filter_keep(f, pop[i].item))
+            hits[count++] = (struct score_hit){pop[i].item, (float)pop[i].count};
+    return count;
+}
+
+_Static_assert((int)SCORE_ELEM_BF16 == (int)MODEL_ELEM_BF16 &&
+                   (int)SCORE_ELEM_INT8 == (int)MODEL_ELEM_INT8,
+               "score and model number element types alike");
+
+/* The scan reads the copy scan.h chooses; a reduced one gives the same
+ * result as the f32 matrix (score.h), only sooner. */
+int recommend_personalized(const struct query *q, const struct recommend_plan *p,
+                           struct score_hit *hits, uint32_t *count, struct err *e)
+{
+    const struct model *m = q->model;
+    const struct model_user *u = &p->user;
+    const struct filter *f = &p->filter;
+    uint32_t n = p->n;
+    uint32_t stride = model_stride(m);
+    const struct score_scan scan = {
+        .query = model_user_matrix(m) + (size_t)u->row * stride,
+        .matrix = model_item_matrix(m),
+        .rows = model_item_count(m),
+        .stride = stride,
+        .dim = model_dim(m),
+    };
+    enum model_elem elem = scan_elem(m);
+    unsigned parts = scan_parts(m, elem);
+    size_t per_part = elem == MODEL_ELEM_F32 ? n : SCORE_CANDIDATES(n);
+    struct score_hit *scratch = arena_alloc(q->arena, parts * per_part * sizeof(*scratch));
+    if (scratch == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %zu candidates", parts * per_part);
+    if (elem == MODEL_ELEM_F32) {
+        *count = score_topn_split(&scan, n, filter_keep, f, parts, scratch, hits);
+        return 0;
+    }
+    const struct model_item_copy *c = model_item_copy(m, elem);
+    const struct score_reduced r = {
+        .elem = (enum score_elem)elem,
+        .matrix = c->rows,
+        .row_scale = c->scale,
+        .max_norm = c->max_norm,
+        .max_error = c->max_error,
+        .exact_max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm,
+    };
+    *count = score_topn_reduced(&scan, &r, n, filter_keep, f, parts, scratch, hits, NULL);
+    return 0;
+}
+
+/* Whether @u's factors, the bias column aside, are not all zero. A trainer
+ * gives all-zero factors to a user it has no interactions for (a member
+ * listed only for a tier): their scores would be ties, or the item biases
+ * alone. */
+static int has_taste(const struct model *m, const struct model_user *u)
+{
+    const float *v = model_user_matrix(m) + (size_t)u->row * model_stride(m);
+    uint32_t factors = model_dim(m) - model_info(m)->has_bias;
+    for (uint32_t j = 0; j < factors; j++)
+        if (v[j] != 0)
+            return 1;
+    return 0;
+}
+
+int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                      struct recommend_plan *p, struct err *e)
+{
+    int rc = filter_check_id("user_id", req->user_id, 1, e);
+    if (rc == 0)
+        rc = filter_check_count(req->count, &p->n, e);
+    if (rc == 0)
+        rc = filter_find_user(q, req->user_id, &p->user, &p->known, e);
+    if (rc != 0)
+        return rc;
+    const struct filter_spec spec = {
+        .user = p->known ? &p->user : NULL,
+        .owned_ids = req->owned_item_ids,
+        .owned_count = req->n_owned_item_ids,
+        .exclude_ids = req->exclude_item_ids,
+        .exclude_count = req->n_exclude_item_ids,
+        .categories = req->categories,
+        .category_count = req->n_categories,
+        .self = -1,
+        .purchasable_only = req->purchasable_only,
+    };
+    p->personalized = p->known && has_taste(q->model, &p->user);
+    return filter_build(q, &spec, &p->filter, e);
+}
+
+int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
+                  Recsys__V1__RecommendResponse **out, struct err *e)
+{
+    struct recommend_plan p;
+    int rc = recommend_prepare(q, req, &p, e);
+    if (rc != 0)
+        return rc;
+    struct score_hit *hits = arena_alloc(q->arena, (size_t)p.n * sizeof(*hits));
+    if (hits == NULL)
+        return err_set(e, -ENOMEM, "out of memory for %u results", p.n);
+    uint32_t count = 0;
+    if (!p.personalized)
+        count = recommend_popular(q->model, &p.filter, p.n, hits);
+    else if ((rc = recommend_personalized(q, &p, hits, &count, e)) != 0)
+        return rc;
+    return recommend_respond(q, hits, count,
+                             p.personalized ? RECSYS__V1__SOURCE__PERSONALIZED
+                                     : RECSYS__V1__SOURCE__POPULAR,
+                             out, e);
+}

@@ -1,0 +1,63 @@
+/*
+ * config: the daemon's settings.
+ *
+ * Every setting is one row of a table in config.c: its flag name, its
+ * environment variable, its default, its help text, a generic parser and
+ * the offset of the field it fills. Adding a setting adds a row and a field,
+ * no code. Each setting is taken from, in order of precedence:
+ *
+ *   1. the command line, as `--name VALUE` or `--name=VALUE` (the last one wins);
+ *   2. the environment variable (RECSYS_...);
+ *   3. the default.
+ *
+ * A bad value is an error naming where it came from and what is allowed:
+ *   "--threads: '0' is not in 1..1024"
+ *   "RECSYS_GRACE_SECONDS: 'soon' is not a number of seconds"
+ */
+#pragma once
+
+#include <stdio.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+/* RECSYS_VERSION: project(VERSION) in CMakeLists.txt, defined for every target. */
+
+#define CONFIG_THREADS_MAX 1024
+
+struct config {
+    char model[4096];           /* model file path; required */
+    char listen[256];           /* HOST:PORT; port 0 = any free port */
+    char metrics_listen[256];   /* HOST:PORT of the metrics endpoint; "" = none */
+    char tls_cert[4096];        /* PEM certificate chain; "" = plaintext */
+    char tls_key[4096];         /* its PEM private key */
+    char tls_client_ca[4096];   /* PEM CAs client certificates must chain to; "" = no mTLS */
+    unsigned threads;           /* worker threads, 1..CONFIG_THREADS_MAX */
+    unsigned max_request_bytes; /* largest request message the server receives */
+    unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
+    enum log_level log_level;
+    char kernel[16];           /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
+    char scan[16];             /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
+    unsigned scan_threads;     /* split helpers (split.h); 0 = never split */
+    unsigned scan_split_bytes; /* split scans reading at least this much (scan.h) */
+};
+
+/* What the command line asked for. */
+enum config_action {
+    CONFIG_RUN,     /* serve with the settings in struct config */
+    CONFIG_HELP,    /* --help: print config_usage() and exit 0 */
+    CONFIG_VERSION, /* --version: print RECSYS_VERSION and exit 0 */
+};
+
+/* config_load - fill @c from @argv (argv[0] is the program name), the
+ * environment and the defaults.
+ * @action: receives what the command line asked for. With --help or
+ *          --version, @c is left unfilled.
+ * @e:      receives the problem on failure; may be NULL.
+ * Returns 0, or ERR_INVALID (unknown flag, missing value, a value out of
+ * range, a required setting absent). */
+int config_load(struct config *c, int argc, char *const argv[], enum config_action *action,
+                struct err *e);
+
+/* config_usage - print the --help text, generated from the settings table. */
+void config_usage(FILE *out, const char *prog);

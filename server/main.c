@@ -1,0 +1,246 @@
+/*
+ * recsysd: serve recommendations from a model file over gRPC.
+ *
+ * main() starts the subsystems in order (config, log, signals, gRPC, the
+ * model's reloader, service, server, metrics endpoint), waits for signals,
+ * and stops them in reverse order: the server before the reloader, so that
+ * no call reads a model any more when the reloader closes it.
+ *
+ * Signals are blocked in every thread, before the first thread exists, and
+ * taken synchronously here with sigwait(): no handler runs at an arbitrary
+ * point of a worker, and the stop sequence is ordinary code. (A thread
+ * older than main() gets a forwarding handler; see forward_to_main.)
+ * SIGHUP asks the reloader to load the model file now; it loads by itself
+ * when a file is renamed over the path, so SIGHUP is for what its watch
+ * cannot see, such as a symlink retargeted in another directory.
+ *
+ * Exit status: 0 after a signal-initiated stop, 1 when the daemon cannot
+ * start (the port is taken, the model's directory does not exist), 2 for a
+ * bad command line or environment.
+ */
+#include <cblas.h>
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/config.h"
+#include "engine/info.h"
+#include "base/log.h"
+#include "server/metrics.h"
+#include "engine/reload.h"
+#include "engine/scan.h"
+#include "engine/score.h"
+#include "server/scrape.h"
+#include "server/server.h"
+#include "server/service.h"
+#include "engine/split.h"
+
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+enum signal_action { SIGNAL_STOP, SIGNAL_RELOAD };
+
+static const struct {
+    int signo;
+    const char *name;
+    enum signal_action action;
+} signals[] = {
+    {SIGTERM, "SIGTERM", SIGNAL_STOP},
+    {SIGINT, "SIGINT", SIGNAL_STOP},
+    {SIGHUP, "SIGHUP", SIGNAL_RELOAD},
+};
+
+#define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
+
+static pthread_t main_thread;
+
+/* forward_to_main - runs only on a thread that does not block our signals:
+ * one started before main() by a library constructor (the sanitizers'
+ * runtimes, some BLAS builds), which did not inherit the mask. There the
+ * default action would end the process at once; instead, hand the signal
+ * to the main thread, where it stays pending until sigwait() takes it.
+ * pthread_kill is async-signal-safe. */
+static void forward_to_main(int signo)
+{
+    pthread_kill(main_thread, signo);
+}
+
+/* block_signals - block every signal of the table in this thread and, as
+ * threads inherit the mask, in all threads created after it; route the
+ * ones landing elsewhere to this thread. */
+static void block_signals(sigset_t *set)
+{
+    main_thread = pthread_self();
+    sigemptyset(set);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+        sigaddset(set, signals[i].signo);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    struct sigaction sa = {.sa_handler = forward_to_main, .sa_flags = SA_RESTART};
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i].signo, &sa, NULL);
+}
+
+/* wait_for_stop - handle signals until one asks to stop; returns its index. */
+static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *path)
+{
+    for (;;) {
+        int signo;
+        if (sigwait(set, &signo) != 0)
+            continue;
+        for (size_t i = 0; i < N_SIGNALS; i++) {
+            if (signals[i].signo != signo)
+                continue;
+            if (signals[i].action == SIGNAL_STOP)
+                return i;
+            log_info("%s received; loading model file %s", signals[i].name, path);
+            reload_request(r);
+        }
+    }
+}
+
+/* What the metrics endpoint shows: the server's calls, the model served
+ * and the process. */
+struct exposition {
+    const struct server *srv;
+    const struct reload *reload;
+};
+
+static int write_metrics(void *arg, FILE *out)
+{
+    const struct exposition *x = arg;
+    int rc = metrics_write(server_metrics(x->srv), out);
+    const struct reload_snapshot *snap = reload_read_begin(x->reload);
+    rc = rc != 0 ? rc : info_write_metrics(snap, out);
+    reload_read_end(x->reload);
+    return rc != 0 ? rc : metrics_write_process(out);
+}
+
+/* host_len - the length of HOST in "HOST:PORT", to log it with the port
+ * actually bound. */
+static int host_len(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    return colon != NULL ? (int)(colon - addr) : (int)strlen(addr);
+}
+
+static const char *tls_mode(const struct config *cfg)
+{
+    if (cfg->tls_client_ca[0] != '\0')
+        return "mutual";
+    return cfg->tls_cert[0] != '\0' ? "on" : "off";
+}
+
+/* start_scrape - the metrics endpoint, if one is configured. Its thread
+ * reads snapshots as the workers do, so it takes the workers' hooks. */
+static int start_scrape(const struct config *cfg, const struct server_hooks *hooks,
+                        struct exposition *x, struct scrape **out, struct err *e)
+{
+    if (cfg->metrics_listen[0] == '\0')
+        return 0;
+    struct scrape_source src = {write_metrics, hooks->thread_start, hooks->thread_stop, x};
+    int rc = scrape_start(cfg->metrics_listen, &src, out, e);
+    if (rc == 0)
+        log_info("metrics on http://%.*s:%d/metrics", host_len(cfg->metrics_listen),
+                 cfg->metrics_listen, scrape_port(*out));
+    return rc;
+}
+
+static int run(const struct config *cfg, const sigset_t *signals_set)
+{
+    int status = EXIT_FAILED;
+    struct reload *reload = NULL;
+    struct service *svc = NULL;
+    struct server *srv = NULL;
+    struct scrape *scrape = NULL;
+    struct exposition expo;
+    struct err e = {0};
+
+    /* BatchRecommend calls sgemm from many workers at once, and splits big
+     * scans over its own helpers: OpenBLAS's own thread pool would only
+     * oversubscribe the cores. */
+    openblas_set_num_threads(1);
+    if (score_select_kernel(cfg->kernel, &e) != 0) {
+        log_error("failed to select the scoring kernel (%s)", e.msg);
+        goto out;
+    }
+    if (scan_select(cfg->scan, &e) != 0) {
+        log_error("failed to select the scan (%s)", e.msg);
+        goto out;
+    }
+    scan_split_from(cfg->scan_split_bytes);
+    if (split_start(cfg->scan_threads, &e) != 0) {
+        log_error("failed to start the scan helpers (%s)", e.msg);
+        goto out;
+    }
+    /* A missing or invalid model is not fatal: the reloader logs it, and
+     * the daemon answers UNAVAILABLE until a valid file appears, so one bad
+     * delivery does not take a replica out of its health checks. */
+    if (reload_start(cfg->model, cfg->threads, &reload, &e) != 0) {
+        log_error("failed to follow model file %s (%s)", cfg->model, e.msg);
+        goto out;
+    }
+    if (service_create(reload, &svc) != 0) {
+        log_error("failed to create the service (out of memory)");
+        goto out;
+    }
+    size_t n_methods;
+    const struct server_method *methods = service_methods(svc, &n_methods);
+    if (server_start(cfg, methods, n_methods, service_hooks(svc), &srv, &e) != 0) {
+        log_error("failed to start the server (%s)", e.msg);
+        goto out;
+    }
+    expo = (struct exposition){srv, reload};
+    if (start_scrape(cfg, service_hooks(svc), &expo, &scrape, &e) != 0) {
+        log_error("failed to start the metrics endpoint (%s)", e.msg);
+        goto out;
+    }
+    /* Tests and scripts read the port from this line when listening on :0. */
+    log_info("listening on %.*s:%d threads=%u tls=%s kernel=%s scan=%s bf16_kernel=%s "
+             "int8_kernel=%s scan_threads=%u",
+             host_len(cfg->listen), cfg->listen, server_port(srv), cfg->threads, tls_mode(cfg),
+             score_kernel_name(), scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
+             score_reduced_kernel_name(SCORE_ELEM_INT8), cfg->scan_threads);
+
+    size_t sig = wait_for_stop(signals_set, reload, cfg->model);
+    log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,
+             cfg->grace_ms);
+    status = 0;
+out:
+    scrape_stop(scrape);
+    server_stop(srv);
+    split_stop();
+    service_destroy(svc);
+    reload_stop(reload);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    enum config_action action;
+    struct err e = {0};
+    if (config_load(&cfg, argc, argv, &action, &e) != 0) {
+        fprintf(stderr, "recsysd: %s\nTry 'recsysd --help'.\n", e.msg);
+        return EXIT_USAGE;
+    }
+    if (action == CONFIG_HELP) {
+        config_usage(stdout, "recsysd");
+        return 0;
+    }
+    if (action == CONFIG_VERSION) {
+        printf("recsysd %s\n", RECSYS_VERSION);
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+
+    sigset_t set;
+    block_signals(&set);
+    grpc_init();
+    int status = run(&cfg, &set);
+    grpc_shutdown();
+    return status;
+}

@@ -1,0 +1,393 @@
+#include "server/metrics.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "base/err.h"
+
+/* grpc_status_code values as go-grpc-prometheus spells them in grpc_code
+ * (Go's codes.Code names: note "Canceled"). */
+static const char *const code_names[] = {
+    "OK",       "Canceled",        "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",   "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",      "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated",
+};
+
+#define N_CODES      (sizeof(code_names) / sizeof(code_names[0]))
+#define CODE_UNKNOWN 2
+
+/* Upper bounds of the handling-time buckets, in microseconds: from a small
+ * catalog's call (tens of µs) to a stalled one, about 2.5x apart. */
+static const uint32_t bounds_us[] = {25,    50,    100,   250,    500,    1000,   2500,    5000,
+                                     10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+#define N_BOUNDS  (sizeof(bounds_us) / sizeof(bounds_us[0]))
+#define N_BUCKETS (N_BOUNDS + 1) /* the last is +Inf */
+
+/* One method's counts on one worker. Written by that worker only: a relaxed
+ * load and store make each update a plain increment that a concurrent
+ * scrape reads whole. */
+struct row {
+    _Atomic uint64_t handled[N_CODES];
+    _Atomic uint64_t buckets[N_BUCKETS]; /* not cumulative; the scrape sums them */
+    _Atomic uint64_t sum_ns;
+};
+
+struct method_label {
+    char *service;    /* "recsys.v1.Recommender" */
+    char *method;     /* "Recommend" */
+    const char *type; /* "unary" or "bidi_stream" */
+};
+
+/* The notes' series: one counter, a label per note. */
+static const char *const note_sources[METRICS_NOTES] = {
+    [METRICS_PERSONALIZED] = "personalized",
+    [METRICS_POPULAR] = "popular",
+};
+
+struct metrics {
+    unsigned workers;
+    size_t n_rows;      /* the methods, then the row for unknown methods */
+    size_t block_bytes; /* one worker's rows and notes, rounded up to a cache line */
+    unsigned char *blocks;
+    struct method_label *labels;
+};
+
+#define CACHE_LINE 64
+
+static struct row *row_of(const struct metrics *m, unsigned worker, size_t method)
+{
+    return (struct row *)(m->blocks + worker * m->block_bytes) + method;
+}
+
+/* A worker's notes follow its rows. */
+static _Atomic uint64_t *notes_of(const struct metrics *m, unsigned worker)
+{
+    return (_Atomic uint64_t *)row_of(m, worker, m->n_rows);
+}
+
+static void bump(_Atomic uint64_t *c, uint64_t by)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+                          memory_order_relaxed);
+}
+
+static uint64_t sum(const struct metrics *m, size_t method, size_t offset)
+{
+    uint64_t total = 0;
+    for (unsigned w = 0; w < m->workers; w++) {
+        const unsigned char *row = (const unsigned char *)row_of(m, w, method);
+        total += atomic_load_explicit((_Atomic uint64_t *)(row + offset), memory_order_relaxed);
+    }
+    return total;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+/* split_path - "/pkg.Service/Method" into its two labels. */
+static int split_path(const char *path, struct method_label *l)
+{
+    const char *slash = path[0] == '/' ? strchr(path + 1, '/') : NULL;
+    if (slash == NULL || slash == path + 1 || slash[1] == '\0' || strchr(slash + 1, '/') != NULL)
+        return ERR_INVALID;
+    l->service = strndup(path + 1, (size_t)(slash - path - 1));
+    l->method = strdup(slash + 1);
+    l->type = "unary";
+    return l->service != NULL && l->method != NULL ? 0 : -ENOMEM;
+}
+
+int metrics_create(unsigned workers, const char *const *paths, const bool *streams, size_t n_paths,
+                   struct metrics **out)
+{
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    m->workers = workers;
+    m->n_rows = n_paths + 1;
+    size_t used = m->n_rows * sizeof(struct row) + METRICS_NOTES * sizeof(uint64_t);
+    m->block_bytes = (used + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    m->blocks = aligned_alloc(CACHE_LINE, m->block_bytes * (workers > 0 ? workers : 1));
+    m->labels = calloc(m->n_rows, sizeof(*m->labels));
+    int rc = m->blocks != NULL && m->labels != NULL ? 0 : -ENOMEM;
+    if (m->blocks != NULL)
+        memset(m->blocks, 0, m->block_bytes * (workers > 0 ? workers : 1));
+    for (size_t i = 0; rc == 0 && i < n_paths; i++) {
+        rc = split_path(paths[i], &m->labels[i]);
+        if (streams != NULL && streams[i])
+            m->labels[i].type = "bidi_stream";
+    }
+    if (rc == 0) {
+        m->labels[n_paths].type = "unary";
+        m->labels[n_paths].service = strdup("unknown");
+        m->labels[n_paths].method = strdup("unknown");
+        if (m->labels[n_paths].service == NULL || m->labels[n_paths].method == NULL)
+            rc = -ENOMEM;
+    }
+    if (rc != 0) {
+        metrics_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void metrics_destroy(struct metrics *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; m->labels != NULL && i < m->n_rows; i++) {
+        free(m->labels[i].service);
+        free(m->labels[i].method);
+    }
+    free(m->labels);
+    free(m->blocks);
+    free(m);
+}
+
+/* ---- the hot side --------------------------------------------------------- */
+
+void metrics_record(struct metrics *m, unsigned worker, size_t method, int status, uint64_t ns)
+{
+    if (method >= m->n_rows)
+        method = m->n_rows - 1;
+    struct row *r = row_of(m, worker, method);
+    size_t code = status >= 0 && (size_t)status < N_CODES ? (size_t)status : CODE_UNKNOWN;
+    uint64_t us = (ns + 999) / 1000; /* rounded up: a bucket holds calls of at most its bound */
+    size_t b = 0;
+    while (b < N_BOUNDS && us > bounds_us[b])
+        b++;
+    bump(&r->handled[code], 1);
+    bump(&r->buckets[b], 1);
+    bump(&r->sum_ns, ns);
+}
+
+void metrics_note(struct metrics *m, unsigned worker, enum metrics_note what, uint64_t n)
+{
+    bump(&notes_of(m, worker)[what], n);
+}
+
+uint64_t metrics_noted(const struct metrics *m, enum metrics_note what)
+{
+    uint64_t total = 0;
+    for (unsigned w = 0; w < m->workers; w++)
+        total += atomic_load_explicit(&notes_of(m, w)[what], memory_order_relaxed);
+    return total;
+}
+
+uint64_t metrics_handled(const struct metrics *m, size_t method, int status)
+{
+    if (method >= m->n_rows || status < 0 || (size_t)status >= N_CODES)
+        return 0;
+    return sum(m, method, offsetof(struct row, handled) + (size_t)status * sizeof(uint64_t));
+}
+
+/* ---- the exposition ------------------------------------------------------- */
+
+void metrics_label(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', out);
+        if (*s == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void series_labels(FILE *out, const struct method_label *l)
+{
+    fprintf(out, "{grpc_type=\"%s\",grpc_service=", l->type);
+    metrics_label(out, l->service);
+    fputs(",grpc_method=", out);
+    metrics_label(out, l->method);
+}
+
+static uint64_t row_calls(const struct metrics *m, size_t method)
+{
+    uint64_t calls = 0;
+    for (size_t b = 0; b < N_BUCKETS; b++)
+        calls += sum(m, method, offsetof(struct row, buckets) + b * sizeof(uint64_t));
+    return calls;
+}
+
+/* A served method's series are written even before its first call, so a
+ * rate over them exists from the start; the unknown row only once used. */
+static bool row_shown(const struct metrics *m, size_t method)
+{
+    return method + 1 < m->n_rows || row_calls(m, method) > 0;
+}
+
+static void write_handled(const struct metrics *m, FILE *out)
+{
+    fputs("# HELP grpc_server_handled_total Total number of RPCs completed on the server, "
+          "regardless of success or failure.\n"
+          "# TYPE grpc_server_handled_total counter\n",
+          out);
+    for (size_t i = 0; i < m->n_rows; i++) {
+        if (!row_shown(m, i))
+            continue;
+        for (size_t c = 0; c < N_CODES; c++) {
+            uint64_t n = metrics_handled(m, i, (int)c);
+            if (n == 0 && c != 0)
+                continue;
+            fputs("grpc_server_handled_total", out);
+            series_labels(out, &m->labels[i]);
+            fprintf(out, ",grpc_code=\"%s\"} %llu\n", code_names[c], (unsigned long long)n);
+        }
+    }
+}
+
+static void write_handling(const struct metrics *m, FILE *out)
+{
+    fputs("# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC "
+          "that had been application-level handled by the server.\n"
+          "# TYPE grpc_server_handling_seconds histogram\n",
+          out);
+    for (size_t i = 0; i < m->n_rows; i++) {
+        const struct method_label *l = &m->labels[i];
+        uint64_t cumulative = 0;
+        if (!row_shown(m, i))
+            continue;
+        for (size_t b = 0; b < N_BUCKETS; b++) {
+            cumulative += sum(m, i, offsetof(struct row, buckets) + b * sizeof(uint64_t));
+            fputs("grpc_server_handling_seconds_bucket", out);
+            series_labels(out, l);
+            if (b < N_BOUNDS)
+                fprintf(out, ",le=\"%g\"} %llu\n", bounds_us[b] / 1e6,
+                        (unsigned long long)cumulative);
+            else
+                fprintf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+        }
+        fputs("grpc_server_handling_seconds_sum", out);
+        series_labels(out, l);
+        fprintf(out, "} %.9f\n", sum(m, i, offsetof(struct row, sum_ns)) / 1e9);
+        fputs("grpc_server_handling_seconds_count", out);
+        series_labels(out, l);
+        fprintf(out, "} %llu\n", (unsigned long long)cumulative);
+    }
+}
+
+static void write_notes(const struct metrics *m, FILE *out)
+{
+    fputs("# HELP recsys_recommendations_total Recommendation lists answered (Recommend and each "
+          "request of BatchRecommend), by source: personalized, or popular for a user the "
+          "model does not know or knows without factors.\n"
+          "# TYPE recsys_recommendations_total counter\n",
+          out);
+    for (int n = 0; n < METRICS_NOTES; n++)
+        fprintf(out, "recsys_recommendations_total{source=\"%s\"} %llu\n", note_sources[n],
+                (unsigned long long)metrics_noted(m, (enum metrics_note)n));
+}
+
+int metrics_write(const struct metrics *m, FILE *out)
+{
+    write_handled(m, out);
+    write_handling(m, out);
+    write_notes(m, out);
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- process ------------------------------------------------------------- */
+
+/* The fields of /proc/self/stat this reads, numbered as proc(5) does. */
+enum { STAT_UTIME = 14, STAT_STIME = 15, STAT_STARTTIME = 22, STAT_VSIZE = 23, STAT_RSS = 24 };
+
+/* read_stat - fields 14..24 of /proc/self/stat into @f (indexed by number). */
+static int read_stat(unsigned long long f[STAT_RSS + 1])
+{
+    char buf[1024];
+    FILE *in = fopen("/proc/self/stat", "r");
+    if (in == NULL)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, in);
+    fclose(in);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: the
+     * fields that follow start after its last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return ERR_INTERNAL;
+    p++;
+    for (int field = 3; field <= STAT_RSS; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return ERR_INTERNAL;
+        char *end;
+        f[field] = strtoull(p, &end, 10); /* field 3, the state letter, reads as 0 */
+        p = end;
+        while (*p != ' ' && *p != '\0')
+            p++;
+    }
+    return 0;
+}
+
+/* boot_time - seconds since the epoch at boot, from /proc/stat's btime. */
+static long long boot_time(void)
+{
+    FILE *in = fopen("/proc/stat", "r");
+    char line[256];
+    long long btime = 0;
+    while (in != NULL && fgets(line, sizeof(line), in) != NULL)
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (in != NULL)
+        fclose(in);
+    return btime;
+}
+
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the descriptor opendir holds */
+}
+
+void metrics_series(FILE *out, const char *name, const char *type, const char *help, double value)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+int metrics_write_process(FILE *out)
+{
+    unsigned long long f[STAT_RSS + 1] = {0};
+    if (read_stat(f) != 0)
+        return ferror(out) ? -EIO : 0; /* no /proc: nothing to say */
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    double page = (double)sysconf(_SC_PAGESIZE);
+    metrics_series(out, "process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.",
+                   (double)(f[STAT_UTIME] + f[STAT_STIME]) / ticks);
+    metrics_series(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                   (double)f[STAT_RSS] * page);
+    metrics_series(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                   (double)f[STAT_VSIZE]);
+    metrics_series(out, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.",
+                   (double)boot_time() + (double)f[STAT_STARTTIME] / ticks);
+    long fds = open_fds();
+    if (fds >= 0)
+        metrics_series(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+                       (double)fds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        metrics_series(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                       (double)rl.rlim_cur);
+    return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,738 @@
+/*
+ * server: unary gRPC calls on the C core API, one completion queue per worker.
+ *
+ * Each worker thread owns a completion queue and a set of call slots on it.
+ * A slot is one outstanding "give me the next call" request to the core; its
+ * address is the tag of every event about it, and its state says what the
+ * event means:
+ *
+ *   IDLE ──arm──▶ ARMED ──call arrives: handler, one reply batch──▶ REPLYING
+ *     ▲             │                                                 │
+ *     └─ shutdown ──┘◀──────────── batch done: free, re-arm ───────────┘
+ *
+ * A stream method's call goes ARMED ──▶ STREAMING instead: each batch
+ * there sends the previous answer and receives the next request message,
+ * until the client closes its side (or a handler fails), and one last
+ * batch sends the status: STREAMING ──▶ REPLYING.
+ *
+ * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+ * so the request message arrives with the call and one batch (initial
+ * metadata, message, status, receive-close) answers it: a call costs two
+ * trips through the queue. One extra slot per worker catches methods that
+ * are not registered and answers UNIMPLEMENTED, as grpc++ does.
+ *
+ * Shutdown, first step: grpc_server_shutdown_and_notify cancels the calls
+ * the core has received but not yet matched to an armed slot (a burst
+ * larger than the slots waits there). So before calling it, the server arms
+ * DRAIN_SLOTS spare slots per method on every worker, which takes those
+ * calls in; they then finish like any other call in flight.
+ *
+ * Second step: the core's shutdown notification means every connection is
+ * closed, not that every call object is released: a worker may still be in
+ * a handler, about to start a reply batch on its queue. So no other thread
+ * shuts a worker's queue down. Once stopping, a worker stops re-arming, and
+ * when its last slot has gone idle it shuts its own queue down and exits.
+ *
+ * A worker runs each call start to finish on its own thread and arena, so
+ * nothing on the request path is shared or locked. Two copies allocate: the
+ * response goes into a slice the core owns (it may hold it past the batch),
+ * and so does the status text, on error paths only.
+ *
+ * One more thread, the control thread, waits on the control queue for the
+ * shutdown notification. Waiting, it is also one of the core's pollers: the
+ * core reads sockets only on threads blocked in a queue, so without it a
+ * burst arriving while every worker is in a handler would sit unread in the
+ * kernel, and a shutdown then would cancel those calls instead of serving
+ * them.
+ */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#include "server/server.h"
+
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "server/metrics.h"
+#include "base/pem.h"
+
+/* Two slots per method, so a new call can match while the last reply drains.
+ * Not more: the core matches a connection's calls to its home worker's
+ * slots first, so few slots per worker spread one connection's concurrent
+ * calls over all workers. */
+#define SLOTS_PER_METHOD 2
+/* Spare slots per method and worker, armed only at shutdown (see above):
+ * up to threads * DRAIN_SLOTS queued calls per method still complete. */
+#define DRAIN_SLOTS 32
+/* The first arena block: a typical call (request, id lookups, a response of
+ * a few hundred items) fits, so the steady state never grows it. */
+#define ARENA_BLOCK (256u << 10)
+
+enum slot_state { SLOT_IDLE, SLOT_ARMED, SLOT_STREAMING, SLOT_REPLYING };
+
+struct worker;
+
+struct slot {
+    enum slot_state state;
+    struct worker *worker;
+    const struct server_method *method; /* NULL for the catch-all slot */
+    void *registered;                   /* the core's handle for method */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array metadata;
+    grpc_call_details details; /* catch-all slot only: which method was called */
+    grpc_byte_buffer *request;
+    grpc_byte_buffer *response;
+    int cancelled;
+    uint64_t start;     /* when the call arrived, CLOCK_MONOTONIC ns */
+    bool sent_metadata; /* a stream has sent its initial metadata */
+    int status;         /* what the call ended with, and after how long (ns): */
+    uint64_t elapsed;   /* for the metrics, once it is released */
+};
+
+struct worker {
+    struct server *server;
+    unsigned index;
+    grpc_completion_queue *cq;
+    struct arena *arena;
+    struct slot *slots;
+    size_t n_live; /* slots[0..n_live) are armed from the start, the rest at shutdown */
+    size_t n_slots;
+    atomic_size_t busy; /* slots not IDLE; at 0 (only once stopping) the worker exits */
+    pthread_t thread;
+    bool running;
+};
+
+struct server {
+    grpc_server *core;
+    grpc_completion_queue *control; /* receives the shutdown notification */
+    pthread_t control_thread;
+    bool control_running;
+    const struct server_method *methods;
+    size_t n_methods;
+    struct server_hooks hooks;
+    void **registered; /* the core's handle per method */
+    struct worker *workers;
+    unsigned n_workers;
+    struct metrics *metrics;
+    unsigned grace_ms;
+    int port;
+    bool started;
+    atomic_bool stopping; /* workers stop re-arming slots */
+};
+
+/* ---- gRPC's own log, through ours -------------------------------------- */
+
+static void grpc_log(gpr_log_func_args *args)
+{
+    /* The core's INFO lines are its internals, not events of this daemon. */
+    static const enum log_level levels[] = {
+        [GPR_LOG_SEVERITY_DEBUG] = LOG_DEBUG,
+        [GPR_LOG_SEVERITY_INFO] = LOG_DEBUG,
+        [GPR_LOG_SEVERITY_ERROR] = LOG_ERROR,
+    };
+    enum log_level level = (size_t)args->severity < sizeof(levels) / sizeof(levels[0])
+                               ? levels[args->severity]
+                               : LOG_ERROR;
+    log_msg(level, "grpc: %s (%s:%d)", args->message, args->file, args->line);
+}
+
+/* ---- slots --------------------------------------------------------------- */
+
+static void on_replied(struct slot *s, bool success);
+
+/* arm - ask the core for the slot's next call. */
+static void arm(struct slot *s)
+{
+    struct worker *w = s->worker;
+    grpc_server *core = w->server->core;
+    grpc_call_error rc;
+
+    s->call = NULL;
+    s->request = NULL;
+    s->response = NULL;
+    s->cancelled = 0;
+    grpc_metadata_array_init(&s->metadata);
+    if (s->method == NULL) {
+        grpc_call_details_init(&s->details);
+        rc = grpc_server_request_call(core, &s->call, &s->details, &s->metadata, w->cq, w->cq, s);
+    } else {
+        /* A stream's messages are read one by one; a unary call's only
+         * message comes with the call. */
+        rc = grpc_server_request_registered_call(
+            core, s->registered, &s->call, &s->deadline, &s->metadata,
+            s->method->stream ? NULL : &s->request, w->cq, w->cq, s);
+    }
+    if (rc == GRPC_CALL_OK) {
+        s->state = SLOT_ARMED;
+        atomic_fetch_add(&w->busy, 1);
+        return;
+    }
+    grpc_metadata_array_destroy(&s->metadata);
+    if (s->method == NULL)
+        grpc_call_details_destroy(&s->details);
+    /* The core refuses a request only for a bug of ours: the slot stays
+     * idle, and a worker left with none exits rather than wait forever. */
+    log_error("failed to request a call on worker %u (grpc_call_error %d)", w->index, (int)rc);
+}
+
+/* release - the slot holds nothing of the core's any more. */
+static void release(struct slot *s)
+{
+    grpc_metadata_array_destroy(&s->metadata);
+    if (s->method == NULL)
+        grpc_call_details_destroy(&s->details);
+    s->state = SLOT_IDLE;
+    atomic_fetch_sub(&s->worker->busy, 1);
+}
+
+/* read_request - the request message, copied into the arena as one block. */
+static int read_request(grpc_byte_buffer *bb, struct arena *a, const uint8_t **data, size_t *len)
+{
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return ERR_INVALID; /* a compressed message that does not decompress */
+    size_t n = grpc_byte_buffer_length(r.buffer_out);
+    uint8_t *buf = arena_alloc(a, n > 0 ? n : 1);
+    if (buf == NULL) {
+        grpc_byte_buffer_reader_destroy(&r);
+        return -ENOMEM;
+    }
+    size_t off = 0;
+    grpc_slice *slice;
+    while (grpc_byte_buffer_reader_peek(&r, &slice)) {
+        memcpy(buf + off, GRPC_SLICE_START_PTR(*slice), GRPC_SLICE_LENGTH(*slice));
+        off += GRPC_SLICE_LENGTH(*slice);
+    }
+    grpc_byte_buffer_reader_destroy(&r);
+    *data = buf;
+    *len = off;
+    return 0;
+}
+
+static bool deadline_passed(gpr_timespec deadline)
+{
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    return gpr_time_cmp(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC), now) < 0;
+}
+
+/* answer - decide the reply to a call that just arrived on slot @s. */
+static void answer(struct slot *s, struct server_reply *reply)
+{
+    struct worker *w = s->worker;
+    if (s->method == NULL) {
+        reply->status = GRPC_STATUS_UNIMPLEMENTED;
+        reply->details = "unknown method";
+        return;
+    }
+    if (deadline_passed(s->deadline)) {
+        reply->status = GRPC_STATUS_DEADLINE_EXCEEDED;
+        reply->details = "deadline passed before the call was served";
+        return;
+    }
+    if (s->request == NULL) {
+        reply->status = GRPC_STATUS_INVALID_ARGUMENT;
+        reply->details = "request message missing";
+        return;
+    }
+    struct server_call call = {
+        .method = s->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
+    int rc = read_request(s->request, w->arena, &call.data, &call.len);
+    if (rc != 0) {
+        reply->status = err_status(rc);
+        reply->details =
+            rc == ERR_INVALID ? "request message cannot be decompressed" : err_strerror(rc);
+        return;
+    }
+    s->method->handler(&call, reply);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void log_failure(const struct slot *s, const struct server_reply *reply)
+{
+    grpc_slice path =
+        s->method != NULL ? grpc_slice_from_static_string(s->method->path) : s->details.method;
+    log_debug("call failed method=%.*s status=%s (%s)", (int)GRPC_SLICE_LENGTH(path),
+              (const char *)GRPC_SLICE_START_PTR(path), err_status_name(reply->status),
+              reply->details != NULL ? reply->details : "");
+}
+
+/* settle - the call on slot @s ends with @status, handled in the time
+ * from its arrival until now; counted once it is released (on_replied). */
+static void settle(struct slot *s, int status)
+{
+    s->status = status;
+    s->elapsed = now_ns() - s->start;
+}
+
+/* send_message - @op sends @reply's message, copied into a buffer the slot
+ * holds until the batch is done (the core may keep it past the call). */
+static void send_message(struct slot *s, const struct server_reply *reply, grpc_op *op)
+{
+    grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
+    s->response = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_slice_unref(body);
+    op->op = GRPC_OP_SEND_MESSAGE;
+    op->data.send_message.send_message = s->response;
+}
+
+/* finish - end the call on slot @s with one batch: the initial metadata
+ * unless a stream sent it already, @reply's message if @message and the
+ * status is OK, the status, and the wait for the client's close. */
+static void finish(struct slot *s, const struct server_reply *reply, bool message)
+{
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    if (!s->sent_metadata)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (reply->status == GRPC_STATUS_OK && message) {
+        send_message(s, reply, &ops[n++]);
+    } else if (reply->status != GRPC_STATUS_OK) {
+        log_failure(s, reply);
+    }
+    grpc_slice details =
+        reply->details != NULL ? grpc_slice_from_copied_string(reply->details) : grpc_empty_slice();
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)reply->status;
+    ops[n++].data.send_status_from_server.status_details = reply->details != NULL ? &details : NULL;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
+
+    s->state = SLOT_REPLYING;
+    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
+    grpc_slice_unref(details);
+    /* Everything the call used from the arena has been copied by now. */
+    arena_reset(s->worker->arena);
+    settle(s, reply->status);
+    if (rc != GRPC_CALL_OK) {
+        /* The batch will never complete: clean up as if it had failed. */
+        log_error("failed to start the reply batch (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(s->call, NULL);
+        settle(s, GRPC_STATUS_CANCELLED);
+        on_replied(s, false);
+    }
+}
+
+/* stream_next - send @reply's message, if any (after the initial metadata,
+ * the first time), and ask for the client's next message, in one batch. */
+static void stream_next(struct slot *s, const struct server_reply *reply)
+{
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    if (!s->sent_metadata)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    s->sent_metadata = true;
+    if (reply != NULL)
+        send_message(s, reply, &ops[n++]);
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &s->request;
+
+    s->state = SLOT_STREAMING;
+    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
+    arena_reset(s->worker->arena);
+    if (rc != GRPC_CALL_OK) {
+        log_error("failed to start a stream batch (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(s->call, NULL);
+        settle(s, GRPC_STATUS_CANCELLED);
+        on_replied(s, false);
+    }
+}
+
+/* on_call - a call arrived on slot @s (or, with !success, the server is
+ * shutting down and the slot is returned unused). A unary call is answered
+ * with one batch; a stream starts reading its messages. */
+static void on_call(struct slot *s, bool success)
+{
+    if (!success) {
+        release(s);
+        return;
+    }
+    s->start = now_ns();
+    s->sent_metadata = false;
+    if (s->method != NULL && s->method->stream) {
+        stream_next(s, NULL);
+        return;
+    }
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    answer(s, &reply);
+    finish(s, &reply, true);
+}
+
+/* on_streamed - a stream's batch is done: the client sent its next message
+ * (answer it, then read on), or closed its side (end with OK), or the call
+ * broke (cancelled, deadline, connection lost: clean up). */
+static void on_streamed(struct slot *s, bool success)
+{
+    if (s->response != NULL) {
+        grpc_byte_buffer_destroy(s->response);
+        s->response = NULL;
+    }
+    if (!success) {
+        settle(s, GRPC_STATUS_CANCELLED);
+        on_replied(s, false);
+        return;
+    }
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    if (s->request == NULL) {
+        finish(s, &reply, false);
+        return;
+    }
+    answer(s, &reply);
+    grpc_byte_buffer_destroy(s->request);
+    s->request = NULL;
+    if (reply.status != GRPC_STATUS_OK)
+        finish(s, &reply, false);
+    else
+        stream_next(s, &reply);
+}
+
+/* on_replied - the reply batch of slot @s is done (sent, or the call was
+ * cancelled): count the call, free it and, unless stopping, wait for the
+ * next one. A call the client cancelled counts as CANCELLED whatever was
+ * answered: the client did not take the answer (a stream it gave up on
+ * can even look like a normal end to the server). */
+static void on_replied(struct slot *s, bool success)
+{
+    (void)success; /* a failed batch means a cancelled call: the same cleanup */
+    struct worker *w = s->worker;
+    size_t method =
+        s->method != NULL ? (size_t)(s->method - w->server->methods) : w->server->n_methods;
+    metrics_record(w->server->metrics, w->index, method,
+                   s->cancelled ? GRPC_STATUS_CANCELLED : s->status, s->elapsed);
+    if (s->request != NULL)
+        grpc_byte_buffer_destroy(s->request);
+    if (s->response != NULL)
+        grpc_byte_buffer_destroy(s->response);
+    grpc_call_unref(s->call);
+    release(s);
+    if (!atomic_load(&s->worker->server->stopping))
+        arm(s);
+}
+
+static void (*const on_event[])(struct slot *, bool) = {
+    [SLOT_ARMED] = on_call,
+    [SLOT_STREAMING] = on_streamed,
+    [SLOT_REPLYING] = on_replied,
+};
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    const struct server_hooks *hooks = &w->server->hooks;
+    if (hooks->thread_start != NULL)
+        hooks->thread_start(hooks->arg);
+    for (size_t i = 0; i < w->n_live; i++)
+        arm(&w->slots[i]);
+    for (;;) {
+        if (atomic_load(&w->busy) == 0)
+            grpc_completion_queue_shutdown(w->cq);
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        struct slot *s = ev.tag;
+        on_event[s->state](s, ev.success != 0);
+    }
+    if (hooks->thread_stop != NULL)
+        hooks->thread_stop(hooks->arg);
+    return NULL;
+}
+
+/* worker_init - queue, arena and slots of worker @index: SLOTS_PER_METHOD
+ * per method, the catch-all slot, then DRAIN_SLOTS spares per method. */
+static int worker_init(struct server *srv, unsigned index)
+{
+    struct worker *w = &srv->workers[index];
+    size_t live = srv->n_methods * SLOTS_PER_METHOD;
+    w->server = srv;
+    w->index = index;
+    w->n_live = live + 1;
+    w->n_slots = w->n_live + srv->n_methods * DRAIN_SLOTS;
+    atomic_init(&w->busy, 0);
+    w->slots = calloc(w->n_slots, sizeof(*w->slots));
+    w->cq = grpc_completion_queue_create_for_next(NULL);
+    int rc = arena_create(ARENA_BLOCK, &w->arena);
+    if (w->slots == NULL || w->cq == NULL || rc != 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        struct slot *s = &w->slots[i];
+        s->worker = w;
+        if (i == live)
+            continue; /* the catch-all slot has no method */
+        size_t m = i < live ? i / SLOTS_PER_METHOD : (i - w->n_live) / DRAIN_SLOTS;
+        s->method = &srv->methods[m];
+        s->registered = srv->registered[m];
+    }
+    grpc_server_register_completion_queue(srv->core, w->cq, NULL);
+    return 0;
+}
+
+/* control_main - wait for the shutdown notification (see the top of the file). */
+static void *control_main(void *arg)
+{
+    struct server *srv = arg;
+    grpc_completion_queue_next(srv->control, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return NULL;
+}
+
+/* drain_queue - shut a queue down and consume what is left on it. */
+static void drain_queue(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+/* credentials - TLS with the configured certificate (and, with a client
+ * CA, mutual TLS), or plaintext. Whether key and certificate match is
+ * checked by the core when the port is added (bind_port). */
+static int credentials(const struct config *cfg, grpc_server_credentials **out, struct err *e)
+{
+    bool cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+    bool client_ca = cfg->tls_client_ca[0] != '\0';
+    if (!cert && !key && !client_ca) {
+        *out = grpc_insecure_server_credentials_create();
+        return 0;
+    }
+    if (!cert || !key)
+        return err_set(e, ERR_INVALID, "--tls-cert and --tls-key go together%s",
+                       client_ca ? ", and --tls-client-ca needs both" : "");
+    char *chain = NULL, *private_key = NULL, *roots = NULL;
+    int rc = pem_read(cfg->tls_cert, "TLS certificate", &chain, e);
+    if (rc == 0)
+        rc = pem_read(cfg->tls_key, "TLS key", &private_key, e);
+    if (rc == 0 && client_ca)
+        rc = pem_read(cfg->tls_client_ca, "TLS client CA", &roots, e);
+    if (rc == 0) {
+        grpc_ssl_pem_key_cert_pair pair = {private_key, chain};
+        *out = grpc_ssl_server_credentials_create_ex(
+            roots, &pair, 1,
+            client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (*out == NULL)
+            rc = err_set(e, ERR_INVALID, "gRPC refused the TLS certificate or key");
+    }
+    pem_free(chain);
+    pem_free(private_key);
+    pem_free(roots);
+    return rc;
+}
+
+static int bind_port(struct server *srv, const struct config *cfg, struct err *e)
+{
+    grpc_server_credentials *creds = NULL;
+    int rc = credentials(cfg, &creds, e);
+    if (rc != 0)
+        return rc;
+    srv->port = grpc_server_add_http2_port(srv->core, cfg->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (srv->port == 0)
+        return err_set(e, ERR_INVALID,
+                       "cannot listen on %s: the address is malformed, not local, "
+                       "or in use%s",
+                       cfg->listen,
+                       cfg->tls_cert[0] != '\0' ? ", or the TLS key does not match the "
+                                                  "certificate (gRPC's error above says which)"
+                                                : "");
+    return 0;
+}
+
+static int create_core(struct server *srv, const struct config *cfg, struct err *e)
+{
+    grpc_arg args_array[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_request_bytes},
+        /* gRPC sets SO_REUSEPORT by default: a second daemon on the same
+         * port would then start and silently take half the traffic. */
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+    };
+    grpc_channel_args args = {.num_args = sizeof(args_array) / sizeof(args_array[0]),
+                              .args = args_array};
+    srv->core = grpc_server_create(&args, NULL);
+    srv->control = grpc_completion_queue_create_for_next(NULL);
+    if (srv->core == NULL || srv->control == NULL)
+        return err_set(e, -ENOMEM, "cannot create the gRPC server");
+    grpc_server_register_completion_queue(srv->core, srv->control, NULL);
+    size_t n = srv->n_methods > 0 ? srv->n_methods : 1;
+    const char **paths = calloc(n, sizeof(*paths));
+    bool *streams = calloc(n, sizeof(*streams));
+    for (size_t i = 0; paths != NULL && streams != NULL && i < srv->n_methods; i++) {
+        paths[i] = srv->methods[i].path;
+        streams[i] = srv->methods[i].stream;
+    }
+    int rc = paths != NULL && streams != NULL
+                 ? metrics_create(srv->n_workers, paths, streams, srv->n_methods, &srv->metrics)
+                 : -ENOMEM;
+    free(paths);
+    free(streams);
+    if (rc != 0)
+        return err_set(e, rc == -ENOMEM ? rc : ERR_INTERNAL, "cannot set up the metrics (%s)",
+                       rc == -ENOMEM ? "out of memory" : "a method path is not /Service/Method");
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        srv->registered[i] = grpc_server_register_method(
+            srv->core, srv->methods[i].path, NULL,
+            srv->methods[i].stream ? GRPC_SRM_PAYLOAD_NONE
+                                   : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            0);
+        if (srv->registered[i] == NULL)
+            return err_set(e, ERR_INTERNAL, "cannot register method %s (duplicate?)",
+                           srv->methods[i].path);
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        if (worker_init(srv, i) != 0)
+            return err_set(e, -ENOMEM, "cannot set up worker %u", i);
+    return 0;
+}
+
+int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
+                 const struct server_hooks *hooks, struct server **out, struct err *e)
+{
+    gpr_set_log_function(grpc_log);
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    srv->methods = methods;
+    srv->n_methods = n_methods;
+    if (hooks != NULL)
+        srv->hooks = *hooks;
+    srv->n_workers = cfg->threads;
+    srv->grace_ms = cfg->grace_ms;
+    atomic_init(&srv->stopping, false);
+    srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));
+    srv->workers = calloc(cfg->threads, sizeof(*srv->workers));
+    int rc = srv->registered == NULL || srv->workers == NULL ? err_set(e, -ENOMEM, "out of memory")
+                                                             : create_core(srv, cfg, e);
+    if (rc != 0)
+        goto out;
+    rc = -pthread_create(&srv->control_thread, NULL, control_main, srv);
+    if (rc != 0) {
+        err_set(e, rc, "cannot start the control thread (%s)", strerror(-rc));
+        goto out;
+    }
+    srv->control_running = true;
+    /* Binding last, then starting at once: a core with a bound port must be
+     * started and shut down before it may be destroyed. */
+    rc = bind_port(srv, cfg, e);
+    if (rc != 0)
+        goto out;
+    grpc_server_start(srv->core);
+    srv->started = true;
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        rc = -pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        if (rc != 0) {
+            err_set(e, rc, "cannot start worker thread %u (%s)", i, strerror(-rc));
+            goto out;
+        }
+        srv->workers[i].running = true;
+    }
+    *out = srv;
+    srv = NULL;
+out:
+    server_stop(srv);
+    return rc;
+}
+
+int server_port(const struct server *s)
+{
+    return s->port;
+}
+
+const struct metrics *server_metrics(const struct server *s)
+{
+    return s->metrics;
+}
+
+/* arm_spares - take in the calls queued in the core, which shutdown would
+ * cancel. Runs on the stopping thread: a spare slot is idle and untouched by
+ * its worker until its first event, which the queue orders after arm(). */
+static void arm_spares(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        for (size_t k = w->n_live; w->running && k < w->n_slots; k++)
+            arm(&w->slots[k]);
+    }
+}
+
+/* shutdown_core - stop accepting, wait up to the grace period for calls in
+ * flight, then cancel what is left and wait for it to unwind. Returns once
+ * the control thread has received the shutdown notification. */
+static void shutdown_core(struct server *srv)
+{
+    arm_spares(srv);
+    atomic_store(&srv->stopping, true);
+    grpc_server_shutdown_and_notify(srv->core, srv->control, srv);
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += srv->grace_ms / 1000;
+    limit.tv_nsec += (long)(srv->grace_ms % 1000) * 1000000L;
+    limit.tv_sec += limit.tv_nsec / 1000000000L;
+    limit.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(srv->control_thread, NULL, &limit) != 0) {
+        log_warn("grace period of %u ms is over; cancelling the calls still in flight",
+                 srv->grace_ms);
+        grpc_server_cancel_all_calls(srv->core);
+        pthread_join(srv->control_thread, NULL);
+    }
+}
+
+void server_stop(struct server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->started) {
+        shutdown_core(srv);
+    } else if (srv->control_running) {
+        grpc_completion_queue_shutdown(srv->control);
+        pthread_join(srv->control_thread, NULL);
+    }
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->running)
+            pthread_join(w->thread, NULL); /* it shuts its queue down itself */
+        else if (w->cq != NULL)
+            drain_queue(w->cq); /* never started: nothing was armed on it */
+    }
+    if (srv->control != NULL)
+        drain_queue(srv->control);
+    if (srv->core != NULL)
+        grpc_server_destroy(srv->core);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->cq != NULL)
+            grpc_completion_queue_destroy(w->cq);
+        arena_destroy(w->arena);
+        free(w->slots);
+    }
+    if (srv->control != NULL)
+        grpc_completion_queue_destroy(srv->control);
+    metrics_destroy(srv->metrics);
+    free(srv->workers);
+    free(srv->registered);
+    free(srv);
+}

@@ -1,0 +1,107 @@
+/*
+ * server: the gRPC C core plumbing of recsysd, and nothing else.
+ *
+ * It binds the listen address, runs config->threads worker threads, each
+ * with its own completion queue, and answers unary calls to the methods in
+ * a table by calling their handler on the worker that received the call,
+ * start to finish (and streams, message by message, on one worker too). It knows nothing about
+ * protobuf or the model: a handler gets the request message's bytes and returns a status and the
+ * response message's bytes. What the server itself answers:
+ *
+ *   - a method not in the table:              UNIMPLEMENTED
+ *   - a call without a request message:       INVALID_ARGUMENT
+ *   - a call whose deadline passed before a worker picked it up:
+ *                                             DEADLINE_EXCEEDED, handler not run
+ *   - a request larger than max_request_bytes: RESOURCE_EXHAUSTED (by the core)
+ *
+ * Every answered call is counted by method, status and handling time
+ * (server_metrics).
+ *
+ * Shutdown is graceful: no new calls are accepted, calls already accepted
+ * run to completion for up to config->grace_ms, then the rest are cancelled.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "server/config.h"
+#include "base/err.h"
+
+struct metrics;
+struct server;
+struct server_method;
+
+/* One call, as a handler sees it. Everything here is valid only during the
+ * handler invocation. */
+struct server_call {
+    const struct server_method *method; /* the table row that matched */
+    unsigned worker;                    /* 0..threads-1: the calling worker thread */
+    struct arena *arena;                /* the worker's arena; reset after the reply */
+    const uint8_t *data;                /* the request message, in @arena */
+    size_t len;
+    struct metrics *metrics; /* the server's: the handler may note outcomes (metrics_note) */
+};
+
+/* What a handler answers. The server starts with status OK and nothing else
+ * set. data and details must stay valid until the handler returns to the
+ * server: the arena or static storage both do. */
+struct server_reply {
+    int status;          /* a grpc_status_code */
+    const uint8_t *data; /* response message; sent only when status is OK */
+    size_t len;
+    const char *details; /* status text for the client; NULL for none */
+};
+
+/* Runs on a worker thread; must not block for long, as the worker serves
+ * nothing else meanwhile. */
+typedef void (*server_handler_fn)(const struct server_call *call, struct server_reply *reply);
+
+struct server_method {
+    const char *path; /* "/package.Service/Method" */
+    server_handler_fn handler;
+    void *arg; /* for the handler, through call->method->arg */
+    /* A bidirectional stream answered message by message (the reflection
+     * service): the handler runs once per request message and its reply is
+     * sent as one response message; a non-OK reply ends the stream with
+     * that status, and the client closing its side ends it with OK. */
+    bool stream;
+};
+
+/* Per-thread set-up the handlers rely on, such as registering each worker
+ * as an RCU reader. Each worker thread calls thread_start(arg) before it
+ * serves its first call and thread_stop(arg) after its last, both on
+ * itself; no other thread calls either. Either function may be NULL. */
+struct server_hooks {
+    void (*thread_start)(void *arg);
+    void (*thread_stop)(void *arg);
+    void *arg;
+};
+
+/* server_start - create, bind and start the server; return once it accepts calls.
+ * @cfg:     listen, threads, max_request_bytes and grace_ms are used.
+ * @methods: the unary methods to serve; borrowed, must outlive the server.
+ * @hooks:   run on every worker thread; copied. NULL for none.
+ * @out:     receives the server; stop and free it with server_stop.
+ * @e:       receives the reason on failure; may be NULL.
+ * grpc_init() must have been called. Returns 0, ERR_INVALID (the address
+ * cannot be bound: malformed, not local, or in use), -ENOMEM, -errno of
+ * pthread_create, or ERR_INTERNAL (the core refused a method or a queue, or
+ * a method path is not "/package.Service/Method").
+ * On failure nothing is left running. */
+int server_start(const struct config *cfg, const struct server_method *methods, size_t n_methods,
+                 const struct server_hooks *hooks, struct server **out, struct err *e);
+
+/* server_port - the port actually bound (the real one when listening on port 0). */
+int server_port(const struct server *s);
+
+/* server_metrics - what the server has answered so far, per method and
+ * status (metrics.h); valid until server_stop. Readable from any thread. */
+const struct metrics *server_metrics(const struct server *s);
+
+/* server_stop - stop accepting calls, let those in flight finish for up to
+ * the grace period, cancel the rest, join the workers and free @s.
+ * NULL is a no-op. */
+void server_stop(struct server *s);

@@ -1,0 +1,53 @@
+/*
+ * service: the RPC methods recsysd serves, as one table.
+ *
+ * Each method is a path, the protobuf-c descriptor of its request, the query
+ * that answers it and the largest request it accepts. One generic handler
+ * does the rest for every method, in this order:
+ *
+ *   1. a request longer than the method's limit       -> INVALID_ARGUMENT
+ *   2. bytes that do not decode as the request message -> INVALID_ARGUMENT
+ *   3. the reloader's current snapshot is read, once: this call's model
+ *   4. no model loaded (all but health, GetModelInfo and reflection)
+ *                                                      -> UNAVAILABLE
+ *   5. the query; its error code maps to a status through err_status()
+ *      and its struct err text becomes the status details
+ *   6. the response is encoded into the worker's arena, and only then is
+ *      the snapshot let go: nothing of the call can point into a model the
+ *      reloader has unmapped.
+ *
+ * Methods: /recsys.v1.Recommender/{Recommend,BatchRecommend,CheckEligibility,
+ * SimilarItems,GetModelInfo}; the standard /grpc.health.v1.Health/Check,
+ * which answers SERVING for "" and "recsys.v1.Recommender" when a model is
+ * loaded, NOT_SERVING when none is, and NOT_FOUND for any other service
+ * name; and server reflection (reflect.h), a stream, in its v1 and v1alpha
+ * names. GetModelInfo, health and reflection answer without a model too:
+ * GetModelInfo reports why there is none.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "engine/reload.h"
+#include "server/server.h"
+
+struct service;
+
+/* service_create - a service answering from the models @r serves.
+ * @r:   borrowed; must outlive the service and the server using its
+ *       methods. Its models must have one lookup slot per server worker.
+ * @out: receives the service; free it with service_destroy.
+ * Returns 0 or -ENOMEM. */
+int service_create(const struct reload *r, struct service **out);
+
+/* service_destroy - free @svc. NULL is a no-op. */
+void service_destroy(struct service *svc);
+
+/* service_methods - the table to hand to server_start. Borrowed from @svc:
+ * valid until service_destroy. *n receives its length. */
+const struct server_method *service_methods(const struct service *svc, size_t *n);
+
+/* service_hooks - the worker hooks to hand to server_start with the
+ * methods: they make each worker a reader of the reloader's snapshots.
+ * Static storage. */
+const struct server_hooks *service_hooks(const struct service *svc);

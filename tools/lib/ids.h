@@ -1,0 +1,35 @@
+/*
+ * ids: a file of external ids, one per line, naming the rows of a factor
+ * matrix (line i names row i - 1).
+ *
+ * A trailing CR on a line is dropped (files written on Windows); the last
+ * line may lack its newline. Each id is 1..MODEL_ID_MAX bytes without NUL,
+ * and no id appears twice. Every error names the file and the line.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct ids;
+
+/* ids_read - read and check the id file @path.
+ * The caller owns *out (ids_free). Returns 0, ERR_INVALID (empty line,
+ * over-long id, NUL byte, duplicate id; "<path>:<line>: <problem>" in @e),
+ * ERR_TOO_BIG (more than UINT32_MAX - 1 ids), -errno or -ENOMEM. */
+int ids_read(const char *path, struct ids **out, struct err *e);
+
+void ids_free(struct ids *l);
+
+uint32_t ids_count(const struct ids *l);
+
+/* The ids in line order, NUL-terminated. Borrowed: valid until ids_free. */
+const char *const *ids_array(const struct ids *l);
+
+/* The path the ids were read from, for messages. */
+const char *ids_path(const struct ids *l);
+
+/* ids_find - the row of @id (@len bytes). 0 and *row, or ERR_NOT_FOUND. */
+int ids_find(const struct ids *l, const char *id, size_t len, uint32_t *row);
