@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "model/model.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -129,42 +130,6 @@ static inline uint32_t format_stride(uint32_t dim)
     return (dim + MODEL_ROW_ALIGN_FLOATS - 1) / MODEL_ROW_ALIGN_FLOATS * MODEL_ROW_ALIGN_FLOATS;
 }
 
-/* format_utf8_ok - whether @len bytes at @s are well-formed UTF-8: no
- * stray continuation byte, no overlong form, no surrogate, nothing above
- * U+10FFFF. */
-static inline int format_utf8_ok(const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = u[i];
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0)
-            n = 2, cp = c & 0x0f, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        if (len - i - 1 < n)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((u[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (u[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
 /* format_id_ok - whether @len bytes at @s are a valid id, category name or
  * version: 1..MODEL_ID_MAX bytes of UTF-8 (the API carries them in
  * protobuf strings, which clients refuse to decode otherwise), no NUL; ids
@@ -177,7 +142,7 @@ static inline int format_id_ok(const char *s, size_t len, int allow_newline)
     for (size_t i = 0; i < len; i++)
         if (s[i] == '\0' || (s[i] == '\n' && !allow_newline))
             return 0;
-    return format_utf8_ok(s, len);
+    return utf8_valid(s, len);
 }
 
 /* format_key_cmp - LMDB's default key order (memcmp, then the shorter key

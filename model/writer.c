@@ -69,7 +69,7 @@ static const char *id_problem(const char *s)
         return "is longer than 256 bytes";
     if (memchr(s, '\n', len) != NULL)
         return "contains a newline";
-    if (!format_utf8_ok(s, len))
+    if (!utf8_valid(s, len))
         return "is not valid UTF-8";
     return NULL;
 }
@@ -181,7 +181,7 @@ static int check_header_fields(const struct model_src *s, struct err *e)
         return err_set(e, ERR_INVALID, "model version is empty");
     if (strnlen(s->version, MODEL_ID_MAX + 1) > MODEL_ID_MAX)
         return err_set(e, ERR_INVALID, "model version is longer than %d bytes", MODEL_ID_MAX);
-    if (!format_utf8_ok(s->version, strlen(s->version)))
+    if (!utf8_valid(s->version, strlen(s->version)))
         return err_set(e, ERR_INVALID, "model version is not valid UTF-8");
     if (s->item_factors == NULL || s->item_ids == NULL || s->attrs == NULL || s->categories == NULL)
         return err_set(e, ERR_INVALID,

@@ -43,6 +43,8 @@ static int parse_seconds(const struct option *o, const char *src, const char *va
                          struct err *e);
 static int parse_level(const struct option *o, const char *src, const char *val, void *field,
                        struct err *e);
+static int parse_count(const struct option *o, const char *src, const char *val, void *field,
+                       struct err *e);
 
 #define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 
@@ -117,6 +119,62 @@ static const struct option options[] = {
      .help = "on SIGTERM/SIGINT, how long calls in flight may run before cancelled",
      .parse = parse_seconds,
      FIELD(grace_ms),
+     .min = 0,
+     .max = 3600 * 1000},
+    /* Connections: what each default protects is said in server.c. */
+    {.name = "max-concurrent-streams",
+     .env = "RECSYS_MAX_CONCURRENT_STREAMS",
+     .def = "100",
+     .metavar = "N",
+     .help = "HTTP/2 streams (calls) one connection may have open at once",
+     .parse = parse_count,
+     FIELD(max_concurrent_streams),
+     .min = 1,
+     .max = 1u << 20},
+    {.name = "keepalive-seconds",
+     .env = "RECSYS_KEEPALIVE_SECONDS",
+     .def = "60",
+     .metavar = "SECONDS",
+     .help = "ping a connection after this long without traffic; 0 = never",
+     .parse = parse_seconds,
+     FIELD(keepalive_ms),
+     .min = 0,
+     .max = 86400 * 1000},
+    {.name = "keepalive-timeout-seconds",
+     .env = "RECSYS_KEEPALIVE_TIMEOUT_SECONDS",
+     .def = "20",
+     .metavar = "SECONDS",
+     .help = "close a connection whose keepalive ping is not answered within this",
+     .parse = parse_seconds,
+     FIELD(keepalive_timeout_ms),
+     .min = 1000,
+     .max = 3600 * 1000},
+    {.name = "max-connection-idle-seconds",
+     .env = "RECSYS_MAX_CONNECTION_IDLE_SECONDS",
+     .def = "300",
+     .metavar = "SECONDS",
+     .help = "close (GOAWAY) a connection that had no call for this long; 0 = never",
+     .parse = parse_seconds,
+     FIELD(max_idle_ms),
+     .min = 0,
+     .max = 86400 * 1000},
+    {.name = "max-connection-age-seconds",
+     .env = "RECSYS_MAX_CONNECTION_AGE_SECONDS",
+     .def = "300",
+     .metavar = "SECONDS",
+     .help = "close (GOAWAY) a connection this old, so clients reconnect and spread over "
+             "replicas; 0 = never",
+     .parse = parse_seconds,
+     FIELD(max_age_ms),
+     .min = 0,
+     .max = 86400 * 1000},
+    {.name = "max-connection-age-grace-seconds",
+     .env = "RECSYS_MAX_CONNECTION_AGE_GRACE_SECONDS",
+     .def = "30",
+     .metavar = "SECONDS",
+     .help = "calls in flight on a connection closed for its age may run this long",
+     .parse = parse_seconds,
+     FIELD(max_age_grace_ms),
      .min = 0,
      .max = 3600 * 1000},
     {.name = "log-level",
@@ -295,6 +353,17 @@ static int parse_seconds(const struct option *o, const char *src, const char *va
 bad:
     return err_set(e, ERR_INVALID, "%s: '%s' is not a number of seconds (at most 3 decimals)", src,
                    val);
+}
+
+/* parse_count - a plain number in [o->min, o->max], digits only. */
+static int parse_count(const struct option *o, const char *src, const char *val, void *field,
+                       struct err *e)
+{
+    unsigned long long v;
+    const char *end;
+    if (parse_digits(val, &end, &v) != 0 || *end != '\0')
+        return err_set(e, ERR_INVALID, "%s: '%s' is not a number", src, val);
+    return check_range(o, src, val, v, field, e);
 }
 
 static int parse_level(const struct option *o, const char *src, const char *val, void *field,

@@ -35,6 +35,13 @@ struct config {
     unsigned threads;           /* worker threads, 1..CONFIG_THREADS_MAX */
     unsigned max_request_bytes; /* largest request message the server receives */
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
+    /* Connections (server.c says why each default is what it is). */
+    unsigned max_concurrent_streams; /* HTTP/2 streams a connection may have open */
+    unsigned keepalive_ms;           /* ping a connection quiet this long; 0 = never */
+    unsigned keepalive_timeout_ms;   /* close it when the ping is not answered in time */
+    unsigned max_idle_ms;            /* close a connection with no call this long; 0 = never */
+    unsigned max_age_ms;             /* close a connection this old; 0 = never */
+    unsigned max_age_grace_ms;       /* calls on a closing connection finish within this */
     enum log_level log_level;
     char kernel[16];           /* scoring kernel: auto, avx512, avx2 or portable (score.h) */
     char scan[16];             /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */

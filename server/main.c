@@ -19,9 +19,11 @@
  * bad command line or environment.
  */
 #include <cblas.h>
+#include <errno.h>
 #include <grpc/grpc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +100,25 @@ static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *p
             reload_request(r);
         }
     }
+}
+
+/* raise_fd_limit - lift the soft limit on open files to the hard one.
+ * Every connection costs a descriptor, and the soft limit is often 1024
+ * where the hard one is far higher (systemd: 1024 soft / 524288 hard):
+ * the daemon should meet its connection cap, not the soft limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max)
+        return;
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        log_warn("failed to raise the open files limit from %llu (%s)", (unsigned long long)was,
+                 strerror(errno));
+    else
+        log_debug("open files limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)lim.rlim_cur);
 }
 
 /* What the metrics endpoint shows: the server's calls, the model served
@@ -236,6 +257,10 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.log_level);
+    /* A write to a pipe whose reader is gone (stderr piped into a log
+     * shipper that restarted) must fail with EPIPE, not end the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     sigset_t set;
     block_signals(&set);

@@ -561,8 +561,33 @@ static int bind_port(struct server *srv, const struct config *cfg, struct err *e
     return 0;
 }
 
+/* Connection settings, with the reasons for the defaults of config.c:
+ * - at most --max-concurrent-streams (100) streams per connection: one
+ *   client cannot open thousands of calls on one connection (the HTTP/2
+ *   default is unbounded); 100 is the floor RFC 9113 recommends a peer
+ *   allow, and what clients such as grpc-go and Envoy expect to get.
+ * - keepalive pings after --keepalive-seconds (60) of silence, dropped
+ *   after --keepalive-timeout-seconds (20, gRPC's own default) without an
+ *   answer: a client host that vanished without closing leaves no
+ *   connection, and no calls, held for the ~15 minutes TCP would take.
+ * - --max-connection-idle-seconds (300): a connection without calls that
+ *   long is closed with GOAWAY; leaked connections do not pile up, and a
+ *   client that wants one reconnects on its next call.
+ * - --max-connection-age-seconds (300) with --max-connection-age-grace-
+ *   seconds (30): behind a Kubernetes Service (L4), a client's connection
+ *   stays with one replica for its whole life, so new replicas would get
+ *   nothing from long-lived clients; every connection is closed at that
+ *   age (gRPC adds +-10% jitter), its calls given the grace to finish.
+ * - clients may ping every 10 s, also between calls: the core's default
+ *   (5 minutes, not without calls) would answer GOAWAY "too_many_pings"
+ *   to the 10-60 s keepalive that clients behind load balancers set. */
+#define CLIENT_PING_MIN_MS 10000
+
 static int create_core(struct server *srv, const struct config *cfg, struct err *e)
 {
+    /* gRPC takes 0 as "ping at once", and INT_MAX as never. */
+    int never = 0x7fffffff;
+#define MS_OR_NEVER(ms) ((ms) > 0 ? (int)(ms) : never)
     grpc_arg args_array[] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -570,7 +595,32 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
         /* gRPC sets SO_REUSEPORT by default: a second daemon on the same
          * port would then start and silently take half the traffic. */
         {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
+         .value.integer = (int)cfg->max_concurrent_streams},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
+         .value.integer = MS_OR_NEVER(cfg->keepalive_ms)},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         .value.integer = (int)cfg->keepalive_timeout_ms},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+         .value.integer = MS_OR_NEVER(cfg->max_idle_ms)},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_CONNECTION_AGE_MS,
+         .value.integer = MS_OR_NEVER(cfg->max_age_ms)},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+         .value.integer = (int)cfg->max_age_grace_ms},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = CLIENT_PING_MIN_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
     };
+#undef MS_OR_NEVER
     grpc_channel_args args = {.num_args = sizeof(args_array) / sizeof(args_array[0]),
                               .args = args_array};
     srv->core = grpc_server_create(&args, NULL);

@@ -16,6 +16,7 @@
 #include "engine/recommend.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "server/reflect.h"
+#include "server/wire.h"
 #include "engine/similar.h"
 
 /* err.h numbers the statuses as gRPC does, so the server hands them to the
@@ -217,6 +218,9 @@ static int serve(const struct service *svc, const struct method *m, const struct
     if (call->len > m->max_request_bytes)
         return err_set(e, ERR_INVALID, "request of %zu bytes exceeds the %zu-byte limit of %s",
                        call->len, m->max_request_bytes, m->request->name);
+    int rc = wire_check_strings(m->request, call->data, call->len, e);
+    if (rc != 0)
+        return rc;
     ProtobufCAllocator alloc = arena_protobuf(call->arena);
     ProtobufCMessage *req = protobuf_c_message_unpack(m->request, &alloc, call->len, call->data);
     if (req == NULL)
@@ -224,7 +228,7 @@ static int serve(const struct service *svc, const struct method *m, const struct
     /* The section spans the query and the encoding: until it ends, the
      * reloader unmaps nothing this call may still read. */
     const struct reload_snapshot *snap = reload_read_begin(svc->reload);
-    int rc = answer(m, snap, req, call, reply, e);
+    rc = answer(m, snap, req, call, reply, e);
     reload_read_end(svc->reload);
     return rc;
 }

@@ -863,9 +863,9 @@ static void test_utf8_validation(void)
         {"a\xc3\x28", 0},                     /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (format_utf8_ok(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
+        if (utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
             fprintf(stderr, "case %zu: want %d\n", i, cases[i].ok);
-        CHECK(format_utf8_ok(cases[i].s, strlen(cases[i].s)) == cases[i].ok);
+        CHECK(utf8_valid(cases[i].s, strlen(cases[i].s)) == cases[i].ok);
     }
 }
 

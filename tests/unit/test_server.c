@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "server/config.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -146,15 +147,28 @@ static const struct server_method methods[] = {
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
+/* test_config - the daemon's defaults (connection limits and all), with
+ * the settings these tests vary. */
+static struct config test_config(unsigned threads, unsigned max_request_bytes, unsigned grace_ms)
+{
+    struct config cfg;
+    enum config_action action;
+    char *argv[] = {"test_server", "--model", "unused", "--listen", "127.0.0.1:0"};
+    struct err e = {0};
+    if (config_load(&cfg, 5, argv, &action, &e) != 0) {
+        fprintf(stderr, "test_config: %s\n", e.msg);
+        exit(1);
+    }
+    cfg.threads = threads;
+    cfg.max_request_bytes = max_request_bytes;
+    cfg.grace_ms = grace_ms;
+    return cfg;
+}
+
 static int start_hooked(unsigned threads, unsigned grace_ms, const struct server_hooks *hooks,
                         struct server **srv, char *addr)
 {
-    struct config cfg = {
-        .listen = "127.0.0.1:0",
-        .threads = threads,
-        .max_request_bytes = 64 << 10,
-        .grace_ms = grace_ms,
-    };
+    struct config cfg = test_config(threads, 64 << 10, grace_ms);
     struct err e = {0};
     int rc = server_start(&cfg, methods, N_METHODS, hooks, srv, &e);
     if (rc != 0) {
@@ -635,7 +649,7 @@ static void test_bind_failure_is_reported(void)
     char addr[64];
     CHECK_OK(start(1, 1000, &a, addr));
     CHECK(server_port(a) > 0);
-    struct config cfg = {.threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
+    struct config cfg = test_config(1, 1 << 20, 0);
     snprintf(cfg.listen, sizeof(cfg.listen), "%s", addr);
     struct err e = {0};
     int rc = server_start(&cfg, methods, N_METHODS, NULL, &b, &e);
@@ -650,8 +664,7 @@ static void test_bind_failure_is_reported(void)
 static void test_duplicate_method_is_refused(void)
 {
     const struct server_method twice[] = {methods[0], methods[0]};
-    struct config cfg = {
-        .listen = "127.0.0.1:0", .threads = 1, .max_request_bytes = 1 << 20, .grace_ms = 0};
+    struct config cfg = test_config(1, 1 << 20, 0);
     struct server *srv;
     struct err e = {0};
     CHECK_RC(server_start(&cfg, twice, 2, NULL, &srv, &e), ERR_INTERNAL);

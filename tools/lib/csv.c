@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/format.h"
+#include "base/utf8.h"
 #include "tools/lib/quote.h"
 
 #define CSV_BUF_SIZE (64u << 10)
@@ -119,7 +119,7 @@ static int end_field(struct csv *r, size_t start, struct err *e)
     r->lens[r->nfields] = (uint32_t)(r->data_len - 1 - start);
     r->nfields++;
     /* Every value ends up in a protobuf string or is parsed as ASCII. */
-    if (!format_utf8_ok(r->data + start, r->lens[r->nfields - 1]))
+    if (!utf8_valid(r->data + start, r->lens[r->nfields - 1]))
         return csv_fail(r, r->line, e, "field %u is not valid UTF-8", r->nfields);
     return 0;
 }

@@ -101,7 +101,7 @@ static int split(struct ids *l, size_t len, struct err *e)
                            idlen, MODEL_ID_MAX);
         if (strlen(p) != idlen)
             return err_set(e, ERR_INVALID, "%s:%u: NUL byte in the id", l->path, n + 1);
-        if (!format_utf8_ok(p, idlen))
+        if (!utf8_valid(p, idlen))
             return err_set(e, ERR_INVALID, "%s:%u: id is not valid UTF-8", l->path, n + 1);
         l->v[n] = p;
         p = nl != NULL ? nl + 1 : end;
