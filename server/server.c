@@ -64,6 +64,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "server/inflate.h"
 #include "server/metrics.h"
 #include "base/pem.h"
 
@@ -127,6 +128,7 @@ struct server {
     unsigned n_workers;
     struct metrics *metrics;
     unsigned grace_ms;
+    size_t max_request_bytes; /* inflated, too (inflate.h) */
     int port;
     bool started;
     atomic_bool stopping; /* workers stop re-arming slots */
@@ -197,12 +199,17 @@ static void release(struct slot *s)
     atomic_fetch_sub(&s->worker->busy, 1);
 }
 
-/* read_request - the request message, copied into the arena as one block. */
-static int read_request(grpc_byte_buffer *bb, struct arena *a, const uint8_t **data, size_t *len)
+/* read_request - the request message, copied into the arena as one block;
+ * a compressed one inflated there, up to @max bytes (inflate.h). */
+static int read_request(grpc_byte_buffer *bb, size_t max, struct arena *a, const uint8_t **data,
+                        size_t *len)
 {
+    if (bb->type == GRPC_BB_RAW && bb->data.raw.compression != GRPC_COMPRESS_NONE)
+        return inflate_message(bb->data.raw.compression, bb->data.raw.slice_buffer.slices,
+                               bb->data.raw.slice_buffer.count, max, a, data, len);
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb))
-        return ERR_INVALID; /* a compressed message that does not decompress */
+        return ERR_INVALID;
     size_t n = grpc_byte_buffer_length(r.buffer_out);
     uint8_t *buf = arena_alloc(a, n > 0 ? n : 1);
     if (buf == NULL) {
@@ -248,11 +255,13 @@ static void answer(struct slot *s, struct server_reply *reply)
     }
     struct server_call call = {
         .method = s->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
-    int rc = read_request(s->request, w->arena, &call.data, &call.len);
+    int rc = read_request(s->request, w->server->max_request_bytes, w->arena, &call.data,
+                          &call.len);
     if (rc != 0) {
         reply->status = err_status(rc);
-        reply->details =
-            rc == ERR_INVALID ? "request message cannot be decompressed" : err_strerror(rc);
+        reply->details = rc == ERR_INVALID   ? "request message cannot be decompressed"
+                         : rc == ERR_TOO_BIG ? "decompressed request exceeds the size limit"
+                                             : err_strerror(rc);
         return;
     }
     s->method->handler(&call, reply);
@@ -595,6 +604,11 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
         /* gRPC sets SO_REUSEPORT by default: a second daemon on the same
          * port would then start and silently take half the traffic. */
         {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        /* Compressed requests arrive as they were sent and are inflated by
+         * read_request within the size limit (inflate.h). */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION,
+         .value.integer = 0},
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
          .value.integer = (int)cfg->max_concurrent_streams},
@@ -672,6 +686,7 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
         srv->hooks = *hooks;
     srv->n_workers = cfg->threads;
     srv->grace_ms = cfg->grace_ms;
+    srv->max_request_bytes = cfg->max_request_bytes;
     atomic_init(&srv->stopping, false);
     srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));
     srv->workers = calloc(cfg->threads, sizeof(*srv->workers));
