@@ -18,6 +18,11 @@ void log_set_level(enum log_level level)
     atomic_store(&min_level, (int)level);
 }
 
+int log_enabled(enum log_level level)
+{
+    return (int)level >= atomic_load(&min_level);
+}
+
 int log_parse_level(const char *name, enum log_level *out)
 {
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -31,7 +36,7 @@ int log_parse_level(const char *name, enum log_level *out)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if ((int)level < atomic_load(&min_level))
+    if (!log_enabled(level))
         return;
     char line[1024];
     struct timespec ts;

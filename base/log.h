@@ -13,6 +13,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* log_set_level - drop events below @level. Default LOG_INFO. */
 void log_set_level(enum log_level level);
 
+/* log_enabled - whether events at @level are written: lets a caller skip
+ * work done only for the line (a rate limit's bookkeeping). */
+int log_enabled(enum log_level level);
+
 /* log_parse_level - "debug", "info", "warn" or "error" -> *out. 0 or ERR_INVALID. */
 int log_parse_level(const char *name, enum log_level *out);
 

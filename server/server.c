@@ -136,6 +136,58 @@ struct server {
 
 /* ---- gRPC's own log, through ours -------------------------------------- */
 
+/* The core logs some errors once per event any client can cause at will: a
+ * failed TLS handshake logs one line per connection, so a port scan or a
+ * plaintext client retrying against a TLS port would flood the log. Each
+ * call site of the core (file and line) logs at most LOG_SITE_BURST lines
+ * per LOG_SITE_WINDOW_S seconds; the lines it drops are counted, and the
+ * count goes with the site's next line. Sites are few (a dozen seen), so
+ * a small table with one lock does; a site that finds the table full is
+ * not limited. */
+#define LOG_SITE_BURST    5
+#define LOG_SITE_WINDOW_S 10
+#define LOG_SITES         64
+
+static struct log_site {
+    const char *file; /* the core's __FILE__: a static string */
+    int line;
+    time_t window; /* start of the current window */
+    unsigned logged, dropped;
+} log_sites[LOG_SITES];
+static pthread_mutex_t log_sites_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* log_site_pass - whether a line from @file:@line may be logged now; if
+ * so, *@dropped receives how many from there were not since the last. */
+static bool log_site_pass(const char *file, int line, unsigned *dropped)
+{
+    time_t now = time(NULL);
+    bool pass = true;
+    *dropped = 0;
+    pthread_mutex_lock(&log_sites_lock);
+    for (size_t i = 0; i < LOG_SITES; i++) {
+        struct log_site *s = &log_sites[i];
+        if (s->file == NULL)
+            *s = (struct log_site){.file = file, .line = line, .window = now};
+        else if (s->file != file || s->line != line)
+            continue;
+        if (now - s->window >= LOG_SITE_WINDOW_S) {
+            s->window = now;
+            s->logged = 0;
+        }
+        pass = s->logged < LOG_SITE_BURST;
+        if (pass) {
+            s->logged++;
+            *dropped = s->dropped;
+            s->dropped = 0;
+        } else {
+            s->dropped++;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&log_sites_lock);
+    return pass;
+}
+
 static void grpc_log(gpr_log_func_args *args)
 {
     /* The core's INFO lines are its internals, not events of this daemon. */
@@ -147,7 +199,14 @@ static void grpc_log(gpr_log_func_args *args)
     enum log_level level = (size_t)args->severity < sizeof(levels) / sizeof(levels[0])
                                ? levels[args->severity]
                                : LOG_ERROR;
-    log_msg(level, "grpc: %s (%s:%d)", args->message, args->file, args->line);
+    unsigned dropped;
+    if (!log_enabled(level) || !log_site_pass(args->file, args->line, &dropped))
+        return;
+    if (dropped > 0)
+        log_msg(level, "grpc: %s (%s:%d; %u more like it dropped)", args->message, args->file,
+                args->line, dropped);
+    else
+        log_msg(level, "grpc: %s (%s:%d)", args->message, args->file, args->line);
 }
 
 /* ---- slots --------------------------------------------------------------- */
