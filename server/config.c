@@ -121,7 +121,17 @@ static const struct option options[] = {
      FIELD(grace_ms),
      .min = 0,
      .max = 3600 * 1000},
-    /* Connections: what each default protects is said in server.c. */
+    /* What the defaults protect is said in server.c. */
+    {.name = "max-calls",
+     .env = "RECSYS_MAX_CALLS",
+     .def = "4096",
+     .metavar = "N",
+     .help = "calls in flight at once, over all connections; more are answered "
+             "RESOURCE_EXHAUSTED at once",
+     .parse = parse_count,
+     FIELD(max_calls),
+     .min = 1,
+     .max = 1u << 20},
     {.name = "max-concurrent-streams",
      .env = "RECSYS_MAX_CONCURRENT_STREAMS",
      .def = "100",

@@ -1,19 +1,24 @@
 /*
  * server: unary gRPC calls on the C core API, one completion queue per worker.
  *
- * Each worker thread owns a completion queue and a set of call slots on it.
- * A slot is one outstanding "give me the next call" request to the core; its
- * address is the tag of every event about it, and its state says what the
+ * Each worker thread owns a completion queue, a set of slots and a bounded
+ * pool of call objects. A slot is one outstanding "give me the next call"
+ * request to the core; a call object is one call in flight. The address of
+ * either is the tag of every event about it, and its state says what the
  * event means:
  *
- *   IDLE ──arm──▶ ARMED ──call arrives: handler, one reply batch──▶ REPLYING
- *     ▲             │                                                 │
- *     └─ shutdown ──┘◀──────────── batch done: free, re-arm ───────────┘
+ *   slot:  IDLE ──arm──▶ ARMED ──call arrives──▶ (call moves out) ──re-arm──▶ ARMED
+ *   call:  FREE ──unary: handler, one reply batch──▶ REPLYING ──batch done──▶ FREE
+ *               ──stream: read the next message──▶ STREAMING ──▶ ... ──▶ REPLYING
  *
- * A stream method's call goes ARMED ──▶ STREAMING instead: each batch
- * there sends the previous answer and receives the next request message,
- * until the client closes its side (or a handler fails), and one last
- * batch sends the status: STREAMING ──▶ REPLYING.
+ * A call leaves its slot the moment it arrives and the slot asks for the
+ * next one at once: no call, however slow its client, holds a slot. What a
+ * call holds while its client takes its time (a reply not read, a stream
+ * not continued) is a call object, of which each worker has a bounded pool
+ * (--max-calls over the workers, a quarter at most for streams), and for a
+ * bounded time (sweep). A call that finds the pool empty, whose deadline
+ * has passed, or to an unknown method is refused at once, before any work,
+ * with a status sent on the core's own (grpc_call_cancel_with_status).
  *
  * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
@@ -23,15 +28,15 @@
  *
  * Shutdown, first step: grpc_server_shutdown_and_notify cancels the calls
  * the core has received but not yet matched to an armed slot (a burst
- * larger than the slots waits there). So before calling it, the server arms
- * DRAIN_SLOTS spare slots per method on every worker, which takes those
- * calls in; they then finish like any other call in flight.
+ * larger than the slots waits there). So the server first takes every such
+ * call in (shutdown_core): it arms spare slots and waits until each worker
+ * has caught up; those calls then finish like any other call in flight.
  *
  * Second step: the core's shutdown notification means every connection is
  * closed, not that every call object is released: a worker may still be in
  * a handler, about to start a reply batch on its queue. So no other thread
  * shuts a worker's queue down. Once stopping, a worker stops re-arming, and
- * when its last slot has gone idle it shuts its own queue down and exits.
+ * when its last slot and call are done it shuts its own queue down and exits.
  *
  * A worker runs each call start to finish on its own thread and arena, so
  * nothing on the request path is shared or locked. Two copies allocate: the
@@ -48,6 +53,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -68,24 +74,41 @@
 #include "server/metrics.h"
 #include "base/pem.h"
 
-/* Two slots per method, so a new call can match while the last reply drains.
- * Not more: the core matches a connection's calls to its home worker's
- * slots first, so few slots per worker spread one connection's concurrent
- * calls over all workers. */
+/* Two slots per method, so a new call can match while the last one is being
+ * handled. Not more: the core matches a connection's calls to its home
+ * worker's slots first, so few slots per worker spread one connection's
+ * concurrent calls over all workers. */
 #define SLOTS_PER_METHOD 2
-/* Spare slots per method and worker, armed only at shutdown (see above):
- * up to threads * DRAIN_SLOTS queued calls per method still complete. */
+/* Spare slots per method and worker, armed only at shutdown (see above). */
 #define DRAIN_SLOTS 32
 /* The first arena block: a typical call (request, id lookups, a response of
  * a few hundred items) fits, so the steady state never grows it. */
 #define ARENA_BLOCK (256u << 10)
+/* At most this share of a worker's call objects serve streams (the
+ * reflection service): idle streams cannot starve the unary methods. */
+#define STREAM_SHARE_DIV 4
+/* How long a client may leave a reply untaken before the call is cancelled:
+ * our replies are at most a few hundred KB, which a reading client takes
+ * in milliseconds. Once half the call objects are taken, a second. A
+ * stream may wait this long for its client's next message: reflection
+ * clients (grpcurl, ghz) send theirs back to back. */
+#define REPLY_WAIT_MS         10000u
+#define REPLY_WAIT_PRESSED_MS 1000u
+#define STREAM_WAIT_MS        30000u
+/* How often a worker looks for calls to cancel, and the longest it blocks
+ * on its queue. While draining, how often it looks whether it has caught up. */
+#define SWEEP_MS 1000u
+#define DRAIN_POLL_MS 1u
 
-enum slot_state { SLOT_IDLE, SLOT_ARMED, SLOT_STREAMING, SLOT_REPLYING };
+/* Tags are slots and calls: both start with their state, which says which
+ * one a tag is and what its event means. */
+enum state { SLOT_IDLE, SLOT_ARMED, CALL_FREE, CALL_STREAMING, CALL_REPLYING };
 
 struct worker;
 
+/* A slot: one outstanding request to the core for the next call of a method. */
 struct slot {
-    enum slot_state state;
+    enum state state; /* SLOT_IDLE or SLOT_ARMED */
     struct worker *worker;
     const struct server_method *method; /* NULL for the catch-all slot */
     void *registered;                   /* the core's handle for method */
@@ -94,12 +117,26 @@ struct slot {
     grpc_metadata_array metadata;
     grpc_call_details details; /* catch-all slot only: which method was called */
     grpc_byte_buffer *request;
+};
+
+/* A call in flight, from its arrival until its reply batch is done; one of
+ * a bounded pool per worker. */
+struct call {
+    enum state state; /* CALL_FREE, CALL_STREAMING or CALL_REPLYING */
+    struct worker *worker;
+    const struct server_method *method;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_byte_buffer *request; /* the unary message, or a stream's next one */
     grpc_byte_buffer *response;
     int cancelled;
-    uint64_t start;     /* when the call arrived, CLOCK_MONOTONIC ns */
-    bool sent_metadata; /* a stream has sent its initial metadata */
-    int status;         /* what the call ended with, and after how long (ns): */
-    uint64_t elapsed;   /* for the metrics, once it is released */
+    bool sent_metadata;     /* a stream has sent its initial metadata */
+    bool swept;             /* cancelled for taking no part (sweep) */
+    uint64_t start;         /* when the call arrived, CLOCK_MONOTONIC ns */
+    uint64_t waiting_since; /* when its current batch started */
+    int status;             /* what the call ended with, and after how long (ns): */
+    uint64_t elapsed;       /* for the metrics, once it is released */
+    struct call *next_free;
 };
 
 struct worker {
@@ -110,7 +147,16 @@ struct worker {
     struct slot *slots;
     size_t n_live; /* slots[0..n_live) are armed from the start, the rest at shutdown */
     size_t n_slots;
-    atomic_size_t busy; /* slots not IDLE; at 0 (only once stopping) the worker exits */
+    /* Armed slots per method (index n_methods: the catch-all), read by the
+     * stopping thread to tell whether calls may still wait in the core. */
+    atomic_uint *armed;
+    struct call *calls; /* the pool, and its free list */
+    struct call *free_calls;
+    size_t n_calls, n_in_use;
+    size_t n_streams, max_streams;
+    uint64_t next_sweep;
+    atomic_size_t busy; /* armed slots and calls in flight; at 0 (only once stopping) it exits */
+    atomic_bool caught_up; /* draining: idle, with a slot armed for every method */
     pthread_t thread;
     bool running;
 };
@@ -129,10 +175,18 @@ struct server {
     struct metrics *metrics;
     unsigned grace_ms;
     size_t max_request_bytes; /* inflated, too (inflate.h) */
+    unsigned max_calls;       /* in flight, over all workers */
     int port;
     bool started;
+    atomic_bool draining; /* stopping soon: workers report when caught up */
     atomic_bool stopping; /* workers stop re-arming slots */
 };
+
+/* method_index - @m's row in the table; n_methods for the catch-all. */
+static size_t method_index(const struct server *srv, const struct server_method *m)
+{
+    return m != NULL ? (size_t)(m - srv->methods) : srv->n_methods;
+}
 
 /* ---- gRPC's own log, through ours -------------------------------------- */
 
@@ -209,9 +263,7 @@ static void grpc_log(gpr_log_func_args *args)
         log_msg(level, "grpc: %s (%s:%d)", args->message, args->file, args->line);
 }
 
-/* ---- slots --------------------------------------------------------------- */
-
-static void on_replied(struct slot *s, bool success);
+/* ---- slots: waiting for calls -------------------------------------------- */
 
 /* arm - ask the core for the slot's next call. */
 static void arm(struct slot *s)
@@ -222,8 +274,6 @@ static void arm(struct slot *s)
 
     s->call = NULL;
     s->request = NULL;
-    s->response = NULL;
-    s->cancelled = 0;
     grpc_metadata_array_init(&s->metadata);
     if (s->method == NULL) {
         grpc_call_details_init(&s->details);
@@ -238,6 +288,7 @@ static void arm(struct slot *s)
     if (rc == GRPC_CALL_OK) {
         s->state = SLOT_ARMED;
         atomic_fetch_add(&w->busy, 1);
+        atomic_fetch_add(&w->armed[method_index(w->server, s->method)], 1);
         return;
     }
     grpc_metadata_array_destroy(&s->metadata);
@@ -248,15 +299,130 @@ static void arm(struct slot *s)
     log_error("failed to request a call on worker %u (grpc_call_error %d)", w->index, (int)rc);
 }
 
-/* release - the slot holds nothing of the core's any more. */
-static void release(struct slot *s)
+/* disarm - the slot's request completed: it holds nothing of the core's. */
+static void disarm(struct slot *s)
 {
+    struct worker *w = s->worker;
     grpc_metadata_array_destroy(&s->metadata);
     if (s->method == NULL)
         grpc_call_details_destroy(&s->details);
     s->state = SLOT_IDLE;
-    atomic_fetch_sub(&s->worker->busy, 1);
+    atomic_fetch_sub(&w->armed[method_index(w->server, s->method)], 1);
+    atomic_fetch_sub(&w->busy, 1);
 }
+
+/* ---- calls: admission ----------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool deadline_passed(gpr_timespec deadline)
+{
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    return gpr_time_cmp(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC), now) < 0;
+}
+
+/* take_call - a free call object of @w for a call of @method, or NULL when
+ * the worker has MAX of them in flight (streams: their share). */
+static struct call *take_call(struct worker *w, const struct server_method *method)
+{
+    struct call *c = w->free_calls;
+    if (c == NULL || (method->stream && w->n_streams >= w->max_streams))
+        return NULL;
+    w->free_calls = c->next_free;
+    w->n_in_use++;
+    w->n_streams += method->stream;
+    atomic_fetch_add(&w->busy, 1);
+    return c;
+}
+
+static void put_call(struct call *c)
+{
+    struct worker *w = c->worker;
+    w->n_in_use--;
+    w->n_streams -= c->method->stream;
+    c->state = CALL_FREE;
+    c->next_free = w->free_calls;
+    w->free_calls = c;
+    atomic_fetch_sub(&w->busy, 1);
+}
+
+/* refuse - end a call that just arrived, without a call object: the
+ * status goes out as trailers on the core's own (grpc_call_cancel_with_status
+ * takes no batch and no tag), so refusing costs no slot, no memory held
+ * after this returns, and a small fraction of serving. */
+static void refuse(struct worker *w, grpc_call *call, const grpc_slice *path, size_t method,
+                   grpc_status_code status, const char *why, uint64_t start)
+{
+    log_debug("call refused method=%.*s status=%s (%s)", (int)GRPC_SLICE_LENGTH(*path),
+              (const char *)GRPC_SLICE_START_PTR(*path), err_status_name(status), why);
+    grpc_call_cancel_with_status(call, status, why, NULL);
+    grpc_call_unref(call);
+    metrics_record(w->server->metrics, w->index, method, status, now_ns() - start);
+}
+
+static void serve(struct call *c);
+static void stream_next(struct call *c, const struct server_reply *reply);
+
+/* on_arrival - a call arrived on slot @s (or, with !success, the server is
+ * shutting down and the slot is returned unused). The call moves to a call
+ * object and the slot asks for the next one at once, so no call, however
+ * slow its client, keeps the slot from taking new ones. Refused at once,
+ * before any work: an unknown method, a call whose deadline has passed, a
+ * call beyond the worker's bound on calls in flight. */
+static void on_arrival(struct slot *s, bool success)
+{
+    struct worker *w = s->worker;
+    uint64_t start = now_ns();
+    grpc_call *call = s->call;
+    grpc_byte_buffer *request = s->request;
+    gpr_timespec deadline = s->deadline;
+    const struct server_method *method = s->method;
+    size_t index = method_index(w->server, method);
+    grpc_slice path = method != NULL ? grpc_slice_from_static_string(method->path)
+                                     : grpc_slice_ref(s->details.method);
+    disarm(s);
+    if (!success) {
+        grpc_slice_unref(path);
+        return;
+    }
+    if (!atomic_load(&w->server->stopping))
+        arm(s);
+
+    struct call *c = NULL;
+    if (method == NULL)
+        refuse(w, call, &path, index, GRPC_STATUS_UNIMPLEMENTED, "unknown method", start);
+    else if (deadline_passed(deadline))
+        refuse(w, call, &path, index, GRPC_STATUS_DEADLINE_EXCEEDED,
+               "deadline passed before the call was served", start);
+    else if ((c = take_call(w, method)) == NULL)
+        refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
+               method->stream ? "too many streams in flight" : "too many calls in flight",
+               start);
+    grpc_slice_unref(path);
+    if (c == NULL) {
+        if (request != NULL)
+            grpc_byte_buffer_destroy(request);
+        return;
+    }
+    *c = (struct call){.state = CALL_FREE,
+                       .worker = w,
+                       .method = method,
+                       .call = call,
+                       .request = request,
+                       .start = start,
+                       .deadline = deadline};
+    if (method->stream)
+        stream_next(c, NULL);
+    else
+        serve(c);
+}
+
+/* ---- calls: answering ----------------------------------------------------- */
 
 /* read_request - the request message, copied into the arena as one block;
  * a compressed one inflated there, up to @max bytes (inflate.h). */
@@ -287,35 +453,23 @@ static int read_request(grpc_byte_buffer *bb, size_t max, struct arena *a, const
     return 0;
 }
 
-static bool deadline_passed(gpr_timespec deadline)
+/* answer - decide the reply to call @c's request message. */
+static void answer(struct call *c, struct server_reply *reply)
 {
-    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
-    return gpr_time_cmp(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC), now) < 0;
-}
-
-/* answer - decide the reply to a call that just arrived on slot @s. */
-static void answer(struct slot *s, struct server_reply *reply)
-{
-    struct worker *w = s->worker;
-    if (s->method == NULL) {
-        reply->status = GRPC_STATUS_UNIMPLEMENTED;
-        reply->details = "unknown method";
-        return;
-    }
-    if (deadline_passed(s->deadline)) {
-        reply->status = GRPC_STATUS_DEADLINE_EXCEEDED;
-        reply->details = "deadline passed before the call was served";
-        return;
-    }
-    if (s->request == NULL) {
+    struct worker *w = c->worker;
+    if (c->request == NULL) {
         reply->status = GRPC_STATUS_INVALID_ARGUMENT;
         reply->details = "request message missing";
         return;
     }
     struct server_call call = {
-        .method = s->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
-    int rc = read_request(s->request, w->server->max_request_bytes, w->arena, &call.data,
+        .method = c->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
+    int rc = read_request(c->request, w->server->max_request_bytes, w->arena, &call.data,
                           &call.len);
+    /* Copied into the arena (or found bad): the core's buffer can go now,
+     * not when the reply is done, which a slow client may put off. */
+    grpc_byte_buffer_destroy(c->request);
+    c->request = NULL;
     if (rc != 0) {
         reply->status = err_status(rc);
         reply->details = rc == ERR_INVALID   ? "request message cannot be decompressed"
@@ -323,186 +477,204 @@ static void answer(struct slot *s, struct server_reply *reply)
                                              : err_strerror(rc);
         return;
     }
-    s->method->handler(&call, reply);
+    c->method->handler(&call, reply);
 }
 
-static uint64_t now_ns(void)
+static void log_failure(const struct call *c, const struct server_reply *reply)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    log_debug("call failed method=%s status=%s (%s)", c->method->path,
+              err_status_name(reply->status), reply->details != NULL ? reply->details : "");
 }
 
-static void log_failure(const struct slot *s, const struct server_reply *reply)
+/* settle - call @c ends with @status, handled in the time from its
+ * arrival until now; counted once it is released (on_replied). */
+static void settle(struct call *c, int status)
 {
-    grpc_slice path =
-        s->method != NULL ? grpc_slice_from_static_string(s->method->path) : s->details.method;
-    log_debug("call failed method=%.*s status=%s (%s)", (int)GRPC_SLICE_LENGTH(path),
-              (const char *)GRPC_SLICE_START_PTR(path), err_status_name(reply->status),
-              reply->details != NULL ? reply->details : "");
+    c->status = status;
+    c->elapsed = now_ns() - c->start;
 }
 
-/* settle - the call on slot @s ends with @status, handled in the time
- * from its arrival until now; counted once it is released (on_replied). */
-static void settle(struct slot *s, int status)
-{
-    s->status = status;
-    s->elapsed = now_ns() - s->start;
-}
-
-/* send_message - @op sends @reply's message, copied into a buffer the slot
+/* send_message - @op sends @reply's message, copied into a buffer the call
  * holds until the batch is done (the core may keep it past the call). */
-static void send_message(struct slot *s, const struct server_reply *reply, grpc_op *op)
+static void send_message(struct call *c, const struct server_reply *reply, grpc_op *op)
 {
     grpc_slice body = grpc_slice_from_copied_buffer((const char *)reply->data, reply->len);
-    s->response = grpc_raw_byte_buffer_create(&body, 1);
+    c->response = grpc_raw_byte_buffer_create(&body, 1);
     grpc_slice_unref(body);
     op->op = GRPC_OP_SEND_MESSAGE;
-    op->data.send_message.send_message = s->response;
+    op->data.send_message.send_message = c->response;
 }
 
-/* finish - end the call on slot @s with one batch: the initial metadata
- * unless a stream sent it already, @reply's message if @message and the
- * status is OK, the status, and the wait for the client's close. */
-static void finish(struct slot *s, const struct server_reply *reply, bool message)
+static void on_replied(struct call *c, bool success);
+
+/* start_batch - start @ops on call @c, now waiting on its client in @state. */
+static void start_batch(struct call *c, const grpc_op *ops, size_t n, enum state state)
+{
+    c->state = state;
+    c->waiting_since = now_ns();
+    grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    /* Everything the call used from the arena has been copied by now. */
+    arena_reset(c->worker->arena);
+    if (rc != GRPC_CALL_OK) {
+        /* The batch will never complete: clean up as if it had failed. */
+        log_error("failed to start a batch (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(c->call, NULL);
+        settle(c, GRPC_STATUS_CANCELLED);
+        on_replied(c, false);
+    }
+}
+
+/* finish - end call @c with one batch: the initial metadata unless a
+ * stream sent it already, @reply's message if @message and the status is
+ * OK, the status, and the wait for the client's close. */
+static void finish(struct call *c, const struct server_reply *reply, bool message)
 {
     grpc_op ops[4];
     memset(ops, 0, sizeof(ops));
     size_t n = 0;
-    if (!s->sent_metadata)
+    if (!c->sent_metadata)
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (reply->status == GRPC_STATUS_OK && message) {
-        send_message(s, reply, &ops[n++]);
-    } else if (reply->status != GRPC_STATUS_OK) {
-        log_failure(s, reply);
-    }
+    if (reply->status == GRPC_STATUS_OK && message)
+        send_message(c, reply, &ops[n++]);
+    else if (reply->status != GRPC_STATUS_OK)
+        log_failure(c, reply);
     grpc_slice details =
         reply->details != NULL ? grpc_slice_from_copied_string(reply->details) : grpc_empty_slice();
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)reply->status;
     ops[n++].data.send_status_from_server.status_details = reply->details != NULL ? &details : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
-
-    s->state = SLOT_REPLYING;
-    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    settle(c, reply->status);
+    start_batch(c, ops, n, CALL_REPLYING);
     grpc_slice_unref(details);
-    /* Everything the call used from the arena has been copied by now. */
-    arena_reset(s->worker->arena);
-    settle(s, reply->status);
-    if (rc != GRPC_CALL_OK) {
-        /* The batch will never complete: clean up as if it had failed. */
-        log_error("failed to start the reply batch (grpc_call_error %d)", (int)rc);
-        grpc_call_cancel(s->call, NULL);
-        settle(s, GRPC_STATUS_CANCELLED);
-        on_replied(s, false);
-    }
+}
+
+/* serve - a unary call: its handler, then its one reply batch. */
+static void serve(struct call *c)
+{
+    struct server_reply reply = {.status = GRPC_STATUS_OK};
+    answer(c, &reply);
+    finish(c, &reply, true);
 }
 
 /* stream_next - send @reply's message, if any (after the initial metadata,
  * the first time), and ask for the client's next message, in one batch. */
-static void stream_next(struct slot *s, const struct server_reply *reply)
+static void stream_next(struct call *c, const struct server_reply *reply)
 {
     grpc_op ops[3];
     memset(ops, 0, sizeof(ops));
     size_t n = 0;
-    if (!s->sent_metadata)
+    if (!c->sent_metadata)
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    s->sent_metadata = true;
+    c->sent_metadata = true;
     if (reply != NULL)
-        send_message(s, reply, &ops[n++]);
+        send_message(c, reply, &ops[n++]);
     ops[n].op = GRPC_OP_RECV_MESSAGE;
-    ops[n++].data.recv_message.recv_message = &s->request;
-
-    s->state = SLOT_STREAMING;
-    grpc_call_error rc = grpc_call_start_batch(s->call, ops, n, s, NULL);
-    arena_reset(s->worker->arena);
-    if (rc != GRPC_CALL_OK) {
-        log_error("failed to start a stream batch (grpc_call_error %d)", (int)rc);
-        grpc_call_cancel(s->call, NULL);
-        settle(s, GRPC_STATUS_CANCELLED);
-        on_replied(s, false);
-    }
-}
-
-/* on_call - a call arrived on slot @s (or, with !success, the server is
- * shutting down and the slot is returned unused). A unary call is answered
- * with one batch; a stream starts reading its messages. */
-static void on_call(struct slot *s, bool success)
-{
-    if (!success) {
-        release(s);
-        return;
-    }
-    s->start = now_ns();
-    s->sent_metadata = false;
-    if (s->method != NULL && s->method->stream) {
-        stream_next(s, NULL);
-        return;
-    }
-    struct server_reply reply = {.status = GRPC_STATUS_OK};
-    answer(s, &reply);
-    finish(s, &reply, true);
+    ops[n++].data.recv_message.recv_message = &c->request;
+    start_batch(c, ops, n, CALL_STREAMING);
 }
 
 /* on_streamed - a stream's batch is done: the client sent its next message
  * (answer it, then read on), or closed its side (end with OK), or the call
  * broke (cancelled, deadline, connection lost: clean up). */
-static void on_streamed(struct slot *s, bool success)
+static void on_streamed(struct call *c, bool success)
 {
-    if (s->response != NULL) {
-        grpc_byte_buffer_destroy(s->response);
-        s->response = NULL;
+    if (c->response != NULL) {
+        grpc_byte_buffer_destroy(c->response);
+        c->response = NULL;
     }
     if (!success) {
-        settle(s, GRPC_STATUS_CANCELLED);
-        on_replied(s, false);
+        settle(c, GRPC_STATUS_CANCELLED);
+        on_replied(c, false);
         return;
     }
     struct server_reply reply = {.status = GRPC_STATUS_OK};
-    if (s->request == NULL) {
-        finish(s, &reply, false);
+    if (c->request == NULL) {
+        finish(c, &reply, false);
         return;
     }
-    answer(s, &reply);
-    grpc_byte_buffer_destroy(s->request);
-    s->request = NULL;
+    answer(c, &reply);
     if (reply.status != GRPC_STATUS_OK)
-        finish(s, &reply, false);
+        finish(c, &reply, false);
     else
-        stream_next(s, &reply);
+        stream_next(c, &reply);
 }
 
-/* on_replied - the reply batch of slot @s is done (sent, or the call was
- * cancelled): count the call, free it and, unless stopping, wait for the
- * next one. A call the client cancelled counts as CANCELLED whatever was
- * answered: the client did not take the answer (a stream it gave up on
- * can even look like a normal end to the server). */
-static void on_replied(struct slot *s, bool success)
+/* on_replied - the reply batch of call @c is done (sent, or the call was
+ * cancelled): count the call and free it. A call the client cancelled
+ * counts as CANCELLED whatever was answered: the client did not take the
+ * answer (a stream it gave up on can even look like a normal end to the
+ * server). */
+static void on_replied(struct call *c, bool success)
 {
     (void)success; /* a failed batch means a cancelled call: the same cleanup */
-    struct worker *w = s->worker;
-    size_t method =
-        s->method != NULL ? (size_t)(s->method - w->server->methods) : w->server->n_methods;
-    metrics_record(w->server->metrics, w->index, method,
-                   s->cancelled ? GRPC_STATUS_CANCELLED : s->status, s->elapsed);
-    if (s->request != NULL)
-        grpc_byte_buffer_destroy(s->request);
-    if (s->response != NULL)
-        grpc_byte_buffer_destroy(s->response);
-    grpc_call_unref(s->call);
-    release(s);
-    if (!atomic_load(&s->worker->server->stopping))
-        arm(s);
+    struct worker *w = c->worker;
+    metrics_record(w->server->metrics, w->index, method_index(w->server, c->method),
+                   c->cancelled ? GRPC_STATUS_CANCELLED : c->status, c->elapsed);
+    if (c->request != NULL)
+        grpc_byte_buffer_destroy(c->request);
+    if (c->response != NULL)
+        grpc_byte_buffer_destroy(c->response);
+    grpc_call_unref(c->call);
+    put_call(c);
 }
 
-static void (*const on_event[])(struct slot *, bool) = {
-    [SLOT_ARMED] = on_call,
-    [SLOT_STREAMING] = on_streamed,
-    [SLOT_REPLYING] = on_replied,
-};
+/* Every tag is a slot or a call, both starting with their state. */
+static void on_event(void *tag, bool success)
+{
+    switch (*(const enum state *)tag) {
+    case SLOT_ARMED:
+        on_arrival(tag, success);
+        return;
+    case CALL_STREAMING:
+        on_streamed(tag, success);
+        return;
+    case CALL_REPLYING:
+        on_replied(tag, success);
+        return;
+    default:
+        assert(!"an event for an idle slot or a free call");
+    }
+}
+
+/* ---- calls: clients that stop taking part --------------------------------- */
+
+/* sweep - cancel the calls of @w whose client stopped taking part: a reply
+ * not taken (the client grants no flow-control window, or does not read
+ * its socket) or a stream without a next message. Cancelling completes
+ * their batch with failure, which frees the call object (on_replied): a
+ * client that never reads costs a call object for a bounded time, never
+ * a slot. The wait allowed for a reply shrinks once half the worker's call
+ * objects are taken, so that such clients cannot hold the bound reached. */
+static void sweep(struct worker *w, uint64_t now)
+{
+    uint64_t reply_wait = (w->n_in_use * 2 > w->n_calls ? REPLY_WAIT_PRESSED_MS : REPLY_WAIT_MS);
+    for (size_t i = 0; i < w->n_calls; i++) {
+        struct call *c = &w->calls[i];
+        uint64_t wait_ms = c->state == CALL_REPLYING     ? reply_wait
+                           : c->state == CALL_STREAMING ? STREAM_WAIT_MS
+                                                        : 0;
+        if (wait_ms == 0 || c->swept || now - c->waiting_since < wait_ms * 1000000u)
+            continue;
+        c->swept = true;
+        log_debug("cancelling a call of %s: its client took no part for %llu ms",
+                  c->method->path, (unsigned long long)wait_ms);
+        grpc_call_cancel(c->call, NULL);
+    }
+    w->next_sweep = now + SWEEP_MS * 1000000u;
+}
 
 /* ---- workers ------------------------------------------------------------- */
+
+/* armed_everywhere - whether @w has a slot armed for every method. */
+static bool armed_everywhere(const struct worker *w)
+{
+    for (size_t m = 0; m <= w->server->n_methods; m++)
+        if (atomic_load(&w->armed[m]) == 0)
+            return false;
+    return true;
+}
 
 static void *worker_main(void *arg)
 {
@@ -512,22 +684,38 @@ static void *worker_main(void *arg)
         hooks->thread_start(hooks->arg);
     for (size_t i = 0; i < w->n_live; i++)
         arm(&w->slots[i]);
+    w->next_sweep = now_ns() + SWEEP_MS * 1000000u;
     for (;;) {
         if (atomic_load(&w->busy) == 0)
             grpc_completion_queue_shutdown(w->cq);
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        /* Draining, a worker reports when it has caught up: its queue ran
+         * empty while it had a slot armed for every method, so no call of
+         * any method can be waiting in the core unmatched (the core matches
+         * a call at once while any queue has a slot for it). Checked before
+         * the wait: an event arriving after the check ends the wait. */
+        bool draining = atomic_load(&w->server->draining);
+        bool ready = draining && armed_everywhere(w);
+        gpr_timespec until = gpr_time_add(
+            gpr_now(GPR_CLOCK_MONOTONIC),
+            gpr_time_from_millis(draining ? DRAIN_POLL_MS : SWEEP_MS, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
-        struct slot *s = ev.tag;
-        on_event[s->state](s, ev.success != 0);
+        atomic_store(&w->caught_up, ev.type == GRPC_QUEUE_TIMEOUT && ready);
+        if (ev.type == GRPC_OP_COMPLETE)
+            on_event(ev.tag, ev.success != 0);
+        uint64_t now = now_ns();
+        if (now >= w->next_sweep)
+            sweep(w, now);
     }
     if (hooks->thread_stop != NULL)
         hooks->thread_stop(hooks->arg);
     return NULL;
 }
 
-/* worker_init - queue, arena and slots of worker @index: SLOTS_PER_METHOD
- * per method, the catch-all slot, then DRAIN_SLOTS spares per method. */
+/* worker_init - queue, arena, slots and calls of worker @index:
+ * SLOTS_PER_METHOD per method, the catch-all slot, then DRAIN_SLOTS spares
+ * per method; its share of the server's calls in flight. */
 static int worker_init(struct server *srv, unsigned index)
 {
     struct worker *w = &srv->workers[index];
@@ -536,12 +724,19 @@ static int worker_init(struct server *srv, unsigned index)
     w->index = index;
     w->n_live = live + 1;
     w->n_slots = w->n_live + srv->n_methods * DRAIN_SLOTS;
+    w->n_calls = (srv->max_calls + srv->n_workers - 1) / srv->n_workers;
+    w->max_streams = w->n_calls / STREAM_SHARE_DIV > 0 ? w->n_calls / STREAM_SHARE_DIV : 1;
     atomic_init(&w->busy, 0);
+    atomic_init(&w->caught_up, false);
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
+    w->calls = calloc(w->n_calls, sizeof(*w->calls));
+    w->armed = calloc(srv->n_methods + 1, sizeof(*w->armed));
     w->cq = grpc_completion_queue_create_for_next(NULL);
     int rc = arena_create(ARENA_BLOCK, &w->arena);
-    if (w->slots == NULL || w->cq == NULL || rc != 0)
+    if (w->slots == NULL || w->calls == NULL || w->armed == NULL || w->cq == NULL || rc != 0)
         return -ENOMEM;
+    for (size_t m = 0; m <= srv->n_methods; m++)
+        atomic_init(&w->armed[m], 0);
     for (size_t i = 0; i < w->n_slots; i++) {
         struct slot *s = &w->slots[i];
         s->worker = w;
@@ -550,6 +745,11 @@ static int worker_init(struct server *srv, unsigned index)
         size_t m = i < live ? i / SLOTS_PER_METHOD : (i - w->n_live) / DRAIN_SLOTS;
         s->method = &srv->methods[m];
         s->registered = srv->registered[m];
+    }
+    for (size_t i = w->n_calls; i-- > 0;) {
+        w->calls[i].worker = w;
+        w->calls[i].next_free = w->free_calls;
+        w->free_calls = &w->calls[i];
     }
     grpc_server_register_completion_queue(srv->core, w->cq, NULL);
     return 0;
@@ -746,6 +946,7 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
     srv->n_workers = cfg->threads;
     srv->grace_ms = cfg->grace_ms;
     srv->max_request_bytes = cfg->max_request_bytes;
+    srv->max_calls = cfg->max_calls;
     atomic_init(&srv->stopping, false);
     srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));
     srv->workers = calloc(cfg->threads, sizeof(*srv->workers));
@@ -791,9 +992,9 @@ const struct metrics *server_metrics(const struct server *s)
     return s->metrics;
 }
 
-/* arm_spares - take in the calls queued in the core, which shutdown would
- * cancel. Runs on the stopping thread: a spare slot is idle and untouched by
- * its worker until its first event, which the queue orders after arm(). */
+/* arm_spares - more slots to take in the calls queued in the core. Runs
+ * on the stopping thread: a spare slot is idle and untouched by its worker
+ * until its first event, which the queue orders after arm(). */
 static void arm_spares(struct server *srv)
 {
     for (unsigned i = 0; i < srv->n_workers; i++) {
@@ -803,20 +1004,48 @@ static void arm_spares(struct server *srv)
     }
 }
 
+static bool caught_up(const struct server *srv)
+{
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        if (srv->workers[i].running && !atomic_load(&srv->workers[i].caught_up))
+            return false;
+    return true;
+}
+
+static struct timespec after_ms(unsigned ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    return t;
+}
+
 /* shutdown_core - stop accepting, wait up to the grace period for calls in
  * flight, then cancel what is left and wait for it to unwind. Returns once
- * the control thread has received the shutdown notification. */
+ * the control thread has received the shutdown notification.
+ *
+ * grpc_server_shutdown_and_notify cancels the calls the core has received
+ * but not matched to a slot yet: a burst larger than the armed slots waits
+ * there. So first every call already received is taken in: spare slots
+ * are armed, and the core is shut down only once every worker has caught
+ * up (its queue ran empty while a slot was armed for every method), or
+ * after half the grace period under a load that never lets it. */
 static void shutdown_core(struct server *srv)
 {
+    struct timespec limit = after_ms(srv->grace_ms);
+    atomic_store(&srv->draining, true);
     arm_spares(srv);
+    struct timespec half = after_ms(srv->grace_ms / 2), now;
+    do {
+        nanosleep(&(struct timespec){0, (long)DRAIN_POLL_MS * 1000000L}, NULL);
+        clock_gettime(CLOCK_REALTIME, &now);
+    } while (!caught_up(srv) && (now.tv_sec < half.tv_sec ||
+                                 (now.tv_sec == half.tv_sec && now.tv_nsec < half.tv_nsec)));
     atomic_store(&srv->stopping, true);
     grpc_server_shutdown_and_notify(srv->core, srv->control, srv);
-    struct timespec limit;
-    clock_gettime(CLOCK_REALTIME, &limit);
-    limit.tv_sec += srv->grace_ms / 1000;
-    limit.tv_nsec += (long)(srv->grace_ms % 1000) * 1000000L;
-    limit.tv_sec += limit.tv_nsec / 1000000000L;
-    limit.tv_nsec %= 1000000000L;
     if (pthread_timedjoin_np(srv->control_thread, NULL, &limit) != 0) {
         log_warn("grace period of %u ms is over; cancelling the calls still in flight",
                  srv->grace_ms);
@@ -852,6 +1081,8 @@ void server_stop(struct server *srv)
             grpc_completion_queue_destroy(w->cq);
         arena_destroy(w->arena);
         free(w->slots);
+        free(w->calls);
+        free(w->armed);
     }
     if (srv->control != NULL)
         grpc_completion_queue_destroy(srv->control);

@@ -12,13 +12,25 @@
  *   - a call without a request message:       INVALID_ARGUMENT
  *   - a call whose deadline passed before a worker picked it up:
  *                                             DEADLINE_EXCEEDED, handler not run
- *   - a request larger than max_request_bytes: RESOURCE_EXHAUSTED (by the core)
+ *   - a request larger than max_request_bytes, compressed or not:
+ *                                             RESOURCE_EXHAUSTED
+ *   - a call beyond config->max_calls in flight (a quarter of them for
+ *     streams):                               RESOURCE_EXHAUSTED, handler not run
+ *   - a request string field with a NUL byte or invalid UTF-8 (service.c):
+ *                                             INVALID_ARGUMENT
+ *
+ * A call whose client leaves its reply untaken, or a stream its next
+ * message, is cancelled after a while (server.c: REPLY_WAIT_MS and
+ * STREAM_WAIT_MS), so no client holds the server's capacity for long.
+ * Connections are bounded by the config's connection settings (streams,
+ * keepalive, idle time, age).
  *
  * Every answered call is counted by method, status and handling time
- * (server_metrics).
+ * (server_metrics), refused ones included.
  *
- * Shutdown is graceful: no new calls are accepted, calls already accepted
- * run to completion for up to config->grace_ms, then the rest are cancelled.
+ * Shutdown is graceful: every call already received is taken in, no new
+ * connection or call is accepted, the calls in flight run to completion for
+ * up to config->grace_ms, then the rest are cancelled.
  */
 #pragma once
 
@@ -81,7 +93,8 @@ struct server_hooks {
 };
 
 /* server_start - create, bind and start the server; return once it accepts calls.
- * @cfg:     listen, threads, max_request_bytes and grace_ms are used.
+ * @cfg:     listen, threads, max_request_bytes, grace_ms, max_calls and the
+ *           connection settings are used.
  * @methods: the unary methods to serve; borrowed, must outlive the server.
  * @hooks:   run on every worker thread; copied. NULL for none.
  * @out:     receives the server; stop and free it with server_stop.
