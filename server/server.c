@@ -95,9 +95,11 @@
 #define REPLY_WAIT_MS         10000u
 #define REPLY_WAIT_PRESSED_MS 1000u
 #define STREAM_WAIT_MS        30000u
-/* How often a worker looks for calls to cancel, and the longest it blocks
- * on its queue. While draining, how often it looks whether it has caught up. */
-#define SWEEP_MS 1000u
+/* How often a worker looks for calls to cancel; the longest it blocks on
+ * its queue, which is how soon it sees the server draining; and while
+ * draining, how often it looks whether it has caught up. */
+#define SWEEP_MS      1000u
+#define IDLE_WAIT_MS  100u
 #define DRAIN_POLL_MS 1u
 
 /* Tags are slots and calls: both start with their state, which says which
@@ -697,7 +699,7 @@ static void *worker_main(void *arg)
         bool ready = draining && armed_everywhere(w);
         gpr_timespec until = gpr_time_add(
             gpr_now(GPR_CLOCK_MONOTONIC),
-            gpr_time_from_millis(draining ? DRAIN_POLL_MS : SWEEP_MS, GPR_TIMESPAN));
+            gpr_time_from_millis(draining ? DRAIN_POLL_MS : IDLE_WAIT_MS, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
@@ -1038,12 +1040,20 @@ static void shutdown_core(struct server *srv)
     struct timespec limit = after_ms(srv->grace_ms);
     atomic_store(&srv->draining, true);
     arm_spares(srv);
-    struct timespec half = after_ms(srv->grace_ms / 2), now;
+    uint64_t start = now_ns(), waited;
+    bool done;
     do {
         nanosleep(&(struct timespec){0, (long)DRAIN_POLL_MS * 1000000L}, NULL);
-        clock_gettime(CLOCK_REALTIME, &now);
-    } while (!caught_up(srv) && (now.tv_sec < half.tv_sec ||
-                                 (now.tv_sec == half.tv_sec && now.tv_nsec < half.tv_nsec)));
+        done = caught_up(srv);
+        waited = (now_ns() - start) / 1000000u;
+    } while (!done && waited < srv->grace_ms / 2);
+    if (done)
+        log_info("every call received is taken in (%llu ms); closing connections",
+                 (unsigned long long)waited);
+    else
+        log_warn("calls kept arriving for %llu ms; closing connections, cancelling the calls "
+                 "not taken in yet",
+                 (unsigned long long)waited);
     atomic_store(&srv->stopping, true);
     grpc_server_shutdown_and_notify(srv->core, srv->control, srv);
     if (pthread_timedjoin_np(srv->control_thread, NULL, &limit) != 0) {
