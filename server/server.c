@@ -58,19 +58,24 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "server/inflate.h"
+#include "server/listener.h"
 #include "server/metrics.h"
 #include "base/pem.h"
 
@@ -179,6 +184,14 @@ struct server {
     size_t max_request_bytes; /* inflated, too (inflate.h) */
     unsigned max_calls;       /* in flight, over all workers */
     int port;
+    /* A plaintext TCP port is accepted on by the server itself (listener.h):
+     * the acceptor thread hands each connection to the core. NULL when the
+     * core listens (TLS, unix sockets). */
+    struct listener *listener;
+    grpc_server_credentials *insecure; /* what the handed connections speak */
+    int stop_fd;                       /* an eventfd: readable once the acceptor must stop */
+    pthread_t acceptor;
+    bool acceptor_running;
     bool started;
     atomic_bool draining; /* stopping soon: workers report when caught up */
     atomic_bool stopping; /* workers stop re-arming slots */
@@ -812,8 +825,85 @@ static int credentials(const struct config *cfg, grpc_server_credentials **out, 
     return rc;
 }
 
+/* The listen backlog of a port the server accepts on itself: what the
+ * kernel queues while the acceptor hands connections over. */
+#define LISTEN_BACKLOG 1024
+/* Connections accepted from one socket before looking at the others. */
+#define ACCEPT_BATCH 64
+
+static void *acceptor_main(void *arg)
+{
+    struct server *srv = arg;
+    struct pollfd p[1 + LISTENER_MAX_FDS];
+    p[0] = (struct pollfd){.fd = srv->stop_fd, .events = POLLIN};
+    size_t n = 1 + listener_poll(srv->listener, p + 1);
+    for (;;) {
+        if (poll(p, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("failed to wait for connections (%s); the port is closed", strerror(errno));
+            break;
+        }
+        if (p[0].revents != 0)
+            break;
+        for (size_t i = 1; i < n; i++) {
+            for (unsigned k = 0; p[i].revents != 0 && k < ACCEPT_BATCH; k++) {
+                int fd = listener_accept(srv->listener, p[i].fd);
+                if (fd == -EAGAIN)
+                    break;
+                if (fd >= 0)
+                    grpc_server_add_channel_from_fd(srv->core, fd, srv->insecure);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* own_port - whether the server accepts on @cfg's port itself: a TCP
+ * port without TLS (the core takes connections from a descriptor only
+ * for plaintext). */
+static bool own_port(const struct config *cfg)
+{
+    return cfg->tls_cert[0] == '\0' && cfg->tls_key[0] == '\0' && cfg->tls_client_ca[0] == '\0' &&
+           strncmp(cfg->listen, "unix:", 5) != 0 && strncmp(cfg->listen, "unix-abstract:", 14) != 0;
+}
+
+static int start_acceptor(struct server *srv, struct err *e)
+{
+    srv->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (srv->stop_fd < 0)
+        return err_set(e, -errno, "cannot create an eventfd (%s)", strerror(errno));
+    int rc = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
+    if (rc != 0)
+        return err_set(e, rc, "cannot start the acceptor thread (%s)", strerror(-rc));
+    srv->acceptor_running = true;
+    return 0;
+}
+
+/* stop_accepting - no new connection from now on. */
+static void stop_accepting(struct server *srv)
+{
+    if (srv->acceptor_running) {
+        uint64_t one = 1;
+        if (write(srv->stop_fd, &one, sizeof(one)) == sizeof(one))
+            pthread_join(srv->acceptor, NULL);
+        else
+            log_error("failed to stop the acceptor thread (%s)", strerror(errno));
+        srv->acceptor_running = false;
+    }
+    listener_close(srv->listener);
+    srv->listener = NULL;
+}
+
 static int bind_port(struct server *srv, const struct config *cfg, struct err *e)
 {
+    if (own_port(cfg)) {
+        srv->insecure = grpc_insecure_server_credentials_create();
+        int rc = listener_open(cfg->listen, "gRPC", LISTEN_BACKLOG, &srv->listener, e);
+        if (rc == 0)
+            srv->port = listener_port(srv->listener);
+        return rc;
+    }
     grpc_server_credentials *creds = NULL;
     int rc = credentials(cfg, &creds, e);
     if (rc != 0)
@@ -949,6 +1039,7 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
     srv->grace_ms = cfg->grace_ms;
     srv->max_request_bytes = cfg->max_request_bytes;
     srv->max_calls = cfg->max_calls;
+    srv->stop_fd = -1;
     atomic_init(&srv->stopping, false);
     srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));
     srv->workers = calloc(cfg->threads, sizeof(*srv->workers));
@@ -969,6 +1060,8 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
         goto out;
     grpc_server_start(srv->core);
     srv->started = true;
+    if (srv->listener != NULL && (rc = start_acceptor(srv, e)) != 0)
+        goto out;
     for (unsigned i = 0; i < srv->n_workers; i++) {
         rc = -pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
         if (rc != 0) {
@@ -1038,6 +1131,7 @@ static struct timespec after_ms(unsigned ms)
 static void shutdown_core(struct server *srv)
 {
     struct timespec limit = after_ms(srv->grace_ms);
+    stop_accepting(srv);
     atomic_store(&srv->draining, true);
     arm_spares(srv);
     uint64_t start = now_ns(), waited;
@@ -1096,6 +1190,11 @@ void server_stop(struct server *srv)
     }
     if (srv->control != NULL)
         grpc_completion_queue_destroy(srv->control);
+    stop_accepting(srv);
+    if (srv->stop_fd >= 0)
+        close(srv->stop_fd);
+    if (srv->insecure != NULL)
+        grpc_server_credentials_release(srv->insecure);
     metrics_destroy(srv->metrics);
     free(srv->workers);
     free(srv->registered);
