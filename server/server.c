@@ -100,6 +100,19 @@
 #define REPLY_WAIT_MS         10000u
 #define REPLY_WAIT_PRESSED_MS 1000u
 #define STREAM_WAIT_MS        30000u
+/* Once the oldest queued call has waited this long, the newest is served
+ * first (serve_next). 5 ms: well under the deadlines clients set (tens of
+ * ms and more), well over the queue's wait at any load the workers keep up
+ * with (a call costs tens of microseconds). */
+#define LIFO_AFTER_MS 5u
+/* Events a worker handles before serving a queued call, when events keep
+ * coming: taking a call in (or refusing it) costs a fraction of serving
+ * one, so the queue fills from the core's backlog quickly, yet serving
+ * never stops while arrivals outrun it. */
+#define TAKE_IN_MAX 8u
+/* Request bytes queued in all, over the workers: with the call bound, what
+ * keeps a flood of large requests (4 MiB each is allowed) within memory. */
+#define QUEUED_BYTES_MAX (64u << 20)
 /* How often a worker looks for calls to cancel; the longest it blocks on
  * its queue, which is how soon it sees the server draining; and while
  * draining, how often it looks whether it has caught up. */
@@ -109,7 +122,7 @@
 
 /* Tags are slots and calls: both start with their state, which says which
  * one a tag is and what its event means. */
-enum state { SLOT_IDLE, SLOT_ARMED, CALL_FREE, CALL_STREAMING, CALL_REPLYING };
+enum state { SLOT_IDLE, SLOT_ARMED, CALL_FREE, CALL_QUEUED, CALL_STREAMING, CALL_REPLYING };
 
 struct worker;
 
@@ -129,7 +142,7 @@ struct slot {
 /* A call in flight, from its arrival until its reply batch is done; one of
  * a bounded pool per worker. */
 struct call {
-    enum state state; /* CALL_FREE, CALL_STREAMING or CALL_REPLYING */
+    enum state state; /* CALL_FREE, CALL_QUEUED, CALL_STREAMING or CALL_REPLYING */
     struct worker *worker;
     const struct server_method *method;
     grpc_call *call;
@@ -143,7 +156,8 @@ struct call {
     uint64_t waiting_since; /* when its current batch started */
     int status;             /* what the call ended with, and after how long (ns): */
     uint64_t elapsed;       /* for the metrics, once it is released */
-    struct call *next_free;
+    size_t request_bytes;   /* queued: what its request message holds */
+    struct call *prev, *next; /* queued: the worker's queue; free: next free */
 };
 
 struct worker {
@@ -160,6 +174,11 @@ struct worker {
     struct call *calls; /* the pool, and its free list */
     struct call *free_calls;
     size_t n_calls, n_in_use;
+    /* Unary calls taken in and not served yet, oldest first (a ring
+     * through the sentinel), and the bytes of their request messages. */
+    struct call queue;
+    size_t n_queued, queued_bytes, max_queued_bytes;
+    unsigned taken_since_served; /* events handled since the last call served */
     size_t n_streams, max_streams;
     uint64_t next_sweep;
     atomic_size_t busy; /* armed slots and calls in flight; at 0 (only once stopping) it exits */
@@ -183,6 +202,7 @@ struct server {
     unsigned grace_ms;
     size_t max_request_bytes; /* inflated, too (inflate.h) */
     unsigned max_calls;       /* in flight, over all workers */
+    size_t max_queued_bytes;  /* request bytes queued, over all workers */
     int port;
     /* A plaintext TCP port is accepted on by the server itself (listener.h):
      * the acceptor thread hands each connection to the core. NULL when the
@@ -348,7 +368,7 @@ static struct call *take_call(struct worker *w, const struct server_method *meth
     struct call *c = w->free_calls;
     if (c == NULL || (method->stream && w->n_streams >= w->max_streams))
         return NULL;
-    w->free_calls = c->next_free;
+    w->free_calls = c->next;
     w->n_in_use++;
     w->n_streams += method->stream;
     atomic_fetch_add(&w->busy, 1);
@@ -361,7 +381,7 @@ static void put_call(struct call *c)
     w->n_in_use--;
     w->n_streams -= c->method->stream;
     c->state = CALL_FREE;
-    c->next_free = w->free_calls;
+    c->next = w->free_calls;
     w->free_calls = c;
     atomic_fetch_sub(&w->busy, 1);
 }
@@ -382,6 +402,76 @@ static void refuse(struct worker *w, grpc_call *call, const grpc_slice *path, si
 
 static void serve(struct call *c);
 static void stream_next(struct call *c, const struct server_reply *reply);
+
+/* ---- calls: the queue ------------------------------------------------------ */
+
+static void enqueue(struct worker *w, struct call *c)
+{
+    c->state = CALL_QUEUED;
+    c->request_bytes = c->request != NULL ? grpc_byte_buffer_length(c->request) : 0;
+    c->prev = w->queue.prev;
+    c->next = &w->queue;
+    c->prev->next = c;
+    w->queue.prev = c;
+    w->n_queued++;
+    w->queued_bytes += c->request_bytes;
+}
+
+static void dequeue(struct worker *w, struct call *c)
+{
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    w->n_queued--;
+    w->queued_bytes -= c->request_bytes;
+}
+
+/* refuse_queued - end queued call @c without serving it (see refuse). */
+static void refuse_queued(struct call *c, grpc_status_code status, const char *why)
+{
+    struct worker *w = c->worker;
+    dequeue(w, c);
+    grpc_slice path = grpc_slice_from_static_string(c->method->path);
+    refuse(w, c->call, &path, method_index(w->server, c->method), status, why, c->start);
+    if (c->request != NULL)
+        grpc_byte_buffer_destroy(c->request);
+    put_call(c);
+}
+
+/* evict_oldest - make room by refusing the call queued longest: under
+ * overload it is the one least likely to be answered in time. Returns
+ * whether there was one. */
+static bool evict_oldest(struct worker *w)
+{
+    struct call *c = w->queue.next;
+    if (c == &w->queue)
+        return false;
+    if (deadline_passed(c->deadline))
+        refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
+    else
+        refuse_queued(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "overloaded: too many calls queued");
+    return true;
+}
+
+/* serve_next - serve one queued call. First in, first out while the queue
+ * moves; once its oldest call has waited LIFO_AFTER_MS the worker is
+ * overloaded, and the newest call goes first: it is the one that can still
+ * be answered within its client's deadline, where serving the oldest first
+ * would answer every call late (the goodput collapse of finding 5). The old
+ * ones meanwhile meet their deadline or the queue's bound and are refused
+ * at little cost. */
+static void serve_next(struct worker *w, uint64_t now)
+{
+    struct call *oldest = w->queue.next;
+    bool lifo = now - oldest->start >= LIFO_AFTER_MS * 1000000u;
+    struct call *c = lifo ? w->queue.prev : oldest;
+    w->taken_since_served = 0;
+    if (deadline_passed(c->deadline)) {
+        refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
+        return;
+    }
+    dequeue(w, c);
+    serve(c);
+}
 
 /* on_arrival - a call arrived on slot @s (or, with !success, the server is
  * shutting down and the slot is returned unused). The call moves to a call
@@ -408,12 +498,23 @@ static void on_arrival(struct slot *s, bool success)
     if (!atomic_load(&w->server->stopping))
         arm(s);
 
+    size_t bytes = request != NULL ? grpc_byte_buffer_length(request) : 0;
+    bool queued = method != NULL && !method->stream && !method->urgent;
+    /* Room for a queued call: evict the oldest queued ones if the pool or
+     * the queue's bytes would overflow (the first can only be the new one's
+     * own when it is the only one). */
+    while (queued && (w->free_calls == NULL || w->queued_bytes + bytes > w->max_queued_bytes) &&
+           w->n_queued > 0 && evict_oldest(w))
+        ;
     struct call *c = NULL;
     if (method == NULL)
         refuse(w, call, &path, index, GRPC_STATUS_UNIMPLEMENTED, "unknown method", start);
     else if (deadline_passed(deadline))
         refuse(w, call, &path, index, GRPC_STATUS_DEADLINE_EXCEEDED,
                "deadline passed before the call was served", start);
+    else if (queued && w->queued_bytes + bytes > w->max_queued_bytes)
+        refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
+               "overloaded: too many request bytes queued", start);
     else if ((c = take_call(w, method)) == NULL)
         refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
                method->stream ? "too many streams in flight" : "too many calls in flight",
@@ -433,6 +534,8 @@ static void on_arrival(struct slot *s, bool success)
                        .deadline = deadline};
     if (method->stream)
         stream_next(c, NULL);
+    else if (queued)
+        enqueue(w, c);
     else
         serve(c);
 }
@@ -667,6 +770,10 @@ static void sweep(struct worker *w, uint64_t now)
     uint64_t reply_wait = (w->n_in_use * 2 > w->n_calls ? REPLY_WAIT_PRESSED_MS : REPLY_WAIT_MS);
     for (size_t i = 0; i < w->n_calls; i++) {
         struct call *c = &w->calls[i];
+        if (c->state == CALL_QUEUED && deadline_passed(c->deadline)) {
+            refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
+            continue;
+        }
         uint64_t wait_ms = c->state == CALL_REPLYING     ? reply_wait
                            : c->state == CALL_STREAMING ? STREAM_WAIT_MS
                                                         : 0;
@@ -703,23 +810,34 @@ static void *worker_main(void *arg)
     for (;;) {
         if (atomic_load(&w->busy) == 0)
             grpc_completion_queue_shutdown(w->cq);
+        /* With calls queued, only look for events (gpr_inf_past: do not
+         * wait) and serve once none is waiting; otherwise wait for one. */
+        bool backlog = w->n_queued > 0;
         /* Draining, a worker reports when it has caught up: its queue ran
-         * empty while it had a slot armed for every method, so no call of
-         * any method can be waiting in the core unmatched (the core matches
-         * a call at once while any queue has a slot for it). Checked before
-         * the wait: an event arriving after the check ends the wait. */
+         * empty while it had a slot armed for every method and no call
+         * queued, so no call of any method can be waiting in the core
+         * unmatched (the core matches a call at once while any queue has a
+         * slot for it). Checked before the wait: an event arriving after
+         * the check ends the wait. */
         bool draining = atomic_load(&w->server->draining);
-        bool ready = draining && armed_everywhere(w);
-        gpr_timespec until = gpr_time_add(
-            gpr_now(GPR_CLOCK_MONOTONIC),
-            gpr_time_from_millis(draining ? DRAIN_POLL_MS : IDLE_WAIT_MS, GPR_TIMESPAN));
+        bool ready = draining && !backlog && armed_everywhere(w);
+        gpr_timespec until =
+            backlog ? gpr_inf_past(GPR_CLOCK_MONOTONIC)
+                    : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                   gpr_time_from_millis(draining ? DRAIN_POLL_MS : IDLE_WAIT_MS,
+                                                        GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         atomic_store(&w->caught_up, ev.type == GRPC_QUEUE_TIMEOUT && ready);
-        if (ev.type == GRPC_OP_COMPLETE)
+        if (ev.type == GRPC_OP_COMPLETE) {
             on_event(ev.tag, ev.success != 0);
+            w->taken_since_served++;
+        }
         uint64_t now = now_ns();
+        if (w->n_queued > 0 &&
+            (ev.type == GRPC_QUEUE_TIMEOUT || w->taken_since_served >= TAKE_IN_MAX))
+            serve_next(w, now);
         if (now >= w->next_sweep)
             sweep(w, now);
     }
@@ -761,9 +879,11 @@ static int worker_init(struct server *srv, unsigned index)
         s->method = &srv->methods[m];
         s->registered = srv->registered[m];
     }
+    w->queue.prev = w->queue.next = &w->queue;
+    w->max_queued_bytes = srv->max_queued_bytes / srv->n_workers;
     for (size_t i = w->n_calls; i-- > 0;) {
         w->calls[i].worker = w;
-        w->calls[i].next_free = w->free_calls;
+        w->calls[i].next = w->free_calls;
         w->free_calls = &w->calls[i];
     }
     grpc_server_register_completion_queue(srv->core, w->cq, NULL);
@@ -1039,6 +1159,7 @@ int server_start(const struct config *cfg, const struct server_method *methods, 
     srv->grace_ms = cfg->grace_ms;
     srv->max_request_bytes = cfg->max_request_bytes;
     srv->max_calls = cfg->max_calls;
+    srv->max_queued_bytes = QUEUED_BYTES_MAX;
     srv->stop_fd = -1;
     atomic_init(&srv->stopping, false);
     srv->registered = calloc(n_methods > 0 ? n_methods : 1, sizeof(*srv->registered));

@@ -80,6 +80,10 @@ struct server_method {
      * sent as one response message; a non-OK reply ends the stream with
      * that status, and the client closing its side ends it with OK. */
     bool stream;
+    /* Answered the moment it arrives, ahead of the calls queued: cheap
+     * calls whose answer matters most under overload (the health check, so
+     * that a busy daemon is not also declared dead by its probes). */
+    bool urgent;
 };
 
 /* Per-thread set-up the handlers rely on, such as registering each worker

@@ -272,7 +272,12 @@ int service_create(const struct reload *r, struct service **out)
         svc->table[i] = (struct server_method){.path = methods[i].path,
                                                .handler = handle,
                                                .arg = &svc->bindings[i],
-                                               .stream = methods[i].stream};
+                                               .stream = methods[i].stream,
+                                               /* Health and GetModelInfo: they
+                                                * read no model, and probes call
+                                                * them. */
+                                               .urgent = !methods[i].needs_model &&
+                                                         !methods[i].stream};
     }
     *out = svc;
     return 0;

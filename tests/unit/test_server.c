@@ -138,11 +138,11 @@ static void chat(const struct server_call *call, struct server_reply *reply)
 #define CHAT 4 /* its row below */
 
 static const struct server_method methods[] = {
-    {"/test.Echo/Reverse", reverse, NULL, false},
-    {"/test.Echo/Fail", fail, "the request was bad", false},
-    {"/test.Echo/Block", block, NULL, false},
-    {"/test.Echo/Hooked", hooked_only, NULL, false},
-    {"/test.Echo/Chat", chat, NULL, true},
+    {"/test.Echo/Reverse", reverse, NULL, false, false},
+    {"/test.Echo/Fail", fail, "the request was bad", false, false},
+    {"/test.Echo/Block", block, NULL, false, false},
+    {"/test.Echo/Hooked", hooked_only, NULL, false, false},
+    {"/test.Echo/Chat", chat, NULL, true, false},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
