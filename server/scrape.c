@@ -1,9 +1,6 @@
-#define _GNU_SOURCE /* accept4 */
 #include "server/scrape.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,20 +12,39 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "server/listener.h"
 
 #define HEAD_MAX  8192
 #define LINGER_MS 1000
+/* Connections served at once. A scrape is one request every few seconds;
+ * the rest of the room is for clients that are slow or never send, which
+ * wait side by side instead of in front of the scrape. With all of them
+ * taken, the oldest one still sending its request makes room. */
+#define SCRAPE_CONNS 16
+/* How long a client has to send its request: Prometheus sends it at once. */
+#define HEAD_TIMEOUT_MS 2000
+
+enum phase { FREE, READ_HEAD, WRITE, LINGER };
+
+struct conn {
+    enum phase phase;
+    int fd;
+    long long since;    /* accepted, CLOCK_MONOTONIC ms: the oldest makes room */
+    long long deadline; /* of the current phase */
+    size_t len;         /* READ_HEAD: bytes of the head read so far */
+    char head[HEAD_MAX + 1];
+    char *out; /* WRITE: the response, malloc'ed; out_off of out_len sent */
+    size_t out_len, out_off;
+};
 
 struct scrape {
     struct scrape_source src;
-    int listen_fd;
+    struct listener *listener;
     int stop_fd; /* an eventfd: readable once scrape_stop wants the thread out */
-    int port;
+    struct conn conns[SCRAPE_CONNS];
     pthread_t thread;
     bool running;
 };
-
-/* ---- one connection -------------------------------------------------------- */
 
 static long long now_ms(void)
 {
@@ -37,68 +53,7 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* await - wait until @fd is ready for @events or the deadline passes.
- * Returns 0, or -ETIMEDOUT. */
-static int await(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, (int)left);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
-}
-
-/* read_head - the request line and headers, up to the blank line.
- * Returns their length, 0 if the peer closed first, or a negative code:
- * ERR_TOO_BIG for a head over HEAD_MAX, -ETIMEDOUT, -errno. */
-static ssize_t read_head(int fd, char *buf, long long deadline)
-{
-    size_t len = 0;
-    for (;;) {
-        int rc = await(fd, POLLIN, deadline);
-        if (rc != 0)
-            return rc;
-        ssize_t n = recv(fd, buf + len, HEAD_MAX - len, 0);
-        if (n == 0)
-            return 0;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            return -errno;
-        }
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end != NULL)
-            return end - buf;
-        if (len == HEAD_MAX)
-            return ERR_TOO_BIG;
-    }
-}
-
-static int send_all(int fd, const char *data, size_t len, long long deadline)
-{
-    while (len > 0) {
-        int rc = await(fd, POLLOUT, deadline);
-        if (rc != 0)
-            return rc;
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
+/* ---- one response ---------------------------------------------------------- */
 
 static const struct {
     int code;
@@ -111,25 +66,6 @@ static const struct {
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
 };
-
-static void respond(int fd, int code, const char *body, size_t len, bool head_only,
-                    long long deadline)
-{
-    const char *reason = "Error";
-    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-        if (reasons[i].code == code)
-            reason = reasons[i].reason;
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\n"
-                     "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n"
-                     "%s"
-                     "Connection: close\r\n\r\n",
-                     code, reason, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
-    if (send_all(fd, head, (size_t)n, deadline) == 0 && !head_only)
-        send_all(fd, body, len, deadline);
-}
 
 /* route - the status and body for one request line. *body is malloc'ed
  * (the exposition) or static. */
@@ -158,41 +94,144 @@ static int route(struct scrape *s, char *line, char **body, size_t *len, bool *h
     return 200;
 }
 
-static void serve(struct scrape *s, int fd)
+/* respond - the whole response to the head in c->head[0..n) (n < 0: the
+ * head was too large), as c->out. */
+static void respond(struct scrape *s, struct conn *c, ssize_t n)
 {
-    long long deadline = now_ms() + SCRAPE_TIMEOUT_MS;
-    char buf[HEAD_MAX + 1];
-    ssize_t n = read_head(fd, buf, deadline);
-    if (n == 0 || n == -ETIMEDOUT || (n < 0 && n != ERR_TOO_BIG))
-        return; /* nothing to answer, or nobody to answer to */
     char *body = NULL;
     size_t len = 0;
     bool head_only = false;
     int code = 431;
-    if (n > 0) {
-        buf[strcspn(buf, "\r\n")] = '\0';
-        code = route(s, buf, &body, &len, &head_only);
+    if (n >= 0) {
+        c->head[strcspn(c->head, "\r\n")] = '\0';
+        code = route(s, c->head, &body, &len, &head_only);
     }
-    if (code == 200)
-        respond(fd, code, body, len, head_only, deadline);
-    else
-        respond(fd, code, "", 0, head_only, deadline);
+    if (code != 200)
+        len = 0;
+    const char *reason = "Error";
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == code)
+            reason = reasons[i].reason;
+    char head[256];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\n"
+                      "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                      "Content-Length: %zu\r\n"
+                      "%s"
+                      "Connection: close\r\n\r\n",
+                      code, reason, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+    size_t send_len = (size_t)hn + (head_only ? 0 : len);
+    c->out = malloc(send_len);
+    if (c->out != NULL) {
+        memcpy(c->out, head, (size_t)hn);
+        if (!head_only && len > 0)
+            memcpy(c->out + hn, body, len);
+        c->out_len = send_len;
+    }
     free(body);
+    c->out_off = 0;
+    c->phase = WRITE;
+    c->deadline = now_ms() + SCRAPE_TIMEOUT_MS;
 }
 
-/* linger - close our side, then read what the client still sends until it
- * closes too, for LINGER_MS at most: closing a socket with unread input
- * resets the connection, and the client could lose the answer (a 431 after
- * a head we stopped reading, say). */
-static void linger(int fd)
+/* ---- connections ----------------------------------------------------------- */
+
+static void drop(struct conn *c)
+{
+    close(c->fd);
+    free(c->out);
+    c->out = NULL;
+    c->phase = FREE;
+}
+
+/* read_head - take what the client sent; answer once the head is whole. */
+static void read_head(struct scrape *s, struct conn *c)
+{
+    ssize_t n = recv(c->fd, c->head + c->len, HEAD_MAX - c->len, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        drop(c); /* nothing to answer, or nobody to answer to */
+        return;
+    }
+    if (n < 0)
+        return;
+    c->len += (size_t)n;
+    c->head[c->len] = '\0';
+    char *end = strstr(c->head, "\r\n\r\n");
+    if (end != NULL)
+        respond(s, c, end - c->head);
+    else if (c->len == HEAD_MAX)
+        respond(s, c, -1);
+}
+
+/* write_out - send what the socket takes; when all is sent, close our side
+ * and linger: read what the client still sends until it closes too, for
+ * LINGER_MS at most, since closing a socket with unread input resets the
+ * connection, and the client could lose the answer (a 431 after a head we
+ * stopped reading, say). */
+static void write_out(struct conn *c)
+{
+    if (c->out == NULL) {
+        drop(c);
+        return;
+    }
+    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        drop(c);
+        return;
+    }
+    if (n > 0)
+        c->out_off += (size_t)n;
+    if (c->out_off < c->out_len)
+        return;
+    free(c->out);
+    c->out = NULL;
+    shutdown(c->fd, SHUT_WR);
+    c->phase = LINGER;
+    c->deadline = now_ms() + LINGER_MS;
+}
+
+static void linger(struct conn *c)
 {
     char sink[4096];
-    long long deadline = now_ms() + LINGER_MS;
-    shutdown(fd, SHUT_WR);
-    while (await(fd, POLLIN, deadline) == 0) {
-        ssize_t n = recv(fd, sink, sizeof(sink), 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            break;
+    ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        drop(c);
+}
+
+/* room - a free connection, making room if need be: the oldest connection
+ * still sending its head is dropped; one writing or lingering is not (it
+ * has been answered). NULL when every connection is answered and busy. */
+static struct conn *room(struct scrape *s)
+{
+    struct conn *oldest = NULL;
+    for (size_t i = 0; i < SCRAPE_CONNS; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->phase == FREE)
+            return c;
+        if (c->phase == READ_HEAD && (oldest == NULL || c->since < oldest->since))
+            oldest = c;
+    }
+    if (oldest != NULL)
+        drop(oldest);
+    return oldest;
+}
+
+static void take_in(struct scrape *s, int lfd)
+{
+    for (;;) {
+        int fd = listener_accept(s->listener, lfd);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0)
+            continue;
+        struct conn *c = room(s);
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        long long now = now_ms();
+        *c = (struct conn){
+            .phase = READ_HEAD, .fd = fd, .since = now, .deadline = now + HEAD_TIMEOUT_MS};
     }
 }
 
@@ -201,10 +240,26 @@ static void *scrape_main(void *arg)
     struct scrape *s = arg;
     if (s->src.thread_start != NULL)
         s->src.thread_start(s->src.arg);
-    struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
-                          {.fd = s->listen_fd, .events = POLLIN}};
+    struct pollfd p[1 + LISTENER_MAX_FDS + SCRAPE_CONNS];
+    struct conn *of[SCRAPE_CONNS];
     for (;;) {
-        if (poll(p, 2, -1) < 0) {
+        p[0] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
+        size_t nl = listener_poll(s->listener, p + 1), n = 1 + nl;
+        long long now = now_ms(), wake = -1;
+        for (size_t i = 0; i < SCRAPE_CONNS; i++) {
+            struct conn *c = &s->conns[i];
+            if (c->phase == FREE)
+                continue;
+            if (now >= c->deadline) {
+                drop(c);
+                continue;
+            }
+            if (wake < 0 || c->deadline < wake)
+                wake = c->deadline;
+            of[n - 1 - nl] = c;
+            p[n++] = (struct pollfd){.fd = c->fd, .events = c->phase == WRITE ? POLLOUT : POLLIN};
+        }
+        if (poll(p, n, wake < 0 ? -1 : (int)(wake - now)) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("failed to wait for metrics scrapes (%s); the endpoint is closed",
@@ -213,79 +268,30 @@ static void *scrape_main(void *arg)
         }
         if (p[0].revents != 0)
             break;
-        if (p[1].revents == 0)
-            continue;
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            continue; /* the peer gave up, or a transient shortage: try again */
-        serve(s, fd);
-        linger(fd);
-        close(fd);
+        for (size_t i = 1 + nl; i < n; i++) {
+            struct conn *c = of[i - 1 - nl];
+            if (p[i].revents == 0 || c->phase == FREE)
+                continue;
+            if (c->phase == READ_HEAD)
+                read_head(s, c);
+            else if (c->phase == WRITE)
+                write_out(c);
+            else
+                linger(c);
+        }
+        for (size_t i = 1; i <= nl; i++)
+            if (p[i].revents != 0)
+                take_in(s, p[i].fd);
     }
+    for (size_t i = 0; i < SCRAPE_CONNS; i++)
+        if (s->conns[i].phase != FREE)
+            drop(&s->conns[i]);
     if (s->src.thread_stop != NULL)
         s->src.thread_stop(s->src.arg);
     return NULL;
 }
 
 /* ---- start and stop ------------------------------------------------------- */
-
-/* split_address - "host:port" or "[v6]:port" into host and port, in @buf. */
-static int split_address(const char *addr, char *buf, size_t size, char **host, char **port,
-                         struct err *e)
-{
-    if (snprintf(buf, size, "%s", addr) >= (int)size)
-        return err_set(e, ERR_INVALID, "metrics address '%s' is too long", addr);
-    char *colon = strrchr(buf, ':');
-    if (colon == NULL || colon[1] == '\0')
-        return err_set(e, ERR_INVALID, "metrics address '%s' is not HOST:PORT", addr);
-    *colon = '\0';
-    *host = buf;
-    *port = colon + 1;
-    size_t hl = strlen(buf);
-    if (hl >= 2 && buf[0] == '[' && buf[hl - 1] == ']') {
-        buf[hl - 1] = '\0';
-        *host = buf + 1;
-    }
-    return 0;
-}
-
-static int bind_listen(struct scrape *s, const char *addr, struct err *e)
-{
-    char buf[256], *host = NULL, *port = NULL;
-    int rc = split_address(addr, buf, sizeof(buf), &host, &port, e);
-    if (rc != 0)
-        return rc;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &ai);
-    if (gai != 0)
-        return err_set(e, ERR_INVALID, "cannot listen for metrics on %s (%s)", addr,
-                       gai_strerror(gai));
-    rc = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a != NULL && s->listen_fd < 0; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        int one = 1;
-        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-            bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 16) == 0) {
-            s->listen_fd = fd;
-            break;
-        }
-        rc = -errno;
-        if (fd >= 0)
-            close(fd);
-    }
-    freeaddrinfo(ai);
-    if (s->listen_fd < 0)
-        return err_set(e, ERR_INVALID, "cannot listen for metrics on %s (%s)", addr, strerror(-rc));
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
-    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
-    return 0;
-}
 
 int scrape_start(const char *addr, const struct scrape_source *src, struct scrape **out,
                  struct err *e)
@@ -294,10 +300,9 @@ int scrape_start(const char *addr, const struct scrape_source *src, struct scrap
     if (s == NULL)
         return err_set(e, -ENOMEM, "out of memory");
     s->src = *src;
-    s->listen_fd = -1;
     s->stop_fd = eventfd(0, EFD_CLOEXEC);
     int rc = s->stop_fd < 0 ? err_set(e, -errno, "cannot create an eventfd (%s)", strerror(errno))
-                            : bind_listen(s, addr, e);
+                            : listener_open(addr, "metrics", 16, &s->listener, e);
     if (rc == 0) {
         rc = -pthread_create(&s->thread, NULL, scrape_main, s);
         if (rc != 0)
@@ -314,7 +319,7 @@ int scrape_start(const char *addr, const struct scrape_source *src, struct scrap
 
 int scrape_port(const struct scrape *s)
 {
-    return s->port;
+    return listener_port(s->listener);
 }
 
 void scrape_stop(struct scrape *s)
@@ -328,8 +333,7 @@ void scrape_stop(struct scrape *s)
         else
             pthread_join(s->thread, NULL);
     }
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
+    listener_close(s->listener);
     if (s->stop_fd >= 0)
         close(s->stop_fd);
     free(s);

@@ -1,10 +1,13 @@
 /*
  * scrape: the metrics endpoint, GET /metrics over HTTP/1.1 for Prometheus.
  *
- * One thread accepts connections on --metrics-listen and answers them one
- * at a time: a scrape every few seconds needs no more, and a slow client
- * is cut off after SCRAPE_TIMEOUT_MS, so it cannot hold the endpoint. Every
- * response closes its connection. What it answers:
+ * One thread serves up to 16 connections on --metrics-listen side by side,
+ * with poll(): a client that sends its request slowly, or never, waits
+ * beside a scrape, not in front of it, and is cut off after 2 s (a
+ * response not taken, after SCRAPE_TIMEOUT_MS); with all 16 taken, the
+ * oldest still sending makes room. It accepts through listener.h, so it
+ * neither spins nor stops when descriptors run out. Every response closes
+ * its connection. What it answers:
  *
  *   GET or HEAD /metrics   200, the source's text exposition
  *   any other path         404
