@@ -1062,6 +1062,7 @@ static int bind_port(struct server *srv, const struct config *cfg, struct err *e
  *   (5 minutes, not without calls) would answer GOAWAY "too_many_pings"
  *   to the 10-60 s keepalive that clients behind load balancers set. */
 #define CLIENT_PING_MIN_MS 10000
+#define MAX_METADATA_BYTES (64 << 10)
 
 static int create_core(struct server *srv, const struct config *cfg, struct err *e)
 {
@@ -1080,6 +1081,14 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION,
          .value.integer = 0},
+        /* Request headers up to 64 KiB, as Envoy allows (the core's 8 KiB
+         * refuses real tokens and tracing baggage). Beyond the limit gRPC
+         * 1.51 drops the header block without updating its HPACK table, so
+         * the connection's next blocks no longer decode and every call on it
+         * fails: a limit that clients do not reach is the only guard. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_METADATA_SIZE,
+         .value.integer = MAX_METADATA_BYTES},
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
          .value.integer = (int)cfg->max_concurrent_streams},
