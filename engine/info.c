@@ -113,6 +113,10 @@ int info_write_metrics(const struct reload_snapshot *snap, FILE *out)
     metrics_series(out, "recsys_model_last_load_attempt_timestamp_seconds", "gauge",
                    "When the model file was last loaded or refused, unix seconds.",
                    (double)snap->last_attempt_unix);
+    metrics_series(out, "recsys_model_directory_watched", "gauge",
+                   "1 while the model's directory is followed for new files; 0 from its "
+                   "removal until it is back.",
+                   snap->watching);
     metrics_series(out, "recsys_model_last_load_failed", "gauge",
                    "1 when the last load attempt was refused (or the model withdrawn), else 0.",
                    snap->last_error[0] != '\0');

@@ -151,6 +151,10 @@
 #define QUIET_MS 50
 /* The load runs at the latest this long after the first event of a burst. */
 #define MAX_DELAY_MS 1000
+/* While the model's directory is gone, how often the watcher looks whether
+ * it is back: a redeploy that recreates it is followed within a second,
+ * and a stat a second costs nothing. */
+#define DIR_RETRY_MS 1000
 
 /* The lease-break notification, instead of the default SIGIO (whose
  * default action ends the process): a real-time signal, directed at the
@@ -195,6 +199,8 @@ struct reload {
     struct file_id served;                 /* the file snap->model was opened from */
     char *path;
     char *dir;        /* the directory watched */
+    dev_t dir_dev;    /* and its inode when the watch was added (dir_lost) */
+    ino_t dir_ino;
     const char *name; /* the last component of path, in path */
     unsigned slots;
     int inotify_fd;
@@ -488,9 +494,15 @@ static void load(struct reload *r)
     const char *why;
     int rc, fd = file_open(r->path, &id);
     if (fd >= 0 && r->snap->model != NULL && same_file(&id, &r->served)) {
+        close(fd);
+        /* An attempt all the same: whoever sent SIGHUP sees it counted. */
+        next = snapshot_next(r);
+        if (next != NULL) {
+            next->pub.last_attempt_unix = (int64_t)time(NULL);
+            publish(r, next);
+        }
         log_info("model file %s unchanged; still serving version %s", r->path,
                  model_info(r->snap->model)->version);
-        close(fd);
         return;
     }
     /* A missing file (fd < 0) goes on: model_open() says why it is refused. */
@@ -569,8 +581,26 @@ static void on_lease_break(struct reload *r)
 
 static int watch_dir(struct reload *r)
 {
+    struct stat st;
     r->dir_wd = inotify_add_watch(r->inotify_fd, r->dir, DIR_EVENTS);
-    return r->dir_wd < 0 ? -errno : 0;
+    if (r->dir_wd < 0)
+        return -errno;
+    if (stat(r->dir, &st) == 0) {
+        r->dir_dev = st.st_dev;
+        r->dir_ino = st.st_ino;
+    }
+    return 0;
+}
+
+/* dir_lost - whether the directory watched is no longer at its path. The
+ * kernel says IN_DELETE_SELF only once the directory is freed, and the
+ * model mapped from it keeps it alive: removing the directory of the
+ * served model says nothing until another model replaces it. So the
+ * watcher also looks every DIR_RETRY_MS. */
+static bool dir_lost(const struct reload *r)
+{
+    struct stat st;
+    return stat(r->dir, &st) != 0 || st.st_dev != r->dir_dev || st.st_ino != r->dir_ino;
 }
 
 static void debounce_note(struct debounce *d, int64_t now, int may_be_new_file)
@@ -616,15 +646,49 @@ static void on_overflow(struct reload *r, struct debounce *d, int64_t now)
     debounce_note(d, now, 1);
 }
 
+/* set_watching - publish whether the model's directory is followed; when
+ * it is not, say so where operators look (GetModelInfo, /metrics). */
+static void set_watching(struct reload *r, bool watching)
+{
+    struct snapshot *next = snapshot_next(r);
+    if (next == NULL) {
+        log_error("failed to record the watch on %s (out of memory)", r->dir);
+        return;
+    }
+    next->pub.watching = watching;
+    if (!watching)
+        snprintf(next->error, sizeof(next->error),
+                 "the model's directory %s was removed or moved: new files are not followed "
+                 "until it is back",
+                 r->dir);
+    else if (!r->snap->pub.watching)
+        next->error[0] = '\0'; /* that reason is gone; load() says if another holds */
+    publish(r, next);
+}
+
 static void on_dir_gone(struct reload *r, struct debounce *d, int64_t now)
 {
-    log_error("failed to follow model file %s (its directory was removed or moved); "
-              "send SIGHUP to reload it and watch the directory again",
-              r->path);
     /* A moved directory is still watched, under a name that no longer
      * leads to the path. IN_IGNORED follows; its wd is then stale. */
     inotify_rm_watch(r->inotify_fd, r->dir_wd);
     r->dir_wd = -1;
+    d->pending = 0;
+    if (r->snap->pub.watching)
+        set_watching(r, false);
+    log_error("failed to follow model file %s (its directory was removed or moved); "
+              "still serving what was loaded, and watching again once %s is back",
+              r->path, r->dir);
+}
+
+/* rewatch - the directory is back (or SIGHUP asked): watch it and load
+ * what is at the path now. Returns whether it is watched. */
+static bool rewatch(struct reload *r)
+{
+    if (watch_dir(r) != 0)
+        return false;
+    log_info("watching %s again", r->dir);
+    set_watching(r, true);
+    return true;
 }
 
 /* Where an event comes from. */
@@ -706,8 +770,8 @@ static int take_wake(struct reload *r)
 
 static void on_request(struct reload *r, struct debounce *d)
 {
-    if (r->dir_wd < 0 && watch_dir(r) == 0)
-        log_info("watching %s again", r->dir);
+    if (r->dir_wd < 0)
+        rewatch(r);
     d->pending = 0; /* this load covers the events seen so far */
     load(r);
 }
@@ -728,7 +792,10 @@ static void *watch(void *arg)
         struct pollfd fds[3] = {{.fd = r->signal_fd, .events = POLLIN},
                                 {.fd = r->wake_fd, .events = POLLIN},
                                 {.fd = r->inotify_fd, .events = POLLIN}};
-        if (poll(fds, 3, debounce_timeout(&d, now_ms())) < 0 && errno != EINTR) {
+        int timeout = debounce_timeout(&d, now_ms());
+        if (timeout < 0 || timeout > DIR_RETRY_MS)
+            timeout = DIR_RETRY_MS;
+        if (poll(fds, 3, timeout) < 0 && errno != EINTR) {
             log_error("failed to wait for model file events (%s); the model will not be "
                       "reloaded any more",
                       strerror(errno));
@@ -743,6 +810,10 @@ static void *watch(void *arg)
         }
         if (fds[2].revents & POLLIN)
             read_events(r, &d);
+        if (r->dir_wd >= 0 && dir_lost(r))
+            on_dir_gone(r, &d, now_ms());
+        if (r->dir_wd < 0 && rewatch(r))
+            load(r);
         if (d.pending && debounce_timeout(&d, now_ms()) == 0) {
             d.pending = 0;
             load(r);
@@ -799,6 +870,7 @@ static int first_snapshot(struct reload *r, struct err *e)
     if (r->snap == NULL)
         return err_set(e, -ENOMEM, "out of memory");
     r->snap->pub.last_error = r->snap->error;
+    r->snap->pub.watching = true; /* open_watch() has armed the directory watch */
     __atomic_store_n(&r->current, &r->snap->pub, __ATOMIC_RELEASE);
     return 0;
 }

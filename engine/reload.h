@@ -31,6 +31,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -49,6 +50,10 @@ struct reload_snapshot {
      * last attempt failed, or why the model was withdrawn; "" when the last
      * attempt succeeded. NUL-terminated, owned by the snapshot. */
     const char *last_error;
+    /* The model's directory is followed. False from its removal (or move)
+     * until it is back, which the watcher looks for every second; new
+     * files are not seen meanwhile, and last_error says so. */
+    bool watching;
 };
 
 /* reload_start - load the model at @path and start following it.
@@ -74,9 +79,11 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
  * Returns at once; the load runs on the watcher thread. Async-signal-safe:
  * one write to an eventfd. It loads even what the watches cannot see (a
  * symlink's target replaced by a rename in another directory) and re-arms
- * the directory watch if the directory had been removed. A file identical
- * to the one served (same inode, size and mtime) is not loaded again; a
- * refused one is retried. A file some process holds open for writing is
+ * the directory watch at once if the directory had been removed (the
+ * watcher also looks for it every second). A file identical
+ * to the one served (same inode, size and mtime) is not loaded again, but
+ * the attempt is recorded (last_attempt_unix) and logged; a refused one is
+ * retried. A file some process holds open for writing is
  * not read at all: its writer's close starts the load. */
 void reload_request(struct reload *r);
 
