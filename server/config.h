@@ -37,6 +37,7 @@ struct config {
     unsigned grace_ms;          /* how long shutdown waits for in-flight calls */
     /* Connections (server.c says why each default is what it is). */
     unsigned max_calls;              /* calls in flight in all; RESOURCE_EXHAUSTED beyond */
+    unsigned max_connections;        /* plaintext TCP connections open at once, about */
     unsigned max_concurrent_streams; /* HTTP/2 streams a connection may have open */
     unsigned keepalive_ms;           /* ping a connection quiet this long; 0 = never */
     unsigned keepalive_timeout_ms;   /* close it when the ping is not answered in time */

@@ -95,8 +95,8 @@ static int listen_on(struct addrinfo *a, int port, int backlog, int v6only)
     return fd;
 }
 
-int listener_open(const char *addr, const char *what, int backlog, struct listener **out,
-                  struct err *e)
+int listener_open(const char *addr, const char *what, int backlog, unsigned max_conns,
+                  struct listener **out, struct err *e)
 {
     char buf[256], *host = NULL, *port = NULL;
     int rc = split_address(addr, what, buf, sizeof(buf), &host, &port, e);
@@ -113,6 +113,9 @@ int listener_open(const char *addr, const char *what, int backlog, struct listen
     if (soft > INT_MAX)
         soft = INT_MAX;
     l->cap = soft > 2 * LISTENER_FD_RESERVE ? (int)(soft - LISTENER_FD_RESERVE) : (int)soft / 2;
+    /* The spare is the lowest descriptor free now: connections come above. */
+    if (l->spare >= 0 && (long long)l->spare + max_conns < l->cap)
+        l->cap = l->spare + (int)max_conns;
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -166,11 +169,10 @@ static int refused(struct listener *l, int open_fds)
     l->refused++;
     time_t now = time(NULL);
     if (now - l->refused_logged >= REFUSED_LOG_S) {
-        log_warn("refused %u %s connection%s: descriptors in use reached %d, the %d the open "
-                 "files limit leaves for connections; more refusals are logged at most every "
-                 "%d s",
-                 l->refused, l->what, l->refused == 1 ? "" : "s", open_fds, l->cap,
-                 REFUSED_LOG_S);
+        log_warn("refused %u %s connection%s: descriptors in use reached %d, the bound for "
+                 "connections (their limit, or the open files limit less a reserve); more "
+                 "refusals are logged at most every %d s",
+                 l->refused, l->what, l->refused == 1 ? "" : "s", open_fds, REFUSED_LOG_S);
         l->refused_logged = now;
         l->refused = 0;
     }

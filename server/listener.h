@@ -10,9 +10,12 @@
  * module is what both share:
  *
  *   - a connection whose descriptor number reaches the soft RLIMIT_NOFILE
- *     less LISTENER_FD_RESERVE is closed at once: accept4 returns the
- *     lowest free descriptor, so that number is a count of those open, and
- *     the reserve stays for the model files, LMDB and the core itself;
+ *     less LISTENER_FD_RESERVE, or the descriptors open when the listener
+ *     was opened plus its connection bound, is closed at once: accept4
+ *     returns the lowest free descriptor, so that number counts those open
+ *     (the process's other descriptors, a few dozen, make the bound on
+ *     connections approximate), and the reserve stays for the model files,
+ *     LMDB and the core itself;
  *   - when accept4 fails for lack of descriptors all the same (another
  *     thread took the reserve), one descriptor kept open for the purpose is
  *     closed, the waiting connection accepted and closed with it, and the
@@ -37,11 +40,12 @@ struct listener;
 /* listener_open - bind and listen on every address "HOST:PORT" (or
  * "[V6]:PORT") resolves to; port 0 picks a free port, the same for all.
  * @what:  names the socket in messages ("metrics", "gRPC"); static.
+ * @max_conns: connections open at once, about (see above).
  * @out:   receives the listener; close it with listener_close.
  * Returns 0, ERR_INVALID (malformed, cannot resolve, cannot bind: text in
  * @e, which may be NULL) or -ENOMEM. */
-int listener_open(const char *addr, const char *what, int backlog, struct listener **out,
-                  struct err *e);
+int listener_open(const char *addr, const char *what, int backlog, unsigned max_conns,
+                  struct listener **out, struct err *e);
 
 /* listener_port - the port bound. */
 int listener_port(const struct listener *l);

@@ -1,6 +1,7 @@
 #include "server/scrape.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -302,7 +303,9 @@ int scrape_start(const char *addr, const struct scrape_source *src, struct scrap
     s->src = *src;
     s->stop_fd = eventfd(0, EFD_CLOEXEC);
     int rc = s->stop_fd < 0 ? err_set(e, -errno, "cannot create an eventfd (%s)", strerror(errno))
-                            : listener_open(addr, "metrics", 16, &s->listener, e);
+                            /* Its own bound is SCRAPE_CONNS, below: no descriptor
+                             * count, which would be the gRPC connections'. */
+                            : listener_open(addr, "metrics", 16, UINT_MAX, &s->listener, e);
     if (rc == 0) {
         rc = -pthread_create(&s->thread, NULL, scrape_main, s);
         if (rc != 0)
