@@ -8,10 +8,12 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "base/arena.h"
 #include "base/err.h"
 #include "model/model.h"
-#include "engine/reload.h"
 
 /* Request limits; INVALID_ARGUMENT beyond them (see recommender.proto). */
 #define QUERY_COUNT_DEFAULT  10
@@ -19,14 +21,24 @@
 #define QUERY_IDS_MAX        1000 /* entries in any repeated id field */
 #define QUERY_CATEGORIES_MAX 64
 
+/* How the loads of the model have gone, for GetModelInfo: a plain copy of
+ * what the reloader publishes, made by the server for the call, so that
+ * no query sees the reload lifecycle. */
+struct model_status {
+    uint64_t loads;            /* models loaded, the first one included */
+    uint64_t failed_loads;     /* attempts that produced no model */
+    int64_t last_attempt_unix; /* 0 if none */
+    const char *last_error;    /* "" when the last attempt succeeded; borrowed for the call */
+    bool watching;             /* the model's directory is followed for new files */
+};
+
 struct query {
     /* Never NULL for the queries that need a model: the service answers
      * UNAVAILABLE itself. NULL for info_run while no model is served. */
     const struct model *model;
     unsigned slot;       /* model lookup slot owned by the calling thread */
     struct arena *arena; /* per-call scratch, reset by the caller after the reply */
-    /* The snapshot @model was read from, for the reload status GetModelInfo
-     * reports; borrowed for the call. NULL where no reloader serves the
-     * model (the query tests): the status is then reported empty. */
-    const struct reload_snapshot *reload;
+    /* For GetModelInfo; borrowed for the call. NULL where no reloader
+     * serves the model (the query tests): the status is reported empty. */
+    const struct model_status *status;
 };

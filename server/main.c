@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "server/config.h"
-#include "engine/info.h"
 #include "base/log.h"
 #include "server/metrics.h"
 #include "engine/reload.h"
@@ -133,7 +132,7 @@ static int write_metrics(void *arg, FILE *out)
     const struct exposition *x = arg;
     int rc = metrics_write(server_metrics(x->srv), out);
     const struct reload_snapshot *snap = reload_read_begin(x->reload);
-    rc = rc != 0 ? rc : info_write_metrics(snap, out);
+    rc = rc != 0 ? rc : metrics_write_model(snap, out);
     reload_read_end(x->reload);
     return rc != 0 ? rc : metrics_write_process(out);
 }

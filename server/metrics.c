@@ -11,6 +11,10 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "engine/reload.h"
+#include "engine/scan.h"
+#include "engine/score.h"
+#include "model/model.h"
 
 /* grpc_status_code values as go-grpc-prometheus spells them in grpc_code
  * (Go's codes.Code names: note "Canceled"). */
@@ -389,5 +393,55 @@ int metrics_write_process(FILE *out)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         metrics_series(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
                        (double)rl.rlim_cur);
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- the model served and its loads --------------------------------------- */
+
+static void write_model(const struct model *m, FILE *out)
+{
+    const struct model_info *mi = model_info(m);
+    fputs("# HELP recsys_model_info The model served; labels describe it, the value is 1.\n"
+          "# TYPE recsys_model_info gauge\n"
+          "recsys_model_info{version=",
+          out);
+    metrics_label(out, mi->version);
+    fputs(",checksum=", out);
+    metrics_label(out, mi->checksum);
+    fprintf(out, ",element_type=\"%s\",scan=\"%s\",kernel=\"%s\"} 1\n",
+            model_elem_names[mi->elem_type], model_elem_names[scan_elem(m)], score_kernel_name());
+    metrics_series(out, "recsys_model_items", "gauge", "Items in the model served.",
+                   (double)mi->item_count);
+    metrics_series(out, "recsys_model_users", "gauge", "Users in the model served.",
+                   (double)mi->user_count);
+    metrics_series(out, "recsys_model_dimension", "gauge", "Factor dimension of the model served.",
+                   (double)mi->dim);
+    metrics_series(out, "recsys_model_created_timestamp_seconds", "gauge",
+                   "When the model served was created, unix seconds.", (double)mi->created_at);
+    metrics_series(out, "recsys_model_loaded_timestamp_seconds", "gauge",
+                   "When the model served was loaded, unix seconds.", (double)mi->loaded_at);
+}
+
+int metrics_write_model(const struct reload_snapshot *snap, FILE *out)
+{
+    metrics_series(out, "recsys_model_loaded", "gauge",
+                   "1 while a model is served, 0 while none is.", snap->model != NULL);
+    if (snap->model != NULL)
+        write_model(snap->model, out);
+    metrics_series(out, "recsys_model_loads_total", "counter",
+                   "Models loaded, the first one included.", (double)snap->reload_count);
+    metrics_series(out, "recsys_model_load_failures_total", "counter",
+                   "Load attempts refused: a missing or invalid model file.",
+                   (double)snap->failed_count);
+    metrics_series(out, "recsys_model_last_load_attempt_timestamp_seconds", "gauge",
+                   "When the model file was last loaded or refused, unix seconds.",
+                   (double)snap->last_attempt_unix);
+    metrics_series(out, "recsys_model_directory_watched", "gauge",
+                   "1 while the model's directory is followed for new files; 0 from its "
+                   "removal until it is back.",
+                   snap->watching);
+    metrics_series(out, "recsys_model_last_load_failed", "gauge",
+                   "1 when the last load attempt was refused (or the model withdrawn), else 0.",
+                   snap->last_error[0] != '\0');
     return ferror(out) ? -EIO : 0;
 }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct reload_snapshot;
+
 struct metrics;
 
 /* metrics_create - counters for @workers threads and the methods @paths
@@ -77,6 +79,12 @@ int metrics_write(const struct metrics *m, FILE *out);
  * clients (resident and virtual memory, CPU seconds, start time, open
  * descriptors) from /proc/self, to @out. Returns 0 or -EIO. */
 int metrics_write_process(FILE *out);
+
+/* metrics_write_model - the model served and its load history from @snap
+ * as recsys_model_* series (with HELP and TYPE lines) to @out, the facts
+ * GetModelInfo gives. The caller holds @snap's read-side section.
+ * Returns 0 or -EIO. */
+int metrics_write_model(const struct reload_snapshot *snap, FILE *out);
 
 /* metrics_series - one unlabelled series with its HELP and TYPE lines:
  * @type is "gauge" or "counter". For the other writers of series. */

@@ -201,8 +201,13 @@ static int answer(const struct method *m, const struct reload_snapshot *snap,
 {
     if (snap->model == NULL && m->needs_model)
         return err_set(e, ERR_NO_MODEL, "no model loaded");
+    struct model_status status = {.loads = snap->reload_count,
+                                  .failed_loads = snap->failed_count,
+                                  .last_attempt_unix = snap->last_attempt_unix,
+                                  .last_error = snap->last_error,
+                                  .watching = snap->watching};
     struct query q = {
-        .model = snap->model, .slot = call->worker, .arena = call->arena, .reload = snap};
+        .model = snap->model, .slot = call->worker, .arena = call->arena, .status = &status};
     ProtobufCMessage *resp = NULL;
     int rc = m->run(&q, req, &resp, e);
     if (rc != 0)

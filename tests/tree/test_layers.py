@@ -5,8 +5,10 @@
 
 A file may include headers of its own layer and of the layers it rests on,
 never of one above or beside it; gRPC's headers only where gRPC is spoken
-(server/, the CLI and its rpc module). The README's "How it is built"
-draws the same picture; this test keeps the picture true.
+(server/, the CLI and its rpc module). Within the engine, the queries are
+pure functions of (model, request): they see neither the reload lifecycle
+nor anything of the server. The README's "How it is built" draws the same
+picture; this test keeps the picture true.
 """
 import os
 import re
@@ -27,6 +29,10 @@ ALLOWED = {
     "tools/recsys-train": ["base", "model", "tools/lib", "tools/recsys-train"],
     "tools/recsys-cli": ["base", "tools/lib", "tools/recsys-cli", "recsys", "grpc"],
 }
+# The query modules, and what they must not include though their layer may.
+QUERIES = ["engine/recommend.", "engine/eligibility.", "engine/similar.", "engine/info.",
+           "engine/batch.", "engine/filter.", "engine/query.h"]
+NOT_FOR_QUERIES = ["engine/reload.h"]
 # System-style includes of gRPC, allowed only here.
 GRPC_ALLOWED = ["server/", "tools/recsys-cli/", "tools/lib/rpc."]
 
@@ -62,6 +68,8 @@ def violations(root=ROOT):
             if not any(inc == a or inc.startswith(a + "/") for a in ALLOWED[layer]):
                 found.append(f'{path}: "{inc}": {layer}/ may include only '
                              + ", ".join(a + "/" for a in ALLOWED[layer]))
+            elif inc in NOT_FOR_QUERIES and any(path.startswith(q) for q in QUERIES):
+                found.append(f'{path}: "{inc}": a query sees no reload lifecycle')
     return found
 
 
@@ -82,15 +90,18 @@ class Layers(unittest.TestCase):
                 "engine/b.c": "#include <grpc/grpc.h>\n#include \"model/model.h\"\n",
                 "tools/recsys-train/c.c": '#include "tools/recsys-model/cmd.h"\n',
                 "server/d.c": '#include "engine/query.h"\n#include <grpc/grpc.h>\n',
+                "engine/info.c": '#include "engine/reload.h"\n',
+                "engine/reload.c": '#include "engine/reload.h"\n#include "model/model.h"\n',
             }.items():
                 os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
                 with open(os.path.join(root, path), "w") as f:
                     f.write(text)
             found = violations(root)
-        self.assertEqual(len(found), 3, found)
+        self.assertEqual(len(found), 4, found)
         self.assertTrue(found[0].startswith('base/a.c: "engine/score.h"'), found)
         self.assertIn("engine/b.c: <grpc/grpc.h>", " ".join(found))
         self.assertIn("tools/recsys-train/c.c", " ".join(found))
+        self.assertIn('engine/info.c: "engine/reload.h": a query', " ".join(found))
 
 
 if __name__ == "__main__":
