@@ -76,12 +76,16 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
                        uint32_t *counts, struct err *e)
 {
     const struct model *m = q->model;
+    /* The users' rows are copied out for sgemm; the plan's parts and
+     * bound are the same for all of them. */
+    struct scan_plan plan;
+    scan_plan(m, NULL, MODEL_ELEM_F32, &plan);
     struct scoring sc = {
         .m = m,
         .count = count,
-        .stride = model_stride(m),
-        .dim = model_dim(m),
-        .parts = scan_parts(m, MODEL_ELEM_F32),
+        .stride = plan.scan.stride,
+        .dim = plan.scan.dim,
+        .parts = plan.parts,
     };
     uint32_t block = BLOCK_SCORE_BYTES / (count * sizeof(float));
     sc.block = block < 16 ? 16 : block;
@@ -110,18 +114,12 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
     sc.users = users;
     split_run(score_part, &sc, sc.parts);
 
-    double max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm;
     for (uint32_t k = 0; k < count; k++) {
         const struct recommend_plan *p = &plans[known[k]];
-        const struct score_scan scan = {
-            .query = users + (size_t)k * sc.stride,
-            .matrix = model_item_matrix(m),
-            .rows = model_item_count(m),
-            .stride = sc.stride,
-            .dim = sc.dim,
-        };
-        int found = score_select_exact(&scan, &sc.sel[(size_t)k * sc.parts], sc.parts, p->n,
-                                       score_float_bound(&scan, max_norm), hits[k]);
+        plan.scan.query = users + (size_t)k * sc.stride;
+        int found = score_select_exact(&plan.scan, &sc.sel[(size_t)k * sc.parts], sc.parts, p->n,
+                                       score_float_bound(&plan.scan, plan.exact_max_norm),
+                                       hits[k]);
         if (found >= 0) {
             counts[k] = (uint32_t)found;
             continue;

@@ -63,10 +63,6 @@ uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32
     return count;
 }
 
-_Static_assert((int)SCORE_ELEM_BF16 == (int)MODEL_ELEM_BF16 &&
-                   (int)SCORE_ELEM_INT8 == (int)MODEL_ELEM_INT8,
-               "score and model number element types alike");
-
 /* The scan reads the copy scan.h chooses; a reduced one gives the same
  * result as the f32 matrix (score.h), only sooner. */
 int recommend_personalized(const struct query *q, const struct recommend_plan *p,
@@ -76,34 +72,17 @@ int recommend_personalized(const struct query *q, const struct recommend_plan *p
     const struct model_user *u = &p->user;
     const struct filter *f = &p->filter;
     uint32_t n = p->n;
-    uint32_t stride = model_stride(m);
-    const struct score_scan scan = {
-        .query = model_user_matrix(m) + (size_t)u->row * stride,
-        .matrix = model_item_matrix(m),
-        .rows = model_item_count(m),
-        .stride = stride,
-        .dim = model_dim(m),
-    };
-    enum model_elem elem = scan_elem(m);
-    unsigned parts = scan_parts(m, elem);
-    size_t per_part = elem == MODEL_ELEM_F32 ? n : SCORE_CANDIDATES(n);
-    struct score_hit *scratch = arena_alloc(q->arena, parts * per_part * sizeof(*scratch));
+    struct scan_plan plan;
+    scan_plan(m, model_user_matrix(m) + (size_t)u->row * model_stride(m), scan_elem(m), &plan);
+    size_t per_part = plan.elem == MODEL_ELEM_F32 ? n : SCORE_CANDIDATES(n);
+    struct score_hit *scratch = arena_alloc(q->arena, plan.parts * per_part * sizeof(*scratch));
     if (scratch == NULL)
-        return err_set(e, -ENOMEM, "out of memory for %zu candidates", parts * per_part);
-    if (elem == MODEL_ELEM_F32) {
-        *count = score_topn_split(&scan, n, filter_keep, f, parts, scratch, hits);
-        return 0;
-    }
-    const struct model_item_copy *c = model_item_copy(m, elem);
-    const struct score_reduced r = {
-        .elem = (enum score_elem)elem,
-        .matrix = c->rows,
-        .row_scale = c->scale,
-        .max_norm = c->max_norm,
-        .max_error = c->max_error,
-        .exact_max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm,
-    };
-    *count = score_topn_reduced(&scan, &r, n, filter_keep, f, parts, scratch, hits, NULL);
+        return err_set(e, -ENOMEM, "out of memory for %zu candidates", plan.parts * per_part);
+    if (plan.elem == MODEL_ELEM_F32)
+        *count = score_topn_split(&plan.scan, n, filter_keep, f, plan.parts, scratch, hits);
+    else
+        *count = score_topn_reduced(&plan.scan, &plan.reduced, n, filter_keep, f, plan.parts,
+                                    scratch, hits, NULL);
     return 0;
 }
 

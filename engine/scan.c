@@ -75,3 +75,34 @@ enum model_elem scan_elem(const struct model *m)
         i++; /* the last, f32, always is */
     return by_size[i];
 }
+
+_Static_assert((int)SCORE_ELEM_BF16 == (int)MODEL_ELEM_BF16 &&
+                   (int)SCORE_ELEM_INT8 == (int)MODEL_ELEM_INT8,
+               "score and model number element types alike");
+
+void scan_plan(const struct model *m, const float *query, enum model_elem elem,
+               struct scan_plan *out)
+{
+    uint32_t stride = model_stride(m);
+    *out = (struct scan_plan){
+        .scan = {.query = query,
+                 .matrix = model_item_matrix(m),
+                 .rows = model_item_count(m),
+                 .stride = stride,
+                 .dim = model_dim(m)},
+        .elem = elem,
+        .parts = scan_parts(m, elem),
+        .exact_max_norm = model_item_copy(m, MODEL_ELEM_F32)->max_norm,
+    };
+    if (elem == MODEL_ELEM_F32)
+        return;
+    const struct model_item_copy *c = model_item_copy(m, elem);
+    out->reduced = (struct score_reduced){
+        .elem = (enum score_elem)elem,
+        .matrix = c->rows,
+        .row_scale = c->scale,
+        .max_norm = c->max_norm,
+        .max_error = c->max_error,
+        .exact_max_norm = out->exact_max_norm,
+    };
+}

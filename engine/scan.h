@@ -10,6 +10,7 @@
 #pragma once
 
 #include "base/err.h"
+#include "engine/score.h"
 #include "model/model.h"
 
 /* scan_select - make @name the preferred copy: "auto", "f32", "bf16" or
@@ -50,3 +51,21 @@ void scan_split_from(unsigned long long bytes);
 /* scan_parts - how many parts a scan of @m's @elem copy is cut into: 1
  * below the scan_split_from size, else split_parts(). */
 unsigned scan_parts(const struct model *m, enum model_elem elem);
+
+/* How one query row is scanned against a model's items: what Recommend
+ * runs, and what BatchRecommend falls back to and bounds its sgemm
+ * scores with. Borrowed pointers into the model and the query row; valid
+ * while both are. */
+struct scan_plan {
+    struct score_scan scan;  /* the query against the f32 item matrix */
+    enum model_elem elem;    /* the copy the scan reads */
+    unsigned parts;          /* scan_parts() of that copy */
+    struct score_reduced reduced; /* elem's copy, when elem is not MODEL_ELEM_F32 */
+    double exact_max_norm;   /* >= the norm of every f32 item row */
+};
+
+/* scan_plan - the plan for @query (a user row of @m: stride floats) read
+ * from the @elem copy of @m's items, which @m must hold: scan_elem(m) for
+ * the copy the preference picks, MODEL_ELEM_F32 for the exact matrix. */
+void scan_plan(const struct model *m, const float *query, enum model_elem elem,
+               struct scan_plan *out);
