@@ -417,14 +417,14 @@ static const struct blob_ops {
     void (*fill)(const struct build *b, uint8_t *dst);
     enum model_elem copy; /* an optional blob: the copy it holds */
 } blob_ops[FORMAT_BLOB_COUNT] = {
-    [FORMAT_BLOB_ITEM_MATRIX] = {item_matrix_size, fill_item_matrix},
-    [FORMAT_BLOB_USER_MATRIX] = {user_matrix_size, fill_user_matrix},
-    [FORMAT_BLOB_ITEM_ATTRS] = {attrs_size, fill_attrs},
-    [FORMAT_BLOB_ITEM_IDS] = {item_ids_size, fill_item_ids},
-    [FORMAT_BLOB_CATEGORIES] = {categories_size, fill_categories},
-    [FORMAT_BLOB_POPULARITY] = {popularity_size, fill_popularity},
-    [FORMAT_BLOB_ITEM_BF16] = {bf16_size, fill_bf16, MODEL_ELEM_BF16},
-    [FORMAT_BLOB_ITEM_INT8] = {int8_size, fill_int8, MODEL_ELEM_INT8},
+    [FORMAT_BLOB_ITEM_MATRIX] = {.size = item_matrix_size, .fill = fill_item_matrix},
+    [FORMAT_BLOB_USER_MATRIX] = {.size = user_matrix_size, .fill = fill_user_matrix},
+    [FORMAT_BLOB_ITEM_ATTRS] = {.size = attrs_size, .fill = fill_attrs},
+    [FORMAT_BLOB_ITEM_IDS] = {.size = item_ids_size, .fill = fill_item_ids},
+    [FORMAT_BLOB_CATEGORIES] = {.size = categories_size, .fill = fill_categories},
+    [FORMAT_BLOB_POPULARITY] = {.size = popularity_size, .fill = fill_popularity},
+    [FORMAT_BLOB_ITEM_BF16] = {.size = bf16_size, .fill = fill_bf16, .copy = MODEL_ELEM_BF16},
+    [FORMAT_BLOB_ITEM_INT8] = {.size = int8_size, .fill = fill_int8, .copy = MODEL_ELEM_INT8},
 };
 
 /* Whether the file gets blob @i. */

@@ -23,13 +23,13 @@ static const struct opt recommend_opts[] = {
     {"category", 0, OPT_LIST, ARG(categories), false},
     {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false},
     {"owned", 0, OPT_LIST, ARG(owned), false},
-    {NULL},
+    {.name = NULL},
 };
 
 static const struct opt eligibility_opts[] = {
     {"user", 0, OPT_STRING, ARG(user), true},
     {"owned", 0, OPT_LIST, ARG(owned), false},
-    {NULL},
+    {.name = NULL},
 };
 
 static const struct opt similar_opts[] = {
@@ -38,11 +38,11 @@ static const struct opt similar_opts[] = {
     {"exclude", 0, OPT_LIST, ARG(exclude), false},
     {"category", 0, OPT_LIST, ARG(categories), false},
     {"user", 0, OPT_STRING, ARG(user), false},
-    {NULL},
+    {.name = NULL},
 };
 
 static const struct opt no_opts[] = {
-    {NULL},
+    {.name = NULL},
 };
 
 /* ---- requests ----------------------------------------------------------- */
@@ -410,7 +410,7 @@ const struct command commands[] = {
         .print = print_health,
         .succeeded = health_serving,
     },
-    {NULL},
+    {.name = NULL},
 };
 
 const struct command *command_find(const char *name)

@@ -47,7 +47,7 @@ static const struct opt global_opts[] = {
     {"tls-cert", 0, OPT_STRING, offsetof(struct cli_args, tls_cert), false},
     {"tls-key", 0, OPT_STRING, offsetof(struct cli_args, tls_key), false},
     {"help", 'h', OPT_FLAG, offsetof(struct cli_args, help), false},
-    {NULL},
+    {.name = NULL},
 };
 
 /* ---- usage -------------------------------------------------------------- */

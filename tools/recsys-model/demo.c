@@ -48,7 +48,7 @@ static const struct opt demo_opts[] = {
     {"dim", 0, OPT_UINT, ARG(dim), 0, 1, 1024, "D"},
     {"seed", 0, OPT_UINT, ARG(seed), 0, 0, UINT64_MAX, "S"},
     {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
-    {NULL},
+    {.name = NULL},
 };
 
 /* The catalog: share of items (per mille), prices in cents from min to max

@@ -59,7 +59,7 @@ static const struct opt import_opts[] = {
     {"created-at", 0, OPT_UINT, ARG(created_at), 0, 0, INT64_MAX, "UNIX"},
     {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
     {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
-    {NULL},
+    {.name = NULL},
 };
 
 /* Everything one import holds; freed by import_free. */

@@ -31,7 +31,7 @@
 /* Width of the "key:" column. */
 #define KEY_WIDTH 16
 
-static const struct opt no_opts[] = {{NULL}};
+static const struct opt no_opts[] = {{.name = NULL}};
 
 enum field_kind { F_U32, F_U64, F_STR, F_TIME, F_ELEM };
 

@@ -109,7 +109,7 @@ static const struct opt train_opts[] = {
     {"created-at", 0, OPT_UINT, ARG(created_at), 0, 0, INT64_MAX, "UNIX"},
     {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
     {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
-    {NULL},
+    {.name = NULL},
 };
 
 /* The real-valued options: given as text, checked here against their range. */
