@@ -5,6 +5,9 @@
 #   make test-sanitize SAN=address|undefined|thread   the same suite under a sanitizer
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (clang)
 #   make bench  build and run the benchmarks in bench/
+#   make format        rewrite every C file as .clang-format says
+#   make format-check  fail, naming the files, if any C file is not formatted
+#   make test-clang    the unit tests built with clang (-Werror)
 
 BUILD     ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -27,6 +30,10 @@ PACKAGES := build-essential cmake pkg-config \
 # with Debian's npm package). openssl makes the TLS tests' certificates.
 TEST_PACKAGES := nghttp2-client openssl $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 
+# Only for `make format`/`format-check` and `make test-clang`: Debian's
+# clang-format (14 on bookworm; the check depends on its version) and clang.
+LINT_PACKAGES := clang-format clang
+
 # Only for `make fuzz`: libFuzzer comes with clang's runtime.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_TARGETS  := npy csv ids request model
@@ -34,7 +41,8 @@ FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize fuzz bench clean packages
+.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench clean packages \
+        format format-check
 
 all: build
 
@@ -87,6 +95,23 @@ test:
 test-sanitize:
 	$(MAKE) test BUILD=build-$(SAN) BUILD_TYPE=Debug CMAKE_ARGS="-DRECSYS_SANITIZE=$(SAN) $(CMAKE_ARGS)"
 
+# The unit tests only: the end-to-end ones test the same code through the
+# daemon, which the gcc suites already run four times.
+test-clang:
+	$(MAKE) deps EXTRA_PACKAGES="$(LINT_PACKAGES)"
+	$(MAKE) build BUILD=build-clang BUILD_TYPE=Debug CMAKE_ARGS="-DCMAKE_C_COMPILER=clang $(CMAKE_ARGS)"
+	cd build-clang && ctest --output-on-failure -j$(JOBS) -R '^unit/'
+
+C_FILES = $(shell git ls-files '*.c' '*.h')
+
+format:
+	$(MAKE) deps EXTRA_PACKAGES="$(LINT_PACKAGES)"
+	clang-format -i $(C_FILES)
+
+format-check:
+	$(MAKE) deps EXTRA_PACKAGES="$(LINT_PACKAGES)"
+	clang-format --dry-run --Werror $(C_FILES)
+
 # Each target starts from its committed seed corpus and keeps what it
 # learns in build-fuzz/corpus-<target>; a crash stops that target and
 # leaves its reproducer in the current directory.
@@ -109,4 +134,4 @@ bench: build
 	/usr/bin/python3 bench/rpc.py $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-address build-undefined build-thread build-fuzz
+	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz

@@ -18,13 +18,13 @@
 #include <stdarg.h>
 
 enum {
-    ERR_INVALID   = -1000, /* malformed or out-of-range input: a request, a flag, a CSV line */
+    ERR_INVALID = -1000,   /* malformed or out-of-range input: a request, a flag, a CSV line */
     ERR_NOT_FOUND = -1001, /* a named thing (item, key) does not exist */
-    ERR_NO_MODEL  = -1002, /* no model is loaded: the service is not ready */
-    ERR_FORMAT    = -1003, /* a model file is not a valid recsysd model */
-    ERR_CHECKSUM  = -1004, /* a model file's content does not match its checksum */
-    ERR_TOO_BIG   = -1005, /* a size limit was exceeded */
-    ERR_INTERNAL  = -1006, /* a broken invariant or a library failure with no better code */
+    ERR_NO_MODEL = -1002,  /* no model is loaded: the service is not ready */
+    ERR_FORMAT = -1003,    /* a model file is not a valid recsysd model */
+    ERR_CHECKSUM = -1004,  /* a model file's content does not match its checksum */
+    ERR_TOO_BIG = -1005,   /* a size limit was exceeded */
+    ERR_INTERNAL = -1006,  /* a broken invariant or a library failure with no better code */
 };
 
 /* The status codes a failed call can end in: the canonical codes every
@@ -64,8 +64,7 @@ struct err {
  * Returns @code, so a failure is recorded and returned in one statement:
  *     return err_set(e, ERR_INVALID, "count %u exceeds %u", n, max);
  */
-int err_set(struct err *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* err_wrap - prefix the text already in @e with more context, keeping its code:
  *     "line 7: bad price" -> "catalog.csv: line 7: bad price".

@@ -33,10 +33,10 @@
 
 #include "base/arena.h"
 #include "engine/batch.h"
-#include "model/writer.h"
 #include "engine/recommend.h"
 #include "engine/scan.h"
 #include "engine/split.h"
+#include "model/writer.h"
 #include "timing.h"
 
 struct opts {

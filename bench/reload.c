@@ -73,9 +73,9 @@
 
 #include "base/err.h"
 #include "model/writer.h"
-#include "tools/lib/rpc.h"
 #include "recsys/v1/recommender.pb-c.h"
 #include "timing.h"
+#include "tools/lib/rpc.h"
 
 enum {
     CATEGORIES = 8,

@@ -52,17 +52,17 @@
 #include <immintrin.h>
 #endif
 
-#include "model/model.h"
-#include "model/writer.h"
 #include "engine/score.h"
 #include "engine/split.h"
+#include "model/model.h"
+#include "model/writer.h"
 #include "timing.h"
 
 enum {
-    MAX_LIST = 8,               /* values per list flag */
-    QUERIES = 64,               /* distinct random query vectors per matrix */
-    MIN_BYTES = 1 << 30,        /* rounds read at least this much per method */
-    MAX_ROUNDS = 2001,          /* ... up to this many rounds */
+    MAX_LIST = 8,                       /* values per list flag */
+    QUERIES = 64,                       /* distinct random query vectors per matrix */
+    MIN_BYTES = 1 << 30,                /* rounds read at least this much per method */
+    MAX_ROUNDS = 2001,                  /* ... up to this many rounds */
     MAX_METHODS = 2 + 3 * MAX_LIST + 3, /* floor, baseline, kernels x types, split scans */
     PAGE = 4096,
 };
@@ -481,10 +481,9 @@ static size_t make_methods(const struct opts *o, struct method *m)
         }
     for (int elem = 0; elem < SCORE_ELEM_COUNT && o->helpers > 0 && o->nkernels > 0; elem++) {
         const char *k = o->kernels[o->nkernels - 1];
-        m[count] = (struct method){
-            .kernel = k, .elem = elem, .parts = o->helpers + 1, .run = run_kernel};
-        snprintf(m[count].name, sizeof(m[count].name), "%s%s x%u", k, suffix[elem],
-                 o->helpers + 1);
+        m[count] =
+            (struct method){.kernel = k, .elem = elem, .parts = o->helpers + 1, .run = run_kernel};
+        snprintf(m[count].name, sizeof(m[count].name), "%s%s x%u", k, suffix[elem], o->helpers + 1);
         count++;
     }
     return count;
@@ -548,8 +547,8 @@ static int cross_check(const struct method *m, size_t count, uint32_t round)
         for (uint32_t j = 0; j < blas->last_count; j++)
             shared += ref->last[i].index == blas->last[j].index;
     if (shared + ref->last_count / 50 < ref->last_count) {
-        fprintf(stderr, "error: sgemv+heap shares %u of %u rows with %s\n", shared,
-                ref->last_count, ref->name);
+        fprintf(stderr, "error: sgemv+heap shares %u of %u rows with %s\n", shared, ref->last_count,
+                ref->name);
         bad = 1;
     }
     return bad;

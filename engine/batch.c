@@ -118,8 +118,7 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
         const struct recommend_plan *p = &plans[known[k]];
         plan.scan.query = users + (size_t)k * sc.stride;
         int found = score_select_exact(&plan.scan, &sc.sel[(size_t)k * sc.parts], sc.parts, p->n,
-                                       score_float_bound(&plan.scan, plan.exact_max_norm),
-                                       hits[k]);
+                                       score_float_bound(&plan.scan, plan.exact_max_norm), hits[k]);
         if (found >= 0) {
             counts[k] = (uint32_t)found;
             continue;
@@ -175,7 +174,7 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
     for (size_t i = 0; i < n; i++) {
         int rc = recommend_respond(q, hits[i], counts[i],
                                    plans[i].personalized ? RECSYS__V1__SOURCE__PERSONALIZED
-                                                  : RECSYS__V1__SOURCE__POPULAR,
+                                                         : RECSYS__V1__SOURCE__POPULAR,
                                    &responses[i], e);
         if (rc != 0)
             return rc;

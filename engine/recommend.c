@@ -140,8 +140,7 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
         count = recommend_popular(q->model, &p.filter, p.n, hits);
     else if ((rc = recommend_personalized(q, &p, hits, &count, e)) != 0)
         return rc;
-    return recommend_respond(q, hits, count,
-                             p.personalized ? RECSYS__V1__SOURCE__PERSONALIZED
-                                     : RECSYS__V1__SOURCE__POPULAR,
-                             out, e);
+    return recommend_respond(
+        q, hits, count,
+        p.personalized ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR, out, e);
 }

@@ -5,8 +5,8 @@
 
 #include "engine/filter.h"
 #include "engine/query.h"
-#include "recsys/v1/recommender.pb-c.h"
 #include "engine/score.h"
+#include "recsys/v1/recommender.pb-c.h"
 
 /* recommend_run - top-N items for req->user_id.
  * Known user: score = dot(user, item), source PERSONALIZED. Unknown user,
@@ -33,7 +33,7 @@ struct recommend_plan {
      * with and gets the popularity ranking, as an unknown user does, but
      * with the tier and purchases the model records. */
     int personalized;
-    struct filter filter;   /* every rule of Recommend, resolved */
+    struct filter filter; /* every rule of Recommend, resolved */
 };
 
 /* recommend_prepare - check @req and resolve it into @p (allocations in

@@ -198,8 +198,8 @@ struct reload {
     struct snapshot *snap;                 /* the same snapshot, the watcher's handle */
     struct file_id served;                 /* the file snap->model was opened from */
     char *path;
-    char *dir;        /* the directory watched */
-    dev_t dir_dev;    /* and its inode when the watch was added (dir_lost) */
+    char *dir;     /* the directory watched */
+    dev_t dir_dev; /* and its inode when the watch was added (dir_lost) */
     ino_t dir_ino;
     const char *name; /* the last component of path, in path */
     unsigned slots;

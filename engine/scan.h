@@ -57,11 +57,11 @@ unsigned scan_parts(const struct model *m, enum model_elem elem);
  * scores with. Borrowed pointers into the model and the query row; valid
  * while both are. */
 struct scan_plan {
-    struct score_scan scan;  /* the query against the f32 item matrix */
-    enum model_elem elem;    /* the copy the scan reads */
-    unsigned parts;          /* scan_parts() of that copy */
+    struct score_scan scan;       /* the query against the f32 item matrix */
+    enum model_elem elem;         /* the copy the scan reads */
+    unsigned parts;               /* scan_parts() of that copy */
     struct score_reduced reduced; /* elem's copy, when elem is not MODEL_ELEM_F32 */
-    double exact_max_norm;   /* >= the norm of every f32 item row */
+    double exact_max_norm;        /* >= the norm of every f32 item row */
 };
 
 /* scan_plan - the plan for @query (a user row of @m: stride floats) read

@@ -195,8 +195,8 @@ TARGET INLINE __m256i int8_row(const int8_t *row, const int16_t *query, uint32_t
     __m256i acc = _mm256_setzero_si256();
     for (uint32_t k = 0; k < stride; k += 16) {
         __m256i v = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(row + k)));
-        acc = _mm256_add_epi32(acc,
-                               _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(query + k))));
+        acc = _mm256_add_epi32(
+            acc, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(query + k))));
     }
     return acc;
 }

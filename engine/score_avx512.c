@@ -244,8 +244,9 @@ TARGET_VNNI INLINE __m512i int8_row(const int8_t *row, const int8_t *query, stru
                                   _mm512_loadu_si512(query));
     }
     if (sh.tail)
-        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_maskz_loadu_epi8(sh.tail, row), flip),
-                                  _mm512_maskz_loadu_epi8(sh.tail, query));
+        acc =
+            _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_maskz_loadu_epi8(sh.tail, row), flip),
+                                _mm512_maskz_loadu_epi8(sh.tail, query));
     return acc;
 }
 

@@ -60,9 +60,9 @@ struct rounded {
     _Alignas(64) int8_t i8[SCORE_STRIDE_MAX];
     _Alignas(64) int16_t i16[SCORE_STRIDE_MAX];
     double exact[SCORE_STRIDE_MAX]; /* û, exactly */
-    double norm;      /* ||u|| */
-    double rnorm;     /* ||û|| */
-    double distance;  /* ||u - û|| */
+    double norm;                    /* ||u|| */
+    double rnorm;                   /* ||û|| */
+    double distance;                /* ||u - û|| */
 };
 
 static void round_bf16(const float *u, uint32_t stride, struct rounded *q, struct score_qscan *qs)

@@ -95,8 +95,7 @@ static void *helper(void *unused)
 int split_start(unsigned helpers, struct err *e)
 {
     if (helpers >= SPLIT_PARTS_MAX)
-        return err_set(e, ERR_INVALID, "%u scan helpers; at most %d", helpers,
-                       SPLIT_PARTS_MAX - 1);
+        return err_set(e, ERR_INVALID, "%u scan helpers; at most %d", helpers, SPLIT_PARTS_MAX - 1);
     pthread_mutex_lock(&pool.lock);
     pool.stop = 0;
     pthread_mutex_unlock(&pool.lock);

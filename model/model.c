@@ -88,7 +88,7 @@ struct model {
     const struct model_pop *pop;
     struct strtab item_ids;
     struct strtab categories;
-    float *inv_norms;              /* heap, item_count */
+    float *inv_norms; /* heap, item_count */
     /* [MODEL_ELEM_F32] always; a reduced copy's rows are NULL when absent. */
     struct model_item_copy copies[MODEL_ELEM_COUNT];
     struct cat_entry *cats_sorted; /* heap, category_count, by name */
@@ -103,11 +103,11 @@ struct load {
     struct model *m;
     const char *path;
     struct err *e;
-    MDB_txn *txn;       /* slot 0's transaction, used to validate */
-    const char *map;    /* the file's first byte in the map */
-    uint64_t file_size; /* bytes */
-    uint64_t psize;     /* LMDB page size */
-    uint64_t last_pgno; /* the last page in use */
+    MDB_txn *txn;                       /* slot 0's transaction, used to validate */
+    const char *map;                    /* the file's first byte in the map */
+    uint64_t file_size;                 /* bytes */
+    uint64_t psize;                     /* LMDB page size */
+    uint64_t last_pgno;                 /* the last page in use */
     uint8_t present[FORMAT_BLOB_COUNT]; /* the blob is in meta */
     const uint8_t *payload[FORMAT_BLOB_COUNT];
     size_t payload_len[FORMAT_BLOB_COUNT];
@@ -828,8 +828,7 @@ static float bf16_value(uint16_t v)
 /* Row @i of a reduced copy as the real numbers it stands for (exact in a
  * double), into @w; returns the first element that is not a valid one of
  * its type, or -1. */
-typedef int (*copy_row_fn)(const struct model_item_copy *c, uint32_t stride, uint32_t i,
-                           double *w);
+typedef int (*copy_row_fn)(const struct model_item_copy *c, uint32_t stride, uint32_t i, double *w);
 
 static int bf16_row(const struct model_item_copy *c, uint32_t stride, uint32_t i, double *w)
 {

@@ -69,10 +69,10 @@ struct model_user {
 /* Header facts, for GetModelInfo and `recsys-model inspect`. */
 struct model_info {
     uint32_t format_version;
-    uint32_t dim;          /* factors per vector, bias column included */
-    uint32_t stride;       /* floats per stored row: dim rounded up to 16 */
-    uint32_t elem_type;    /* MODEL_ELEM_* */
-    uint32_t has_bias;     /* 1: the last dimension is an item bias (user side holds 1.0) */
+    uint32_t dim;       /* factors per vector, bias column included */
+    uint32_t stride;    /* floats per stored row: dim rounded up to 16 */
+    uint32_t elem_type; /* MODEL_ELEM_* */
+    uint32_t has_bias;  /* 1: the last dimension is an item bias (user side holds 1.0) */
     uint32_t category_count;
     uint64_t user_count;
     uint64_t item_count;

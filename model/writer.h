@@ -18,12 +18,12 @@
 /* Everything a model file holds, in memory. All pointers are borrowed for
  * the duration of model_write(). */
 struct model_src {
-    uint32_t dim;        /* floats per vector (bias column included) */
-    uint32_t has_bias;   /* 1 if the last dimension is an item bias */
-    uint32_t user_count; /* may be 0 */
-    uint32_t item_count; /* >= 1 */
-    const float *user_factors; /* user_count x dim, row-major, finite */
-    const float *item_factors; /* item_count x dim, row-major, finite */
+    uint32_t dim;                /* floats per vector (bias column included) */
+    uint32_t has_bias;           /* 1 if the last dimension is an item bias */
+    uint32_t user_count;         /* may be 0 */
+    uint32_t item_count;         /* >= 1 */
+    const float *user_factors;   /* user_count x dim, row-major, finite */
+    const float *item_factors;   /* item_count x dim, row-major, finite */
     const char *const *user_ids; /* user_count distinct NUL-terminated ids */
     const char *const *item_ids; /* item_count distinct NUL-terminated ids */
     const uint32_t *user_tier;   /* user_count tiers, or NULL for all 0 */
@@ -35,8 +35,8 @@ struct model_src {
     const struct model_item_attr *attrs; /* item_count records */
     const char *const *categories;       /* category_count distinct names */
     uint32_t category_count;             /* >= 1 */
-    const char *version; /* model version string, 1..MODEL_ID_MAX bytes */
-    int64_t created_at;  /* unix seconds */
+    const char *version;                 /* model version string, 1..MODEL_ID_MAX bytes */
+    int64_t created_at;                  /* unix seconds */
     /* Reduced-precision copies of the item matrix to add, as bits
      * 1 << MODEL_ELEM_BF16 and 1 << MODEL_ELEM_INT8; 0 for none. bf16 rounds
      * each factor to nearest even; int8 scales each row by its largest

@@ -28,9 +28,9 @@ struct listener {
     int fds[LISTENER_MAX_FDS];
     size_t n_fds;
     int port;
-    int spare;            /* /dev/null, given up to drain the backlog at EMFILE */
-    int cap;              /* descriptors at or above this are refused */
-    const char *what;     /* static */
+    int spare;             /* /dev/null, given up to drain the backlog at EMFILE */
+    int cap;               /* descriptors at or above this are refused */
+    const char *what;      /* static */
     time_t refused_logged; /* when the last line about refusals went out */
     unsigned refused;      /* refusals not logged yet */
 };

@@ -23,20 +23,20 @@
 #include <grpc/grpc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
-#include "server/config.h"
 #include "base/log.h"
-#include "server/metrics.h"
 #include "engine/reload.h"
 #include "engine/scan.h"
 #include "engine/score.h"
+#include "engine/split.h"
+#include "server/config.h"
+#include "server/metrics.h"
 #include "server/scrape.h"
 #include "server/server.h"
 #include "server/service.h"
-#include "engine/split.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 

@@ -23,8 +23,8 @@
  */
 #pragma once
 
-#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "engine/query.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 
 /* reflect_run - answer one reflection request. Needs no model (q->model
  * may be NULL); the response lives in q->arena. Returns 0, -ENOMEM, or

@@ -74,10 +74,10 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/pem.h"
 #include "server/inflate.h"
 #include "server/listener.h"
 #include "server/metrics.h"
-#include "base/pem.h"
 
 /* Two slots per method, so a new call can match while the last one is being
  * handled. Not more: the core matches a connection's calls to its home
@@ -150,13 +150,13 @@ struct call {
     grpc_byte_buffer *request; /* the unary message, or a stream's next one */
     grpc_byte_buffer *response;
     int cancelled;
-    bool sent_metadata;     /* a stream has sent its initial metadata */
-    bool swept;             /* cancelled for taking no part (sweep) */
-    uint64_t start;         /* when the call arrived, CLOCK_MONOTONIC ns */
-    uint64_t waiting_since; /* when its current batch started */
-    int status;             /* what the call ended with, and after how long (ns): */
-    uint64_t elapsed;       /* for the metrics, once it is released */
-    size_t request_bytes;   /* queued: what its request message holds */
+    bool sent_metadata;       /* a stream has sent its initial metadata */
+    bool swept;               /* cancelled for taking no part (sweep) */
+    uint64_t start;           /* when the call arrived, CLOCK_MONOTONIC ns */
+    uint64_t waiting_since;   /* when its current batch started */
+    int status;               /* what the call ended with, and after how long (ns): */
+    uint64_t elapsed;         /* for the metrics, once it is released */
+    size_t request_bytes;     /* queued: what its request message holds */
     struct call *prev, *next; /* queued: the worker's queue; free: next free */
 };
 
@@ -181,7 +181,7 @@ struct worker {
     unsigned taken_since_served; /* events handled since the last call served */
     size_t n_streams, max_streams;
     uint64_t next_sweep;
-    atomic_size_t busy; /* armed slots and calls in flight; at 0 (only once stopping) it exits */
+    atomic_size_t busy;    /* armed slots and calls in flight; at 0 (only once stopping) it exits */
     atomic_bool caught_up; /* draining: idle, with a slot armed for every method */
     pthread_t thread;
     bool running;
@@ -517,8 +517,7 @@ static void on_arrival(struct slot *s, bool success)
                "overloaded: too many request bytes queued", start);
     else if ((c = take_call(w, method)) == NULL)
         refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
-               method->stream ? "too many streams in flight" : "too many calls in flight",
-               start);
+               method->stream ? "too many streams in flight" : "too many calls in flight", start);
     grpc_slice_unref(path);
     if (c == NULL) {
         if (request != NULL)
@@ -582,8 +581,8 @@ static void answer(struct call *c, struct server_reply *reply)
     }
     struct server_call call = {
         .method = c->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
-    int rc = read_request(c->request, w->server->max_request_bytes, w->arena, &call.data,
-                          &call.len);
+    int rc =
+        read_request(c->request, w->server->max_request_bytes, w->arena, &call.data, &call.len);
     /* Copied into the arena (or found bad): the core's buffer can go now,
      * not when the reply is done, which a slow client may put off. */
     grpc_byte_buffer_destroy(c->request);
@@ -774,14 +773,14 @@ static void sweep(struct worker *w, uint64_t now)
             refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
             continue;
         }
-        uint64_t wait_ms = c->state == CALL_REPLYING     ? reply_wait
+        uint64_t wait_ms = c->state == CALL_REPLYING    ? reply_wait
                            : c->state == CALL_STREAMING ? STREAM_WAIT_MS
                                                         : 0;
         if (wait_ms == 0 || c->swept || now - c->waiting_since < wait_ms * 1000000u)
             continue;
         c->swept = true;
-        log_debug("cancelling a call of %s: its client took no part for %llu ms",
-                  c->method->path, (unsigned long long)wait_ms);
+        log_debug("cancelling a call of %s: its client took no part for %llu ms", c->method->path,
+                  (unsigned long long)wait_ms);
         grpc_call_cancel(c->call, NULL);
     }
     w->next_sweep = now + SWEEP_MS * 1000000u;

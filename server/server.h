@@ -39,8 +39,8 @@
 #include <stdint.h>
 
 #include "base/arena.h"
-#include "server/config.h"
 #include "base/err.h"
+#include "server/config.h"
 
 struct metrics;
 struct server;

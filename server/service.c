@@ -9,15 +9,15 @@
 
 #include "engine/batch.h"
 #include "engine/eligibility.h"
-#include "grpc/health/v1/health.pb-c.h"
 #include "engine/info.h"
-#include "server/metrics.h"
 #include "engine/query.h"
 #include "engine/recommend.h"
+#include "engine/similar.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
+#include "server/metrics.h"
 #include "server/reflect.h"
 #include "server/wire.h"
-#include "engine/similar.h"
 
 /* err.h numbers the statuses as gRPC does, so the server hands them to the
  * core as they are. */
@@ -274,15 +274,15 @@ int service_create(const struct reload *r, struct service **out)
     svc->reload = r;
     for (size_t i = 0; i < N_METHODS; i++) {
         svc->bindings[i] = (struct binding){.svc = svc, .method = &methods[i]};
-        svc->table[i] = (struct server_method){.path = methods[i].path,
-                                               .handler = handle,
-                                               .arg = &svc->bindings[i],
-                                               .stream = methods[i].stream,
-                                               /* Health and GetModelInfo: they
-                                                * read no model, and probes call
-                                                * them. */
-                                               .urgent = !methods[i].needs_model &&
-                                                         !methods[i].stream};
+        svc->table[i] =
+            (struct server_method){.path = methods[i].path,
+                                   .handler = handle,
+                                   .arg = &svc->bindings[i],
+                                   .stream = methods[i].stream,
+                                   /* Health and GetModelInfo: they
+                                    * read no model, and probes call
+                                    * them. */
+                                   .urgent = !methods[i].needs_model && !methods[i].stream};
     }
     *out = svc;
     return 0;

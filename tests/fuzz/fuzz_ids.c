@@ -10,8 +10,8 @@
 
 #include "fuzz.h"
 #include "model/model.h"
-#include "tools/lib/ids.h"
 #include "scratch.h"
+#include "tools/lib/ids.h"
 
 static void check_ids(const struct ids *l, size_t lines)
 {

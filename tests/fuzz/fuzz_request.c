@@ -17,11 +17,11 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "engine/reload.h"
 #include "fuzz.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
-#include "engine/reload.h"
 #include "scratch.h"
 #include "server/server.h"
 #include "server/service.h"

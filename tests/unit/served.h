@@ -14,9 +14,9 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "engine/query.h"
 #include "model/model.h"
 #include "model/writer.h"
-#include "engine/query.h"
 
 struct served {
     char dir[64];

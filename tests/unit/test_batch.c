@@ -17,10 +17,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "random_model.h"
 #include "engine/recommend.h"
 #include "engine/scan.h"
 #include "engine/split.h"
+#include "random_model.h"
 
 /* The model of the current test, and what it was built from. */
 static struct random_model fx;

@@ -5,8 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "base/log.h"
+#include "check.h"
 
 /* capture - run log_msg's writes into a memory file; its content in @out. */
 static size_t capture(void (*emit)(void), char *out, size_t size)

@@ -413,7 +413,8 @@ static void test_round_trip_copies(void)
     f.src.quantize = 0;
     CHECK_OK(model_write(path, &f.src, NULL));
     CHECK_OK(model_open(path, 1, &m, NULL));
-    CHECK(model_item_copy(m, MODEL_ELEM_BF16) == NULL && model_item_copy(m, MODEL_ELEM_INT8) == NULL);
+    CHECK(model_item_copy(m, MODEL_ELEM_BF16) == NULL &&
+          model_item_copy(m, MODEL_ELEM_INT8) == NULL);
     CHECK(model_item_copy(m, MODEL_ELEM_F32) != NULL);
     model_close(m);
 }
@@ -843,24 +844,24 @@ static void test_utf8_validation(void)
     } cases[] = {
         {"", 1},
         {"course-42", 1},
-        {"caf\xc3\xa9", 1},                  /* é */
-        {"\xe2\x82\xac", 1},                  /* € */
-        {"\xe4\xb8\xad\xe6\x96\x87", 1},      /* 中文 */
-        {"\xf0\x9f\x98\x80", 1},              /* U+1F600 */
-        {"\xf4\x8f\xbf\xbf", 1},              /* U+10FFFF, the last */
-        {"\xed\x9f\xbf", 1},                  /* U+D7FF, below the surrogates */
-        {"caf\xe9", 0},                       /* Latin-1 */
-        {"\x80", 0},                          /* stray continuation */
-        {"\xc0\xaf", 0},                      /* overlong '/' */
-        {"\xc1\xbf", 0},                      /* overlong */
-        {"\xe0\x80\xaf", 0},                  /* overlong */
-        {"\xf0\x8f\xbf\xbf", 0},              /* overlong */
-        {"\xed\xa0\x80", 0},                  /* U+D800, a surrogate */
-        {"\xf4\x90\x80\x80", 0},              /* U+110000 */
-        {"\xf5\x80\x80\x80", 0},              /* lead byte past F4 */
-        {"\xc3", 0},                          /* truncated */
-        {"\xe2\x82", 0},                      /* truncated */
-        {"a\xc3\x28", 0},                     /* bad continuation */
+        {"caf\xc3\xa9", 1},              /* é */
+        {"\xe2\x82\xac", 1},             /* € */
+        {"\xe4\xb8\xad\xe6\x96\x87", 1}, /* 中文 */
+        {"\xf0\x9f\x98\x80", 1},         /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 1},         /* U+10FFFF, the last */
+        {"\xed\x9f\xbf", 1},             /* U+D7FF, below the surrogates */
+        {"caf\xe9", 0},                  /* Latin-1 */
+        {"\x80", 0},                     /* stray continuation */
+        {"\xc0\xaf", 0},                 /* overlong '/' */
+        {"\xc1\xbf", 0},                 /* overlong */
+        {"\xe0\x80\xaf", 0},             /* overlong */
+        {"\xf0\x8f\xbf\xbf", 0},         /* overlong */
+        {"\xed\xa0\x80", 0},             /* U+D800, a surrogate */
+        {"\xf4\x90\x80\x80", 0},         /* U+110000 */
+        {"\xf5\x80\x80\x80", 0},         /* lead byte past F4 */
+        {"\xc3", 0},                     /* truncated */
+        {"\xe2\x82", 0},                 /* truncated */
+        {"a\xc3\x28", 0},                /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].ok)

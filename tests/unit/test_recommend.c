@@ -99,8 +99,8 @@ static uint32_t reference(const struct ref_request *r, struct ref_hit *out)
     uint32_t n = 0;
     for (uint32_t i = 0; i < ITEMS; i++)
         if (ref_keep(r, i))
-            out[n++] = (struct ref_hit){
-                i, ref_personalized(r->user) ? ref_dot(r->user, i) : ref_popularity(i)};
+            out[n++] = (struct ref_hit){i, ref_personalized(r->user) ? ref_dot(r->user, i)
+                                                                     : ref_popularity(i)};
     qsort(out, n, sizeof(*out), cmp_ref);
     return n < r->count ? n : r->count;
 }

@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine/reload.h"
 #include "model/model.h"
 #include "model/writer.h"
-#include "engine/reload.h"
 
 /* ==== planted models ==================================================== */
 

@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "rng.h"
 #include "engine/score_kernel.h"
 #include "engine/split.h"
+#include "rng.h"
 
 #include <pthread.h>
 
@@ -28,11 +28,11 @@ static const char *const kernel_names[] = {"portable", "avx2", "avx512"};
 
 struct data {
     uint32_t rows, dim, stride;
-    float *f32;        /* rows x stride, zero padded */
-    uint16_t *bf16;    /* rows x stride */
-    int8_t *i8;        /* rows x stride */
-    float *scale;      /* rows */
-    float *queries;    /* nq x stride */
+    float *f32;     /* rows x stride, zero padded */
+    uint16_t *bf16; /* rows x stride */
+    int8_t *i8;     /* rows x stride */
+    float *scale;   /* rows */
+    float *queries; /* nq x stride */
     uint32_t nq;
     struct score_reduced copy[SCORE_ELEM_COUNT];
 };
@@ -71,7 +71,8 @@ static void data_make(struct data *d, uint32_t rows, uint32_t dim, uint32_t clus
     for (size_t k = 0; k < (size_t)clusters * dim; k++)
         centre[k] = rng_float();
     for (uint32_t i = 0; i < rows + nq; i++) {
-        float *v = i < rows ? d->f32 + (size_t)i * d->stride : d->queries + (size_t)(i - rows) * d->stride;
+        float *v =
+            i < rows ? d->f32 + (size_t)i * d->stride : d->queries + (size_t)(i - rows) * d->stride;
         const float *c = clusters ? centre + (size_t)(rng_next() % clusters) * dim : NULL;
         for (uint32_t j = 0; j < dim; j++)
             v[j] = (c ? c[j] : 0) + spread * rng_float();
@@ -113,10 +114,10 @@ static void data_quantize(struct data *d, int noise)
         ei = fmax(ei, sie);
     }
     d->copy[SCORE_ELEM_BF16] = (struct score_reduced){
-        SCORE_ELEM_BF16, d->bf16, NULL, sqrt(nb) * 1.000001, sqrt(eb) * 1.000001,
+        SCORE_ELEM_BF16,    d->bf16, NULL, sqrt(nb) * 1.000001, sqrt(eb) * 1.000001,
         sqrt(nf) * 1.000001};
     d->copy[SCORE_ELEM_INT8] = (struct score_reduced){
-        SCORE_ELEM_INT8, d->i8, d->scale, sqrt(ni) * 1.000001, sqrt(ei) * 1.000001,
+        SCORE_ELEM_INT8,    d->i8, d->scale, sqrt(ni) * 1.000001, sqrt(ei) * 1.000001,
         sqrt(nf) * 1.000001};
 }
 
@@ -161,8 +162,8 @@ static int same_as_exact(const struct data *d, const uint32_t *ns, size_t nn, st
                     score_filter_fn keep = filtered ? some_keep : NULL;
                     int fell = -1;
                     uint32_t cw = score_topn(&s, n, keep, NULL, want);
-                    uint32_t cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, 1,
-                                                     scratch, got, &fell);
+                    uint32_t cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, 1, scratch,
+                                                     got, &fell);
                     int ok = cw == cg && (fell == 0 || fell == 1);
                     for (uint32_t i = 0; ok && i < cw; i++)
                         ok = want[i].index == got[i].index &&
@@ -184,9 +185,8 @@ static int same_as_exact(const struct data *d, const uint32_t *ns, size_t nn, st
 
 static void test_exact_on_many_shapes(void)
 {
-    static const uint32_t shapes[][2] = {{1, 1},    {3, 7},    {40, 16},  {100, 33},
-                                         {257, 64}, {999, 5},  {1000, 100}, {2050, 128},
-                                         {600, 48}, {300, 257}};
+    static const uint32_t shapes[][2] = {{1, 1},   {3, 7},      {40, 16},    {100, 33}, {257, 64},
+                                         {999, 5}, {1000, 100}, {2050, 128}, {600, 48}, {300, 257}};
     static const uint32_t ns[] = {1, 10, 100, 1000};
     for (size_t k = 0; k < NKERNELS; k++) {
         if (score_select_kernel(kernel_names[k], NULL) != 0)
@@ -282,8 +282,8 @@ static int split_same(const struct data *d, uint32_t n)
                 uint32_t cg = score_topn_split(&s, n, keep, NULL, parts, scratch, got);
                 ok = cg == cw && memcmp(got, want, cw * sizeof(*got)) == 0;
                 for (int elem = SCORE_ELEM_BF16; elem < SCORE_ELEM_COUNT && ok; elem++) {
-                    cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, parts, scratch,
-                                            got, NULL);
+                    cg = score_topn_reduced(&s, &d->copy[elem], n, keep, NULL, parts, scratch, got,
+                                            NULL);
                     ok = cg == cw && memcmp(got, want, cw * sizeof(*got)) == 0;
                 }
             }
@@ -421,11 +421,8 @@ static void test_bf16_kernels_close(void)
         qb[j] = to_bf16(rng_float());
         qf[j] = (float)bf16_value(qb[j]);
     }
-    struct score_qscan q = {.query_bf16 = qb,
-                            .query_f32 = qf,
-                            .matrix = d.bf16,
-                            .rows = d.rows,
-                            .stride = d.stride};
+    struct score_qscan q = {
+        .query_bf16 = qb, .query_f32 = qf, .matrix = d.bf16, .rows = d.rows, .stride = d.stride};
     float *got = malloc(d.rows * sizeof(float));
     int ok = 1;
     for (size_t k = 0; k < NKERNELS && ok; k++) {
@@ -466,8 +463,10 @@ static void test_reduced_kernel_names(void)
         CHECK_OK(score_select_kernel("avx512", NULL));
         int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
         int bf16 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
-        CHECK(strcmp(score_reduced_kernel_name(SCORE_ELEM_INT8), vnni ? "avx512-vnni" : "avx2") == 0);
-        CHECK(strcmp(score_reduced_kernel_name(SCORE_ELEM_BF16), bf16 ? "avx512-bf16" : "avx2") == 0);
+        CHECK(strcmp(score_reduced_kernel_name(SCORE_ELEM_INT8), vnni ? "avx512-vnni" : "avx2") ==
+              0);
+        CHECK(strcmp(score_reduced_kernel_name(SCORE_ELEM_BF16), bf16 ? "avx512-bf16" : "avx2") ==
+              0);
     }
 #endif
     CHECK_OK(score_select_kernel("auto", NULL));
@@ -476,10 +475,10 @@ static void test_reduced_kernel_names(void)
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        CHECK_CASE(test_exact_on_many_shapes),  CHECK_CASE(test_exact_on_clustered_data),
-        CHECK_CASE(test_fallback_is_rare),      CHECK_CASE(test_poor_copy_still_exact),
-        CHECK_CASE(test_int8_kernels_agree),    CHECK_CASE(test_bf16_kernels_close),
-        CHECK_CASE(test_reduced_kernel_names),  CHECK_CASE(test_split_matches_unsplit),
+        CHECK_CASE(test_exact_on_many_shapes),     CHECK_CASE(test_exact_on_clustered_data),
+        CHECK_CASE(test_fallback_is_rare),         CHECK_CASE(test_poor_copy_still_exact),
+        CHECK_CASE(test_int8_kernels_agree),       CHECK_CASE(test_bf16_kernels_close),
+        CHECK_CASE(test_reduced_kernel_names),     CHECK_CASE(test_split_matches_unsplit),
         CHECK_CASE(test_split_concurrent_callers),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));

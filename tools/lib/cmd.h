@@ -10,4 +10,3 @@ enum cmd_exit {
     CMD_EXIT_FAILED = 1, /* bad input, bad model file, I/O failure */
     CMD_EXIT_USAGE = 2,  /* bad command line: nothing was read or written */
 };
-

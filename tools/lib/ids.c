@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tools/lib/idmap.h"
 #include "model/format.h"
 #include "model/model.h"
+#include "tools/lib/idmap.h"
 #include "tools/lib/quote.h"
 
 struct ids {

@@ -64,8 +64,8 @@ static int parse_copies(const struct opt *o, const char *value, unsigned *out, s
                                            memcmp(model_elem_names[elem], p, len) != 0))
             elem++;
         if (elem == MODEL_ELEM_COUNT)
-            return err_set(e, ERR_INVALID, "--%s: '%.*s' is not bf16 or int8 (or 'none')",
-                           o->name, (int)len, p);
+            return err_set(e, ERR_INVALID, "--%s: '%.*s' is not bf16 or int8 (or 'none')", o->name,
+                           (int)len, p);
         mask |= 1u << elem;
         p += len;
         if (*p == '\0')

@@ -14,11 +14,11 @@
 
 #include <grpc/status.h>
 
+#include "base/err.h"
+#include "tools/lib/rpc.h"
 #include "tools/recsys-cli/args.h"
 #include "tools/recsys-cli/commands.h"
-#include "base/err.h"
 #include "tools/recsys-cli/json.h"
-#include "tools/lib/rpc.h"
 
 #define CLI_NAME         "recsys-cli"
 #define CLI_DEFAULT_ADDR "127.0.0.1:50051"

@@ -29,10 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/lib/publish.h"
-#include "tools/recsys-model/cmd.h"
 #include "model/writer.h"
 #include "tools/lib/opts.h"
+#include "tools/lib/publish.h"
+#include "tools/recsys-model/cmd.h"
 
 struct demo_args {
     const char *out;

@@ -27,16 +27,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/writer.h"
 #include "tools/lib/catalog.h"
-#include "tools/lib/publish.h"
-#include "tools/recsys-model/cmd.h"
 #include "tools/lib/csv.h"
 #include "tools/lib/ids.h"
-#include "model/writer.h"
 #include "tools/lib/npy.h"
 #include "tools/lib/opts.h"
+#include "tools/lib/publish.h"
 #include "tools/lib/quote.h"
 #include "tools/lib/users.h"
+#include "tools/recsys-model/cmd.h"
 
 struct import_args {
     const char *user_factors, *user_ids, *item_factors, *item_ids;

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "tools/recsys-model/cmd.h"
 #include "model/model.h"
 #include "tools/lib/opts.h"
+#include "tools/recsys-model/cmd.h"
 
 /* Items listed under "popular:". */
 #define INSPECT_TOP 5
@@ -55,7 +55,6 @@ static const struct field {
     {"file_bytes", F_U64, offsetof(struct model_info, file_bytes)},
     {"checksum", F_STR, offsetof(struct model_info, checksum)},
 };
-
 
 static void key(const char *name)
 {
@@ -164,8 +163,8 @@ static void print_copies(const struct model *m)
         const struct model_item_copy *c = model_item_copy(m, elem);
         if (c == NULL)
             continue;
-        printf("%s%s (max error %.2g of the largest norm)", any ? ", " : "",
-               model_elem_names[elem], f32->max_norm > 0 ? c->max_error / f32->max_norm : 0);
+        printf("%s%s (max error %.2g of the largest norm)", any ? ", " : "", model_elem_names[elem],
+               f32->max_norm > 0 ? c->max_error / f32->max_norm : 0);
         any = 1;
     }
     printf("%s\n", any ? "" : "none");

@@ -24,8 +24,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "tools/recsys-train/als.h"
 #include "base/err.h"
+#include "tools/recsys-train/als.h"
 
 struct bpr_params {
     uint32_t factors;     /* k, 1..1024 */

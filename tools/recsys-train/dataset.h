@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "tools/recsys-train/als.h"
 #include "base/err.h"
+#include "tools/recsys-train/als.h"
 
 struct interactions;
 

@@ -218,7 +218,7 @@ static int row(struct reader *rd, const struct csv_record *rec, struct err *e)
 }
 
 int interactions_read(const char *path, const struct catalog *c, const struct interactions_opts *o,
-             struct interactions *l, struct err *e)
+                      struct interactions *l, struct err *e)
 {
     struct reader rd = {.c = c, .o = o, .l = l};
     struct csv_record rec;

@@ -69,7 +69,7 @@ int interactions_read_users(const char *path, struct interactions *l, struct err
  * item; a log without interactions), -errno or -ENOMEM. On failure @l
  * still needs interactions_free. */
 int interactions_read(const char *path, const struct catalog *c, const struct interactions_opts *o,
-             struct interactions *l, struct err *e);
+                      struct interactions *l, struct err *e);
 
 /* interactions_free - release what interactions_read_users and interactions_read filled in. */
 void interactions_free(struct interactions *l);

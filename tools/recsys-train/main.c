@@ -17,17 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/writer.h"
+#include "tools/lib/catalog.h"
+#include "tools/lib/cmd.h"
+#include "tools/lib/opts.h"
+#include "tools/lib/publish.h"
 #include "tools/recsys-train/als.h"
 #include "tools/recsys-train/bpr.h"
 #include "tools/recsys-train/dataset.h"
 #include "tools/recsys-train/eval.h"
 #include "tools/recsys-train/interactions.h"
-#include "model/writer.h"
 #include "tools/recsys-train/progress.h"
-#include "tools/lib/catalog.h"
-#include "tools/lib/cmd.h"
-#include "tools/lib/publish.h"
-#include "tools/lib/opts.h"
 
 #define NAME "recsys-train"
 
@@ -173,7 +173,7 @@ static int read_inputs(struct run *r, struct err *e)
 {
     const struct train_args *a = r->a;
     struct interactions_opts lo = {.view_weight = (float)r->v.view_weight,
-                          .unknown_error = r->unknown_error};
+                                   .unknown_error = r->unknown_error};
     int rc;
     if ((rc = catalog_read(a->catalog, NULL, &r->cat, e)) != 0 ||
         (a->users != NULL && (rc = interactions_read_users(a->users, &r->log, e)) != 0) ||
