@@ -8,7 +8,7 @@
 
 FROM debian:bookworm AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        make ca-certificates git && rm -rf /var/lib/apt/lists/*
+        make ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN make deps && make build BUILD=/build BUILD_TYPE=Release \
