@@ -119,6 +119,8 @@
 #define SWEEP_MS      1000u
 #define IDLE_WAIT_MS  100u
 #define DRAIN_POLL_MS 1u
+/* A worker in one event this long is held by its handler (shutdown_core). */
+#define STUCK_MS 50u
 
 /* Tags are slots and calls: both start with their state, which says which
  * one a tag is and what its event means. */
@@ -183,6 +185,7 @@ struct worker {
     uint64_t next_sweep;
     atomic_size_t busy;    /* armed slots and calls in flight; at 0 (only once stopping) it exits */
     atomic_bool caught_up; /* draining: idle, with a slot armed for every method */
+    atomic_uint_fast64_t event_since; /* when its current event began; 0 between events */
     pthread_t thread;
     bool running;
 };
@@ -830,7 +833,9 @@ static void *worker_main(void *arg)
             break;
         atomic_store(&w->caught_up, ev.type == GRPC_QUEUE_TIMEOUT && ready);
         if (ev.type == GRPC_OP_COMPLETE) {
+            atomic_store_explicit(&w->event_since, now_ns(), memory_order_relaxed);
             on_event(ev.tag, ev.success != 0);
+            atomic_store_explicit(&w->event_since, 0, memory_order_relaxed);
             w->taken_since_served++;
         }
         uint64_t now = now_ns();
@@ -860,6 +865,7 @@ static int worker_init(struct server *srv, unsigned index)
     w->max_streams = w->n_calls / STREAM_SHARE_DIV > 0 ? w->n_calls / STREAM_SHARE_DIV : 1;
     atomic_init(&w->busy, 0);
     atomic_init(&w->caught_up, false);
+    atomic_init(&w->event_since, 0);
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
     w->calls = calloc(w->n_calls, sizeof(*w->calls));
     w->armed = calloc(srv->n_methods + 1, sizeof(*w->armed));
@@ -1233,11 +1239,21 @@ static void arm_spares(struct server *srv)
     }
 }
 
+/* caught_up - whether every worker has caught up, or is held in one event
+ * for longer than STUCK_MS (a long handler): the calls matched to a held
+ * worker's queue are its, and finish within the grace, so it need not hold
+ * the shutdown back, while its fellows' being idle says that no call waits
+ * in the core unmatched. */
 static bool caught_up(const struct server *srv)
 {
-    for (unsigned i = 0; i < srv->n_workers; i++)
-        if (srv->workers[i].running && !atomic_load(&srv->workers[i].caught_up))
+    uint64_t now = now_ns();
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        const struct worker *w = &srv->workers[i];
+        uint64_t since = atomic_load(&w->event_since);
+        if (w->running && !atomic_load(&w->caught_up) &&
+            (since == 0 || now - since < STUCK_MS * 1000000u))
             return false;
+    }
     return true;
 }
 
@@ -1260,8 +1276,9 @@ static struct timespec after_ms(unsigned ms)
  * but not matched to a slot yet: a burst larger than the armed slots waits
  * there. So first every call already received is taken in: spare slots
  * are armed, and the core is shut down only once every worker has caught
- * up (its queue ran empty while a slot was armed for every method), or
- * after half the grace period under a load that never lets it. */
+ * up (its queue ran empty while a slot was armed for every method) or is
+ * held by a long handler, or after half the grace period under a load that
+ * never lets it. */
 static void shutdown_core(struct server *srv)
 {
     struct timespec limit = after_ms(srv->grace_ms);

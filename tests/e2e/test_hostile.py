@@ -130,7 +130,9 @@ class Findings(Hostile):
                     call(bomb, timeout=30, compression=grpc.Compression.Gzip)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
             grown_mb = (vm_hwm_kb(d.proc.pid) - base) / 1024
-            self.assertLess(grown_mb, 40, "inflating the bomb cost %.0f MB" % grown_mb)
+            # A sanitizer's shadow memory and quarantine swell every figure.
+            if not SANITIZED:
+                self.assertLess(grown_mb, 40, "inflating the bomb cost %.0f MB" % grown_mb)
             self.assert_serves(d)
 
     def test_03_clients_that_never_read_block_nobody(self):
@@ -427,8 +429,9 @@ class ModelDirectory(unittest.TestCase):
             await_true(lambda: time.time() >= int(sent) + 1)  # the next whole second
             sent = int(time.time())
             d.signal(signal.SIGHUP)
-            self.assertTrue(await_true(lambda: d.info().last_reload_attempt_unix >= sent),
-                            "the SIGHUP left no trace in last_reload_attempt_unix")
+            self.assertTrue(await_true(lambda: d.info().last_reload_attempt_unix >= sent, 30),
+                            "the SIGHUP left no trace in last_reload_attempt_unix; log:\n"
+                            + d.log())
             d.wait_log(r"model file \S+ unchanged")
 
 

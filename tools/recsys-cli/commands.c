@@ -17,27 +17,27 @@
 /* batch-recommend takes these after the first (--user): its words are
  * its users. */
 static const struct opt recommend_opts[] = {
-    {"user", 0, OPT_STRING, ARG(user), true},
-    {"count", 0, OPT_UINT32, ARG(count), false},
-    {"exclude", 0, OPT_LIST, ARG(exclude), false},
-    {"category", 0, OPT_LIST, ARG(categories), false},
-    {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false},
-    {"owned", 0, OPT_LIST, ARG(owned), false},
+    {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
+    {"count", 0, OPT_UINT32, ARG(count), false, 0, UINT32_MAX, "N"},
+    {"exclude", 0, OPT_LIST, ARG(exclude), false, 0, 0, NULL},
+    {"category", 0, OPT_LIST, ARG(categories), false, 0, 0, NULL},
+    {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false, 0, 0, NULL},
+    {"owned", 0, OPT_LIST, ARG(owned), false, 0, 0, NULL},
     {.name = NULL},
 };
 
 static const struct opt eligibility_opts[] = {
-    {"user", 0, OPT_STRING, ARG(user), true},
-    {"owned", 0, OPT_LIST, ARG(owned), false},
+    {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
+    {"owned", 0, OPT_LIST, ARG(owned), false, 0, 0, NULL},
     {.name = NULL},
 };
 
 static const struct opt similar_opts[] = {
-    {"item", 0, OPT_STRING, ARG(item), true},
-    {"count", 0, OPT_UINT32, ARG(count), false},
-    {"exclude", 0, OPT_LIST, ARG(exclude), false},
-    {"category", 0, OPT_LIST, ARG(categories), false},
-    {"user", 0, OPT_STRING, ARG(user), false},
+    {"item", 0, OPT_STRING, ARG(item), true, 0, 0, NULL},
+    {"count", 0, OPT_UINT32, ARG(count), false, 0, UINT32_MAX, "N"},
+    {"exclude", 0, OPT_LIST, ARG(exclude), false, 0, 0, NULL},
+    {"category", 0, OPT_LIST, ARG(categories), false, 0, 0, NULL},
+    {"user", 0, OPT_STRING, ARG(user), false, 0, 0, NULL},
     {.name = NULL},
 };
 

@@ -39,14 +39,14 @@ enum cli_exit {
 };
 
 static const struct opt global_opts[] = {
-    {"addr", 0, OPT_STRING, offsetof(struct cli_args, addr), false},
-    {"timeout", 0, OPT_SECONDS, offsetof(struct cli_args, timeout), false},
-    {"json", 0, OPT_FLAG, offsetof(struct cli_args, json), false},
-    {"tls", 0, OPT_FLAG, offsetof(struct cli_args, tls), false},
-    {"tls-ca", 0, OPT_STRING, offsetof(struct cli_args, tls_ca), false},
-    {"tls-cert", 0, OPT_STRING, offsetof(struct cli_args, tls_cert), false},
-    {"tls-key", 0, OPT_STRING, offsetof(struct cli_args, tls_key), false},
-    {"help", 'h', OPT_FLAG, offsetof(struct cli_args, help), false},
+    {"addr", 0, OPT_STRING, offsetof(struct cli_args, addr), false, 0, 0, NULL},
+    {"timeout", 0, OPT_SECONDS, offsetof(struct cli_args, timeout), false, 0, 0, NULL},
+    {"json", 0, OPT_FLAG, offsetof(struct cli_args, json), false, 0, 0, NULL},
+    {"tls", 0, OPT_FLAG, offsetof(struct cli_args, tls), false, 0, 0, NULL},
+    {"tls-ca", 0, OPT_STRING, offsetof(struct cli_args, tls_ca), false, 0, 0, NULL},
+    {"tls-cert", 0, OPT_STRING, offsetof(struct cli_args, tls_cert), false, 0, 0, NULL},
+    {"tls-key", 0, OPT_STRING, offsetof(struct cli_args, tls_key), false, 0, 0, NULL},
+    {"help", 'h', OPT_FLAG, offsetof(struct cli_args, help), false, 0, 0, NULL},
     {.name = NULL},
 };
 
@@ -214,7 +214,7 @@ static int parse(int argc, char **argv, struct cli_args *a, const struct command
     struct err e;
     int next;
     *cmd = NULL;
-    if (args_parse(global, argc - 1, argv + 1, ARGS_STOP_AT_WORD, a, &next, &e) != 0)
+    if (opts_scan(global, argc - 1, argv + 1, OPTS_STOP_AT_WORD, a, NULL, &next, &e) != 0)
         return usage_error(NULL, e.msg);
     next += 1;
     if (next == argc) {
@@ -230,11 +230,11 @@ static int parse(int argc, char **argv, struct cli_args *a, const struct command
     }
     *cmd = c;
     const struct opt *const both[] = {c->opts, global_opts, NULL};
-    if (args_parse(both, argc - next - 1, argv + next + 1, 0, a, NULL, &e) != 0)
+    if (opts_scan(both, argc - next - 1, argv + next + 1, 0, a, &a->words, NULL, &e) != 0)
         return usage_error(c, e.msg);
     if (a->help)
         return CLI_EXIT_OK;
-    if (args_check_required(c->opts, a, &e) != 0)
+    if (opts_check_required(c->opts, a, &e) != 0)
         return usage_error(c, e.msg);
     if (a->words.n < c->min_words)
         return usage_error(c, "missing arguments");

@@ -42,12 +42,12 @@ struct demo_args {
 
 #define ARG(member) offsetof(struct demo_args, member)
 static const struct opt demo_opts[] = {
-    {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
-    {"users", 0, OPT_UINT, ARG(users), 0, 0, 5000000, "N"},
-    {"items", 0, OPT_UINT, ARG(items), 0, 1, 5000000, "M"},
-    {"dim", 0, OPT_UINT, ARG(dim), 0, 1, 1024, "D"},
-    {"seed", 0, OPT_UINT, ARG(seed), 0, 0, UINT64_MAX, "S"},
-    {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
+    {"output", 'o', OPT_STRING, ARG(out), true, 0, 0, "FILE"},
+    {"users", 0, OPT_UINT, ARG(users), false, 0, 5000000, "N"},
+    {"items", 0, OPT_UINT, ARG(items), false, 1, 5000000, "M"},
+    {"dim", 0, OPT_UINT, ARG(dim), false, 1, 1024, "D"},
+    {"seed", 0, OPT_UINT, ARG(seed), false, 0, UINT64_MAX, "S"},
+    {"quantize", 0, OPT_COPIES, ARG(quantize), false, 0, 0, "bf16,int8"},
     {.name = NULL},
 };
 

@@ -48,17 +48,17 @@ struct import_args {
 
 #define ARG(member) offsetof(struct import_args, member)
 static const struct opt import_opts[] = {
-    {"user-factors", 0, OPT_STRING, ARG(user_factors), 1, 0, 0, "U.npy"},
-    {"user-ids", 0, OPT_STRING, ARG(user_ids), 1, 0, 0, "users.txt"},
-    {"item-factors", 0, OPT_STRING, ARG(item_factors), 1, 0, 0, "V.npy"},
-    {"item-ids", 0, OPT_STRING, ARG(item_ids), 1, 0, 0, "items.txt"},
-    {"catalog", 0, OPT_STRING, ARG(catalog), 1, 0, 0, "catalog.csv"},
-    {"users", 0, OPT_STRING, ARG(users), 0, 0, 0, "users.csv"},
-    {"purchases", 0, OPT_STRING, ARG(purchases), 0, 0, 0, "purchases.csv"},
-    {"model-version", 0, OPT_STRING, ARG(version), 1, 0, 0, "V"},
-    {"created-at", 0, OPT_UINT, ARG(created_at), 0, 0, INT64_MAX, "UNIX"},
-    {"quantize", 0, OPT_COPIES, ARG(quantize), 0, 0, 0, "bf16,int8"},
-    {"output", 'o', OPT_STRING, ARG(out), 1, 0, 0, "FILE"},
+    {"user-factors", 0, OPT_STRING, ARG(user_factors), true, 0, 0, "U.npy"},
+    {"user-ids", 0, OPT_STRING, ARG(user_ids), true, 0, 0, "users.txt"},
+    {"item-factors", 0, OPT_STRING, ARG(item_factors), true, 0, 0, "V.npy"},
+    {"item-ids", 0, OPT_STRING, ARG(item_ids), true, 0, 0, "items.txt"},
+    {"catalog", 0, OPT_STRING, ARG(catalog), true, 0, 0, "catalog.csv"},
+    {"users", 0, OPT_STRING, ARG(users), false, 0, 0, "users.csv"},
+    {"purchases", 0, OPT_STRING, ARG(purchases), false, 0, 0, "purchases.csv"},
+    {"model-version", 0, OPT_STRING, ARG(version), true, 0, 0, "V"},
+    {"created-at", 0, OPT_UINT, ARG(created_at), false, 0, INT64_MAX, "UNIX"},
+    {"quantize", 0, OPT_COPIES, ARG(quantize), false, 0, 0, "bf16,int8"},
+    {"output", 'o', OPT_STRING, ARG(out), true, 0, 0, "FILE"},
     {.name = NULL},
 };
 
