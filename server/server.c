@@ -1078,53 +1078,33 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
 {
     /* gRPC takes 0 as "ping at once", and INT_MAX as never. */
     int never = 0x7fffffff;
-#define MS_OR_NEVER(ms) ((ms) > 0 ? (int)(ms) : never)
+#define MS_OR_NEVER(ms)  ((ms) > 0 ? (int)(ms) : never)
+#define INT_ARG(name, v) {.type = GRPC_ARG_INTEGER, .key = (char *)(name), .value.integer = (v)}
     grpc_arg args_array[] = {
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-         .value.integer = (int)cfg->max_request_bytes},
+        INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)cfg->max_request_bytes),
         /* gRPC sets SO_REUSEPORT by default: a second daemon on the same
          * port would then start and silently take half the traffic. */
-        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        INT_ARG(GRPC_ARG_ALLOW_REUSEPORT, 0),
         /* Compressed requests arrive as they were sent and are inflated by
          * read_request within the size limit (inflate.h). */
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION,
-         .value.integer = 0},
+        INT_ARG(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0),
         /* Request headers up to 64 KiB, as Envoy allows (the core's 8 KiB
          * refuses real tokens and tracing baggage). Beyond the limit gRPC
          * 1.51 drops the header block without updating its HPACK table, so
          * the connection's next blocks no longer decode and every call on it
          * fails: a limit that clients do not reach is the only guard. */
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_METADATA_SIZE,
-         .value.integer = MAX_METADATA_BYTES},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
-         .value.integer = (int)cfg->max_concurrent_streams},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
-         .value.integer = MS_OR_NEVER(cfg->keepalive_ms)},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-         .value.integer = (int)cfg->keepalive_timeout_ms},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-         .value.integer = MS_OR_NEVER(cfg->max_idle_ms)},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_CONNECTION_AGE_MS,
-         .value.integer = MS_OR_NEVER(cfg->max_age_ms)},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-         .value.integer = (int)cfg->max_age_grace_ms},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-         .value.integer = CLIENT_PING_MIN_MS},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
-         .value.integer = 1},
+        INT_ARG(GRPC_ARG_MAX_METADATA_SIZE, MAX_METADATA_BYTES),
+        INT_ARG(GRPC_ARG_MAX_CONCURRENT_STREAMS, (int)cfg->max_concurrent_streams),
+        INT_ARG(GRPC_ARG_KEEPALIVE_TIME_MS, MS_OR_NEVER(cfg->keepalive_ms)),
+        INT_ARG(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, (int)cfg->keepalive_timeout_ms),
+        INT_ARG(GRPC_ARG_MAX_CONNECTION_IDLE_MS, MS_OR_NEVER(cfg->max_idle_ms)),
+        INT_ARG(GRPC_ARG_MAX_CONNECTION_AGE_MS, MS_OR_NEVER(cfg->max_age_ms)),
+        INT_ARG(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, (int)cfg->max_age_grace_ms),
+        INT_ARG(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, CLIENT_PING_MIN_MS),
+        INT_ARG(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1),
     };
 #undef MS_OR_NEVER
+#undef INT_ARG
     grpc_channel_args args = {.num_args = sizeof(args_array) / sizeof(args_array[0]),
                               .args = args_array};
     srv->core = grpc_server_create(&args, NULL);
