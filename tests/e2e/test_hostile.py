@@ -424,12 +424,13 @@ class ModelDirectory(unittest.TestCase):
             m = d.await_scrape(lambda m: m.value("recsys_model_items") == 400)
             self.assertEqual(m.value("recsys_model_directory_watched"), 1)
             self.assertEqual(d.info().last_reload_error, "")
-            # A SIGHUP with the file unchanged is recorded and logged.
-            sent = time.time()
-            await_true(lambda: time.time() >= int(sent) + 1)  # the next whole second
-            sent = int(time.time())
+            # A SIGHUP with the file unchanged is recorded and logged. The
+            # attempt is in whole seconds (time(), whose coarse clock may lag
+            # a clock tick): signal once a later second has surely begun.
+            later = d.info().last_reload_attempt_unix + 1
+            await_true(lambda: time.time() >= later + 0.1, timeout=5)
             d.signal(signal.SIGHUP)
-            self.assertTrue(await_true(lambda: d.info().last_reload_attempt_unix >= sent, 30),
+            self.assertTrue(await_true(lambda: d.info().last_reload_attempt_unix >= later, 30),
                             "the SIGHUP left no trace in last_reload_attempt_unix; log:\n"
                             + d.log())
             d.wait_log(r"model file \S+ unchanged")
