@@ -132,6 +132,7 @@ bench: build
 	    --swaps 1 --soak-swaps 0 --steady-seconds 10
 	bench/train.sh $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD)
+	/usr/bin/python3 bench/overload.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz
