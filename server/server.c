@@ -60,6 +60,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <poll.h>
@@ -105,6 +106,18 @@
  * ms and more), well over the queue's wait at any load the workers keep up
  * with (a call costs tens of microseconds). */
 #define LIFO_AFTER_MS 5u
+/* Queues per worker, each for the calls of the connections that hash to
+ * it, served in turn one call at a time: a connection with 32 calls in
+ * flight gets the turns of one, so a client making one call at a time is
+ * not queued behind a flood from others. With 1024, a few hundred
+ * connections per worker seldom share one. */
+#define FLOWS 1024u
+/* A flow that takes its turn with one call queued (a client making calls
+ * one at a time) goes in the light ring, served ahead of the others, which
+ * still get one turn in LIGHT_PER_HEAVY + 1, so light flows cannot starve
+ * them: a client calling one at a time waits for the few light flows
+ * ahead of it, not for every busy connection. */
+#define LIGHT_PER_HEAVY 4u
 /* Events a worker handles before serving a queued call, when events keep
  * coming: taking a call in (or refusing it) costs a fraction of serving
  * one, so the queue fills from the core's backlog quickly, yet serving
@@ -159,7 +172,15 @@ struct call {
     int status;               /* what the call ended with, and after how long (ns): */
     uint64_t elapsed;         /* for the metrics, once it is released */
     size_t request_bytes;     /* queued: what its request message holds */
-    struct call *prev, *next; /* queued: the worker's queue; free: next free */
+    uint32_t flow;            /* queued: the flow of its connection */
+    struct call *prev, *next; /* queued: its flow's calls, oldest first; free: next free */
+};
+
+/* The queued calls of the connections that hash to one flow. */
+struct flow {
+    struct call *oldest, *newest;
+    uint32_t n;
+    bool in_turn; /* in the worker's ring of turns */
 };
 
 struct worker {
@@ -176,9 +197,14 @@ struct worker {
     struct call *calls; /* the pool, and its free list */
     struct call *free_calls;
     size_t n_calls, n_in_use;
-    /* Unary calls taken in and not served yet, oldest first (a ring
-     * through the sentinel), and the bytes of their request messages. */
-    struct call queue;
+    /* Unary calls taken in and not served yet, by flow (FLOWS), the flows
+     * with calls in two rings served in turn, and the bytes of the requests. */
+    struct flow *flows;
+    struct ring {
+        uint32_t *flows; /* flow indices: [head, head + n) modulo FLOWS */
+        uint32_t head, n;
+    } light, heavy;
+    unsigned light_served; /* light turns since the last heavy one */
     size_t n_queued, queued_bytes, max_queued_bytes;
     unsigned taken_since_served; /* events handled since the last call served */
     size_t n_streams, max_streams;
@@ -408,22 +434,71 @@ static void stream_next(struct call *c, const struct server_reply *reply);
 
 /* ---- calls: the queue ------------------------------------------------------ */
 
+/* flow_of - the flow of @call's connection: its peer, hashed (FNV-1a). */
+static uint32_t flow_of(grpc_call *call)
+{
+    char *peer = grpc_call_get_peer(call);
+    uint32_t h = 2166136261u;
+    for (const char *p = peer; p != NULL && *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    gpr_free(peer);
+    return h % FLOWS;
+}
+
+/* take_turn - @flow joins a ring: the light one with one call queued. */
+static void take_turn(struct worker *w, uint32_t flow)
+{
+    struct ring *r = w->flows[flow].n == 1 ? &w->light : &w->heavy;
+    r->flows[(r->head + r->n++) % FLOWS] = flow;
+    w->flows[flow].in_turn = true;
+}
+
+/* next_turn - the flow whose turn it is, off its ring (see LIGHT_PER_HEAVY). */
+static uint32_t next_turn(struct worker *w)
+{
+    bool light = w->light.n > 0 && (w->heavy.n == 0 || w->light_served < LIGHT_PER_HEAVY);
+    struct ring *r = light ? &w->light : &w->heavy;
+    w->light_served = light ? w->light_served + 1 : 0;
+    uint32_t flow = r->flows[r->head];
+    r->head = (r->head + 1) % FLOWS;
+    r->n--;
+    w->flows[flow].in_turn = false;
+    return flow;
+}
+
 static void enqueue(struct worker *w, struct call *c)
 {
+    struct flow *f = &w->flows[c->flow];
     c->state = CALL_QUEUED;
     c->request_bytes = c->request != NULL ? grpc_byte_buffer_length(c->request) : 0;
-    c->prev = w->queue.prev;
-    c->next = &w->queue;
-    c->prev->next = c;
-    w->queue.prev = c;
+    c->prev = f->newest;
+    c->next = NULL;
+    if (f->newest != NULL)
+        f->newest->next = c;
+    else
+        f->oldest = c;
+    f->newest = c;
+    f->n++;
+    if (!f->in_turn)
+        take_turn(w, c->flow);
     w->n_queued++;
     w->queued_bytes += c->request_bytes;
 }
 
+/* dequeue - take @c off its flow; the flow keeps its turn, which is
+ * passed over when it comes if the flow has no call left. */
 static void dequeue(struct worker *w, struct call *c)
 {
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    struct flow *f = &w->flows[c->flow];
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        f->oldest = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        f->newest = c->prev;
+    f->n--;
     w->n_queued--;
     w->queued_bytes -= c->request_bytes;
 }
@@ -440,14 +515,23 @@ static void refuse_queued(struct call *c, grpc_status_code status, const char *w
     put_call(c);
 }
 
-/* evict_oldest - make room by refusing the call queued longest: under
- * overload it is the one least likely to be answered in time. Returns
- * whether there was one. */
+/* evict_oldest - make room by refusing the oldest call of the flow with
+ * the most calls queued: under overload the hog pays, and its oldest call
+ * is the one least likely to be answered in time. Returns whether there
+ * was one. */
 static bool evict_oldest(struct worker *w)
 {
-    struct call *c = w->queue.next;
-    if (c == &w->queue)
+    struct flow *hog = NULL;
+    for (uint32_t i = 0; i < w->heavy.n + w->light.n; i++) {
+        const struct ring *r = i < w->heavy.n ? &w->heavy : &w->light;
+        uint32_t at = i < w->heavy.n ? i : i - w->heavy.n;
+        struct flow *f = &w->flows[r->flows[(r->head + at) % FLOWS]];
+        if (f->n > 0 && (hog == NULL || f->n > hog->n))
+            hog = f;
+    }
+    if (hog == NULL)
         return false;
+    struct call *c = hog->oldest;
     if (deadline_passed(c->deadline))
         refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
     else
@@ -455,19 +539,27 @@ static bool evict_oldest(struct worker *w)
     return true;
 }
 
-/* serve_next - serve one queued call. First in, first out while the queue
- * moves; once its oldest call has waited LIFO_AFTER_MS the worker is
- * overloaded, and the newest call goes first: it is the one that can still
- * be answered within its client's deadline, where serving the oldest first
- * would answer every call late (the goodput collapse of finding 5). The old
- * ones meanwhile meet their deadline or the queue's bound and are refused
- * at little cost. */
+/* serve_next - serve one queued call, from the flow whose turn it is (the
+ * flows take turns, one call each). Within a flow, first in, first out
+ * while it moves; once its oldest call has waited LIFO_AFTER_MS the worker
+ * is overloaded, and the newest call goes first: it is the one that can
+ * still be answered within its client's deadline, where serving the oldest
+ * first would answer every call late (the goodput collapse of finding 5).
+ * The old ones meanwhile meet their deadline or the queue's bound and are
+ * refused at little cost. */
 static void serve_next(struct worker *w, uint64_t now)
 {
-    struct call *oldest = w->queue.next;
-    bool lifo = now - oldest->start >= LIFO_AFTER_MS * 1000000u;
-    struct call *c = lifo ? w->queue.prev : oldest;
+    struct flow *f;
+    uint32_t flow;
+    do { /* n_queued > 0: a flow in a ring has a call */
+        flow = next_turn(w);
+        f = &w->flows[flow];
+    } while (f->n == 0);
+    bool lifo = now - f->oldest->start >= LIFO_AFTER_MS * 1000000u;
+    struct call *c = lifo ? f->newest : f->oldest;
     w->taken_since_served = 0;
+    if (f->n > 1)
+        take_turn(w, flow);
     if (deadline_passed(c->deadline)) {
         refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
         return;
@@ -536,9 +628,10 @@ static void on_arrival(struct slot *s, bool success)
                        .deadline = deadline};
     if (method->stream)
         stream_next(c, NULL);
-    else if (queued)
+    else if (queued) {
+        c->flow = flow_of(call);
         enqueue(w, c);
-    else
+    } else
         serve(c);
 }
 
@@ -869,9 +962,13 @@ static int worker_init(struct server *srv, unsigned index)
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
     w->calls = calloc(w->n_calls, sizeof(*w->calls));
     w->armed = calloc(srv->n_methods + 1, sizeof(*w->armed));
+    w->flows = calloc(FLOWS, sizeof(*w->flows));
+    w->light.flows = calloc(FLOWS, sizeof(*w->light.flows));
+    w->heavy.flows = calloc(FLOWS, sizeof(*w->heavy.flows));
     w->cq = grpc_completion_queue_create_for_next(NULL);
     int rc = arena_create(ARENA_BLOCK, &w->arena);
-    if (w->slots == NULL || w->calls == NULL || w->armed == NULL || w->cq == NULL || rc != 0)
+    if (w->slots == NULL || w->calls == NULL || w->armed == NULL || w->flows == NULL ||
+        w->light.flows == NULL || w->heavy.flows == NULL || w->cq == NULL || rc != 0)
         return -ENOMEM;
     for (size_t m = 0; m <= srv->n_methods; m++)
         atomic_init(&w->armed[m], 0);
@@ -884,7 +981,6 @@ static int worker_init(struct server *srv, unsigned index)
         s->method = &srv->methods[m];
         s->registered = srv->registered[m];
     }
-    w->queue.prev = w->queue.next = &w->queue;
     w->max_queued_bytes = srv->max_queued_bytes / srv->n_workers;
     for (size_t i = w->n_calls; i-- > 0;) {
         w->calls[i].worker = w;
@@ -1318,6 +1414,9 @@ void server_stop(struct server *srv)
         free(w->slots);
         free(w->calls);
         free(w->armed);
+        free(w->flows);
+        free(w->light.flows);
+        free(w->heavy.flows);
     }
     if (srv->control != NULL)
         grpc_completion_queue_destroy(srv->control);
