@@ -28,8 +28,9 @@
 /* Long enough for a cold model page-in on the server, short enough that a
  * script stuck on a dead address notices. */
 #define CLI_DEFAULT_TIMEOUT 5.0
-/* Column where a command's usage starts in the full usage text. */
-#define CLI_USAGE_INDENT 15
+/* Column where a command's usage starts in the full usage text: two
+ * spaces, the longest name (batch-recommend) and one space. */
+#define CLI_USAGE_INDENT 18
 
 enum cli_exit {
     CLI_EXIT_OK = 0,
