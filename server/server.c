@@ -8,17 +8,25 @@
  * event means:
  *
  *   slot:  IDLE ──arm──▶ ARMED ──call arrives──▶ (call moves out) ──re-arm──▶ ARMED
- *   call:  FREE ──unary: handler, one reply batch──▶ REPLYING ──batch done──▶ FREE
+ *   call:  FREE ──unary──▶ QUEUED ──its turn: handler, one reply batch──▶ REPLYING
  *               ──stream: read the next message──▶ STREAMING ──▶ ... ──▶ REPLYING
+ *          REPLYING ──batch done──▶ FREE
  *
  * A call leaves its slot the moment it arrives and the slot asks for the
  * next one at once: no call, however slow its client, holds a slot. What a
- * call holds while its client takes its time (a reply not read, a stream
- * not continued) is a call object, of which each worker has a bounded pool
- * (--max-calls over the workers, a quarter at most for streams), and for a
- * bounded time (sweep). A call that finds the pool empty, whose deadline
- * has passed, or to an unknown method is refused at once, before any work,
- * with a status sent on the core's own (grpc_call_cancel_with_status).
+ * call holds while it waits (its turn, or its client: a reply not read, a
+ * stream not continued) is a call object, of which each worker has a
+ * bounded pool (--max-calls over the workers, a quarter at most for
+ * streams), and for a bounded time (sweep). A call whose deadline has
+ * passed, or to an unknown method, is refused at once, before any work,
+ * with a status sent on the core's own (grpc_call_cancel_with_status); so
+ * is one that finds no room, after the busiest connection's oldest queued
+ * call has been refused to make some.
+ *
+ * A worker takes calls in between serving them (TAKE_IN_MAX), into queues
+ * by connection (FLOWS) served in turn, so that neither a flood from a few
+ * connections nor a deadline storm decides who is served: see serve_next.
+ * Health checks and GetModelInfo are answered on arrival (urgent).
  *
  * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
