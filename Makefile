@@ -27,8 +27,9 @@ PACKAGES := build-essential cmake pkg-config \
 # with besides python3-grpcio. h2load comes from nghttp2-client; Node's
 # @grpc/grpc-js from npm needs node and npm, taken from Debian unless the
 # machine already has them (NodeSource's nodejs bundles npm and conflicts
-# with Debian's npm package). openssl makes the TLS tests' certificates.
-TEST_PACKAGES := nghttp2-client openssl $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
+# with Debian's npm package). openssl makes the TLS tests' certificates;
+# systemd's systemd-analyze checks the unit in deploy/systemd offline.
+TEST_PACKAGES := nghttp2-client openssl systemd $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 
 # Only for `make format`/`format-check` and `make test-clang`: Debian's
 # clang-format (14 on bookworm; the check depends on its version) and clang.
