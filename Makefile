@@ -28,8 +28,10 @@ PACKAGES := build-essential cmake pkg-config \
 # @grpc/grpc-js from npm needs node and npm, taken from Debian unless the
 # machine already has them (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package). openssl makes the TLS tests' certificates;
-# systemd's systemd-analyze checks the unit in deploy/systemd offline.
-TEST_PACKAGES := nghttp2-client openssl systemd $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
+# systemd's systemd-analyze checks the unit in deploy/systemd offline;
+# python3-venv holds kubernetes-validate (PyPI), python3-yaml reads the
+# manifests of deploy/kubernetes.
+TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 
 # Only for `make format`/`format-check` and `make test-clang`: Debian's
 # clang-format (14 on bookworm; the check depends on its version) and clang.
