@@ -218,13 +218,14 @@ class Findings(Hostile):
                            % ", ".join("%.3f" % r for r in ratios))
 
     def test_06_sigterm_answers_every_call_already_sent(self):
-        """6: 512 calls sent at once (16 connections x 32 streams); once the
-        daemon answers the first, SIGTERM: every call it had received is
-        answered with its message, and it exits 0. A stream above the last
-        one its GOAWAY names was never received: a client may send it
-        elsewhere, so it is no failure; none may be cut off otherwise.
-        Raw connections, so that all calls are sent before the signal; a
-        reply with a message is an OK one (the server sends none else)."""
+        """6: 512 calls sent at once (16 connections x 32 streams); once
+        every connection has had an answer (so every call has been read),
+        SIGTERM: every call is answered with its message, and the daemon
+        exits 0. A stream above the last one its GOAWAY names was never
+        received: a client may send it elsewhere, so it is no failure; none
+        may be cut off otherwise. Raw connections, so that all calls are sent
+        before the signal; a reply with a message is an OK one (the server
+        sends none else)."""
         d = self.daemon(metrics=True)
         with d:
             peers = [h2peer.H2Peer(d.port) for _ in range(16)]
@@ -240,33 +241,43 @@ class Findings(Hostile):
                         data += frames
                     p.send(data)
                     streams.append(set(ids))
-                d.await_scrape(lambda m: handled(m, "Recommend", "OK") >= 1, timeout=30)
+                # Every connection answered once, so the daemon has read all
+                # of each one's calls (sent in one write): the signal finds
+                # them received, and only then is the test a fair one.
+                states = [{"done": set(), "data": set(), "last": None} for _ in peers]
+
+                def tracker(ids, st):
+                    def track(f):
+                        if f.kind == h2peer.GOAWAY:
+                            st["last"] = int.from_bytes(f.payload[:4], "big") & 0x7fffffff
+                        if f.stream in ids and f.kind == h2peer.DATA:
+                            st["data"].add(f.stream)
+                        if f.stream in ids and (f.kind == h2peer.RST_STREAM or (
+                                f.kind == h2peer.HEADERS and f.flags & h2peer.END_STREAM)):
+                            st["done"].add(f.stream)
+                        beyond = {s for s in ids
+                                  if st["last"] is not None and s > st["last"]}
+                        return st["done"] | beyond == ids
+                    return track
+
+                for p, ids, st in zip(peers, streams, states):
+                    track = tracker(ids, st)
+                    p.read_frames(lambda f: track(f) or bool(st["done"]), timeout=30)
+                    self.assertTrue(st["done"], "a connection got no answer before SIGTERM")
                 d.signal(signal.SIGTERM)
                 counts = []
 
-                def read(p, ids):
+                def read(p, ids, st):
                     # Every connection read at once: one left unread would
                     # leave its replies untaken, and the daemon rightly
                     # cancels replies not taken for long.
-                    done, with_data, last = set(), set(), [None]
+                    p.read_frames(tracker(ids, st), timeout=30)
+                    counts.append((len(st["data"] & st["done"]),
+                                   len({s for s in ids - st["done"]
+                                        if st["last"] is not None and s > st["last"]})))
 
-                    def track(f):
-                        if f.kind == h2peer.GOAWAY:
-                            last[0] = int.from_bytes(f.payload[:4], "big") & 0x7fffffff
-                        if f.stream in ids and f.kind == h2peer.DATA:
-                            with_data.add(f.stream)
-                        if f.stream in ids and (f.kind == h2peer.RST_STREAM or (
-                                f.kind == h2peer.HEADERS and f.flags & h2peer.END_STREAM)):
-                            done.add(f.stream)
-                        beyond = {s for s in ids if last[0] is not None and s > last[0]}
-                        return done | beyond == ids
-
-                    p.read_frames(track, timeout=30)
-                    counts.append((len(with_data & done),
-                                   len({s for s in ids - done
-                                        if last[0] is not None and s > last[0]})))
-
-                readers = [threading.Thread(target=read, args=pi) for pi in zip(peers, streams)]
+                readers = [threading.Thread(target=read, args=pi)
+                           for pi in zip(peers, streams, states)]
                 for r in readers:
                     r.start()
                 for r in readers:
