@@ -31,6 +31,8 @@ ENV RECSYS_LISTEN=0.0.0.0:50051 RECSYS_METRICS_LISTEN=0.0.0.0:9464 RECSYS_MODEL=
 # The standard gRPC health check, SERVING only once a model is loaded.
 # Behind TLS, add --tls-ca (and a client certificate under mutual TLS),
 # or leave health to the orchestrator's own gRPC probe.
+# The port is RECSYS_LISTEN's, whatever it is set to; "|| exit 1" because
+# Docker reserves exit status 2, which recsys-cli uses for usage errors.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/recsys-cli", "--addr", "127.0.0.1:50051", "--timeout", "2", "health"]
+    CMD recsys-cli --addr "127.0.0.1:${RECSYS_LISTEN##*:}" --timeout 2 health || exit 1
 ENTRYPOINT ["/usr/local/bin/recsysd"]
