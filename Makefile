@@ -136,6 +136,7 @@ bench: build
 	bench/train.sh $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD)
 	/usr/bin/python3 bench/overload.py $(BUILD)
+	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --csv $(BUILD)/bench/overload.csv
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz

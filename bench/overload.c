@@ -1,0 +1,1398 @@
+/*
+ * bench/overload: what recsysd answers when asked for more than it can do,
+ * measured against the targets of issue 11.
+ *
+ * The program writes the demo model (recsys-model demo), starts the real
+ * recsysd on it as a child process (127.0.0.1:0, the port read from its
+ * "listening on" log line; a child so that /proc/<pid>/status is the
+ * daemon's memory alone) and loads it with Recommend calls for users drawn
+ * uniformly from the demo's, in phases, one after the other, on the same
+ * daemon:
+ *
+ *   capacity  closed loop, no overload: the calls in flight are doubled
+ *             from 1 (over up to 8 connections) for --sweep-seconds each
+ *             until calls/s has twice risen by less than 5%; the best
+ *             concurrency then runs for --seconds, and its calls answered
+ *             OK per second are "the capacity". Deadlines of 10 s (a call
+ *             has one, but it never bites).
+ *   open      open loop: calls arrive at --factor (5) x the capacity, paced
+ *             evenly, over --open-conns connections, each with a 50 ms
+ *             deadline; an arrival finding --max-in-flight calls
+ *             outstanding is not sent. The offered rate actually reached
+ *             is reported beside the one asked for.
+ *   storm     closed loop, 64 connections x 100 calls in flight, 50 ms
+ *             deadlines: a retry storm (issue 11, finding 5), every
+ *             answer or refusal sending the next call at once.
+ *   flood     closed loop, 500 connections x 100 calls in flight, 10 s
+ *             deadlines, while a separate channel (its own connection)
+ *             makes one Recommend at a time with a 1 s deadline: the
+ *             probe, a well-behaved client; its p50/p99/max are reported.
+ *
+ * Each phase runs --warmup seconds (connections open, queues fill) before
+ * its --seconds of measurement. A call counts in the phase's figures when
+ * it completes inside the measured window, by its status: OK (and its
+ * latency, start to status), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, other.
+ * At the end of a phase the calls still out are cancelled and the
+ * connections closed, and the next phase waits until the daemon is idle.
+ * Beside what the client saw, the daemon's own count of its answers (its
+ * /metrics, grpc_server_handled_total, read at both ends of the window)
+ * is printed: it counts an OK sent after the client's deadline as OK,
+ * where the client has already given up (bench/overload.py, which loads
+ * with h2load, reads only this count). The daemon's VmRSS is sampled every
+ * 100 ms, and its VmHWM, reset at the start of each phase where
+ * /proc/<pid>/clear_refs permits, is read at the end. The summary gives goodput (OK/s) under
+ * overload over the capacity measured in the same run, and checks the three targets: that ratio
+ * >= 0.5, the daemon's peak RSS < 512 MB, the probe's p99 < 50 ms.
+ *
+ * The load generator is the gRPC C core client API, asynchronous: each
+ * load thread (--load-threads) owns one completion queue and its share of
+ * the connections (one channel each, on its own subchannel pool, so every
+ * channel is its own TCP connection), and keeps many calls in flight on
+ * each; every call is one batch carrying its deadline
+ * (grpc_channel_create_registered_call), and completes on that queue.
+ *
+ * Caveat: on a small machine the generator and the daemon share the cores
+ * (2 on the machine this was written on), so the generator's CPU is taken
+ * from the daemon, and "5x" is bounded by what the generator can offer
+ * beside it; the offered rate reached is printed, with the machine, the
+ * command and the daemon's flags, and the capacity it is compared with is
+ * measured under the same sharing.
+ *
+ * --csv FILE writes one row per phase and second (calls started, OK,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and other answers in that second,
+ * the daemon's VmRSS); bench/overload_plot.py draws it.
+ *
+ * Usage: overload [--recsysd PATH] [--recsys-model PATH] [--seconds S]
+ *                 [--warmup S] [--sweep-seconds S] [--threads N]
+ *                 [--items N] [--users N] [--phase all|capacity|open|
+ *                 storm|flood] [--capacity CALLS_PER_S] [--factor F]
+ *                 [--load-threads N] [--open-conns N] [--max-in-flight N]
+ *                 [--daemon-flag FLAG]... [--csv FILE] [--keep]
+ * recsysd defaults to $RECSYSD, else the recsysd beside this program's
+ * directory (build/bench/overload -> build/recsysd); recsys-model likewise.
+ */
+#define _GNU_SOURCE /* getline, memrchr */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "recsys/v1/recommender.pb-c.h"
+#include "timing.h"
+#include "tools/lib/opts.h"
+#include "tools/lib/rpc.h"
+
+extern char **environ;
+
+enum {
+    TOP = 10,         /* items per Recommend */
+    STATUSES = 17,    /* gRPC status codes 0..16 */
+    SAMPLE_MS = 100,  /* the daemon's RSS is read this often */
+    SWEEP_MAX = 1024, /* calls in flight at most in the capacity sweep */
+    SWEEP_CONNS = 8,  /* connections of the sweep, at most: 8 x 32 streams reach the daemon */
+    OPEN_BURST = 64,  /* open loop: arrivals sent before a completion is taken */
+    OPEN_MAX_LAG_US = 50000,  /* open loop: arrivals later than this are dropped, not sent */
+    WAIT_MS = 10,             /* longest wait for a completion while calls are due */
+    SETTLE_TIMEOUT_S = 30,    /* the longest wait for the daemon to go idle */
+    TARGET_RSS_MB = 512,      /* issue 11's targets */
+    TARGET_PROBE_P99_MS = 50, /* */
+};
+#define TARGET_RATIO 0.5
+#define SWEEP_GAIN   1.05 /* the sweep stops when calls/s rises less than this */
+
+static const char *const RECOMMEND = "/recsys.v1.Recommender/Recommend";
+
+static void sleep_ms(double ms)
+{
+    struct timespec ts = {(time_t)(ms / 1e3), (long)(ms * 1e6) % 1000000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        continue;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ==== options =========================================================== */
+
+struct args {
+    char *recsysd, *recsys_model, *csv, *phase, *dir;
+    double seconds, warmup, sweep_seconds;
+    uint32_t threads, items, users, capacity, factor, load_threads, open_conns, max_in_flight;
+    uint32_t storm_conns, storm_streams, flood_conns, flood_streams;
+    uint32_t deadline_ms, flood_deadline_ms, probe_deadline_ms;
+    bool keep;
+    struct opts_list daemon_flags; /* extra words for recsysd's command line */
+};
+
+#define U32(name, member, lo, hi)                                                                  \
+    {                                                                                              \
+        name, 0, OPT_UINT32, offsetof(struct args, member), false, lo, hi, "N"                     \
+    }
+#define SECS(name, member)                                                                         \
+    {                                                                                              \
+        name, 0, OPT_SECONDS, offsetof(struct args, member), false, 0, 0, "S"                      \
+    }
+#define STR(name, member, value)                                                                   \
+    {                                                                                              \
+        name, 0, OPT_STRING, offsetof(struct args, member), false, 0, 0, value                     \
+    }
+
+static const struct opt options[] = {
+    STR("recsysd", recsysd, "PATH"),
+    STR("recsys-model", recsys_model, "PATH"),
+    STR("csv", csv, "FILE"),
+    STR("phase", phase, "NAME"),
+    STR("dir", dir, "DIR"),
+    SECS("seconds", seconds),
+    SECS("warmup", warmup),
+    SECS("sweep-seconds", sweep_seconds),
+    U32("threads", threads, 1, 256),
+    U32("items", items, 2, UINT32_MAX),
+    U32("users", users, 1, 999999),
+    U32("capacity", capacity, 0, UINT32_MAX),
+    U32("factor", factor, 1, 100),
+    U32("load-threads", load_threads, 1, 64),
+    U32("open-conns", open_conns, 1, 10000),
+    U32("max-in-flight", max_in_flight, 1, 1000000),
+    U32("storm-conns", storm_conns, 1, 10000),
+    U32("storm-streams", storm_streams, 1, 10000),
+    U32("flood-conns", flood_conns, 1, 10000),
+    U32("flood-streams", flood_streams, 1, 10000),
+    U32("deadline-ms", deadline_ms, 1, 3600000),
+    U32("flood-deadline-ms", flood_deadline_ms, 1, 3600000),
+    U32("probe-deadline-ms", probe_deadline_ms, 1, 3600000),
+    {"keep", 0, OPT_FLAG, offsetof(struct args, keep), false, 0, 0, NULL},
+    {"daemon-flag", 0, OPT_LIST, offsetof(struct args, daemon_flags), false, 0, 0, "FLAG"},
+    {NULL},
+};
+
+static const char USAGE[] =
+    "usage: overload [options]\n"
+    "  --recsysd PATH          the daemon ($RECSYSD, else beside this program's directory)\n"
+    "  --recsys-model PATH     writes the demo model (likewise)\n"
+    "  --seconds S             measured seconds per phase (10)\n"
+    "  --warmup S              seconds before each phase's measurement (1)\n"
+    "  --sweep-seconds S       each step of the capacity sweep (2)\n"
+    "  --threads N             the daemon's --threads (2)\n"
+    "  --items N, --users N    the demo model's (6000, 30000)\n"
+    "  --phase NAME            all, capacity, open, storm or flood (all); open and storm\n"
+    "                          measure the capacity first unless --capacity is given\n"
+    "  --capacity N            calls/s to take as the capacity instead of measuring it\n"
+    "  --factor F              open loop: offered rate = F x capacity (5)\n"
+    "  --load-threads N        generator threads, one completion queue each (2)\n"
+    "  --open-conns N          open loop: connections (64)\n"
+    "  --max-in-flight N       open loop: calls outstanding at most (20000)\n"
+    "  --storm-conns N, --storm-streams N   storm: connections x calls each (64 x 100)\n"
+    "  --flood-conns N, --flood-streams N   flood: connections x calls each (500 x 100)\n"
+    "  --deadline-ms N         open and storm deadlines (50)\n"
+    "  --flood-deadline-ms N   flood deadlines (10000)\n"
+    "  --probe-deadline-ms N   the probe's deadline (1000)\n"
+    "  --daemon-flag FLAG      one more word for recsysd's command line (repeatable)\n"
+    "  --csv FILE              per-second figures, for bench/overload_plot.py\n"
+    "  --dir DIR               where the model and the daemon's log go (a new /tmp dir)\n"
+    "  --keep                  keep them\n";
+
+/* The program @name beside this program's directory: build/bench/overload
+ * -> build/@name. */
+static char *beside(const char *name)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return strdup(name);
+    buf[n] = '\0';
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(buf, '/');
+        if (slash == NULL)
+            return strdup(name);
+        *slash = '\0';
+    }
+    char *out;
+    return asprintf(&out, "%s/%s", buf, name) < 0 ? NULL : out;
+}
+
+/* ==== the machine ======================================================= */
+
+static void print_setup(int argc, char **argv)
+{
+    char line[256], cpu[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL &&
+           sscanf(line, "model name : %255[^\n]", cpu) != 1)
+        continue;
+    if (f != NULL)
+        fclose(f);
+    double load[1] = {0};
+    getloadavg(load, 1);
+    printf("command: ");
+    for (int i = 0; i < argc; i++)
+        printf("%s%s", i > 0 ? " " : "", argv[i]);
+    printf("\nmachine: %s, %ld cores, load %.2f at the start\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           load[0]);
+}
+
+/* ==== the daemon ======================================================== */
+
+struct daemon {
+    pid_t pid;
+    FILE *err;  /* its stderr */
+    FILE *copy; /* its log, kept in the run's directory */
+    pthread_t reader;
+    bool reading;
+    char addr[64];
+    int metrics_port; /* its /metrics */
+    char cmdline[1024];
+};
+
+/* run_wait - run @argv with stdout to /dev/null; 0 if it exited 0. */
+static int run_wait(char *const *argv)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = -posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    int status;
+    if (rc == 0 && waitpid(pid, &status, 0) == pid)
+        rc = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+    return rc;
+}
+
+static void *copy_log(void *arg)
+{
+    struct daemon *d = arg;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, d->err) > 0)
+        fputs(line, d->copy);
+    free(line);
+    return NULL;
+}
+
+/* daemon_start - run recsysd on @model and wait until it listens; its
+ * stderr is copied to @log_path from then on. *d must be zeroed;
+ * daemon_stop cleans up after a failure too. */
+static int daemon_start(struct daemon *d, const struct args *a, const char *model,
+                        const char *log_path)
+{
+    char threads[16];
+    snprintf(threads, sizeof(threads), "%u", a->threads);
+    char *argv[16 + a->daemon_flags.n];
+    size_t n = 0;
+    argv[n++] = a->recsysd;
+    argv[n++] = "--model";
+    argv[n++] = (char *)model;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--threads";
+    argv[n++] = threads;
+    argv[n++] = "--metrics-listen";
+    argv[n++] = "127.0.0.1:0";
+    for (size_t i = 0; i < a->daemon_flags.n; i++)
+        argv[n++] = a->daemon_flags.v[i];
+    argv[n] = NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof(d->cmdline); i++)
+        used += (size_t)snprintf(d->cmdline + used, sizeof(d->cmdline) - used, "%s%s",
+                                 i > 0 ? " " : "", argv[i]);
+
+    int fds[2];
+    d->copy = fopen(log_path, "w");
+    if (d->copy == NULL || pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+    int rc = -posix_spawn(&d->pid, a->recsysd, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        d->pid = 0;
+        close(fds[0]);
+        return rc;
+    }
+    d->err = fdopen(fds[0], "r");
+    if (d->err == NULL) {
+        close(fds[0]);
+        return -ENOMEM;
+    }
+    /* "... INFO  metrics on http://HOST:PORT/metrics", then "... INFO
+     * listening on HOST:PORT threads=...": each port follows the last colon
+     * of the word after the key. */
+    char *line = NULL;
+    size_t cap = 0;
+    int port = 0;
+    while (port == 0 && getline(&line, &cap, d->err) > 0) {
+        fputs(line, d->copy);
+        const char *metrics = strstr(line, "INFO  metrics on http://");
+        const char *at = strstr(line, "INFO  listening on ");
+        if (metrics != NULL) {
+            metrics += strlen("INFO  metrics on http://");
+            const char *colon = memchr(metrics, ':', strcspn(metrics, "/ \n"));
+            d->metrics_port = colon != NULL ? atoi(colon + 1) : 0;
+        }
+        if (at == NULL)
+            continue;
+        at += strlen("INFO  listening on ");
+        const char *colon = memrchr(at, ':', strcspn(at, " \n"));
+        port = colon != NULL ? atoi(colon + 1) : 0;
+    }
+    free(line);
+    fflush(d->copy);
+    if (port == 0)
+        return -EPIPE;
+    snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", port);
+    rc = -pthread_create(&d->reader, NULL, copy_log, d);
+    d->reading = rc == 0;
+    return rc;
+}
+
+/* daemon_stop - SIGTERM, wait, free; 0 if it exited 0. */
+static int daemon_stop(struct daemon *d)
+{
+    int status = 0;
+    if (d->pid > 0) {
+        kill(d->pid, SIGTERM);
+        waitpid(d->pid, &status, 0);
+    }
+    if (d->reading)
+        pthread_join(d->reader, NULL);
+    if (d->err != NULL)
+        fclose(d->err);
+    if (d->copy != NULL)
+        fclose(d->copy);
+    return d->pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+struct mem {
+    long rss, hwm; /* kB */
+};
+
+static int read_mem(pid_t pid, struct mem *m)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    *m = (struct mem){0};
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            m->rss = atol(line + 6);
+        else if (strncmp(line, "VmHWM:", 6) == 0)
+            m->hwm = atol(line + 6);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Reset VmHWM to the current RSS (Linux >= 4.0; needs ptrace rights). */
+static bool reset_hwm(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    int fd = open(path, O_WRONLY);
+    bool ok = fd >= 0 && write(fd, "5", 1) == 1;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* The CPU time the daemon has used, in clock ticks (utime + stime). */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command's closing parenthesis: state is the 3rd of
+     * the line, utime and stime the 14th and 15th. */
+    const char *p = strrchr(buf, ')');
+    long utime = 0, stime = 0;
+    if (p != NULL)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime);
+    return utime + stime;
+}
+
+/* daemon_settle - wait until the daemon uses under 10% of a core (what a
+ * phase left queued has been refused or dropped), at most
+ * SETTLE_TIMEOUT_S. Returns the seconds waited. */
+static double daemon_settle(pid_t pid)
+{
+    double start = timing_now_ms();
+    long ticks_per_250ms = sysconf(_SC_CLK_TCK) / 4;
+    long before = cpu_ticks(pid);
+    while (timing_now_ms() - start < SETTLE_TIMEOUT_S * 1e3) {
+        sleep_ms(250);
+        long now = cpu_ticks(pid);
+        if ((now - before) * 10 <= ticks_per_250ms)
+            break;
+        before = now;
+    }
+    return (timing_now_ms() - start) / 1e3;
+}
+
+/* ==== the load generator ================================================ */
+
+enum mode { CLOSED, OPEN };
+
+/* What one phase asks of the generator. */
+struct spec {
+    const char *name;
+    enum mode mode;
+    uint32_t conns;
+    uint32_t streams;   /* CLOSED: calls kept in flight on each connection */
+    double rate;        /* OPEN: calls per second, over all load threads */
+    uint32_t in_flight; /* OPEN: calls outstanding at most, over all load threads */
+    uint32_t deadline_ms;
+    bool probe; /* a separate client calls one at a time meanwhile */
+};
+
+/* The columns of the per-second figures. */
+enum col { COL_STARTED, COL_OK, COL_DEADLINE, COL_EXHAUSTED, COL_OTHER, COLS };
+
+static enum col column(int status)
+{
+    switch (status) {
+    case GRPC_STATUS_OK:
+        return COL_OK;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        return COL_DEADLINE;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+        return COL_EXHAUSTED;
+    default:
+        return COL_OTHER;
+    }
+}
+
+/* ---- what the daemon says it answered ----------------------------------- */
+
+/* The grpc_code label of go-grpc-prometheus for each column. */
+static const char *const SERVER_CODES[COLS] = {
+    [COL_OK] = "OK",
+    [COL_DEADLINE] = "DeadlineExceeded",
+    [COL_EXHAUSTED] = "ResourceExhausted",
+};
+
+/* scrape - the Recommend calls the daemon has answered so far, by column
+ * (COL_STARTED stays 0), from its /metrics: its own count, which includes
+ * answers sent after the client's deadline. 0, or -errno. */
+static int scrape(int port, uint64_t out[COLS])
+{
+    memset(out, 0, COLS * sizeof(*out));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct timeval limit = {5, 0}; /* a scrape under load is slow, never this slow */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    static const char get[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                     write(fd, get, sizeof(get) - 1) == (ssize_t)(sizeof(get) - 1)
+                 ? 0
+                 : -errno;
+    FILE *f = rc == 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        close(fd);
+        return rc != 0 ? rc : -ENOMEM;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        const char *code = strstr(line, "grpc_code=\"");
+        if (strncmp(line, "grpc_server_handled_total{", 26) != 0 || code == NULL ||
+            strstr(line, "grpc_method=\"Recommend\"") == NULL)
+            continue;
+        code += strlen("grpc_code=\"");
+        enum col c = COL_OTHER;
+        for (int k = 0; k < COLS; k++)
+            if (SERVER_CODES[k] != NULL &&
+                strncmp(code, SERVER_CODES[k], strlen(SERVER_CODES[k])) == 0 &&
+                code[strlen(SERVER_CODES[k])] == '"')
+                c = (enum col)k;
+        const char *value = strstr(code, "} ");
+        out[c] += value != NULL ? (uint64_t)strtod(value + 2, NULL) : 0;
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* The clock of a phase, set before its load threads start and read-only
+ * after: started at start_us, measured in [from_us, to_us). */
+struct clock {
+    double start_us, from_us, to_us;
+    uint32_t seconds; /* of per-second rows: warm-up and measurement */
+};
+
+/* What a load thread (or the probe) saw; summed over them at the end. */
+struct tally {
+    uint64_t status[STATUSES]; /* calls completed in the window, by status */
+    uint64_t started, missed;  /* calls started in the window; OPEN arrivals not sent */
+    float *lat_ms;             /* OK calls completed in the window; the probe's: every call */
+    size_t n, cap;
+    uint64_t (*per_sec)[COLS]; /* by second since start_us, up to to_us */
+};
+
+static int tally_init(struct tally *t, uint32_t seconds)
+{
+    *t = (struct tally){0};
+    t->per_sec = calloc(seconds, sizeof(*t->per_sec));
+    return t->per_sec != NULL ? 0 : -ENOMEM;
+}
+
+static void tally_free(struct tally *t)
+{
+    free(t->lat_ms);
+    free(t->per_sec);
+}
+
+static int note_latency(struct tally *t, float ms)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        float *grown = realloc(t->lat_ms, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        t->lat_ms = grown;
+        t->cap = cap;
+    }
+    t->lat_ms[t->n++] = ms;
+    return 0;
+}
+
+/* tally_add - a call started at @start_us ended at @end_us with @status;
+ * the latency of OK ones is kept, of every one with @all_latencies. */
+static int tally_add(struct tally *t, const struct clock *clk, int status, double start_us,
+                     double end_us, bool all_latencies)
+{
+    if (end_us >= clk->to_us)
+        return 0;
+    uint32_t sec = (uint32_t)((end_us - clk->start_us) / 1e6);
+    if (sec < clk->seconds)
+        t->per_sec[sec][column(status)]++;
+    if (end_us < clk->from_us)
+        return 0;
+    t->status[status >= 0 && status < STATUSES ? status : GRPC_STATUS_UNKNOWN]++;
+    if (status == GRPC_STATUS_OK || all_latencies)
+        return note_latency(t, (float)((end_us - start_us) / 1e3));
+    return 0;
+}
+
+static void tally_started(struct tally *t, const struct clock *clk, double now_us)
+{
+    uint32_t sec = (uint32_t)((now_us - clk->start_us) / 1e6);
+    if (sec < clk->seconds)
+        t->per_sec[sec][COL_STARTED]++;
+    if (now_us >= clk->from_us && now_us < clk->to_us)
+        t->started++;
+}
+
+/* One call: a slot reused call after call. Its tag on the completion
+ * queue is its own address. */
+struct call {
+    grpc_call *call; /* NULL while the slot is free */
+    uint32_t conn;
+    double start_us;
+    grpc_byte_buffer *request, *response;
+    grpc_metadata_array initial, trailing;
+    grpc_status_code status;
+    grpc_slice details;
+    struct call *next_free;
+};
+
+/* One load thread: its completion queue, its connections, its calls. */
+struct loader {
+    pthread_t thread;
+    const struct spec *spec;
+    const struct clock *clk;
+    const atomic_bool *stop;
+    const char *addr;
+    uint32_t users, index, nloaders;
+    uint64_t seed;
+    grpc_completion_queue *cq;
+    grpc_channel **channels;
+    void **methods; /* Recommend registered on each channel */
+    uint32_t nchannels;
+    struct call *calls;
+    uint32_t ncalls, outstanding;
+    struct call *free_list;
+    struct tally tally;
+    int rc;
+};
+
+static gpr_timespec after_us(double us)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                        gpr_time_from_micros((int64_t)us, GPR_TIMESPAN));
+}
+
+/* Channels of their own: a local subchannel pool gives each its own
+ * connection (channels with the same arguments would share one), and no
+ * retries, whose buffering the generator does not need. */
+static int open_channels(struct loader *l)
+{
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_RETRIES, {.integer = 0}},
+    };
+    grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    l->channels = calloc(l->nchannels, sizeof(*l->channels));
+    l->methods = calloc(l->nchannels, sizeof(*l->methods));
+    int rc = creds != NULL && l->channels != NULL && l->methods != NULL ? 0 : -ENOMEM;
+    for (uint32_t i = 0; i < l->nchannels && rc == 0; i++) {
+        l->channels[i] = grpc_channel_create(l->addr, creds, &chargs);
+        if (l->channels[i] == NULL)
+            rc = ERR_INTERNAL;
+        else
+            l->methods[i] = grpc_channel_register_call(l->channels[i], RECOMMEND, NULL, NULL);
+    }
+    if (creds != NULL)
+        grpc_channel_credentials_release(creds);
+    return rc;
+}
+
+/* call_free - release what call_start took for @c; the slot is free. */
+static void call_free(struct call *c)
+{
+    if (c->call != NULL)
+        grpc_call_unref(c->call);
+    c->call = NULL;
+    grpc_byte_buffer_destroy(c->request);
+    grpc_byte_buffer_destroy(c->response);
+    grpc_slice_unref(c->details);
+    grpc_metadata_array_destroy(&c->initial);
+    grpc_metadata_array_destroy(&c->trailing);
+}
+
+/* call_start - a Recommend for a random user on connection @conn, with the
+ * phase's deadline, as one batch. */
+static int call_start(struct loader *l, struct call *c, uint32_t conn)
+{
+    char user[16];
+    uint8_t buf[64];
+    snprintf(user, sizeof(user), "u%06u", 1 + (uint32_t)(splitmix(&l->seed) % l->users));
+    Recsys__V1__RecommendRequest r = RECSYS__V1__RECOMMEND_REQUEST__INIT;
+    r.user_id = user;
+    r.count = TOP;
+    size_t len = recsys__v1__recommend_request__pack(&r, buf);
+    grpc_slice payload = grpc_slice_from_copied_buffer((const char *)buf, len);
+    c->request = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload);
+    c->response = NULL;
+    c->status = GRPC_STATUS_UNKNOWN;
+    c->details = grpc_empty_slice();
+    c->conn = conn;
+    grpc_metadata_array_init(&c->initial);
+    grpc_metadata_array_init(&c->trailing);
+    c->start_us = timing_now_us();
+    c->call = grpc_channel_create_registered_call(l->channels[conn], NULL, GRPC_PROPAGATE_DEFAULTS,
+                                                  l->cq, l->methods[conn],
+                                                  after_us(l->spec->deadline_ms * 1e3), NULL);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = c->request;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &c->response;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &c->trailing;
+    ops[5].data.recv_status_on_client.status = &c->status;
+    ops[5].data.recv_status_on_client.status_details = &c->details;
+    if (c->call == NULL || grpc_call_start_batch(c->call, ops, sizeof(ops) / sizeof(ops[0]), c,
+                                                 NULL) != GRPC_CALL_OK) {
+        call_free(c);
+        return ERR_INTERNAL;
+    }
+    l->outstanding++;
+    tally_started(&l->tally, l->clk, c->start_us);
+    return 0;
+}
+
+/* call_end - count the call that completed and free the slot's buffers. */
+static int call_end(struct loader *l, struct call *c)
+{
+    int rc = tally_add(&l->tally, l->clk, (int)c->status, c->start_us, timing_now_us(), false);
+    call_free(c);
+    l->outstanding--;
+    return rc;
+}
+
+/* next_call - the call whose completion arrives within @wait_us, or NULL. */
+static struct call *next_call(struct loader *l, double wait_us)
+{
+    grpc_event ev = grpc_completion_queue_next(l->cq, after_us(wait_us), NULL);
+    return ev.type == GRPC_OP_COMPLETE ? ev.tag : NULL;
+}
+
+/* Once the phase is over: cancel what is still out and wait for it. */
+static void drain(struct loader *l)
+{
+    for (uint32_t i = 0; i < l->ncalls; i++)
+        if (l->calls[i].call != NULL)
+            grpc_call_cancel(l->calls[i].call, NULL);
+    while (l->outstanding > 0) {
+        struct call *c = next_call(l, 100e3);
+        if (c != NULL)
+            call_end(l, c);
+    }
+}
+
+/* Closed loop: every connection keeps spec->streams calls in flight, a
+ * new one started the moment one completes. */
+static int run_closed(struct loader *l)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < l->ncalls && rc == 0; i++)
+        rc = call_start(l, &l->calls[i], i / l->spec->streams);
+    while (rc == 0 && !atomic_load(l->stop)) {
+        struct call *c = next_call(l, 50e3);
+        if (c == NULL)
+            continue;
+        rc = call_end(l, c);
+        if (rc == 0 && !atomic_load(l->stop))
+            rc = call_start(l, c, c->conn);
+    }
+    return rc;
+}
+
+/* Open loop: arrivals evenly spaced at this thread's share of the rate,
+ * sent round robin over its connections, whatever the answers; an arrival
+ * that finds every slot taken, or comes more than OPEN_MAX_LAG_US late
+ * (the generator fell behind), is counted as missed instead. */
+static int run_open(struct loader *l)
+{
+    double interval = 1e6 * l->nloaders / l->spec->rate;
+    double next = l->clk->start_us + interval * l->index / l->nloaders;
+    uint32_t conn = 0;
+    int rc = 0;
+    while (rc == 0 && !atomic_load(l->stop)) {
+        double now = timing_now_us();
+        if (now - next > OPEN_MAX_LAG_US) {
+            uint64_t late = (uint64_t)((now - next) / interval);
+            if (next >= l->clk->from_us && next < l->clk->to_us)
+                l->tally.missed += late;
+            next += (double)late * interval;
+        }
+        for (int k = 0; k < OPEN_BURST && next <= now && rc == 0; k++, next += interval) {
+            struct call *c = l->free_list;
+            if (c == NULL) {
+                l->tally.missed += next >= l->clk->from_us && next < l->clk->to_us;
+                continue;
+            }
+            l->free_list = c->next_free;
+            rc = call_start(l, c, conn);
+            conn = (conn + 1) % l->nchannels;
+        }
+        double wait = next - timing_now_us();
+        struct call *c = next_call(l, wait < 0 ? 0 : wait > WAIT_MS * 1e3 ? WAIT_MS * 1e3 : wait);
+        if (c != NULL && rc == 0) {
+            rc = call_end(l, c);
+            c->next_free = l->free_list;
+            l->free_list = c;
+        }
+    }
+    return rc;
+}
+
+static void *loader_main(void *arg)
+{
+    struct loader *l = arg;
+    l->cq = grpc_completion_queue_create_for_next(NULL);
+    l->rc = l->cq != NULL ? open_channels(l) : ERR_INTERNAL;
+    if (l->rc == 0)
+        l->rc = l->spec->mode == CLOSED ? run_closed(l) : run_open(l);
+    if (l->cq == NULL)
+        return NULL;
+    drain(l);
+    for (uint32_t i = 0; l->channels != NULL && i < l->nchannels; i++)
+        if (l->channels[i] != NULL)
+            grpc_channel_destroy(l->channels[i]);
+    grpc_completion_queue_shutdown(l->cq);
+    while (grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        continue;
+    grpc_completion_queue_destroy(l->cq);
+    return NULL;
+}
+
+/* ---- the probe: one call at a time on a channel of its own -------------- */
+
+struct probe {
+    pthread_t thread;
+    const char *addr;
+    const struct clock *clk;
+    const atomic_bool *stop;
+    uint32_t users, deadline_ms;
+    struct tally tally;
+    int rc;
+};
+
+static void *probe_main(void *arg)
+{
+    struct probe *p = arg;
+    struct rpc_client *rpc;
+    p->rc = rpc_client_open(p->addr, NULL, &rpc, NULL);
+    uint64_t seed = 99;
+    while (p->rc == 0 && !atomic_load(p->stop)) {
+        char user[16];
+        uint8_t req[64];
+        snprintf(user, sizeof(user), "u%06u", 1 + (uint32_t)(splitmix(&seed) % p->users));
+        Recsys__V1__RecommendRequest r = RECSYS__V1__RECOMMEND_REQUEST__INIT;
+        r.user_id = user;
+        r.count = TOP;
+        size_t len = recsys__v1__recommend_request__pack(&r, req);
+        struct rpc_reply reply;
+        double start = timing_now_us();
+        p->rc = rpc_call(rpc, RECOMMEND, req, len, p->deadline_ms / 1e3, &reply);
+        if (p->rc != 0)
+            break;
+        /* Calls started in the window count, the ones it cut short too. */
+        if (start >= p->clk->from_us && start < p->clk->to_us) {
+            struct clock whole = *p->clk;
+            whole.to_us = INFINITY;
+            p->rc = tally_add(&p->tally, &whole, reply.status, start, timing_now_us(), true);
+        }
+        rpc_reply_free(&reply);
+    }
+    if (p->rc == 0)
+        rpc_client_close(rpc);
+    return NULL;
+}
+
+/* ==== a phase ============================================================ */
+
+struct latency {
+    size_t n;
+    double p50, p99, max;
+};
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static struct latency percentiles(float *v, size_t n)
+{
+    struct latency s = {.n = n};
+    if (n == 0)
+        return s;
+    qsort(v, n, sizeof(*v), cmp_float);
+    s.p50 = v[n / 2];
+    s.p99 = v[(size_t)((double)(n - 1) * 0.99)];
+    s.max = v[n - 1];
+    return s;
+}
+
+/* What a phase measured. */
+struct result {
+    char label[32], load[64];
+    double seconds;            /* of measurement */
+    double rate_asked;         /* OPEN: calls/s asked for */
+    double per_s[COLS];        /* in the window */
+    double server_per_s[COLS]; /* the daemon's own count (COL_STARTED: 0) */
+    uint64_t status[STATUSES]; /* in the window */
+    uint64_t missed;           /* OPEN: arrivals not sent */
+    struct latency ok;         /* OK calls */
+    struct latency probe;      /* the probe's calls, any status */
+    uint64_t probe_status[STATUSES];
+    long rss_end, rss_peak, hwm; /* kB */
+    bool hwm_reset;
+};
+
+/* Sum the tallies of @n load threads (and the probe) into @r and the
+ * per-second rows into @csv. */
+static int collect(struct result *r, const struct clock *clk, struct tally *const *t, size_t n,
+                   const long *rss_per_sec, FILE *csv)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += t[i]->n;
+    float *lat = malloc((total ? total : 1) * sizeof(float));
+    if (lat == NULL)
+        return -ENOMEM;
+    total = 0;
+    uint64_t started = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int s = 0; s < STATUSES; s++)
+            r->status[s] += t[i]->status[s];
+        started += t[i]->started;
+        r->missed += t[i]->missed;
+        memcpy(lat + total, t[i]->lat_ms, t[i]->n * sizeof(float));
+        total += t[i]->n;
+    }
+    r->ok = percentiles(lat, total);
+    free(lat);
+    r->per_s[COL_STARTED] = (double)started / r->seconds;
+    for (int s = 0; s < STATUSES; s++)
+        r->per_s[column(s)] += (double)r->status[s] / r->seconds;
+    /* Rows for the seconds that began before the window closed. */
+    for (uint32_t sec = 0; csv != NULL && clk->start_us + sec * 1e6 < clk->to_us; sec++) {
+        uint64_t row[COLS] = {0};
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < COLS; c++)
+                row[c] += t[i]->per_sec[sec][c];
+        bool measured = clk->start_us + sec * 1e6 >= clk->from_us;
+        fprintf(csv, "%s,%u,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f\n",
+                r->label, sec, measured, row[COL_STARTED], row[COL_OK], row[COL_DEADLINE],
+                row[COL_EXHAUSTED], row[COL_OTHER], rss_per_sec[sec] / 1e3);
+    }
+    return 0;
+}
+
+struct bench {
+    const struct args *a;
+    struct daemon *d;
+    FILE *csv;
+};
+
+/* run_phase - load the daemon as @spec says for the warm-up and @seconds,
+ * and put what was measured in @r. */
+static int run_phase(struct bench *b, const struct spec *spec, double seconds, struct result *r)
+{
+    const struct args *a = b->a;
+    uint32_t nl = a->load_threads < spec->conns ? a->load_threads : spec->conns;
+    *r = (struct result){.seconds = seconds, .rate_asked = spec->rate};
+    snprintf(r->label, sizeof(r->label), "%s", spec->name);
+    if (spec->mode == CLOSED)
+        snprintf(r->load, sizeof(r->load), "%u x %u closed, %u ms", spec->conns, spec->streams,
+                 spec->deadline_ms);
+    else
+        snprintf(r->load, sizeof(r->load), "%.0f/s open over %u, %u ms", spec->rate, spec->conns,
+                 spec->deadline_ms);
+
+    struct clock clk;
+    clk.seconds = (uint32_t)(a->warmup + seconds) + 1;
+    struct loader *l = calloc(nl, sizeof(*l));
+    long *rss_per_sec = calloc(clk.seconds, sizeof(long));
+    struct probe p = {
+        .addr = b->d->addr, .clk = &clk, .users = a->users, .deadline_ms = a->probe_deadline_ms};
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    p.stop = &stop;
+    int rc = l != NULL && rss_per_sec != NULL ? tally_init(&p.tally, clk.seconds) : -ENOMEM;
+    uint32_t started = 0;
+    bool probing = false;
+
+    struct mem m;
+    r->hwm_reset = reset_hwm(b->d->pid);
+    clk.start_us = timing_now_us();
+    clk.from_us = clk.start_us + a->warmup * 1e6;
+    clk.to_us = clk.from_us + seconds * 1e6;
+    for (uint32_t i = 0; i < nl && rc == 0; i++, started++) {
+        /* Connections dealt out in turn; OPEN slots likewise. */
+        uint32_t conns = spec->conns / nl + (i < spec->conns % nl);
+        l[i] = (struct loader){.spec = spec,
+                               .clk = &clk,
+                               .stop = &stop,
+                               .addr = b->d->addr,
+                               .users = a->users,
+                               .index = i,
+                               .nloaders = nl,
+                               .seed = 1000 + i,
+                               .nchannels = conns};
+        l[i].ncalls = spec->mode == CLOSED ? conns * spec->streams
+                                           : spec->in_flight / nl + (i < spec->in_flight % nl);
+        l[i].calls = calloc(l[i].ncalls, sizeof(*l[i].calls));
+        rc = l[i].calls != NULL ? tally_init(&l[i].tally, clk.seconds) : -ENOMEM;
+        for (uint32_t k = 0; rc == 0 && k < l[i].ncalls; k++) {
+            l[i].calls[k].next_free = l[i].free_list;
+            l[i].free_list = &l[i].calls[k];
+        }
+        if (rc == 0)
+            rc = -pthread_create(&l[i].thread, NULL, loader_main, &l[i]);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && spec->probe) {
+        rc = -pthread_create(&p.thread, NULL, probe_main, &p);
+        probing = rc == 0;
+    }
+    uint64_t before[COLS], after[COLS];
+    double scraped_at = 0;
+    for (double now = timing_now_us(); rc == 0 && now < clk.to_us; now = timing_now_us()) {
+        if (scraped_at == 0 && now >= clk.from_us && scrape(b->d->metrics_port, before) == 0)
+            scraped_at = timing_now_us();
+        if (read_mem(b->d->pid, &m) == 0) {
+            r->rss_peak = m.rss > r->rss_peak ? m.rss : r->rss_peak;
+            rss_per_sec[(uint32_t)((now - clk.start_us) / 1e6)] = m.rss;
+        }
+        sleep_ms(SAMPLE_MS);
+    }
+    if (read_mem(b->d->pid, &m) == 0) {
+        r->rss_end = m.rss;
+        r->hwm = m.hwm;
+    }
+    if (scraped_at > 0 && scrape(b->d->metrics_port, after) == 0)
+        for (int c = 0; c < COLS; c++)
+            r->server_per_s[c] =
+                (double)(after[c] - before[c]) * 1e6 / (timing_now_us() - scraped_at);
+    atomic_store(&stop, true);
+    for (uint32_t i = 0; i < started; i++) {
+        pthread_join(l[i].thread, NULL);
+        rc = rc != 0 ? rc : l[i].rc;
+    }
+    if (probing) {
+        pthread_join(p.thread, NULL);
+        rc = rc != 0 ? rc : p.rc;
+    }
+    if (rc == 0) {
+        struct tally *t[nl];
+        for (uint32_t i = 0; i < nl; i++)
+            t[i] = &l[i].tally;
+        rc = collect(r, &clk, t, nl, rss_per_sec, b->csv);
+    }
+    if (rc == 0 && spec->probe) {
+        r->probe = percentiles(p.tally.lat_ms, p.tally.n);
+        memcpy(r->probe_status, p.tally.status, sizeof(r->probe_status));
+    }
+    for (uint32_t i = 0; l != NULL && i < nl; i++) {
+        tally_free(&l[i].tally);
+        free(l[i].calls);
+        free(l[i].channels);
+        free(l[i].methods);
+    }
+    tally_free(&p.tally);
+    free(l);
+    free(rss_per_sec);
+    return rc;
+}
+
+/* ==== reports ============================================================ */
+
+/* The statuses other than OK, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED,
+ * by name: "CANCELLED 12, UNAVAILABLE 3", or "". */
+static void others(const uint64_t *status, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int s = 0; s < STATUSES && used < size; s++)
+        if (status[s] > 0 && column(s) == COL_OTHER)
+            used += (size_t)snprintf(out + used, size - used, "%s%s %" PRIu64, used > 0 ? ", " : "",
+                                     err_status_name(s), status[s]);
+}
+
+static void print_phase(const struct result *r)
+{
+    char other[256];
+    others(r->status, other, sizeof(other));
+    printf("%-10s %-32s offered %8.0f/s  OK %8.0f/s  DEADLINE_EXCEEDED %8.0f/s  "
+           "RESOURCE_EXHAUSTED %8.0f/s  other %6.0f/s%s%s%s\n",
+           r->label, r->load, r->per_s[COL_STARTED], r->per_s[COL_OK], r->per_s[COL_DEADLINE],
+           r->per_s[COL_EXHAUSTED], r->per_s[COL_OTHER], other[0] ? " (" : "", other,
+           other[0] ? ")" : "");
+    printf("%-10s OK latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; daemon VmRSS %.1f MB at the "
+           "end, peak %.1f MB sampled, VmHWM %.1f MB%s\n",
+           "", r->ok.p50, r->ok.p99, r->ok.max, r->rss_end / 1e3, r->rss_peak / 1e3, r->hwm / 1e3,
+           r->hwm_reset ? " (this phase)" : " (since start)");
+    printf("%-10s the daemon's count (/metrics): OK %.0f/s, DEADLINE_EXCEEDED %.0f/s, "
+           "RESOURCE_EXHAUSTED %.0f/s, other %.0f/s\n",
+           "", r->server_per_s[COL_OK], r->server_per_s[COL_DEADLINE],
+           r->server_per_s[COL_EXHAUSTED], r->server_per_s[COL_OTHER]);
+    if (r->rate_asked > 0)
+        printf("%-10s asked %.0f/s, sent %.0f/s (%.0f%%); %" PRIu64 " arrivals not sent\n", "",
+               r->rate_asked, r->per_s[COL_STARTED], 100 * r->per_s[COL_STARTED] / r->rate_asked,
+               r->missed);
+    if (r->probe.n > 0) {
+        others(r->probe_status, other, sizeof(other));
+        printf("%-10s probe: %zu calls, %" PRIu64 " OK, %" PRIu64 " DEADLINE_EXCEEDED%s%s; "
+               "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+               "", r->probe.n, r->probe_status[GRPC_STATUS_OK],
+               r->probe_status[GRPC_STATUS_DEADLINE_EXCEEDED], other[0] ? ", " : "", other,
+               r->probe.p50, r->probe.p99, r->probe.max);
+    }
+    fflush(stdout);
+}
+
+static void print_summary(const struct bench *b, const struct result *res, size_t n,
+                          double capacity, uint32_t best_c)
+{
+    printf("\n== summary ==\n");
+    printf("daemon: %s\n", b->d->cmdline);
+    printf("%-10s %-32s %9s %9s %10s %9s %8s %8s %8s %8s %9s\n", "phase", "load", "offered/s",
+           "OK/s", "DEADLINE/s", "EXHAUST/s", "other/s", "p50 ms", "p99 ms", "HWM MB", "srv OK/s");
+    long hwm = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct result *r = &res[i];
+        printf("%-10s %-32s %9.0f %9.0f %10.0f %9.0f %8.0f %8.2f %8.2f %8.1f %9.0f\n", r->label,
+               r->load, r->per_s[COL_STARTED], r->per_s[COL_OK], r->per_s[COL_DEADLINE],
+               r->per_s[COL_EXHAUSTED], r->per_s[COL_OTHER], r->ok.p50, r->ok.p99,
+               (r->hwm > r->rss_peak ? r->hwm : r->rss_peak) / 1e3, r->server_per_s[COL_OK]);
+        hwm = r->hwm > hwm ? r->hwm : hwm;
+        hwm = r->rss_peak > hwm ? r->rss_peak : hwm;
+    }
+    if (best_c > 0)
+        printf("\ncapacity: %.0f calls/s OK at %u calls in flight (the sweep's best)\n", capacity,
+               best_c);
+    else if (capacity > 0)
+        printf("\ncapacity: %.0f calls/s OK (given with --capacity)\n", capacity);
+    printf("OK/s: answers OK that reached the client within its deadline; srv OK/s: the daemon's\n"
+           "own count of OK answers (/metrics), late ones included, as bench/overload.py reads.\n");
+    printf("targets (issue 11):\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct result *r = &res[i];
+        if (capacity > 0 && strcmp(r->label, "capacity") != 0 && strcmp(r->label, "flood") != 0) {
+            double ratio = r->per_s[COL_OK] / capacity;
+            printf(
+                "  goodput %-6s / capacity = %6.0f / %.0f = %.2f  (>= %.2f: %s; the daemon's own "
+                "OK count: %.2f)\n",
+                r->label, r->per_s[COL_OK], capacity, ratio, TARGET_RATIO,
+                ratio >= TARGET_RATIO ? "met" : "NOT met", r->server_per_s[COL_OK] / capacity);
+        }
+        if (r->probe.n > 0)
+            printf("  probe p99 during %s = %.2f ms  (< %d ms: %s)\n", r->label, r->probe.p99,
+                   TARGET_PROBE_P99_MS, r->probe.p99 < TARGET_PROBE_P99_MS ? "met" : "NOT met");
+    }
+    printf("  daemon peak RSS over the phases = %.1f MB  (< %d MB: %s)\n", hwm / 1e3, TARGET_RSS_MB,
+           hwm / 1e3 < TARGET_RSS_MB ? "met" : "NOT met");
+}
+
+/* ==== the phases ========================================================== */
+
+static bool wanted(const struct args *a, const char *phase)
+{
+    return strcmp(a->phase, "all") == 0 || strcmp(a->phase, phase) == 0;
+}
+
+static void settle(const struct bench *b)
+{
+    double waited = daemon_settle(b->d->pid);
+    if (waited >= SETTLE_TIMEOUT_S)
+        printf("(the daemon was still busy %d s after the last phase)\n", SETTLE_TIMEOUT_S);
+}
+
+/* measure_capacity - the sweep, then the best concurrency for --seconds
+ * into @r; *best_c receives that concurrency. */
+static int measure_capacity(struct bench *b, struct result *r, uint32_t *best_c)
+{
+    const struct args *a = b->a;
+    double best = 0;
+    int rc = 0, flat = 0;
+    printf("capacity sweep, %.0f s a step (closed loop, 10 s deadlines):\n", a->sweep_seconds);
+    for (uint32_t c = 1; c <= SWEEP_MAX && rc == 0; c *= 2) {
+        uint32_t conns = c < SWEEP_CONNS ? c : SWEEP_CONNS;
+        struct spec s = {"sweep", CLOSED, conns, c / conns, 0, 0, 10000, false};
+        FILE *csv = b->csv;
+        b->csv = NULL; /* the sweep's steps are not plotted */
+        rc = run_phase(b, &s, a->sweep_seconds, r);
+        b->csv = csv;
+        settle(b);
+        double ok = r->per_s[COL_OK];
+        printf("  %3u in flight (%u x %u): %8.0f OK/s, p50 %.2f ms, p99 %.2f ms\n", c, conns,
+               c / conns, ok, r->ok.p50, r->ok.p99);
+        fflush(stdout);
+        /* Two steps in a row, not one, so that one step slowed by the
+         * machine's other work does not end the sweep early. */
+        flat = ok > best * SWEEP_GAIN ? 0 : flat + 1;
+        if (ok > best) {
+            best = ok;
+            *best_c = c;
+        }
+        if (flat == 2)
+            break;
+    }
+    if (rc != 0)
+        return rc;
+    uint32_t conns = *best_c < SWEEP_CONNS ? *best_c : SWEEP_CONNS;
+    struct spec s = {"capacity", CLOSED, conns, *best_c / conns, 0, 0, 10000, false};
+    rc = run_phase(b, &s, a->seconds, r);
+    if (rc == 0)
+        print_phase(r);
+    settle(b);
+    return rc;
+}
+
+static int run_all(struct bench *b, struct result *res, size_t *n)
+{
+    const struct args *a = b->a;
+    double capacity = a->capacity;
+    uint32_t best_c = 0;
+    int rc = 0;
+    bool overload = wanted(a, "open") || wanted(a, "storm");
+    if (capacity == 0 && (overload || wanted(a, "capacity"))) {
+        rc = measure_capacity(b, &res[(*n)++], &best_c);
+        capacity = res[0].per_s[COL_OK];
+    }
+    /* The overload phases, in the order they run. */
+    const struct spec specs[] = {
+        {"open", OPEN, a->open_conns, 0, capacity * a->factor, a->max_in_flight, a->deadline_ms,
+         false},
+        {"storm", CLOSED, a->storm_conns, a->storm_streams, 0, 0, a->deadline_ms, false},
+        {"flood", CLOSED, a->flood_conns, a->flood_streams, 0, 0, a->flood_deadline_ms, true},
+    };
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]) && rc == 0; i++) {
+        if (!wanted(a, specs[i].name))
+            continue;
+        rc = run_phase(b, &specs[i], a->seconds, &res[*n]);
+        if (rc == 0)
+            print_phase(&res[(*n)++]);
+        settle(b);
+    }
+    if (rc == 0)
+        print_summary(b, res, *n, capacity, best_c);
+    return rc;
+}
+
+/* ==== main ================================================================ */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int fail(const char *what, int rc)
+{
+    fprintf(stderr, "overload: failed to %s (%s)\n", what, err_strerror(rc));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    char *flags[argc > 0 ? argc : 1];
+    struct args a = {.recsysd = getenv("RECSYSD"),
+                     .phase = "all",
+                     .seconds = 10,
+                     .warmup = 1,
+                     .sweep_seconds = 2,
+                     .threads = 2,
+                     .items = 6000,
+                     .users = 30000,
+                     .factor = 5,
+                     .load_threads = 2,
+                     .open_conns = 64,
+                     .max_in_flight = 20000,
+                     .storm_conns = 64,
+                     .storm_streams = 100,
+                     .flood_conns = 500,
+                     .flood_streams = 100,
+                     .deadline_ms = 50,
+                     .flood_deadline_ms = 10000,
+                     .probe_deadline_ms = 1000,
+                     .daemon_flags = {flags, 0}};
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    struct err e = {0};
+    if (opts_parse(options, argc, argv, &a, NULL, 0, "", &e) != 0) {
+        fprintf(stderr, "overload: %s\n%s", e.msg, USAGE);
+        return 2;
+    }
+    static const char *const phases[] = {"all", "capacity", "open", "storm", "flood"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
+        known |= strcmp(a.phase, phases[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "overload: --phase: '%s' is not a phase\n%s", a.phase, USAGE);
+        return 2;
+    }
+    if (a.recsysd == NULL)
+        a.recsysd = beside("recsysd");
+    if (a.recsys_model == NULL)
+        a.recsys_model = beside("recsys-model");
+    if (a.recsysd == NULL || a.recsys_model == NULL)
+        return fail("find recsysd", -ENOMEM);
+
+    char dir[PATH_MAX], model[PATH_MAX + 16], log_path[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s", a.dir != NULL ? a.dir : "/tmp/recsys-overload-XXXXXX");
+    if (a.dir == NULL ? mkdtemp(dir) == NULL : mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return fail("create the run's directory", -errno);
+    snprintf(model, sizeof(model), "%s/demo.lmdb", dir);
+    snprintf(log_path, sizeof(log_path), "%s/recsysd.log", dir);
+    char items[16], users[16];
+    snprintf(items, sizeof(items), "%u", a.items);
+    snprintf(users, sizeof(users), "%u", a.users);
+    char *const demo[] = {a.recsys_model, "demo",    "-o",  model, "--items",
+                          items,          "--users", users, NULL};
+    /* Calls to a daemon that died must fail, not kill the bench. */
+    signal(SIGPIPE, SIG_IGN);
+    print_setup(argc, argv);
+
+    struct daemon d = {0};
+    struct bench b = {.a = &a, .d = &d};
+    struct result res[8];
+    size_t n = 0;
+    int rc = run_wait(demo);
+    if (rc != 0) {
+        fail("write the demo model", rc);
+        goto out;
+    }
+    if (a.csv != NULL && (b.csv = fopen(a.csv, "w")) == NULL) {
+        rc = -errno;
+        fail("open the CSV file", rc);
+        goto out;
+    }
+    if (b.csv != NULL)
+        fprintf(b.csv, "phase,second,measured,started,ok,deadline_exceeded,resource_exhausted,"
+                       "other,rss_mb\n");
+    if ((rc = daemon_start(&d, &a, model, log_path)) != 0) {
+        fail("start recsysd", rc);
+        fprintf(stderr, "overload: its log: %s\n", log_path);
+        goto out;
+    }
+    printf("daemon: %s (pid %d); demo model %u users, %u items; load: %u threads of the "
+           "generator\n\n",
+           d.cmdline, (int)d.pid, a.users, a.items, a.load_threads);
+    fflush(stdout);
+    grpc_init();
+    rc = run_all(&b, res, &n);
+    grpc_shutdown();
+    if (rc != 0)
+        fail("run the phases", rc);
+out:
+    if (daemon_stop(&d) != 0 && rc == 0) {
+        rc = -ECHILD;
+        fail("stop recsysd (it did not exit 0)", rc);
+    }
+    if (b.csv != NULL && fclose(b.csv) != 0 && rc == 0) {
+        rc = -errno;
+        fail("write the CSV file", rc);
+    }
+    if (!a.keep)
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        printf("kept: %s\n", dir);
+    return rc != 0 ? 1 : 0;
+}
