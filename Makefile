@@ -30,8 +30,9 @@ PACKAGES := build-essential cmake pkg-config \
 # with Debian's npm package). openssl makes the TLS tests' certificates;
 # systemd's systemd-analyze checks the unit in deploy/systemd offline;
 # python3-venv holds kubernetes-validate (PyPI), python3-yaml reads the
-# manifests of deploy/kubernetes.
-TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
+# manifests of deploy/kubernetes; python3-hpack decodes the server's header
+# blocks for tests/lib/h2peer.py.
+TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml python3-hpack $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
 
 # Only for `make format`/`format-check` and `make test-clang`: Debian's
 # clang-format (14 on bookworm; the check depends on its version) and clang.

@@ -23,10 +23,13 @@
  * is one that finds no room, after the busiest connection's oldest queued
  * call has been refused to make some.
  *
- * A worker takes calls in between serving them (TAKE_IN_MAX), into queues
- * by connection (FLOWS) served in turn, so that neither a flood from a few
- * connections nor a deadline storm decides who is served: see serve_next.
- * Health checks and GetModelInfo are answered on arrival (urgent).
+ * A worker takes calls in between serving them, into its queue (queue.h),
+ * which decides the order: by connection in turn, newest first under
+ * overload, and what to refuse before its deadline. Taking calls in gets
+ * at most as much of the worker's time as serving (intake_budget), so a
+ * flood of arrivals can neither starve serving nor leave calls unseen in
+ * the core until their deadlines pass. Health checks and GetModelInfo are
+ * answered on arrival (urgent).
  *
  * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
@@ -87,6 +90,7 @@
 #include "server/inflate.h"
 #include "server/listener.h"
 #include "server/metrics.h"
+#include "server/queue.h"
 
 /* Two slots per method, so a new call can match while the last one is being
  * handled. Not more: the core matches a connection's calls to its home
@@ -109,28 +113,19 @@
 #define REPLY_WAIT_MS         10000u
 #define REPLY_WAIT_PRESSED_MS 1000u
 #define STREAM_WAIT_MS        30000u
-/* Once the oldest queued call has waited this long, the newest is served
- * first (serve_next). 5 ms: well under the deadlines clients set (tens of
- * ms and more), well over the queue's wait at any load the workers keep up
- * with (a call costs tens of microseconds). */
-#define LIFO_AFTER_MS 5u
-/* Queues per worker, each for the calls of the connections that hash to
- * it, served in turn one call at a time: a connection with 32 calls in
- * flight gets the turns of one, so a client making one call at a time is
- * not queued behind a flood from others. With 1024, a few hundred
- * connections per worker seldom share one. */
-#define FLOWS 1024u
-/* A flow that takes its turn with one call queued (a client making calls
- * one at a time) goes in the light ring, served ahead of the others, which
- * still get one turn in LIGHT_PER_HEAVY + 1, so light flows cannot starve
- * them: a client calling one at a time waits for the few light flows
- * ahead of it, not for every busy connection. */
-#define LIGHT_PER_HEAVY 4u
-/* Events a worker handles before serving a queued call, when events keep
- * coming: taking a call in (or refusing it) costs a fraction of serving
- * one, so the queue fills from the core's backlog quickly, yet serving
- * never stops while arrivals outrun it. */
-#define TAKE_IN_MAX 8u
+/* Taking calls in between two served calls lasts at most as long as the
+ * last served call took, and no less than INTAKE_MIN_NS: under a flood of
+ * arrivals the worker serves at least half its time, while at a few
+ * microseconds a call it still takes in its backlog in a handful of
+ * events. */
+#define INTAKE_MIN_NS 50000u
+/* Calls refused from the queue (queue_expired) per turn of the loop, so
+ * that a mass expiry does not hold the worker from its queue for long. */
+#define EXPIRE_MAX 64u
+/* The least time a call's deadline must leave for it to be served: the
+ * core keeps deadlines to the millisecond, so a call with less than one
+ * left may have none. */
+#define DEADLINE_SLACK_NS 1000000u
 /* Request bytes queued in all, over the workers: with the call bound, what
  * keeps a flood of large requests (4 MiB each is allowed) within memory. */
 #define QUEUED_BYTES_MAX (64u << 20)
@@ -179,16 +174,8 @@ struct call {
     uint64_t waiting_since;   /* when its current batch started */
     int status;               /* what the call ended with, and after how long (ns): */
     uint64_t elapsed;         /* for the metrics, once it is released */
-    size_t request_bytes;     /* queued: what its request message holds */
-    uint32_t flow;            /* queued: the flow of its connection */
-    struct call *prev, *next; /* queued: its flow's calls, oldest first; free: next free */
-};
-
-/* The queued calls of the connections that hash to one flow. */
-struct flow {
-    struct call *oldest, *newest;
-    uint32_t n;
-    bool in_turn; /* in the worker's ring of turns */
+    struct queue_entry entry; /* queued: its place in the worker's queue */
+    struct call *next_free;
 };
 
 struct worker {
@@ -205,16 +192,13 @@ struct worker {
     struct call *calls; /* the pool, and its free list */
     struct call *free_calls;
     size_t n_calls, n_in_use;
-    /* Unary calls taken in and not served yet, by flow (FLOWS), the flows
-     * with calls in two rings served in turn, and the bytes of the requests. */
-    struct flow *flows;
-    struct ring {
-        uint32_t *flows; /* flow indices: [head, head + n) modulo FLOWS */
-        uint32_t head, n;
-    } light, heavy;
-    unsigned light_served; /* light turns since the last heavy one */
-    size_t n_queued, queued_bytes, max_queued_bytes;
-    unsigned taken_since_served; /* events handled since the last call served */
+    struct queue *queue; /* unary calls taken in and not served yet */
+    size_t max_queued_bytes;
+    /* What serving one call of each method took, smoothed (1/8 of each new
+     * call): what a queued call's deadline must leave room for. */
+    uint64_t *serve_ns;
+    uint64_t intake_since; /* when the worker last served, or began to wait */
+    uint64_t intake_budget;
     size_t n_streams, max_streams;
     uint64_t next_sweep;
     atomic_size_t busy;    /* armed slots and calls in flight; at 0 (only once stopping) it exits */
@@ -392,10 +376,19 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static bool deadline_passed(gpr_timespec deadline)
+/* deadline_at - @deadline on our clock (now_ns, which is @now): the core's
+ * monotonic clock counts from its own start. UINT64_MAX for none; a
+ * deadline already passed gives a time before @now. */
+static uint64_t deadline_at(gpr_timespec deadline, uint64_t now)
 {
-    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
-    return gpr_time_cmp(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC), now) < 0;
+    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+        return UINT64_MAX;
+    gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC),
+                                     gpr_now(GPR_CLOCK_MONOTONIC));
+    int64_t ns = left.tv_sec * 1000000000 + left.tv_nsec;
+    if (ns >= 0)
+        return (uint64_t)ns < UINT64_MAX - now ? now + (uint64_t)ns : UINT64_MAX - 1;
+    return (uint64_t)-ns < now ? now - (uint64_t)-ns : 0;
 }
 
 /* take_call - a free call object of @w for a call of @method, or NULL when
@@ -405,7 +398,7 @@ static struct call *take_call(struct worker *w, const struct server_method *meth
     struct call *c = w->free_calls;
     if (c == NULL || (method->stream && w->n_streams >= w->max_streams))
         return NULL;
-    w->free_calls = c->next;
+    w->free_calls = c->next_free;
     w->n_in_use++;
     w->n_streams += method->stream;
     atomic_fetch_add(&w->busy, 1);
@@ -418,7 +411,7 @@ static void put_call(struct call *c)
     w->n_in_use--;
     w->n_streams -= c->method->stream;
     c->state = CALL_FREE;
-    c->next = w->free_calls;
+    c->next_free = w->free_calls;
     w->free_calls = c;
     atomic_fetch_sub(&w->busy, 1);
 }
@@ -442,80 +435,10 @@ static void stream_next(struct call *c, const struct server_reply *reply);
 
 /* ---- calls: the queue ------------------------------------------------------ */
 
-/* flow_of - the flow of @call's connection: its peer, hashed (FNV-1a). */
-static uint32_t flow_of(grpc_call *call)
-{
-    char *peer = grpc_call_get_peer(call);
-    uint32_t h = 2166136261u;
-    for (const char *p = peer; p != NULL && *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    gpr_free(peer);
-    return h % FLOWS;
-}
-
-/* take_turn - @flow joins a ring: the light one with one call queued. */
-static void take_turn(struct worker *w, uint32_t flow)
-{
-    struct ring *r = w->flows[flow].n == 1 ? &w->light : &w->heavy;
-    r->flows[(r->head + r->n++) % FLOWS] = flow;
-    w->flows[flow].in_turn = true;
-}
-
-/* next_turn - the flow whose turn it is, off its ring (see LIGHT_PER_HEAVY). */
-static uint32_t next_turn(struct worker *w)
-{
-    bool light = w->light.n > 0 && (w->heavy.n == 0 || w->light_served < LIGHT_PER_HEAVY);
-    struct ring *r = light ? &w->light : &w->heavy;
-    w->light_served = light ? w->light_served + 1 : 0;
-    uint32_t flow = r->flows[r->head];
-    r->head = (r->head + 1) % FLOWS;
-    r->n--;
-    w->flows[flow].in_turn = false;
-    return flow;
-}
-
-static void enqueue(struct worker *w, struct call *c)
-{
-    struct flow *f = &w->flows[c->flow];
-    c->state = CALL_QUEUED;
-    c->request_bytes = c->request != NULL ? grpc_byte_buffer_length(c->request) : 0;
-    c->prev = f->newest;
-    c->next = NULL;
-    if (f->newest != NULL)
-        f->newest->next = c;
-    else
-        f->oldest = c;
-    f->newest = c;
-    f->n++;
-    if (!f->in_turn)
-        take_turn(w, c->flow);
-    w->n_queued++;
-    w->queued_bytes += c->request_bytes;
-}
-
-/* dequeue - take @c off its flow; the flow keeps its turn, which is
- * passed over when it comes if the flow has no call left. */
-static void dequeue(struct worker *w, struct call *c)
-{
-    struct flow *f = &w->flows[c->flow];
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        f->oldest = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        f->newest = c->prev;
-    f->n--;
-    w->n_queued--;
-    w->queued_bytes -= c->request_bytes;
-}
-
 /* refuse_queued - end queued call @c without serving it (see refuse). */
 static void refuse_queued(struct call *c, grpc_status_code status, const char *why)
 {
     struct worker *w = c->worker;
-    dequeue(w, c);
     grpc_slice path = grpc_slice_from_static_string(c->method->path);
     refuse(w, c->call, &path, method_index(w->server, c->method), status, why, c->start);
     if (c->request != NULL)
@@ -523,65 +446,62 @@ static void refuse_queued(struct call *c, grpc_status_code status, const char *w
     put_call(c);
 }
 
-/* evict_oldest - make room by refusing the oldest call of the flow with
- * the most calls queued: under overload the hog pays, and its oldest call
- * is the one least likely to be answered in time. Returns whether there
- * was one. */
-static bool evict_oldest(struct worker *w)
+static struct call *call_of(struct queue_entry *e)
 {
-    struct flow *hog = NULL;
-    for (uint32_t i = 0; i < w->heavy.n + w->light.n; i++) {
-        const struct ring *r = i < w->heavy.n ? &w->heavy : &w->light;
-        uint32_t at = i < w->heavy.n ? i : i - w->heavy.n;
-        struct flow *f = &w->flows[r->flows[(r->head + at) % FLOWS]];
-        if (f->n > 0 && (hog == NULL || f->n > hog->n))
-            hog = f;
-    }
-    if (hog == NULL)
+    return (struct call *)((char *)e - offsetof(struct call, entry));
+}
+
+/* evict - make room: refuse the victim the queue picks (queue_victim).
+ * Returns whether there was one. */
+static bool evict(struct worker *w)
+{
+    struct queue_entry *e = queue_victim(w->queue);
+    if (e == NULL)
         return false;
-    struct call *c = hog->oldest;
-    if (deadline_passed(c->deadline))
-        refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
-    else
-        refuse_queued(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "overloaded: too many calls queued");
+    refuse_queued(call_of(e), GRPC_STATUS_RESOURCE_EXHAUSTED, "overloaded: too many calls queued");
     return true;
 }
 
-/* serve_next - serve one queued call, from the flow whose turn it is (the
- * flows take turns, one call each). Within a flow, first in, first out
- * while it moves; once its oldest call has waited LIFO_AFTER_MS the worker
- * is overloaded, and the newest call goes first: it is the one that can
- * still be answered within its client's deadline, where serving the oldest
- * first would answer every call late (the goodput collapse of finding 5).
- * The old ones meanwhile meet their deadline or the queue's bound and are
- * refused at little cost. */
+/* expire - refuse the queued calls whose time is up (queue.h, rule 3), at
+ * most EXPIRE_MAX. */
+static void expire(struct worker *w, uint64_t now)
+{
+    struct queue_entry *e;
+    bool deadline, draining = atomic_load(&w->server->draining);
+    for (unsigned i = 0;
+         i < EXPIRE_MAX && (e = queue_expired(w->queue, now, draining, &deadline)) != NULL; i++)
+        refuse_queued(call_of(e),
+                      deadline ? GRPC_STATUS_DEADLINE_EXCEEDED : GRPC_STATUS_RESOURCE_EXHAUSTED,
+                      deadline ? "deadline cannot be met: too many calls queued"
+                               : "overloaded: queued too long");
+}
+
+/* serve_next - serve the call the queue puts next, once the expired ones
+ * are refused; then measure it, for the deadlines of the calls after it
+ * and for the worker's next intake. */
 static void serve_next(struct worker *w, uint64_t now)
 {
-    struct flow *f;
-    uint32_t flow;
-    do { /* n_queued > 0: a flow in a ring has a call */
-        flow = next_turn(w);
-        f = &w->flows[flow];
-    } while (f->n == 0);
-    bool lifo = now - f->oldest->start >= LIFO_AFTER_MS * 1000000u;
-    struct call *c = lifo ? f->newest : f->oldest;
-    w->taken_since_served = 0;
-    if (f->n > 1)
-        take_turn(w, flow);
-    if (deadline_passed(c->deadline)) {
-        refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
-        return;
+    expire(w, now);
+    struct queue_entry *e = queue_next(w->queue, now);
+    if (e != NULL) {
+        struct call *c = call_of(e);
+        size_t m = method_index(w->server, c->method);
+        serve(c);
+        uint64_t end = now_ns(), took = end - now;
+        w->serve_ns[m] = w->serve_ns[m] - w->serve_ns[m] / 8 + took / 8;
+        w->intake_budget = took > INTAKE_MIN_NS ? took : INTAKE_MIN_NS;
+        now = end;
     }
-    dequeue(w, c);
-    serve(c);
+    w->intake_since = now;
 }
 
 /* on_arrival - a call arrived on slot @s (or, with !success, the server is
  * shutting down and the slot is returned unused). The call moves to a call
  * object and the slot asks for the next one at once, so no call, however
  * slow its client, keeps the slot from taking new ones. Refused at once,
- * before any work: an unknown method, a call whose deadline has passed, a
- * call beyond the worker's bound on calls in flight. */
+ * before any work: an unknown method, a call whose deadline has passed or
+ * leaves less than serving its method takes, a call beyond the worker's
+ * bound on calls in flight. */
 static void on_arrival(struct slot *s, bool success)
 {
     struct worker *w = s->worker;
@@ -603,19 +523,25 @@ static void on_arrival(struct slot *s, bool success)
 
     size_t bytes = request != NULL ? grpc_byte_buffer_length(request) : 0;
     bool queued = method != NULL && !method->stream && !method->urgent;
-    /* Room for a queued call: evict the oldest queued ones if the pool or
-     * the queue's bytes would overflow (the first can only be the new one's
-     * own when it is the only one). */
-    while (queued && (w->free_calls == NULL || w->queued_bytes + bytes > w->max_queued_bytes) &&
-           w->n_queued > 0 && evict_oldest(w))
+    uint64_t due = method != NULL ? deadline_at(deadline, start) : UINT64_MAX;
+    uint64_t margin = method != NULL && w->serve_ns[index] > DEADLINE_SLACK_NS ? w->serve_ns[index]
+                                                                               : DEADLINE_SLACK_NS;
+    /* Room for a queued call: evict queued ones if the pool or the queue's
+     * bytes would overflow (the first can only be the new one's own when it
+     * is the only one). */
+    while (queued &&
+           (w->free_calls == NULL || queue_bytes(w->queue) + bytes > w->max_queued_bytes) &&
+           evict(w))
         ;
     struct call *c = NULL;
     if (method == NULL)
         refuse(w, call, &path, index, GRPC_STATUS_UNIMPLEMENTED, "unknown method", start);
-    else if (deadline_passed(deadline))
+    else if (due <= start || due - start < margin)
         refuse(w, call, &path, index, GRPC_STATUS_DEADLINE_EXCEEDED,
-               "deadline passed before the call was served", start);
-    else if (queued && w->queued_bytes + bytes > w->max_queued_bytes)
+               due <= start ? "deadline passed before the call was served"
+                            : "deadline too close to serve the call",
+               start);
+    else if (queued && queue_bytes(w->queue) + bytes > w->max_queued_bytes)
         refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
                "overloaded: too many request bytes queued", start);
     else if ((c = take_call(w, method)) == NULL)
@@ -634,13 +560,17 @@ static void on_arrival(struct slot *s, bool success)
                        .request = request,
                        .start = start,
                        .deadline = deadline};
-    if (method->stream)
+    if (method->stream) {
         stream_next(c, NULL);
-    else if (queued) {
-        c->flow = flow_of(call);
-        enqueue(w, c);
-    } else
+    } else if (queued) {
+        char *peer = grpc_call_get_peer(call);
+        c->state = CALL_QUEUED;
+        queue_push(w->queue, &c->entry, queue_flow(peer), bytes, start,
+                   due == UINT64_MAX ? due : due - margin);
+        gpr_free(peer);
+    } else {
         serve(c);
+    }
 }
 
 /* ---- calls: answering ----------------------------------------------------- */
@@ -873,10 +803,6 @@ static void sweep(struct worker *w, uint64_t now)
     uint64_t reply_wait = (w->n_in_use * 2 > w->n_calls ? REPLY_WAIT_PRESSED_MS : REPLY_WAIT_MS);
     for (size_t i = 0; i < w->n_calls; i++) {
         struct call *c = &w->calls[i];
-        if (c->state == CALL_QUEUED && deadline_passed(c->deadline)) {
-            refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed while queued");
-            continue;
-        }
         uint64_t wait_ms = c->state == CALL_REPLYING    ? reply_wait
                            : c->state == CALL_STREAMING ? STREAM_WAIT_MS
                                                         : 0;
@@ -914,8 +840,9 @@ static void *worker_main(void *arg)
         if (atomic_load(&w->busy) == 0)
             grpc_completion_queue_shutdown(w->cq);
         /* With calls queued, only look for events (gpr_inf_past: do not
-         * wait) and serve once none is waiting; otherwise wait for one. */
-        bool backlog = w->n_queued > 0;
+         * wait) and serve once none is waiting or the intake's time is
+         * up; otherwise wait for one. */
+        bool backlog = queue_length(w->queue) > 0;
         /* Draining, a worker reports when it has caught up: its queue ran
          * empty while it had a slot armed for every method and no call
          * queued, so no call of any method can be waiting in the core
@@ -937,11 +864,12 @@ static void *worker_main(void *arg)
             atomic_store_explicit(&w->event_since, now_ns(), memory_order_relaxed);
             on_event(ev.tag, ev.success != 0);
             atomic_store_explicit(&w->event_since, 0, memory_order_relaxed);
-            w->taken_since_served++;
         }
         uint64_t now = now_ns();
-        if (w->n_queued > 0 &&
-            (ev.type == GRPC_QUEUE_TIMEOUT || w->taken_since_served >= TAKE_IN_MAX))
+        if (!backlog)
+            w->intake_since = now;
+        if (queue_length(w->queue) > 0 &&
+            (ev.type == GRPC_QUEUE_TIMEOUT || now - w->intake_since >= w->intake_budget))
             serve_next(w, now);
         if (now >= w->next_sweep)
             sweep(w, now);
@@ -970,13 +898,14 @@ static int worker_init(struct server *srv, unsigned index)
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
     w->calls = calloc(w->n_calls, sizeof(*w->calls));
     w->armed = calloc(srv->n_methods + 1, sizeof(*w->armed));
-    w->flows = calloc(FLOWS, sizeof(*w->flows));
-    w->light.flows = calloc(FLOWS, sizeof(*w->light.flows));
-    w->heavy.flows = calloc(FLOWS, sizeof(*w->heavy.flows));
+    w->serve_ns = calloc(srv->n_methods + 1, sizeof(*w->serve_ns));
+    w->intake_budget = INTAKE_MIN_NS;
     w->cq = grpc_completion_queue_create_for_next(NULL);
     int rc = arena_create(ARENA_BLOCK, &w->arena);
-    if (w->slots == NULL || w->calls == NULL || w->armed == NULL || w->flows == NULL ||
-        w->light.flows == NULL || w->heavy.flows == NULL || w->cq == NULL || rc != 0)
+    if (rc == 0)
+        rc = queue_create(w->n_calls, &w->queue);
+    if (w->slots == NULL || w->calls == NULL || w->armed == NULL || w->serve_ns == NULL ||
+        w->cq == NULL || rc != 0)
         return -ENOMEM;
     for (size_t m = 0; m <= srv->n_methods; m++)
         atomic_init(&w->armed[m], 0);
@@ -992,7 +921,7 @@ static int worker_init(struct server *srv, unsigned index)
     w->max_queued_bytes = srv->max_queued_bytes / srv->n_workers;
     for (size_t i = w->n_calls; i-- > 0;) {
         w->calls[i].worker = w;
-        w->calls[i].next = w->free_calls;
+        w->calls[i].next_free = w->free_calls;
         w->free_calls = &w->calls[i];
     }
     grpc_server_register_completion_queue(srv->core, w->cq, NULL);
@@ -1422,9 +1351,8 @@ void server_stop(struct server *srv)
         free(w->slots);
         free(w->calls);
         free(w->armed);
-        free(w->flows);
-        free(w->light.flows);
-        free(w->heavy.flows);
+        queue_destroy(w->queue);
+        free(w->serve_ns);
     }
     if (srv->control != NULL)
         grpc_completion_queue_destroy(srv->control);

@@ -1,0 +1,102 @@
+/*
+ * queue: the unary calls one worker has taken in and not yet served, and
+ * the order it serves or refuses them in.
+ *
+ * Three rules decide, each against one of issue 11's findings:
+ *
+ * 1. Fair by connection. Calls are kept by flow (their connection's peer,
+ *    hashed to QUEUE_FLOWS), and the flows take turns, one call each: a
+ *    connection with 32 calls queued gets the turns of one, so a client
+ *    making one call at a time is not queued behind a flood from others.
+ *    A flow that takes its turn with one call queued is light and served
+ *    ahead of the heavy ones, which still get one turn in every
+ *    QUEUE_LIGHT_PER_HEAVY + 1.
+ *
+ * 2. Last in, first out under overload. The queue is overloaded once it
+ *    has not been empty for QUEUE_OVERLOAD_MS (CoDel's test: a standing
+ *    queue, not a burst). Then each flow serves its newest call first: it
+ *    is the one that can still be answered within its client's deadline,
+ *    where serving the oldest first answers every call late (finding 5,
+ *    goodput collapse). A burst the worker catches up on stays first in,
+ *    first out.
+ *
+ * 3. Refused in time. Each call has an expiry: its deadline less what
+ *    serving one of its method takes (the caller's estimate), since a
+ *    reply after the deadline is waste. And under overload a call waits
+ *    QUEUE_OVERLOAD_WAIT_MS at most: newest first would otherwise leave
+ *    the oldest calls of a client without deadlines (gRPC's default)
+ *    waiting as long as the overload lasts, where a second is long enough
+ *    to say it and let the client go elsewhere. The caller refuses what expires,
+ *    before the deadline's own timer in the core cancels it, which costs
+ *    several times a refusal (an error status formatted, a timer fired),
+ *    and so that the client learns at once, and retries elsewhere.
+ *
+ * Entries are embedded in the caller's call objects (container_of): the
+ * queue links them and owns none; its arrays are sized once, for the most
+ * entries it can ever hold. One worker's: not thread-safe.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QUEUE_FLOWS            1024u
+#define QUEUE_LIGHT_PER_HEAVY  4u
+#define QUEUE_OVERLOAD_MS      100u
+#define QUEUE_OVERLOAD_WAIT_MS 1000u
+
+/* One queued call, embedded in the caller's object; set by queue_push,
+ * private to the queue until it is returned by queue_next, queue_expired
+ * or queue_victim. Times are CLOCK_MONOTONIC nanoseconds. */
+struct queue_entry {
+    struct queue_entry *prev, *next;   /* in its flow, oldest first */
+    struct queue_entry *older, *newer; /* in the queue, by arrival */
+    uint64_t arrived;
+    uint64_t expires; /* UINT64_MAX: no deadline */
+    size_t bytes;     /* what the call's request holds, for queue_bytes */
+    size_t heap_at;   /* its place in the expiry heap */
+    uint32_t flow;
+};
+
+struct queue;
+
+/* queue_create - an empty queue for at most @capacity entries.
+ * Returns 0 and the queue in *@out (free with queue_destroy), or -ENOMEM. */
+int queue_create(size_t capacity, struct queue **out);
+void queue_destroy(struct queue *q);
+
+/* queue_flow - the flow of a connection named @peer (any stable string:
+ * grpc_call_get_peer's). */
+uint32_t queue_flow(const char *peer);
+
+/* queue_push - queue @e, arrived at @now, for flow @flow.
+ * @expires: when it must have been served; UINT64_MAX for never.
+ * @bytes:   its request's size, counted in queue_bytes.
+ * The queue must hold fewer than its capacity. */
+void queue_push(struct queue *q, struct queue_entry *e, uint32_t flow, size_t bytes, uint64_t now,
+                uint64_t expires);
+
+/* queue_next - take the entry to serve now (rules 1 and 2), or NULL when
+ * the queue is empty. The caller checks queue_expired first: an entry
+ * returned here may have expired. */
+struct queue_entry *queue_next(struct queue *q, uint64_t now);
+
+/* queue_expired - take one entry whose time is up at @now (rule 3), or
+ * NULL. *@deadline tells why: true when its own expiry passed (its
+ * deadline cannot be met), false when it waited its most under overload.
+ * With @draining, only deadlines expire: a server shutting down serves
+ * every call it has taken in, however long the queue, within its grace. */
+struct queue_entry *queue_expired(struct queue *q, uint64_t now, bool draining, bool *deadline);
+
+/* queue_victim - take the oldest entry of the flow with the most entries,
+ * to make room: under overload the connection flooding pays, and its
+ * oldest call is the least likely to be answered in time. NULL if empty. */
+struct queue_entry *queue_victim(struct queue *q);
+
+size_t queue_length(const struct queue *q);
+size_t queue_bytes(const struct queue *q);
+
+/* queue_overloaded - whether the queue has not been empty for
+ * QUEUE_OVERLOAD_MS up to @now (rule 2). */
+bool queue_overloaded(const struct queue *q, uint64_t now);
