@@ -1,10 +1,17 @@
 /*
  * queue: see queue.h for the rules. Here, the structures behind them:
  *
- *   flows   QUEUE_FLOWS lists of entries, oldest first, and two rings of
- *           the flows that have a turn coming (light and heavy): a flow is
+ *   flows   a pool of QUEUE_FLOWS lists of entries, oldest first, one per
+ *           connection with calls queued or a turn coming, found by the
+ *           connection's key in a hash table (linear probing, deletion by
+ *           backward shift, so no tombstones pile up). Keys are 64-bit
+ *           hashes of the peer, so two connections share a flow only when
+ *           the pool is exhausted: sharing with a flood would put a
+ *           client's one call behind the flood's newest ones.
+ *   rings   the flows that have a turn coming (light and heavy): a flow is
  *           in at most one ring, and keeps its place there when its entries
- *           leave by expiry (its turn is passed over when it comes empty).
+ *           leave by expiry (its turn is passed over when it comes empty,
+ *           and the flow goes back to the pool).
  *   arrival one list of every entry, oldest first: the overload wait.
  *   heap    a binary min-heap on expires: the deadlines, which differ from
  *           call to call, so arrival order does not give them.
@@ -23,12 +30,19 @@ struct ring {
 
 struct flow {
     struct queue_entry *oldest, *newest;
+    uint64_t key;
     uint32_t n;
     bool in_turn;
 };
 
+/* The hash table's slots: twice the flows, so probes stay short. */
+#define TABLE (2 * QUEUE_FLOWS)
+
 struct queue {
     struct flow flows[QUEUE_FLOWS];
+    uint32_t table[TABLE];            /* flow index + 1; 0: empty */
+    uint32_t free_flows[QUEUE_FLOWS]; /* a stack of the unused flows */
+    uint32_t n_free;
     struct ring light, heavy;
     unsigned light_served; /* light turns since the last heavy one */
     struct queue_entry *oldest, *newest;
@@ -43,6 +57,9 @@ int queue_create(size_t capacity, struct queue **out)
     if (q == NULL)
         return -ENOMEM;
     q->capacity = capacity;
+    for (uint32_t i = 0; i < QUEUE_FLOWS; i++)
+        q->free_flows[i] = QUEUE_FLOWS - 1 - i;
+    q->n_free = QUEUE_FLOWS;
     q->heap = calloc(capacity > 0 ? capacity : 1, sizeof(*q->heap));
     q->light.flows = calloc(QUEUE_FLOWS, sizeof(*q->light.flows));
     q->heavy.flows = calloc(QUEUE_FLOWS, sizeof(*q->heavy.flows));
@@ -64,12 +81,63 @@ void queue_destroy(struct queue *q)
     free(q);
 }
 
-uint32_t queue_flow(const char *peer)
+uint64_t queue_key(const char *peer)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
+    uint64_t h = 14695981039346656037u; /* FNV-1a, 64 bits */
     for (const char *p = peer; p != NULL && *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return h % QUEUE_FLOWS;
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    return h;
+}
+
+/* ---- flows by key --------------------------------------------------------- */
+
+static uint32_t home(uint64_t key)
+{
+    return (uint32_t)(key ^ key >> 32) & (TABLE - 1);
+}
+
+/* slot_of - where @key is in the table, or the empty slot that ends its probe. */
+static uint32_t slot_of(const struct queue *q, uint64_t key)
+{
+    uint32_t i = home(key);
+    while (q->table[i] != 0 && q->flows[q->table[i] - 1].key != key)
+        i = (i + 1) & (TABLE - 1);
+    return i;
+}
+
+/* flow_for - the flow of @key: its own, a new one from the pool, or, with
+ * the pool empty, one it shares. */
+static uint32_t flow_for(struct queue *q, uint64_t key)
+{
+    uint32_t i = slot_of(q, key);
+    if (q->table[i] != 0)
+        return q->table[i] - 1;
+    if (q->n_free == 0)
+        return (uint32_t)(key % QUEUE_FLOWS);
+    uint32_t flow = q->free_flows[--q->n_free];
+    q->flows[flow] = (struct flow){.key = key};
+    q->table[i] = flow + 1;
+    return flow;
+}
+
+/* release - @flow has no entry and no turn: back to the pool. The slots
+ * after its own move back over the gap while their probe allows. */
+static void release(struct queue *q, uint32_t flow)
+{
+    uint32_t i = slot_of(q, q->flows[flow].key);
+    if (q->table[i] != flow + 1)
+        return; /* a flow shared under a key not its own was never inserted */
+    for (uint32_t j = (i + 1) & (TABLE - 1); q->table[j] != 0; j = (j + 1) & (TABLE - 1)) {
+        uint32_t h = home(q->flows[q->table[j] - 1].key);
+        /* The entry at j may fill the gap at i unless its home lies in (i, j]. */
+        bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (!stays) {
+            q->table[i] = q->table[j];
+            i = j;
+        }
+    }
+    q->table[i] = 0;
+    q->free_flows[q->n_free++] = flow;
 }
 
 /* ---- the expiry heap ------------------------------------------------------ */
@@ -145,9 +213,10 @@ static uint32_t next_turn(struct queue *q)
 
 /* ---- entries -------------------------------------------------------------- */
 
-void queue_push(struct queue *q, struct queue_entry *e, uint32_t flow, size_t bytes, uint64_t now,
+void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
                 uint64_t expires)
 {
+    uint32_t flow = flow_for(q, key);
     struct flow *f = &q->flows[flow];
     *e = (struct queue_entry){.prev = f->newest,
                               .older = q->newest,
@@ -200,6 +269,8 @@ static struct queue_entry *take(struct queue *q, struct queue_entry *e)
     heap_remove(q, e);
     q->n--;
     q->bytes -= e->bytes;
+    if (f->n == 0 && !f->in_turn)
+        release(q, e->flow);
     return e;
 }
 
@@ -209,10 +280,13 @@ struct queue_entry *queue_next(struct queue *q, uint64_t now)
         return NULL;
     struct flow *f;
     uint32_t flow;
-    do { /* n > 0: some flow in a ring has an entry */
+    for (;;) { /* n > 0: some flow in a ring has an entry */
         flow = next_turn(q);
         f = &q->flows[flow];
-    } while (f->n == 0);
+        if (f->n > 0)
+            break;
+        release(q, flow);
+    }
     struct queue_entry *e = queue_overloaded(q, now) ? f->newest : f->oldest;
     if (f->n > 1)
         take_turn(q, flow);

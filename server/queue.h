@@ -4,8 +4,9 @@
  *
  * Three rules decide, each against one of issue 11's findings:
  *
- * 1. Fair by connection. Calls are kept by flow (their connection's peer,
- *    hashed to QUEUE_FLOWS), and the flows take turns, one call each: a
+ * 1. Fair by connection. Calls are kept by flow, one per connection (up
+ *    to QUEUE_FLOWS connections with calls queued; beyond, they share),
+ *    and the flows take turns, one call each: a
  *    connection with 32 calls queued gets the turns of one, so a client
  *    making one call at a time is not queued behind a flood from others.
  *    A flow that takes its turn with one call queued is light and served
@@ -56,7 +57,7 @@ struct queue_entry {
     uint64_t expires; /* UINT64_MAX: no deadline */
     size_t bytes;     /* what the call's request holds, for queue_bytes */
     size_t heap_at;   /* its place in the expiry heap */
-    uint32_t flow;
+    uint32_t flow;    /* its flow in the queue's pool */
 };
 
 struct queue;
@@ -66,15 +67,15 @@ struct queue;
 int queue_create(size_t capacity, struct queue **out);
 void queue_destroy(struct queue *q);
 
-/* queue_flow - the flow of a connection named @peer (any stable string:
- * grpc_call_get_peer's). */
-uint32_t queue_flow(const char *peer);
+/* queue_key - the key of a connection named @peer (any string that tells
+ * connections apart: grpc_call_get_peer's address and port). */
+uint64_t queue_key(const char *peer);
 
-/* queue_push - queue @e, arrived at @now, for flow @flow.
+/* queue_push - queue @e, arrived at @now, for the connection of @key.
  * @expires: when it must have been served; UINT64_MAX for never.
  * @bytes:   its request's size, counted in queue_bytes.
  * The queue must hold fewer than its capacity. */
-void queue_push(struct queue *q, struct queue_entry *e, uint32_t flow, size_t bytes, uint64_t now,
+void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
                 uint64_t expires);
 
 /* queue_next - take the entry to serve now (rules 1 and 2), or NULL when

@@ -565,7 +565,7 @@ static void on_arrival(struct slot *s, bool success)
     } else if (queued) {
         char *peer = grpc_call_get_peer(call);
         c->state = CALL_QUEUED;
-        queue_push(w->queue, &c->entry, queue_flow(peer), bytes, start,
+        queue_push(w->queue, &c->entry, queue_key(peer), bytes, start,
                    due == UINT64_MAX ? due : due - margin);
         gpr_free(peer);
     } else {
