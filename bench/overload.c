@@ -73,16 +73,16 @@
  */
 #define _GNU_SOURCE /* getline, memrchr */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/time.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -93,6 +93,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -104,19 +105,21 @@
 #include "recsys/v1/recommender.pb-c.h"
 #include "timing.h"
 #include "tools/lib/opts.h"
-#include "tools/lib/rpc.h"
 
 extern char **environ;
 
 enum {
-    TOP = 10,         /* items per Recommend */
-    STATUSES = 17,    /* gRPC status codes 0..16 */
-    SAMPLE_MS = 100,  /* the daemon's RSS is read this often */
-    SWEEP_MAX = 1024, /* calls in flight at most in the capacity sweep */
-    SWEEP_CONNS = 8,  /* connections of the sweep, at most: 8 x 32 streams reach the daemon */
-    OPEN_BURST = 64,  /* open loop: arrivals sent before a completion is taken */
+    TOP = 10,                    /* items per Recommend */
+    STATUSES = ERR_STATUS_COUNT, /* gRPC status codes 0..16 */
+    SAMPLE_MS = 100,             /* the daemon's RSS is read this often */
+    SWEEP_MAX = 1024,            /* calls in flight at most in the capacity sweep */
+    SWEEP_CONNS = 8, /* connections of the sweep, at most: 8 x 32 streams reach the daemon */
+    OPEN_BURST = 64, /* open loop: arrivals started a turn, before the events are taken again */
     OPEN_MAX_LAG_US = 50000,  /* open loop: arrivals later than this are dropped, not sent */
-    WAIT_MS = 10,             /* longest wait for a completion while calls are due */
+    WAIT_MS = 10,             /* longest sleep of a load thread, so that it sees the stop soon */
+    STREAM_WINDOW = 1 << 20,  /* HTTP/2 stream window: an answer is ~200 bytes, never held back */
+    LOADER_IN = 256 << 10,    /* a load thread's read buffer: a read takes what the socket has */
+    CONN_OUT = 32 << 10,      /* a connection's write buffer: 32 streams' frames, and then some */
     SETTLE_TIMEOUT_S = 30,    /* the longest wait for the daemon to go idle */
     TARGET_RSS_MB = 512,      /* issue 11's targets */
     TARGET_PROBE_P99_MS = 50, /* */
@@ -487,11 +490,11 @@ enum col { COL_STARTED, COL_OK, COL_DEADLINE, COL_EXHAUSTED, COL_OTHER, COLS };
 static enum col column(int status)
 {
     switch (status) {
-    case GRPC_STATUS_OK:
+    case ERR_STATUS_OK:
         return COL_OK;
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
+    case ERR_STATUS_DEADLINE_EXCEEDED:
         return COL_DEADLINE;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+    case ERR_STATUS_RESOURCE_EXHAUSTED:
         return COL_EXHAUSTED;
     default:
         return COL_OTHER;
@@ -563,7 +566,10 @@ struct clock {
 /* What a load thread (or the probe) saw; summed over them at the end. */
 struct tally {
     uint64_t status[STATUSES]; /* calls completed in the window, by status */
-    uint64_t started, missed;  /* calls started in the window; OPEN arrivals not sent */
+    uint64_t started, missed;  /* calls started in the window; OPEN arrivals not sent, CLOSED
+                                * calls the server's stream limit left out */
+    uint64_t lost;             /* connections the server closed or broke */
+    uint32_t allowed;          /* the server's SETTINGS_MAX_CONCURRENT_STREAMS, least seen */
     float *lat_ms;             /* OK calls completed in the window; the probe's: every call */
     size_t n, cap;
     uint64_t (*per_sec)[COLS]; /* by second since start_us, up to to_us */
@@ -608,8 +614,8 @@ static int tally_add(struct tally *t, const struct clock *clk, int status, doubl
         t->per_sec[sec][column(status)]++;
     if (end_us < clk->from_us)
         return 0;
-    t->status[status >= 0 && status < STATUSES ? status : GRPC_STATUS_UNKNOWN]++;
-    if (status == GRPC_STATUS_OK || all_latencies)
+    t->status[status >= 0 && status < STATUSES ? status : ERR_STATUS_UNKNOWN]++;
+    if (status == ERR_STATUS_OK || all_latencies)
         return note_latency(t, (float)((end_us - start_us) / 1e3));
     return 0;
 }
@@ -623,280 +629,552 @@ static void tally_started(struct tally *t, const struct clock *clk, double now_u
         t->started++;
 }
 
-/* One call: a slot reused call after call. Its tag on the completion
- * queue is its own address. */
+/* ---- the HTTP/2 client --------------------------------------------------- */
+
+/* One call: a slot of its load thread's pool, reused call after call. A
+ * call is out from its start until its status arrives or its deadline
+ * passes; its slot is free again once nghttp2 has closed the stream, which
+ * for a call cut off by its deadline is when the RST_STREAM has gone. */
 struct call {
-    grpc_call *call; /* NULL while the slot is free */
-    uint32_t conn;
-    double start_us;
-    grpc_byte_buffer *request, *response;
-    grpc_metadata_array initial, trailing;
-    grpc_status_code status;
-    grpc_slice details;
-    struct call *next_free;
+    struct call *prev, *next; /* out: the thread's calls out, oldest first; free: next free */
+    struct conn *conn;
+    int32_t stream;   /* 0 while the slot is free */
+    bool counted;     /* its deadline passed and it was counted so; the stream still closes */
+    int status;       /* its grpc-status, -1 until that arrives */
+    double start_us;  /* when it was queued for the socket */
+    uint8_t body[64]; /* the one gRPC message: flag, length, RecommendRequest */
+    size_t len;
 };
 
-/* One load thread: its completion queue, its connections, its calls. */
+/* One connection: a socket, its nghttp2 session and what waits to be
+ * written to it. */
+struct conn {
+    struct loader *l;
+    int fd;
+    nghttp2_session *h2;
+    uint32_t events;  /* what epoll watches it for */
+    bool connecting;  /* the non-blocking connect has not finished */
+    bool ready;       /* the server's SETTINGS arrived: calls may start */
+    bool dead;        /* lost before it was ever ready: not tried again this phase */
+    bool flushing;    /* inside flush: a stream closing does not queue it again */
+    bool queued;      /* on its thread's list of connections to flush */
+    bool limited;     /* CLOSED: the calls the server does not allow are counted */
+    uint32_t streams; /* open: calls out and calls cut off whose RST_STREAM is still queued */
+    uint32_t limit;   /* streams it keeps open at most: the server's SETTINGS, and CLOSED's */
+    struct conn *next_queued;
+    uint8_t *out; /* CONN_OUT bytes, its share of the thread's buffer */
+    size_t out_len;
+};
+
+/* One load thread: one epoll loop over its connections, its pool of call
+ * slots, what it saw. */
 struct loader {
     pthread_t thread;
     const struct spec *spec;
     const struct clock *clk;
     const atomic_bool *stop;
-    const char *addr;
+    const struct sockaddr_in *addr;
     uint32_t users, index, nloaders;
+    bool probe; /* counts calls started in the window, any status's latency */
     uint64_t seed;
-    grpc_completion_queue *cq;
-    grpc_channel **channels;
-    void **methods; /* Recommend registered on each channel */
-    uint32_t nchannels;
+    int epfd;
+    struct conn *conns;
+    uint32_t nconns, next_conn; /* OPEN: round robin */
     struct call *calls;
     uint32_t ncalls, outstanding;
     struct call *free_list;
+    struct call *oldest, *newest; /* calls out: every deadline is the same, so the oldest ends
+                                   * first */
+    struct conn *queued;          /* connections to flush at the end of this turn */
+    bool stopping;
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *option;
+    nghttp2_nv headers[7];
+    char authority[64], timeout[16]; /* the values of :authority and grpc-timeout */
+    uint8_t *in;                     /* LOADER_IN bytes: every read of the thread lands here */
+    uint8_t *out;
     struct tally tally;
     int rc;
 };
 
-static gpr_timespec after_us(double us)
+static void conn_queue(struct conn *c)
 {
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                        gpr_time_from_micros((int64_t)us, GPR_TIMESPAN));
+    if (c->queued || c->flushing)
+        return;
+    c->queued = true;
+    c->next_queued = c->l->queued;
+    c->l->queued = c;
 }
 
-/* Channels of their own: a local subchannel pool gives each its own
- * connection (channels with the same arguments would share one), and no
- * retries, whose buffering the generator does not need. */
-static int open_channels(struct loader *l)
+static void unlink_out(struct loader *l, struct call *c)
 {
-    grpc_arg args[] = {
-        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_RETRIES, {.integer = 0}},
-    };
-    grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    l->channels = calloc(l->nchannels, sizeof(*l->channels));
-    l->methods = calloc(l->nchannels, sizeof(*l->methods));
-    int rc = creds != NULL && l->channels != NULL && l->methods != NULL ? 0 : -ENOMEM;
-    for (uint32_t i = 0; i < l->nchannels && rc == 0; i++) {
-        l->channels[i] = grpc_channel_create(l->addr, creds, &chargs);
-        if (l->channels[i] == NULL)
-            rc = ERR_INTERNAL;
-        else
-            l->methods[i] = grpc_channel_register_call(l->channels[i], RECOMMEND, NULL, NULL);
+    *(c->prev != NULL ? &c->prev->next : &l->oldest) = c->next;
+    *(c->next != NULL ? &c->next->prev : &l->newest) = c->prev;
+    l->outstanding--;
+}
+
+/* end_call - count @c, out until @now, as ended with @status. The probe
+ * counts the calls it started in the window, wherever they end, and the
+ * latency of each. */
+static void end_call(struct loader *l, struct call *c, int status, double now)
+{
+    unlink_out(l, c);
+    int rc;
+    if (!l->probe) {
+        rc = tally_add(&l->tally, l->clk, status, c->start_us, now, false);
+    } else if (c->start_us >= l->clk->from_us && c->start_us < l->clk->to_us) {
+        struct clock whole = *l->clk;
+        whole.to_us = INFINITY;
+        rc = tally_add(&l->tally, &whole, status, c->start_us, now, true);
+    } else {
+        rc = 0;
     }
-    if (creds != NULL)
-        grpc_channel_credentials_release(creds);
-    return rc;
+    l->rc = l->rc != 0 ? l->rc : rc;
 }
 
-/* call_free - release what call_start took for @c; the slot is free. */
-static void call_free(struct call *c)
+static void free_call(struct loader *l, struct call *c)
 {
-    if (c->call != NULL)
-        grpc_call_unref(c->call);
-    c->call = NULL;
-    grpc_byte_buffer_destroy(c->request);
-    grpc_byte_buffer_destroy(c->response);
-    grpc_slice_unref(c->details);
-    grpc_metadata_array_destroy(&c->initial);
-    grpc_metadata_array_destroy(&c->trailing);
+    c->stream = 0;
+    c->next = l->free_list;
+    l->free_list = c;
 }
 
-/* call_start - a Recommend for a random user on connection @conn, with the
- * phase's deadline, as one batch. */
-static int call_start(struct loader *l, struct call *c, uint32_t conn)
+/* The request body, one read: it is a few dozen bytes. */
+static ssize_t read_body(nghttp2_session *h2, int32_t stream, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user)
 {
+    const struct call *c = source->ptr;
+    assert(c->len <= length);
+    memcpy(buf, c->body, c->len);
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)c->len;
+}
+
+/* start_call - a Recommend for a random user on @conn, from a free slot;
+ * the caller has checked that there is one and that @conn has room. */
+static void start_call(struct loader *l, struct conn *conn)
+{
+    struct call *c = l->free_list;
+    l->free_list = c->next;
     char user[16];
-    uint8_t buf[64];
     snprintf(user, sizeof(user), "u%06u", 1 + (uint32_t)(splitmix(&l->seed) % l->users));
     Recsys__V1__RecommendRequest r = RECSYS__V1__RECOMMEND_REQUEST__INIT;
     r.user_id = user;
     r.count = TOP;
-    size_t len = recsys__v1__recommend_request__pack(&r, buf);
-    grpc_slice payload = grpc_slice_from_copied_buffer((const char *)buf, len);
-    c->request = grpc_raw_byte_buffer_create(&payload, 1);
-    grpc_slice_unref(payload);
-    c->response = NULL;
-    c->status = GRPC_STATUS_UNKNOWN;
-    c->details = grpc_empty_slice();
+    /* The gRPC message prefix: not compressed, then the length big-endian. */
+    size_t len = recsys__v1__recommend_request__pack(&r, c->body + 5);
+    c->body[0] = 0;
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(c->body + 1, &be, 4);
+    c->len = 5 + len;
     c->conn = conn;
-    grpc_metadata_array_init(&c->initial);
-    grpc_metadata_array_init(&c->trailing);
-    c->start_us = timing_now_us();
-    c->call = grpc_channel_create_registered_call(l->channels[conn], NULL, GRPC_PROPAGATE_DEFAULTS,
-                                                  l->cq, l->methods[conn],
-                                                  after_us(l->spec->deadline_ms * 1e3), NULL);
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = c->request;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &c->response;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &c->trailing;
-    ops[5].data.recv_status_on_client.status = &c->status;
-    ops[5].data.recv_status_on_client.status_details = &c->details;
-    if (c->call == NULL || grpc_call_start_batch(c->call, ops, sizeof(ops) / sizeof(ops[0]), c,
-                                                 NULL) != GRPC_CALL_OK) {
-        call_free(c);
-        return ERR_INTERNAL;
+    c->counted = false;
+    c->status = -1;
+    nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
+    c->stream = nghttp2_submit_request(conn->h2, NULL, l->headers,
+                                       sizeof(l->headers) / sizeof(l->headers[0]), &body, c);
+    if (c->stream < 0) {
+        l->rc = ERR_INTERNAL;
+        free_call(l, c);
+        return;
     }
+    c->start_us = timing_now_us();
+    c->prev = l->newest;
+    c->next = NULL;
+    *(l->newest != NULL ? &l->newest->next : &l->oldest) = c;
+    l->newest = c;
     l->outstanding++;
+    conn->streams++;
     tally_started(&l->tally, l->clk, c->start_us);
+    conn_queue(conn);
+}
+
+/* The frames nghttp2 makes are gathered in the connection's buffer, which
+ * flush writes with one send() a turn; when it is full, the rest waits. */
+static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t length, int flags,
+                       void *user)
+{
+    struct conn *c = user;
+    size_t room = CONN_OUT - c->out_len;
+    if (room == 0)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    size_t n = length < room ? length : room;
+    memcpy(c->out + c->out_len, data, n);
+    c->out_len += n;
+    return (ssize_t)n;
+}
+
+/* The server's SETTINGS open the connection for calls, as many at once as
+ * it allows; a GOAWAY closes it for new ones. */
+static int on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
+{
+    struct conn *c = user;
+    struct loader *l = c->l;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        c->ready = false;
+    } else if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        uint32_t allowed =
+            nghttp2_session_get_remote_settings(h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        uint32_t asked = l->spec->mode == CLOSED ? l->spec->streams : UINT32_MAX;
+        c->limit = allowed < asked ? allowed : asked;
+        c->ready = true;
+        if (l->tally.allowed == 0 || allowed < l->tally.allowed)
+            l->tally.allowed = allowed;
+        if (l->spec->mode == CLOSED && !c->limited)
+            l->tally.missed += asked - c->limit;
+        c->limited = true;
+    }
     return 0;
 }
 
-/* call_end - count the call that completed and free the slot's buffers. */
-static int call_end(struct loader *l, struct call *c)
+static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
 {
-    int rc = tally_add(&l->tally, l->clk, (int)c->status, c->start_us, timing_now_us(), false);
-    call_free(c);
-    l->outstanding--;
-    return rc;
+    static const char GRPC_STATUS[] = "grpc-status";
+    if (frame->hd.type != NGHTTP2_HEADERS || namelen != sizeof(GRPC_STATUS) - 1 ||
+        memcmp(name, GRPC_STATUS, namelen) != 0)
+        return 0;
+    struct call *c = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+    if (c == NULL)
+        return 0;
+    c->status = 0;
+    for (size_t i = 0; i < valuelen && value[i] >= '0' && value[i] <= '9' && c->status < 100; i++)
+        c->status = c->status * 10 + (value[i] - '0');
+    return 0;
 }
 
-/* next_call - the call whose completion arrives within @wait_us, or NULL. */
-static struct call *next_call(struct loader *l, double wait_us)
+/* A stream closed: the call ends with its grpc-status (trailers, or the
+ * headers of a trailers-only answer). One closed without a status ends as
+ * a gRPC client ends it: UNAVAILABLE when the server refused the stream
+ * (it did no work), CANCELLED when the server cancelled it, INTERNAL for
+ * any other RST_STREAM. A call the client cut off was counted already; one
+ * whose answer came in the same turn as its deadline passed (the thread
+ * woke late) ends DEADLINE_EXCEEDED all the same: a gRPC client would have
+ * given up on it. */
+static int on_close(nghttp2_session *h2, int32_t stream, uint32_t error, void *user)
 {
-    grpc_event ev = grpc_completion_queue_next(l->cq, after_us(wait_us), NULL);
-    return ev.type == GRPC_OP_COMPLETE ? ev.tag : NULL;
-}
-
-/* Once the phase is over: cancel what is still out and wait for it. */
-static void drain(struct loader *l)
-{
-    for (uint32_t i = 0; i < l->ncalls; i++)
-        if (l->calls[i].call != NULL)
-            grpc_call_cancel(l->calls[i].call, NULL);
-    while (l->outstanding > 0) {
-        struct call *c = next_call(l, 100e3);
-        if (c != NULL)
-            call_end(l, c);
+    struct conn *conn = user;
+    struct loader *l = conn->l;
+    struct call *c = nghttp2_session_get_stream_user_data(h2, stream);
+    conn->streams--;
+    conn_queue(conn);
+    if (c == NULL)
+        return 0;
+    double now = timing_now_us();
+    if (!c->counted) {
+        int status = c->start_us + l->spec->deadline_ms * 1e3 <= now ? ERR_STATUS_DEADLINE_EXCEEDED
+                     : c->status >= 0 && error == NGHTTP2_NO_ERROR   ? c->status
+                     : error == NGHTTP2_REFUSED_STREAM               ? ERR_STATUS_UNAVAILABLE
+                     : error == NGHTTP2_CANCEL                       ? ERR_STATUS_CANCELLED
+                                                                     : ERR_STATUS_INTERNAL;
+        end_call(l, c, status, now);
     }
+    free_call(l, c);
+    return 0;
 }
 
-/* Closed loop: every connection keeps spec->streams calls in flight, a
- * new one started the moment one completes. */
-static int run_closed(struct loader *l)
+/* The calls a lost connection had out end UNAVAILABLE, as a gRPC client
+ * ends them; their slots are free again. */
+static void end_calls_of(struct loader *l, struct conn *conn, double now)
 {
-    int rc = 0;
-    for (uint32_t i = 0; i < l->ncalls && rc == 0; i++)
-        rc = call_start(l, &l->calls[i], i / l->spec->streams);
-    while (rc == 0 && !atomic_load(l->stop)) {
-        struct call *c = next_call(l, 50e3);
-        if (c == NULL)
+    for (uint32_t i = 0; i < l->ncalls; i++) {
+        struct call *c = &l->calls[i];
+        if (c->stream == 0 || c->conn != conn)
             continue;
-        rc = call_end(l, c);
-        if (rc == 0 && !atomic_load(l->stop))
-            rc = call_start(l, c, c->conn);
+        if (!c->counted)
+            end_call(l, c, ERR_STATUS_UNAVAILABLE, now);
+        free_call(l, c);
     }
-    return rc;
+    conn->streams = 0;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->h2 != NULL)
+        nghttp2_session_del(c->h2);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->h2 = NULL;
+    c->fd = -1;
+}
+
+/* conn_open - connect @c (non-blocking: it completes in the loop) and
+ * queue the client's preface: SETTINGS with a stream window of
+ * STREAM_WINDOW, and the connection's window opened to the most HTTP/2
+ * allows, so that flow control never holds an answer back. */
+static int conn_open(struct loader *l, struct conn *c)
+{
+    static const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+    };
+    *c = (struct conn){.l = l, .fd = -1, .out = c->out, .limited = c->limited};
+    int one = 1;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0 || setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        return -errno;
+    if (connect(c->fd, (const struct sockaddr *)l->addr, sizeof(*l->addr)) != 0 &&
+        errno != EINPROGRESS)
+        return -errno;
+    c->connecting = true;
+    c->events = EPOLLIN | EPOLLOUT;
+    struct epoll_event ev = {.events = c->events, .data.ptr = c};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        return -errno;
+    if (nghttp2_session_client_new2(&c->h2, l->callbacks, c, l->option) != 0 ||
+        nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, settings,
+                                sizeof(settings) / sizeof(settings[0])) != 0 ||
+        nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+                                              NGHTTP2_MAX_WINDOW_SIZE) != 0)
+        return ERR_INTERNAL;
+    conn_queue(c);
+    return 0;
+}
+
+/* conn_lost - the server closed @c or broke the protocol: its calls end,
+ * and it connects again, unless it was lost before it was ever ready (the
+ * daemon turned it away: trying again would only spin). */
+static void conn_lost(struct loader *l, struct conn *c, double now)
+{
+    bool was_ready = c->ready;
+    end_calls_of(l, c, now);
+    conn_close(c);
+    l->tally.lost++;
+    c->dead = !was_ready || l->stopping;
+    if (!c->dead && conn_open(l, c) != 0) {
+        conn_close(c);
+        c->dead = true;
+    }
+}
+
+/* Start what CLOSED keeps out on @c: a new call for each that ended. */
+static void refill(struct loader *l, struct conn *c)
+{
+    if (l->spec->mode != CLOSED || l->stopping || !c->ready)
+        return;
+    while (c->streams < c->limit && l->free_list != NULL && l->rc == 0)
+        start_call(l, c);
+}
+
+/* flush - let nghttp2 write what it has into @c's buffer (RST_STREAMs
+ * close their streams there, so CLOSED refills before a second pass), and
+ * send the buffer with one send(). What the socket does not take waits for
+ * EPOLLOUT. */
+static void flush(struct loader *l, struct conn *c, double now)
+{
+    c->flushing = true;
+    bool ok = nghttp2_session_send(c->h2) == 0;
+    refill(l, c);
+    ok = ok && nghttp2_session_send(c->h2) == 0;
+    c->flushing = false;
+    if (ok && !c->connecting && c->out_len > 0) {
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (n > 0) {
+            memmove(c->out, c->out + n, c->out_len - (size_t)n);
+            c->out_len -= (size_t)n;
+        } else if (errno != EAGAIN) {
+            ok = false;
+        }
+    }
+    if (!ok || (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
+                c->out_len == 0)) {
+        conn_lost(l, c, now);
+        return;
+    }
+    uint32_t events = EPOLLIN | (c->connecting || c->out_len > 0 ? EPOLLOUT : 0);
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (events != c->events && epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->events = events;
+}
+
+/* One epoll event on @c: the connect finished, the socket takes more, or
+ * there is something to read (one read a turn: epoll is level-triggered,
+ * so what is left wakes the next). */
+static void on_event(struct loader *l, struct conn *c, uint32_t events, double now)
+{
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            conn_lost(l, c, now);
+            return;
+        }
+        c->connecting = false;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        ssize_t n = read(c->fd, l->in, LOADER_IN);
+        if (n == 0 || (n < 0 && errno != EAGAIN) ||
+            (n > 0 && nghttp2_session_mem_recv(c->h2, l->in, (size_t)n) != n)) {
+            conn_lost(l, c, now);
+            return;
+        }
+    }
+    conn_queue(c);
+}
+
+/* Calls whose deadline has passed end DEADLINE_EXCEEDED, as the client
+ * sees them, and are cancelled with RST_STREAM CANCEL, as a gRPC client
+ * cancels them. Returns the next deadline, or INFINITY. */
+static double expire(struct loader *l, double now)
+{
+    double span = l->spec->deadline_ms * 1e3;
+    while (l->oldest != NULL && l->oldest->start_us + span <= now) {
+        struct call *c = l->oldest;
+        end_call(l, c, ERR_STATUS_DEADLINE_EXCEEDED, now);
+        c->counted = true;
+        nghttp2_submit_rst_stream(c->conn->h2, NGHTTP2_FLAG_NONE, c->stream, NGHTTP2_CANCEL);
+        conn_queue(c->conn);
+    }
+    return l->oldest != NULL ? l->oldest->start_us + span : INFINITY;
+}
+
+/* OPEN's next connection with room for a call, round robin; NULL if none
+ * has. */
+static struct conn *next_conn(struct loader *l)
+{
+    for (uint32_t k = 0; k < l->nconns; k++) {
+        struct conn *c = &l->conns[l->next_conn];
+        l->next_conn = (l->next_conn + 1) % l->nconns;
+        if (c->ready && c->streams < c->limit)
+            return c;
+    }
+    return NULL;
 }
 
 /* Open loop: arrivals evenly spaced at this thread's share of the rate,
  * sent round robin over its connections, whatever the answers; an arrival
- * that finds every slot taken, or comes more than OPEN_MAX_LAG_US late
- * (the generator fell behind), is counted as missed instead. */
-static int run_open(struct loader *l)
+ * that finds every slot taken or every connection at the server's stream
+ * limit, or comes more than OPEN_MAX_LAG_US late (the generator fell
+ * behind), is counted as missed instead. Returns the next arrival. */
+static double arrive(struct loader *l, double next, double now)
 {
     double interval = 1e6 * l->nloaders / l->spec->rate;
-    double next = l->clk->start_us + interval * l->index / l->nloaders;
-    uint32_t conn = 0;
-    int rc = 0;
-    while (rc == 0 && !atomic_load(l->stop)) {
-        double now = timing_now_us();
-        if (now - next > OPEN_MAX_LAG_US) {
-            uint64_t late = (uint64_t)((now - next) / interval);
-            if (next >= l->clk->from_us && next < l->clk->to_us)
-                l->tally.missed += late;
-            next += (double)late * interval;
-        }
-        for (int k = 0; k < OPEN_BURST && next <= now && rc == 0; k++, next += interval) {
-            struct call *c = l->free_list;
-            if (c == NULL) {
-                l->tally.missed += next >= l->clk->from_us && next < l->clk->to_us;
-                continue;
-            }
-            l->free_list = c->next_free;
-            rc = call_start(l, c, conn);
-            conn = (conn + 1) % l->nchannels;
-        }
-        double wait = next - timing_now_us();
-        struct call *c = next_call(l, wait < 0 ? 0 : wait > WAIT_MS * 1e3 ? WAIT_MS * 1e3 : wait);
-        if (c != NULL && rc == 0) {
-            rc = call_end(l, c);
-            c->next_free = l->free_list;
-            l->free_list = c;
-        }
+    if (now - next > OPEN_MAX_LAG_US) {
+        uint64_t late = (uint64_t)((now - next) / interval);
+        if (next >= l->clk->from_us && next < l->clk->to_us)
+            l->tally.missed += late;
+        next += (double)late * interval;
     }
-    return rc;
+    for (int k = 0; k < OPEN_BURST && next <= now && l->rc == 0; k++, next += interval) {
+        struct conn *c = l->free_list != NULL ? next_conn(l) : NULL;
+        if (c != NULL)
+            start_call(l, c);
+        else
+            l->tally.missed += next >= l->clk->from_us && next < l->clk->to_us;
+    }
+    return next;
+}
+
+/* The loop: take the events, end the calls past their deadline, start the
+ * arrivals due, flush every connection touched, and sleep until the next
+ * event, deadline or arrival (at most WAIT_MS, to see the stop). The probe
+ * stops starting calls at the stop and waits for the one it has out. */
+static void run(struct loader *l)
+{
+    struct epoll_event events[256];
+    double next =
+        l->spec->mode == OPEN ? l->clk->start_us + 1e6 * l->index / l->spec->rate : INFINITY;
+    int n = 0;
+    while (l->rc == 0) {
+        double now = timing_now_us();
+        for (int i = 0; i < n; i++)
+            on_event(l, events[i].data.ptr, events[i].events, now);
+        l->stopping = atomic_load(l->stop);
+        if (l->stopping && (!l->probe || l->outstanding == 0))
+            break;
+        double wake = expire(l, now);
+        if (l->spec->mode == OPEN && !l->stopping) {
+            next = arrive(l, next, now);
+            wake = next < wake ? next : wake;
+        }
+        while (l->queued != NULL) {
+            struct conn *c = l->queued;
+            l->queued = c->next_queued;
+            c->queued = false;
+            if (!c->dead)
+                flush(l, c, now);
+        }
+        double wait = wake - timing_now_us();
+        wait = wait < 0 ? 0 : wait > WAIT_MS * 1e3 ? WAIT_MS * 1e3 : wait;
+        struct timespec ts = {0, (long)(wait * 1e3)};
+        n = epoll_pwait2(l->epfd, events, sizeof(events) / sizeof(events[0]), &ts, NULL);
+        n = n < 0 ? 0 : n;
+    }
+}
+
+/* loader_init - what a load thread needs before its loop: the pool of
+ * call slots, the buffers, the nghttp2 callbacks and the request's
+ * headers, which every call shares (nghttp2 copies none of them). */
+static int loader_init(struct loader *l)
+{
+    snprintf(l->timeout, sizeof(l->timeout), "%um", l->spec->deadline_ms);
+    l->calls = calloc(l->ncalls, sizeof(*l->calls));
+    l->conns = calloc(l->nconns, sizeof(*l->conns));
+    l->in = malloc(LOADER_IN);
+    l->out = malloc((size_t)l->nconns * CONN_OUT);
+    if (l->calls == NULL || l->conns == NULL || l->in == NULL || l->out == NULL ||
+        nghttp2_session_callbacks_new(&l->callbacks) != 0 || nghttp2_option_new(&l->option) != 0)
+        return -ENOMEM;
+    for (uint32_t k = 0; k < l->ncalls; k++)
+        free_call(l, &l->calls[k]);
+    for (uint32_t k = 0; k < l->nconns; k++)
+        l->conns[k] = (struct conn){.l = l, .fd = -1, .out = l->out + (size_t)k * CONN_OUT};
+    nghttp2_session_callbacks_set_send_callback(l->callbacks, on_send);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(l->callbacks, on_frame);
+    nghttp2_session_callbacks_set_on_header_callback(l->callbacks, on_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(l->callbacks, on_close);
+#define HEADER(name, value, len)                                                                   \
+    {                                                                                              \
+        (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, len,                              \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+    const nghttp2_nv headers[] = {
+        HEADER(":method", "POST", 4),
+        HEADER(":scheme", "http", 4),
+        HEADER(":path", RECOMMEND, strlen(RECOMMEND)),
+        HEADER(":authority", l->authority, strlen(l->authority)),
+        HEADER("content-type", "application/grpc", 16),
+        HEADER("te", "trailers", 8),
+        HEADER("grpc-timeout", l->timeout, strlen(l->timeout)),
+    };
+#undef HEADER
+    _Static_assert(sizeof(headers) == sizeof(l->headers), "one nv per header");
+    memcpy(l->headers, headers, sizeof(headers));
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0)
+        return -errno;
+    for (uint32_t k = 0; k < l->nconns; k++) {
+        int rc = conn_open(l, &l->conns[k]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* What a thread leaves: the connections are closed with their calls still
+ * out, which the daemon cancels as it would for a client gone away. */
+static void loader_free(struct loader *l)
+{
+    for (uint32_t k = 0; l->conns != NULL && k < l->nconns; k++)
+        conn_close(&l->conns[k]);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    nghttp2_session_callbacks_del(l->callbacks);
+    nghttp2_option_del(l->option);
+    free(l->calls);
+    free(l->conns);
+    free(l->in);
+    free(l->out);
 }
 
 static void *loader_main(void *arg)
 {
     struct loader *l = arg;
-    l->cq = grpc_completion_queue_create_for_next(NULL);
-    l->rc = l->cq != NULL ? open_channels(l) : ERR_INTERNAL;
+    l->rc = loader_init(l);
     if (l->rc == 0)
-        l->rc = l->spec->mode == CLOSED ? run_closed(l) : run_open(l);
-    if (l->cq == NULL)
-        return NULL;
-    drain(l);
-    for (uint32_t i = 0; l->channels != NULL && i < l->nchannels; i++)
-        if (l->channels[i] != NULL)
-            grpc_channel_destroy(l->channels[i]);
-    grpc_completion_queue_shutdown(l->cq);
-    while (grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        continue;
-    grpc_completion_queue_destroy(l->cq);
-    return NULL;
-}
-
-/* ---- the probe: one call at a time on a channel of its own -------------- */
-
-struct probe {
-    pthread_t thread;
-    const char *addr;
-    const struct clock *clk;
-    const atomic_bool *stop;
-    uint32_t users, deadline_ms;
-    struct tally tally;
-    int rc;
-};
-
-static void *probe_main(void *arg)
-{
-    struct probe *p = arg;
-    struct rpc_client *rpc;
-    p->rc = rpc_client_open(p->addr, NULL, &rpc, NULL);
-    uint64_t seed = 99;
-    while (p->rc == 0 && !atomic_load(p->stop)) {
-        char user[16];
-        uint8_t req[64];
-        snprintf(user, sizeof(user), "u%06u", 1 + (uint32_t)(splitmix(&seed) % p->users));
-        Recsys__V1__RecommendRequest r = RECSYS__V1__RECOMMEND_REQUEST__INIT;
-        r.user_id = user;
-        r.count = TOP;
-        size_t len = recsys__v1__recommend_request__pack(&r, req);
-        struct rpc_reply reply;
-        double start = timing_now_us();
-        p->rc = rpc_call(rpc, RECOMMEND, req, len, p->deadline_ms / 1e3, &reply);
-        if (p->rc != 0)
-            break;
-        /* Calls started in the window count, the ones it cut short too. */
-        if (start >= p->clk->from_us && start < p->clk->to_us) {
-            struct clock whole = *p->clk;
-            whole.to_us = INFINITY;
-            p->rc = tally_add(&p->tally, &whole, reply.status, start, timing_now_us(), true);
-        }
-        rpc_reply_free(&reply);
-    }
-    if (p->rc == 0)
-        rpc_client_close(rpc);
+        run(l);
+    loader_free(l);
     return NULL;
 }
 
@@ -933,7 +1211,9 @@ struct result {
     double per_s[COLS];        /* in the window */
     double server_per_s[COLS]; /* the daemon's own count (COL_STARTED: 0) */
     uint64_t status[STATUSES]; /* in the window */
-    uint64_t missed;           /* OPEN: arrivals not sent */
+    uint64_t missed;           /* OPEN: arrivals not sent; CLOSED: calls never started */
+    uint64_t lost;             /* connections the server closed or broke */
+    uint32_t allowed;          /* the server's SETTINGS_MAX_CONCURRENT_STREAMS */
     struct latency ok;         /* OK calls */
     struct latency probe;      /* the probe's calls, any status */
     uint64_t probe_status[STATUSES];
@@ -987,67 +1267,80 @@ struct bench {
     FILE *csv;
 };
 
+/* The probe: one call at a time on a connection of its own. */
+static struct spec probe_spec(const struct args *a)
+{
+    return (struct spec){"probe", CLOSED, 1, 1, 0, 0, a->probe_deadline_ms, false};
+}
+
+/* describe - @r's load, as the tables print it; a closed loop asking for
+ * more streams than the server allows a connection shows what it got. */
+static void describe(struct result *r, const struct spec *spec, uint32_t allowed)
+{
+    if (spec->mode == OPEN)
+        snprintf(r->load, sizeof(r->load), "%.0f/s open over %u, %u ms", spec->rate, spec->conns,
+                 spec->deadline_ms);
+    else if (allowed > 0 && allowed < spec->streams)
+        snprintf(r->load, sizeof(r->load), "%u x %u (%u) closed, %u ms", spec->conns, spec->streams,
+                 allowed, spec->deadline_ms);
+    else
+        snprintf(r->load, sizeof(r->load), "%u x %u closed, %u ms", spec->conns, spec->streams,
+                 spec->deadline_ms);
+}
+
 /* run_phase - load the daemon as @spec says for the warm-up and @seconds,
- * and put what was measured in @r. */
+ * and put what was measured in @r. Load threads 0..nl-1, then the probe's
+ * when @spec has one. */
 static int run_phase(struct bench *b, const struct spec *spec, double seconds, struct result *r)
 {
     const struct args *a = b->a;
     uint32_t nl = a->load_threads < spec->conns ? a->load_threads : spec->conns;
+    uint32_t threads = nl + spec->probe;
     *r = (struct result){.seconds = seconds, .rate_asked = spec->rate};
     snprintf(r->label, sizeof(r->label), "%s", spec->name);
-    if (spec->mode == CLOSED)
-        snprintf(r->load, sizeof(r->load), "%u x %u closed, %u ms", spec->conns, spec->streams,
-                 spec->deadline_ms);
-    else
-        snprintf(r->load, sizeof(r->load), "%.0f/s open over %u, %u ms", spec->rate, spec->conns,
-                 spec->deadline_ms);
+    const struct spec probe = probe_spec(a);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)atoi(strrchr(b->d->addr, ':') + 1)),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
     struct clock clk;
     clk.seconds = (uint32_t)(a->warmup + seconds) + 1;
-    struct loader *l = calloc(nl, sizeof(*l));
+    struct loader *l = calloc(threads, sizeof(*l));
     long *rss_per_sec = calloc(clk.seconds, sizeof(long));
-    struct probe p = {
-        .addr = b->d->addr, .clk = &clk, .users = a->users, .deadline_ms = a->probe_deadline_ms};
     atomic_bool stop;
     atomic_init(&stop, false);
-    p.stop = &stop;
-    int rc = l != NULL && rss_per_sec != NULL ? tally_init(&p.tally, clk.seconds) : -ENOMEM;
+    int rc = l != NULL && rss_per_sec != NULL ? 0 : -ENOMEM;
     uint32_t started = 0;
-    bool probing = false;
 
     struct mem m;
     r->hwm_reset = reset_hwm(b->d->pid);
     clk.start_us = timing_now_us();
     clk.from_us = clk.start_us + a->warmup * 1e6;
     clk.to_us = clk.from_us + seconds * 1e6;
-    for (uint32_t i = 0; i < nl && rc == 0; i++, started++) {
+    for (uint32_t i = 0; i < threads && rc == 0; i++, started++) {
         /* Connections dealt out in turn; OPEN slots likewise. */
-        uint32_t conns = spec->conns / nl + (i < spec->conns % nl);
-        l[i] = (struct loader){.spec = spec,
+        bool is_probe = i == nl;
+        const struct spec *s = is_probe ? &probe : spec;
+        uint32_t conns = is_probe ? 1 : spec->conns / nl + (i < spec->conns % nl);
+        l[i] = (struct loader){.spec = s,
                                .clk = &clk,
                                .stop = &stop,
-                               .addr = b->d->addr,
+                               .addr = &addr,
                                .users = a->users,
-                               .index = i,
-                               .nloaders = nl,
-                               .seed = 1000 + i,
-                               .nchannels = conns};
-        l[i].ncalls = spec->mode == CLOSED ? conns * spec->streams
-                                           : spec->in_flight / nl + (i < spec->in_flight % nl);
-        l[i].calls = calloc(l[i].ncalls, sizeof(*l[i].calls));
-        rc = l[i].calls != NULL ? tally_init(&l[i].tally, clk.seconds) : -ENOMEM;
-        for (uint32_t k = 0; rc == 0 && k < l[i].ncalls; k++) {
-            l[i].calls[k].next_free = l[i].free_list;
-            l[i].free_list = &l[i].calls[k];
-        }
+                               .index = is_probe ? 0 : i,
+                               .nloaders = is_probe ? 1 : nl,
+                               .probe = is_probe,
+                               .seed = is_probe ? 99 : 1000 + i,
+                               .epfd = -1,
+                               .nconns = conns};
+        snprintf(l[i].authority, sizeof(l[i].authority), "%s", b->d->addr);
+        l[i].ncalls =
+            s->mode == CLOSED ? conns * s->streams : s->in_flight / nl + (i < s->in_flight % nl);
+        rc = tally_init(&l[i].tally, clk.seconds);
         if (rc == 0)
             rc = -pthread_create(&l[i].thread, NULL, loader_main, &l[i]);
         if (rc != 0)
             break;
-    }
-    if (rc == 0 && spec->probe) {
-        rc = -pthread_create(&p.thread, NULL, probe_main, &p);
-        probing = rc == 0;
     }
     uint64_t before[COLS], after[COLS];
     double scraped_at = 0;
@@ -1073,10 +1366,14 @@ static int run_phase(struct bench *b, const struct spec *spec, double seconds, s
         pthread_join(l[i].thread, NULL);
         rc = rc != 0 ? rc : l[i].rc;
     }
-    if (probing) {
-        pthread_join(p.thread, NULL);
-        rc = rc != 0 ? rc : p.rc;
+    uint32_t allowed = 0;
+    for (uint32_t i = 0; rc == 0 && i < nl; i++) {
+        r->lost += l[i].tally.lost;
+        if (l[i].tally.allowed > 0 && (allowed == 0 || l[i].tally.allowed < allowed))
+            allowed = l[i].tally.allowed;
     }
+    describe(r, spec, allowed);
+    r->allowed = allowed;
     if (rc == 0) {
         struct tally *t[nl];
         for (uint32_t i = 0; i < nl; i++)
@@ -1084,16 +1381,11 @@ static int run_phase(struct bench *b, const struct spec *spec, double seconds, s
         rc = collect(r, &clk, t, nl, rss_per_sec, b->csv);
     }
     if (rc == 0 && spec->probe) {
-        r->probe = percentiles(p.tally.lat_ms, p.tally.n);
-        memcpy(r->probe_status, p.tally.status, sizeof(r->probe_status));
+        r->probe = percentiles(l[nl].tally.lat_ms, l[nl].tally.n);
+        memcpy(r->probe_status, l[nl].tally.status, sizeof(r->probe_status));
     }
-    for (uint32_t i = 0; l != NULL && i < nl; i++) {
+    for (uint32_t i = 0; l != NULL && i < threads; i++)
         tally_free(&l[i].tally);
-        free(l[i].calls);
-        free(l[i].channels);
-        free(l[i].methods);
-    }
-    tally_free(&p.tally);
     free(l);
     free(rss_per_sec);
     return rc;
@@ -1134,12 +1426,19 @@ static void print_phase(const struct result *r)
         printf("%-10s asked %.0f/s, sent %.0f/s (%.0f%%); %" PRIu64 " arrivals not sent\n", "",
                r->rate_asked, r->per_s[COL_STARTED], 100 * r->per_s[COL_STARTED] / r->rate_asked,
                r->missed);
+    else if (r->missed > 0)
+        printf("%-10s %" PRIu64 " calls of the closed loop not sent: the daemon allows %u streams "
+               "a connection\n",
+               "", r->missed, r->allowed);
+    if (r->lost > 0)
+        printf("%-10s %" PRIu64 " connections lost (their calls counted UNAVAILABLE)\n", "",
+               r->lost);
     if (r->probe.n > 0) {
         others(r->probe_status, other, sizeof(other));
         printf("%-10s probe: %zu calls, %" PRIu64 " OK, %" PRIu64 " DEADLINE_EXCEEDED%s%s; "
                "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-               "", r->probe.n, r->probe_status[GRPC_STATUS_OK],
-               r->probe_status[GRPC_STATUS_DEADLINE_EXCEEDED], other[0] ? ", " : "", other,
+               "", r->probe.n, r->probe_status[ERR_STATUS_OK],
+               r->probe_status[ERR_STATUS_DEADLINE_EXCEEDED], other[0] ? ", " : "", other,
                r->probe.p50, r->probe.p99, r->probe.max);
     }
     fflush(stdout);
@@ -1376,9 +1675,7 @@ int main(int argc, char **argv)
            "generator\n\n",
            d.cmdline, (int)d.pid, a.users, a.items, a.load_threads);
     fflush(stdout);
-    grpc_init();
     rc = run_all(&b, res, &n);
-    grpc_shutdown();
     if (rc != 0)
         fail("run the phases", rc);
 out:
