@@ -710,16 +710,15 @@ struct loader {
     struct call *calls;
     uint32_t ncalls, outstanding;
     struct call *free_list;
-    struct call *oldest, *newest; /* calls out: every deadline is the same, so the oldest ends
-                                   * first */
+    struct call *oldest, *newest; /* calls out: all have the same deadline, so the oldest's
+                                   * passes first */
     struct conn *queued;          /* connections to flush at the end of this turn */
     bool stopping;
     nghttp2_session_callbacks *callbacks;
-    nghttp2_option *option;
     nghttp2_nv headers[7];
     char authority[64], timeout[16]; /* the values of :authority and grpc-timeout */
     uint8_t *in;                     /* LOADER_IN bytes: every read of the thread lands here */
-    uint8_t *out;
+    uint8_t *out;                    /* the connections' write buffers, CONN_OUT bytes each */
     struct tally tally;
     int rc;
 };
@@ -960,7 +959,7 @@ static int conn_open(struct loader *l, struct conn *c)
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
         return -errno;
-    if (nghttp2_session_client_new2(&c->h2, l->callbacks, c, l->option) != 0 ||
+    if (nghttp2_session_client_new(&c->h2, l->callbacks, c) != 0 ||
         nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, settings,
                                 sizeof(settings) / sizeof(settings[0])) != 0 ||
         nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
@@ -1152,7 +1151,7 @@ static int loader_init(struct loader *l)
     l->in = malloc(LOADER_IN);
     l->out = malloc((size_t)l->nconns * CONN_OUT);
     if (l->calls == NULL || l->conns == NULL || l->in == NULL || l->out == NULL ||
-        nghttp2_session_callbacks_new(&l->callbacks) != 0 || nghttp2_option_new(&l->option) != 0)
+        nghttp2_session_callbacks_new(&l->callbacks) != 0)
         return -ENOMEM;
     for (uint32_t k = 0; k < l->ncalls; k++)
         free_call(l, &l->calls[k]);
@@ -1199,7 +1198,6 @@ static void loader_free(struct loader *l)
     if (l->epfd >= 0)
         close(l->epfd);
     nghttp2_session_callbacks_del(l->callbacks);
-    nghttp2_option_del(l->option);
     free(l->calls);
     free(l->conns);
     free(l->in);
