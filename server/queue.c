@@ -12,9 +12,8 @@
  *           in at most one ring, and keeps its place there when its entries
  *           leave by expiry (its turn is passed over when it comes empty,
  *           and the flow goes back to the pool).
- *   arrival one list of every entry, oldest first: the overload wait.
- *   heap    a binary min-heap on expires: the deadlines, which differ from
- *           call to call, so arrival order does not give them.
+ *   heap    a binary min-heap on expires: deadlines differ from call to
+ *           call, so arrival order does not give them.
  * Every operation is O(1) but the heap's O(log n) and queue_victim's pass
  * over the flows with a turn (at most QUEUE_FLOWS, on overflow only).
  */
@@ -45,7 +44,6 @@ struct queue {
     uint32_t n_free;
     struct ring light, heavy;
     unsigned light_served; /* light turns since the last heavy one */
-    struct queue_entry *oldest, *newest;
     struct queue_entry **heap;
     size_t n, capacity, bytes;
     uint64_t nonempty_since; /* when the queue last became non-empty */
@@ -218,12 +216,7 @@ void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t byt
 {
     uint32_t flow = flow_for(q, key);
     struct flow *f = &q->flows[flow];
-    *e = (struct queue_entry){.prev = f->newest,
-                              .older = q->newest,
-                              .arrived = now,
-                              .expires = expires,
-                              .bytes = bytes,
-                              .flow = flow};
+    *e = (struct queue_entry){.prev = f->newest, .expires = expires, .bytes = bytes, .flow = flow};
     if (f->newest != NULL)
         f->newest->next = e;
     else
@@ -232,11 +225,6 @@ void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t byt
     f->n++;
     if (!f->in_turn)
         take_turn(q, flow);
-    if (q->newest != NULL)
-        q->newest->newer = e;
-    else
-        q->oldest = e;
-    q->newest = e;
     if (q->n == 0)
         q->nonempty_since = now;
     heap_place(q, q->n, e);
@@ -258,14 +246,6 @@ static struct queue_entry *take(struct queue *q, struct queue_entry *e)
     else
         f->newest = e->prev;
     f->n--;
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        q->oldest = e->newer;
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        q->newest = e->older;
     heap_remove(q, e);
     q->n--;
     q->bytes -= e->bytes;
@@ -293,20 +273,9 @@ struct queue_entry *queue_next(struct queue *q, uint64_t now)
     return take(q, e);
 }
 
-struct queue_entry *queue_expired(struct queue *q, uint64_t now, bool draining, bool *deadline)
+struct queue_entry *queue_expired(struct queue *q, uint64_t now)
 {
-    if (q->n == 0)
-        return NULL;
-    if (q->heap[0]->expires <= now) {
-        *deadline = true;
-        return take(q, q->heap[0]);
-    }
-    if (!draining && queue_overloaded(q, now) &&
-        now - q->oldest->arrived >= QUEUE_OVERLOAD_WAIT_MS * 1000000u) {
-        *deadline = false;
-        return take(q, q->oldest);
-    }
-    return NULL;
+    return q->n > 0 && q->heap[0]->expires <= now ? take(q, q->heap[0]) : NULL;
 }
 
 struct queue_entry *queue_victim(struct queue *q)

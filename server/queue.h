@@ -21,16 +21,15 @@
  *    goodput collapse). A burst the worker catches up on stays first in,
  *    first out.
  *
- * 3. Refused in time. Each call has an expiry: its deadline less what
- *    serving one of its method takes (the caller's estimate), since a
- *    reply after the deadline is waste. And under overload a call waits
- *    QUEUE_OVERLOAD_WAIT_MS at most: newest first would otherwise leave
- *    the oldest calls of a client without deadlines (gRPC's default)
- *    waiting as long as the overload lasts, where a second is long enough
- *    to say it and let the client go elsewhere. The caller refuses what expires,
- *    before the deadline's own timer in the core cancels it, which costs
- *    several times a refusal (an error status formatted, a timer fired),
- *    and so that the client learns at once, and retries elsewhere.
+ * 3. Refused in time. Each call has an expiry, set by the caller: for a
+ *    call with a deadline, its deadline less what serving it takes, since a
+ *    reply after the deadline is waste; for one without, a bound on its
+ *    wait, since newest first would otherwise leave the oldest calls of a
+ *    client without deadlines (gRPC's default) waiting as long as an
+ *    overload lasts. The caller refuses what expires: before the
+ *    deadline's own timer in the core cancels it, which costs several
+ *    times a refusal (an error status formatted, a timer fired), and so
+ *    that the client learns at once, and may retry elsewhere.
  *
  * Entries are embedded in the caller's call objects (container_of): the
  * queue links them and owns none; its arrays are sized once, for the most
@@ -42,22 +41,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUEUE_FLOWS            1024u
-#define QUEUE_LIGHT_PER_HEAVY  4u
-#define QUEUE_OVERLOAD_MS      100u
-#define QUEUE_OVERLOAD_WAIT_MS 1000u
+#define QUEUE_FLOWS           1024u
+#define QUEUE_LIGHT_PER_HEAVY 4u
+#define QUEUE_OVERLOAD_MS     100u
 
 /* One queued call, embedded in the caller's object; set by queue_push,
  * private to the queue until it is returned by queue_next, queue_expired
  * or queue_victim. Times are CLOCK_MONOTONIC nanoseconds. */
 struct queue_entry {
-    struct queue_entry *prev, *next;   /* in its flow, oldest first */
-    struct queue_entry *older, *newer; /* in the queue, by arrival */
-    uint64_t arrived;
-    uint64_t expires; /* UINT64_MAX: no deadline */
-    size_t bytes;     /* what the call's request holds, for queue_bytes */
-    size_t heap_at;   /* its place in the expiry heap */
-    uint32_t flow;    /* its flow in the queue's pool */
+    struct queue_entry *prev, *next; /* in its flow, oldest first */
+    uint64_t expires;
+    size_t bytes;   /* what the call's request holds, for queue_bytes */
+    size_t heap_at; /* its place in the expiry heap */
+    uint32_t flow;  /* its flow in the queue's pool */
 };
 
 struct queue;
@@ -72,7 +68,7 @@ void queue_destroy(struct queue *q);
 uint64_t queue_key(const char *peer);
 
 /* queue_push - queue @e, arrived at @now, for the connection of @key.
- * @expires: when it must have been served; UINT64_MAX for never.
+ * @expires: when it must have been served or refused (rule 3).
  * @bytes:   its request's size, counted in queue_bytes.
  * The queue must hold fewer than its capacity. */
 void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
@@ -83,12 +79,9 @@ void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t byt
  * returned here may have expired. */
 struct queue_entry *queue_next(struct queue *q, uint64_t now);
 
-/* queue_expired - take one entry whose time is up at @now (rule 3), or
- * NULL. *@deadline tells why: true when its own expiry passed (its
- * deadline cannot be met), false when it waited its most under overload.
- * With @draining, only deadlines expire: a server shutting down serves
- * every call it has taken in, however long the queue, within its grace. */
-struct queue_entry *queue_expired(struct queue *q, uint64_t now, bool draining, bool *deadline);
+/* queue_expired - take one entry whose expiry is at or before @now
+ * (rule 3), soonest first, or NULL. */
+struct queue_entry *queue_expired(struct queue *q, uint64_t now);
 
 /* queue_victim - take the oldest entry of the flow with the most entries,
  * to make room: under overload the connection flooding pays, and its

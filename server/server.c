@@ -126,6 +126,13 @@
  * core keeps deadlines to the millisecond, so a call with less than one
  * left may have none. */
 #define DEADLINE_SLACK_NS 1000000u
+/* The longest a call without a deadline waits in the queue: served newest
+ * first under overload, the oldest of such calls would otherwise wait as
+ * long as the overload lasts; a client without a deadline is still better
+ * told after a while, and ten seconds is past any wait a service calling
+ * another expects. */
+#define QUEUED_MAX_NS   10000000000u
+#define QUEUED_MAX_TEXT "10 s"
 /* Request bytes queued in all, over the workers: with the call bound, what
  * keeps a flood of large requests (4 MiB each is allowed) within memory. */
 #define QUEUED_BYTES_MAX (64u << 20)
@@ -171,6 +178,7 @@ struct call {
     bool sent_metadata;       /* a stream has sent its initial metadata */
     bool swept;               /* cancelled for taking no part (sweep) */
     uint64_t start;           /* when the call arrived, CLOCK_MONOTONIC ns */
+    uint64_t due;             /* its deadline, on the same clock; UINT64_MAX: none */
     uint64_t waiting_since;   /* when its current batch started */
     int status;               /* what the call ended with, and after how long (ns): */
     uint64_t elapsed;         /* for the metrics, once it is released */
@@ -467,13 +475,15 @@ static bool evict(struct worker *w)
 static void expire(struct worker *w, uint64_t now)
 {
     struct queue_entry *e;
-    bool deadline, draining = atomic_load(&w->server->draining);
-    for (unsigned i = 0;
-         i < EXPIRE_MAX && (e = queue_expired(w->queue, now, draining, &deadline)) != NULL; i++)
-        refuse_queued(call_of(e),
-                      deadline ? GRPC_STATUS_DEADLINE_EXCEEDED : GRPC_STATUS_RESOURCE_EXHAUSTED,
-                      deadline ? "deadline cannot be met: too many calls queued"
-                               : "overloaded: queued too long");
+    for (unsigned i = 0; i < EXPIRE_MAX && (e = queue_expired(w->queue, now)) != NULL; i++) {
+        struct call *c = call_of(e);
+        if (c->due != UINT64_MAX)
+            refuse_queued(c, GRPC_STATUS_DEADLINE_EXCEEDED,
+                          "deadline cannot be met: too many calls queued");
+        else
+            refuse_queued(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "overloaded: queued for " QUEUED_MAX_TEXT);
+    }
 }
 
 /* serve_next - serve the call the queue puts next, once the expired ones
@@ -565,8 +575,9 @@ static void on_arrival(struct slot *s, bool success)
     } else if (queued) {
         char *peer = grpc_call_get_peer(call);
         c->state = CALL_QUEUED;
+        c->due = due;
         queue_push(w->queue, &c->entry, queue_key(peer), bytes, start,
-                   due == UINT64_MAX ? due : due - margin);
+                   due != UINT64_MAX ? due - margin : start + QUEUED_MAX_NS);
         gpr_free(peer);
     } else {
         serve(c);

@@ -108,7 +108,7 @@ static void test_expiry_follows_deadlines_as_a_scan_finds_them(void)
     for (int step = 0; step < STEPS; step++) {
         uint32_t i = rng_below(N), op = rng_below(4);
         if (op < 2 && !queued[i]) {
-            uint64_t expires = rng_below(8) == 0 ? UINT64_MAX : now + rng_below(50) * MS;
+            uint64_t expires = now + rng_below(50) * MS;
             queue_push(q, &e[i], rng_below(16), 10, now, expires);
             queued[i] = true;
         } else if (op == 2) {
@@ -128,10 +128,9 @@ static void test_expiry_follows_deadlines_as_a_scan_finds_them(void)
                     least = e[k].expires < least ? e[k].expires : least;
                 }
             CHECK(queue_length(q) == n);
-            bool deadline = false;
-            struct queue_entry *x = queue_expired(q, now, true, &deadline);
+            struct queue_entry *x = queue_expired(q, now);
             if (least <= now) {
-                CHECK(x != NULL && deadline && x->expires == least && queued[x - e]);
+                CHECK(x != NULL && x->expires == least && queued[x - e]);
                 if (x != NULL)
                     queued[x - e] = false;
             } else {
@@ -139,24 +138,6 @@ static void test_expiry_follows_deadlines_as_a_scan_finds_them(void)
             }
         }
     }
-    queue_destroy(q);
-}
-
-/* Rule 3: under overload no call waits more than QUEUE_OVERLOAD_WAIT_MS,
- * deadline or none; except while draining, when every call is served. */
-static void test_overload_bounds_the_wait_unless_draining(void)
-{
-    struct queue *q = make(8);
-    struct queue_entry old, young;
-    push(q, &old, 1, 0);
-    bool deadline = true;
-    uint64_t waited = QUEUE_OVERLOAD_WAIT_MS * (uint64_t)MS;
-    push(q, &young, 2, waited - 1);
-    CHECK(queue_expired(q, waited - 1, false, &deadline) == NULL);
-    CHECK(queue_expired(q, waited, true, &deadline) == NULL);
-    CHECK(queue_expired(q, waited, false, &deadline) == &old && !deadline);
-    CHECK(queue_expired(q, waited, false, &deadline) == NULL);
-    CHECK(queue_length(q) == 1);
     queue_destroy(q);
 }
 
@@ -221,7 +202,6 @@ int main(int argc, char **argv)
         CHECK_CASE(test_light_flows_cannot_starve_a_heavy_one),
         CHECK_CASE(test_newest_first_only_under_a_standing_queue),
         CHECK_CASE(test_expiry_follows_deadlines_as_a_scan_finds_them),
-        CHECK_CASE(test_overload_bounds_the_wait_unless_draining),
         CHECK_CASE(test_the_victim_is_the_biggest_flows_oldest),
         CHECK_CASE(test_connections_never_share_a_flow_while_flows_last),
     };
