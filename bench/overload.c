@@ -30,9 +30,13 @@
  *             reported.
  *
  * A connection carries at most the streams the daemon's SETTINGS allow
- * (--max-concurrent-streams, 32 by default): storm and flood keep 32 calls
- * in flight on each, not 100, and say so ("64 x 100 (32)"); the calls left
- * out are reported as not sent.
+ * (--max-concurrent-streams; by default 4 per daemon thread, at least 8):
+ * storm and flood keep that many calls in flight on each, not 100, and say
+ * so ("64 x 100 (8)"); the calls left out are reported as not sent. So is
+ * an open-loop arrival that finds every stream of its connection taken,
+ * where a gRPC client would hold the call until a stream frees or its
+ * deadline passes: either way it is not goodput, and costs the daemon
+ * nothing.
  *
  * Each phase runs --warmup seconds (connections open, queues fill) before
  * its --seconds of measurement. A call counts in the phase's figures when
@@ -140,7 +144,7 @@ enum {
     STATUSES = ERR_STATUS_COUNT, /* gRPC status codes 0..16 */
     SAMPLE_MS = 100,             /* the daemon's RSS is read this often */
     SWEEP_MAX = 1024,            /* calls in flight at most in the capacity sweep */
-    SWEEP_CONNS = 8, /* connections of the sweep, at most: 8 x 32 streams reach the daemon */
+    SWEEP_CONNS = 8,             /* connections of the sweep, at most */
     OPEN_BURST = 64, /* open loop: arrivals started a turn, before the events are taken again */
     OPEN_MAX_LAG_US = 50000,  /* open loop: arrivals later than this are dropped, not sent */
     WAIT_MS = 10,             /* longest sleep of a load thread, so that it sees the stop soon */

@@ -45,6 +45,8 @@ static int parse_level(const struct option *o, const char *src, const char *val,
                        struct err *e);
 static int parse_count(const struct option *o, const char *src, const char *val, void *field,
                        struct err *e);
+static int parse_streams(const struct option *o, const char *src, const char *val, void *field,
+                         struct err *e);
 
 #define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 
@@ -144,10 +146,11 @@ static const struct option options[] = {
      .max = 1u << 20},
     {.name = "max-concurrent-streams",
      .env = "RECSYS_MAX_CONCURRENT_STREAMS",
-     .def = "32",
+     .def = "auto",
      .metavar = "N",
-     .help = "HTTP/2 streams (calls) one connection may have open at once",
-     .parse = parse_count,
+     .help = "HTTP/2 streams (calls) one connection may have open at once; auto = 4 per "
+             "worker thread, at least 8",
+     .parse = parse_streams,
      FIELD(max_concurrent_streams),
      .min = 1,
      .max = 1u << 20},
@@ -384,6 +387,25 @@ static int parse_count(const struct option *o, const char *src, const char *val,
     if (parse_digits(val, &end, &v) != 0 || *end != '\0')
         return err_set(e, ERR_INVALID, "%s: '%s' is not a number", src, val);
     return check_range(o, src, val, v, field, e);
+}
+
+/* parse_streams - a count, or auto: 0, for config_streams to resolve once
+ * --threads is known, whichever way each was given. */
+static int parse_streams(const struct option *o, const char *src, const char *val, void *field,
+                         struct err *e)
+{
+    if (strcmp(val, "auto") != 0)
+        return parse_count(o, src, val, field, e);
+    *(unsigned *)field = 0;
+    return 0;
+}
+
+unsigned config_streams(const struct config *c)
+{
+    unsigned streams = c->threads * CONFIG_STREAMS_PER_THREAD;
+    return c->max_concurrent_streams != 0 ? c->max_concurrent_streams
+           : streams < CONFIG_STREAMS_MIN ? CONFIG_STREAMS_MIN
+                                          : streams;
 }
 
 static int parse_level(const struct option *o, const char *src, const char *val, void *field,

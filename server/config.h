@@ -24,6 +24,9 @@
 /* RECSYS_VERSION: project(VERSION) in CMakeLists.txt, defined for every target. */
 
 #define CONFIG_THREADS_MAX 1024
+/* --max-concurrent-streams auto: see config_streams. */
+#define CONFIG_STREAMS_PER_THREAD 4
+#define CONFIG_STREAMS_MIN        8
 
 struct config {
     char model[4096];           /* model file path; required */
@@ -38,7 +41,8 @@ struct config {
     /* Connections (server.c says why each default is what it is). */
     unsigned max_calls;              /* calls in flight in all; RESOURCE_EXHAUSTED beyond */
     unsigned max_connections;        /* plaintext TCP connections open at once, about */
-    unsigned max_concurrent_streams; /* HTTP/2 streams a connection may have open */
+    unsigned max_concurrent_streams; /* HTTP/2 streams a connection may have open; 0:
+                                        auto (config_streams) */
     unsigned keepalive_ms;           /* ping a connection quiet this long; 0 = never */
     unsigned keepalive_timeout_ms;   /* close it when the ping is not answered in time */
     unsigned max_idle_ms;            /* close a connection with no call this long; 0 = never */
@@ -67,6 +71,11 @@ enum config_action {
  * range, a required setting absent). */
 int config_load(struct config *c, int argc, char *const argv[], enum config_action *action,
                 struct err *e);
+
+/* config_streams - the HTTP/2 streams one connection of @c may have open:
+ * --max-concurrent-streams, or with auto CONFIG_STREAMS_PER_THREAD per
+ * worker thread, at least CONFIG_STREAMS_MIN (server.c says why). */
+unsigned config_streams(const struct config *c);
 
 /* config_usage - print the --help text, generated from the settings table. */
 void config_usage(FILE *out, const char *prog);

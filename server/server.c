@@ -1092,14 +1092,22 @@ static int bind_port(struct server *srv, const struct config *cfg, struct err *e
 }
 
 /* Connection settings, with the reasons for the defaults of config.c:
- * - at most --max-concurrent-streams (32) streams per connection, and
- *   about --max-connections (1024) connections: every open stream costs
+ * - at most --max-concurrent-streams streams per connection: 4 per worker
+ *   thread, at least 8 (config_streams). This is the cheapest shedding
+ *   there is: a client with more calls in flight queues the rest itself
+ *   (every gRPC client does), where its own deadlines govern them at no
+ *   cost to the daemon, while each call the daemon takes in and refuses
+ *   costs about 25 us of its CPU (grpc_call_cancel_with_status, a write
+ *   each). Measured by bench/overload (2 cores, 10^5 items, 64
+ *   connections asked 5x the capacity with 50 ms deadlines): 32 streams,
+ *   0.24 of the capacity answered OK in time; 8 streams, 0.44-0.59; 4
+ *   streams, 0.53. Four per worker still let one connection keep every
+ *   worker busy: two in flight per worker already hide the round trip.
+ * - about --max-connections (1024) connections: every open stream costs
  *   the core about 14 KB (measured: 500 connections x 100 streams held
- *   700 MB), and gRPC 1.51 has no bound on streams in all, so these two
- *   are the bound: 32 x 1024 streams, under 512 MB. 32 streams on one
- *   connection are more than it needs: at tens of microseconds a call,
- *   a handful in flight keep the server busy; a client with more in
- *   flight queues the rest itself, where its own deadlines govern them.
+ *   700 MB), and gRPC 1.51 has no bound on streams in all, so streams per
+ *   connection and connections are the bound: 8 x 1024 streams at the
+ *   defaults on 2 threads, about 115 MB.
  * - keepalive pings after --keepalive-seconds (60) of silence, dropped
  *   after --keepalive-timeout-seconds (20, gRPC's own default) without an
  *   answer: a client host that vanished without closing leaves no
@@ -1138,7 +1146,7 @@ static int create_core(struct server *srv, const struct config *cfg, struct err 
          * the connection's next blocks no longer decode and every call on it
          * fails: a limit that clients do not reach is the only guard. */
         INT_ARG(GRPC_ARG_MAX_METADATA_SIZE, MAX_METADATA_BYTES),
-        INT_ARG(GRPC_ARG_MAX_CONCURRENT_STREAMS, (int)cfg->max_concurrent_streams),
+        INT_ARG(GRPC_ARG_MAX_CONCURRENT_STREAMS, (int)config_streams(cfg)),
         INT_ARG(GRPC_ARG_KEEPALIVE_TIME_MS, MS_OR_NEVER(cfg->keepalive_ms)),
         INT_ARG(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, (int)cfg->keepalive_timeout_ms),
         INT_ARG(GRPC_ARG_MAX_CONNECTION_IDLE_MS, MS_OR_NEVER(cfg->max_idle_ms)),
