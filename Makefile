@@ -38,6 +38,10 @@ TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml python
 # clang-format (14 on bookworm; the check depends on its version) and clang.
 LINT_PACKAGES := clang-format clang
 
+# Only for `make bench`: h2load drives bench/rpc.py, matplotlib draws the
+# curves.
+BENCH_PACKAGES := nghttp2-client python3-matplotlib
+
 # Only for `make fuzz`: libFuzzer comes with clang's runtime.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_TARGETS  := npy csv ids request model
@@ -128,7 +132,9 @@ fuzz:
 	  build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-bench: build
+bench:
+	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(MAKE) build
 	$(BUILD)/bench/score
 	$(BUILD)/bench/batch
 	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd
@@ -136,8 +142,9 @@ bench: build
 	    --swaps 1 --soak-swaps 0 --steady-seconds 10
 	bench/train.sh $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD)
-	/usr/bin/python3 bench/overload.py $(BUILD)
-	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --csv $(BUILD)/bench/overload.csv
+	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --items 100000 \
+	    --csv $(BUILD)/bench/overload.csv
+	/usr/bin/python3 bench/overload_plot.py $(BUILD)/bench/overload.csv $(BUILD)/bench/overload.png
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz

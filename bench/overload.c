@@ -47,8 +47,8 @@
  * Beside what the client saw, the daemon's own count of its answers (its
  * /metrics, grpc_server_handled_total, read at both ends of the window)
  * is printed: it counts an OK sent after the client's deadline as OK,
- * where the client has already given up (bench/overload.py, which loads
- * with h2load, reads only this count). The daemon's VmRSS is sampled every
+ * where the client has already given up (a benchmark driving the daemon
+ * with h2load, which keeps no deadline, can read only this count). The daemon's VmRSS is sampled every
  * 100 ms, and its VmHWM, reset at the start of each phase where
  * /proc/<pid>/clear_refs permits, is read at the end. The summary gives goodput (OK/s) under
  * overload over the capacity measured in the same run, and checks the three targets: that ratio
@@ -1507,7 +1507,7 @@ static void print_summary(const struct bench *b, const struct result *res, size_
     else if (capacity > 0)
         printf("\ncapacity: %.0f calls/s OK (given with --capacity)\n", capacity);
     printf("OK/s: answers OK that reached the client within its deadline; srv OK/s: the daemon's\n"
-           "own count of OK answers (/metrics), late ones included, as bench/overload.py reads.\n");
+           "own count of OK answers (/metrics), late ones included.\n");
     printf("targets (issue 11):\n");
     for (size_t i = 0; i < n; i++) {
         const struct result *r = &res[i];
