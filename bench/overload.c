@@ -48,10 +48,10 @@
  * /metrics, grpc_server_handled_total, read at both ends of the window)
  * is printed: it counts an OK sent after the client's deadline as OK,
  * where the client has already given up (a benchmark driving the daemon
- * with h2load, which keeps no deadline, can read only this count). The daemon's VmRSS is sampled every
- * 100 ms, and its VmHWM, reset at the start of each phase where
- * /proc/<pid>/clear_refs permits, is read at the end. The summary gives goodput (OK/s) under
- * overload over the capacity measured in the same run, and checks the three targets: that ratio
+ * with h2load, which keeps no deadline, can read only this count). The daemon's VmRSS is sampled
+ * every 100 ms, and its VmHWM, reset at the start of each phase where /proc/<pid>/clear_refs
+ * permits, is read at the end. The summary gives goodput (OK/s) under overload over the capacity
+ * measured in the same run, and checks the three targets: that ratio
  * >= 0.5, the daemon's peak RSS < 512 MB, the probe's p99 < 50 ms.
  *
  * The load generator is an HTTP/2 client of its own on libnghttp2, lean

@@ -496,33 +496,79 @@ static void serve_next(struct worker *w, uint64_t now)
     if (e != NULL) {
         struct call *c = call_of(e);
         size_t m = method_index(w->server, c->method);
+        uint64_t begin = now_ns();
         serve(c);
-        uint64_t end = now_ns(), took = end - now;
+        now = now_ns();
+        uint64_t took = now - begin;
         w->serve_ns[m] = w->serve_ns[m] - w->serve_ns[m] / 8 + took / 8;
         w->intake_budget = took > INTAKE_MIN_NS ? took : INTAKE_MIN_NS;
-        now = end;
     }
     w->intake_since = now;
+}
+
+/* The arrival of a call, as admit judges it. */
+struct arrival {
+    const struct server_method *method; /* NULL: not a method of ours */
+    size_t index;                       /* its row in the metrics */
+    uint64_t start, due;                /* now_ns; its deadline (deadline_at) */
+    uint64_t margin;                    /* what its deadline must leave, at least */
+    size_t bytes;                       /* its request message */
+    bool queued;                        /* a unary call that waits its turn */
+};
+
+/* admit - a call object for arrival @a, or NULL with the status and the
+ * reason to refuse it with in *@status and *@why. Refused, before any
+ * work: an unknown method, a call whose deadline has passed or leaves less
+ * than serving its method takes, one for which neither the worker's pool
+ * nor its queue's bytes have room even once queued calls are evicted. */
+static struct call *admit(struct worker *w, const struct arrival *a, grpc_status_code *status,
+                          const char **why)
+{
+    *status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    if (a->method == NULL) {
+        *status = GRPC_STATUS_UNIMPLEMENTED;
+        *why = "unknown method";
+        return NULL;
+    }
+    if (a->due <= a->start || a->due - a->start < a->margin) {
+        *status = GRPC_STATUS_DEADLINE_EXCEEDED;
+        *why = a->due <= a->start ? "deadline passed before the call was served"
+                                  : "deadline too close to serve the call";
+        return NULL;
+    }
+    /* Room for a queued call: evict queued ones while the pool or the
+     * queue's bytes would overflow. */
+    while (a->queued &&
+           (w->free_calls == NULL || queue_bytes(w->queue) + a->bytes > w->max_queued_bytes) &&
+           evict(w))
+        ;
+    if (a->queued && queue_bytes(w->queue) + a->bytes > w->max_queued_bytes) {
+        *why = "overloaded: too many request bytes queued";
+        return NULL;
+    }
+    struct call *c = take_call(w, a->method);
+    if (c == NULL)
+        *why = a->method->stream ? "too many streams in flight" : "too many calls in flight";
+    return c;
 }
 
 /* on_arrival - a call arrived on slot @s (or, with !success, the server is
  * shutting down and the slot is returned unused). The call moves to a call
  * object and the slot asks for the next one at once, so no call, however
- * slow its client, keeps the slot from taking new ones. Refused at once,
- * before any work: an unknown method, a call whose deadline has passed or
- * leaves less than serving its method takes, a call beyond the worker's
- * bound on calls in flight. */
+ * slow its client, keeps the slot from taking new ones; or it is refused
+ * at once (admit). */
 static void on_arrival(struct slot *s, bool success)
 {
     struct worker *w = s->worker;
-    uint64_t start = now_ns();
     grpc_call *call = s->call;
     grpc_byte_buffer *request = s->request;
     gpr_timespec deadline = s->deadline;
-    const struct server_method *method = s->method;
-    size_t index = method_index(w->server, method);
-    grpc_slice path = method != NULL ? grpc_slice_from_static_string(method->path)
-                                     : grpc_slice_ref(s->details.method);
+    struct arrival a = {.method = s->method,
+                        .index = method_index(w->server, s->method),
+                        .start = now_ns(),
+                        .bytes = request != NULL ? grpc_byte_buffer_length(request) : 0};
+    grpc_slice path = a.method != NULL ? grpc_slice_from_static_string(a.method->path)
+                                       : grpc_slice_ref(s->details.method);
     disarm(s);
     if (!success) {
         grpc_slice_unref(path);
@@ -531,32 +577,17 @@ static void on_arrival(struct slot *s, bool success)
     if (!atomic_load(&w->server->stopping))
         arm(s);
 
-    size_t bytes = request != NULL ? grpc_byte_buffer_length(request) : 0;
-    bool queued = method != NULL && !method->stream && !method->urgent;
-    uint64_t due = method != NULL ? deadline_at(deadline, start) : UINT64_MAX;
-    uint64_t margin = method != NULL && w->serve_ns[index] > DEADLINE_SLACK_NS ? w->serve_ns[index]
-                                                                               : DEADLINE_SLACK_NS;
-    /* Room for a queued call: evict queued ones if the pool or the queue's
-     * bytes would overflow (the first can only be the new one's own when it
-     * is the only one). */
-    while (queued &&
-           (w->free_calls == NULL || queue_bytes(w->queue) + bytes > w->max_queued_bytes) &&
-           evict(w))
-        ;
-    struct call *c = NULL;
-    if (method == NULL)
-        refuse(w, call, &path, index, GRPC_STATUS_UNIMPLEMENTED, "unknown method", start);
-    else if (due <= start || due - start < margin)
-        refuse(w, call, &path, index, GRPC_STATUS_DEADLINE_EXCEEDED,
-               due <= start ? "deadline passed before the call was served"
-                            : "deadline too close to serve the call",
-               start);
-    else if (queued && queue_bytes(w->queue) + bytes > w->max_queued_bytes)
-        refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
-               "overloaded: too many request bytes queued", start);
-    else if ((c = take_call(w, method)) == NULL)
-        refuse(w, call, &path, index, GRPC_STATUS_RESOURCE_EXHAUSTED,
-               method->stream ? "too many streams in flight" : "too many calls in flight", start);
+    if (a.method != NULL) {
+        a.queued = !a.method->stream && !a.method->urgent;
+        a.due = deadline_at(deadline, a.start);
+        a.margin =
+            w->serve_ns[a.index] > DEADLINE_SLACK_NS ? w->serve_ns[a.index] : DEADLINE_SLACK_NS;
+    }
+    grpc_status_code status;
+    const char *why;
+    struct call *c = admit(w, &a, &status, &why);
+    if (c == NULL)
+        refuse(w, call, &path, a.index, status, why, a.start);
     grpc_slice_unref(path);
     if (c == NULL) {
         if (request != NULL)
@@ -565,19 +596,19 @@ static void on_arrival(struct slot *s, bool success)
     }
     *c = (struct call){.state = CALL_FREE,
                        .worker = w,
-                       .method = method,
+                       .method = a.method,
                        .call = call,
                        .request = request,
-                       .start = start,
+                       .start = a.start,
                        .deadline = deadline};
-    if (method->stream) {
+    if (a.method->stream) {
         stream_next(c, NULL);
-    } else if (queued) {
+    } else if (a.queued) {
         char *peer = grpc_call_get_peer(call);
         c->state = CALL_QUEUED;
-        c->due = due;
-        queue_push(w->queue, &c->entry, queue_key(peer), bytes, start,
-                   due != UINT64_MAX ? due - margin : start + QUEUED_MAX_NS);
+        c->due = a.due;
+        queue_push(w->queue, &c->entry, queue_key(peer), a.bytes, a.start,
+                   a.due != UINT64_MAX ? a.due - a.margin : a.start + QUEUED_MAX_NS);
         gpr_free(peer);
     } else {
         serve(c);
