@@ -212,11 +212,12 @@ static uint32_t next_turn(struct queue *q)
 /* ---- entries -------------------------------------------------------------- */
 
 void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
-                uint64_t expires)
+                uint64_t expires, bool deadline)
 {
     uint32_t flow = flow_for(q, key);
     struct flow *f = &q->flows[flow];
-    *e = (struct queue_entry){.prev = f->newest, .expires = expires, .bytes = bytes, .flow = flow};
+    *e = (struct queue_entry){
+        .prev = f->newest, .expires = expires, .deadline = deadline, .bytes = bytes, .flow = flow};
     if (f->newest != NULL)
         f->newest->next = e;
     else
@@ -267,7 +268,7 @@ struct queue_entry *queue_next(struct queue *q, uint64_t now)
             break;
         release(q, flow);
     }
-    struct queue_entry *e = queue_overloaded(q, now) ? f->newest : f->oldest;
+    struct queue_entry *e = f->newest->deadline && queue_overloaded(q, now) ? f->newest : f->oldest;
     if (f->n > 1)
         take_turn(q, flow);
     return take(q, e);

@@ -15,18 +15,20 @@
  *
  * 2. Last in, first out under overload. The queue is overloaded once it
  *    has not been empty for QUEUE_OVERLOAD_MS (CoDel's test: a standing
- *    queue, not a burst). Then each flow serves its newest call first: it
- *    is the one that can still be answered within its client's deadline,
- *    where serving the oldest first answers every call late (finding 5,
- *    goodput collapse). A burst the worker catches up on stays first in,
- *    first out.
+ *    queue, not a burst). Then each flow serves its newest call with a
+ *    deadline first: it is the one that can still be answered within its
+ *    client's deadline, where serving the oldest first answers every call
+ *    late (finding 5, goodput collapse). A call without a deadline cannot
+ *    be late, and newest first would starve the oldest of a client that
+ *    keeps a fixed number of calls in flight (each answer brings a newer
+ *    call): such calls stay first in, first out, as does a burst the
+ *    worker catches up on.
  *
  * 3. Refused in time. Each call has an expiry, set by the caller: for a
  *    call with a deadline, its deadline less what serving it takes, since a
  *    reply after the deadline is waste; for one without, a bound on its
- *    wait, since newest first would otherwise leave the oldest calls of a
- *    client without deadlines (gRPC's default) waiting as long as an
- *    overload lasts. The caller refuses what expires: before the
+ *    wait, so that a client without deadlines (gRPC's default) hears
+ *    back while an overload lasts. The caller refuses what expires: before the
  *    deadline's own timer in the core cancels it, which costs several
  *    times a refusal (an error status formatted, a timer fired), and so
  *    that the client learns at once, and may retry elsewhere.
@@ -51,6 +53,7 @@
 struct queue_entry {
     struct queue_entry *prev, *next; /* in its flow, oldest first */
     uint64_t expires;
+    bool deadline;  /* the call has one: newest first under overload */
     size_t bytes;   /* what the call's request holds, for queue_bytes */
     size_t heap_at; /* its place in the expiry heap */
     uint32_t flow;  /* its flow in the queue's pool */
@@ -68,11 +71,12 @@ void queue_destroy(struct queue *q);
 uint64_t queue_key(const char *peer);
 
 /* queue_push - queue @e, arrived at @now, for the connection of @key.
- * @expires: when it must have been served or refused (rule 3).
- * @bytes:   its request's size, counted in queue_bytes.
+ * @expires:  when it must have been served or refused (rule 3).
+ * @deadline: whether the call has a deadline (rule 2).
+ * @bytes:    its request's size, counted in queue_bytes.
  * The queue must hold fewer than its capacity. */
 void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
-                uint64_t expires);
+                uint64_t expires, bool deadline);
 
 /* queue_next - take the entry to serve now (rules 1 and 2), or NULL when
  * the queue is empty. The caller checks queue_expired first: an entry

@@ -126,11 +126,9 @@
  * core keeps deadlines to the millisecond, so a call with less than one
  * left may have none. */
 #define DEADLINE_SLACK_NS 1000000u
-/* The longest a call without a deadline waits in the queue: served newest
- * first under overload, the oldest of such calls would otherwise wait as
- * long as the overload lasts; a client without a deadline is still better
- * told after a while, and ten seconds is past any wait a service calling
- * another expects. */
+/* The longest a call without a deadline waits in the queue: a client
+ * without a deadline is still better told, while an overload lasts, and
+ * ten seconds is past any wait a service calling another expects. */
 #define QUEUED_MAX_NS   10000000000u
 #define QUEUED_MAX_TEXT "10 s"
 /* Request bytes queued in all, over the workers: with the call bound, what
@@ -608,7 +606,8 @@ static void on_arrival(struct slot *s, bool success)
         c->state = CALL_QUEUED;
         c->due = a.due;
         queue_push(w->queue, &c->entry, queue_key(peer), a.bytes, a.start,
-                   a.due != UINT64_MAX ? a.due - a.margin : a.start + QUEUED_MAX_NS);
+                   a.due != UINT64_MAX ? a.due - a.margin : a.start + QUEUED_MAX_NS,
+                   a.due != UINT64_MAX);
         gpr_free(peer);
     } else {
         serve(c);

@@ -19,9 +19,10 @@ static struct queue *make(size_t capacity)
     return q;
 }
 
+/* push - a call with a deadline, none of which is ever near. */
 static void push(struct queue *q, struct queue_entry *e, uint64_t key, uint64_t now)
 {
-    queue_push(q, e, key, 100, now, UINT64_MAX);
+    queue_push(q, e, key, 100, now, UINT64_MAX, true);
 }
 
 /* Rule 1: a connection flooding the queue gets the turns of one, and one
@@ -95,6 +96,25 @@ static void test_newest_first_only_under_a_standing_queue(void)
     queue_destroy(q);
 }
 
+/* Rule 2, calls without a deadline: first in, first out even under a
+ * standing queue, so a client keeping a fixed number of calls in flight
+ * (each answer bringing a newer call) does not starve its oldest. */
+static void test_calls_without_deadline_stay_in_order_under_overload(void)
+{
+    struct queue *q = make(8);
+    struct queue_entry e[4];
+    for (int i = 0; i < 4; i++)
+        queue_push(q, &e[i], 3, 100, (uint64_t)i * MS, UINT64_MAX, false);
+    uint64_t later = QUEUE_OVERLOAD_MS * (uint64_t)MS;
+    CHECK(queue_overloaded(q, later));
+    for (int i = 0; i < 3; i++) {
+        CHECK(queue_next(q, later) == &e[i]);
+        queue_push(q, &e[i], 3, 100, later, UINT64_MAX, false); /* the answer's next call */
+    }
+    CHECK(queue_next(q, later) == &e[3]);
+    queue_destroy(q);
+}
+
 /* Rule 3: entries expire in the order of their expiry, whatever the order
  * they arrived and left in: checked against a scan of what is queued. */
 static void test_expiry_follows_deadlines_as_a_scan_finds_them(void)
@@ -109,7 +129,7 @@ static void test_expiry_follows_deadlines_as_a_scan_finds_them(void)
         uint32_t i = rng_below(N), op = rng_below(4);
         if (op < 2 && !queued[i]) {
             uint64_t expires = now + rng_below(50) * MS;
-            queue_push(q, &e[i], rng_below(16), 10, now, expires);
+            queue_push(q, &e[i], rng_below(16), 10, now, expires, rng_below(2));
             queued[i] = true;
         } else if (op == 2) {
             struct queue_entry *next = queue_next(q, now);
@@ -201,6 +221,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_a_flood_gets_the_turns_of_one_connection),
         CHECK_CASE(test_light_flows_cannot_starve_a_heavy_one),
         CHECK_CASE(test_newest_first_only_under_a_standing_queue),
+        CHECK_CASE(test_calls_without_deadline_stay_in_order_under_overload),
         CHECK_CASE(test_expiry_follows_deadlines_as_a_scan_finds_them),
         CHECK_CASE(test_the_victim_is_the_biggest_flows_oldest),
         CHECK_CASE(test_connections_never_share_a_flow_while_flows_last),
