@@ -226,7 +226,7 @@ static const struct opt options[] = {
     U32("probe-deadline-ms", probe_deadline_ms, 1, 3600000),
     {"keep", 0, OPT_FLAG, offsetof(struct args, keep), false, 0, 0, NULL},
     {"daemon-flag", 0, OPT_LIST, offsetof(struct args, daemon_flags), false, 0, 0, "FLAG"},
-    {NULL},
+    {.name = NULL},
 };
 
 static const char USAGE[] =
