@@ -18,14 +18,16 @@
  * stream not continued) is a call object, of which each worker has a
  * bounded pool (--max-calls over the workers, a quarter at most for
  * streams), and for a bounded time (sweep). A call whose deadline has
- * passed, or to an unknown method, is refused at once, before any work,
- * with a status sent on the core's own (grpc_call_cancel_with_status); so
- * is one that finds no room, after the busiest connection's oldest queued
- * call has been refused to make some.
+ * passed or leaves less than serving takes, or to an unknown method, is
+ * refused at once, before any work, with a status sent on the core's own
+ * (grpc_call_cancel_with_status); so is one that finds no room, after the
+ * busiest connection's oldest queued call has been refused to make some
+ * (admit).
  *
  * A worker takes calls in between serving them, into its queue (queue.h),
  * which decides the order: by connection in turn, newest first under
- * overload, and what to refuse before its deadline. Taking calls in gets
+ * overload for calls with a deadline, and what to refuse before its
+ * deadline. Taking calls in gets
  * at most as much of the worker's time as serving (intake_budget), so a
  * flood of arrivals can neither starve serving nor leave calls unseen in
  * the core until their deadlines pass. Health checks and GetModelInfo are
