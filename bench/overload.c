@@ -57,12 +57,13 @@
  * The load generator is an HTTP/2 client of its own on libnghttp2, lean
  * enough that the daemon, not the generator, sets the figures. The gRPC C
  * core client it replaced cost about as much CPU per call as the daemon:
- * on the 2-core machine this was written on it took a core to offer 7300
- * calls/s of the 16500 asked for, beside a daemon starved of the other.
- * This one offers the 16500 calls/s of the open loop with 23-35% of one
- * core, all but a third of it the kernel's TCP (h2load, sending the same
- * calls without cancelling any, takes 23%), and the storm's 39000 with
- * 14%: there a call's RST_STREAM and its successor leave in one write.
+ * on the 2-core machine this was written on it took 64-78% of a core (its
+ * threads and gRPC's) and still offered only 10000-12000 of the 16500
+ * calls/s the open loop asked for. This one offers all 16500 with 31-35%
+ * of one core, two thirds of it the kernel's (loopback TCP, and the
+ * RST_STREAM of every call cut off); h2load, sending the same calls and
+ * cancelling none, takes 23%. The storm's 40000 calls/s take 11-14%:
+ * there a call's RST_STREAM and its successor leave in one write.
  *
  * Each load thread (--load-threads) runs one epoll loop over its share of
  * the connections: non-blocking sockets (TCP_NODELAY), an nghttp2 client
