@@ -17,19 +17,22 @@
  *     topics with a bias toward high-appeal items, which gives popularity a
  *     long tail. A user never buys what their membership already includes.
  *
+ * The topics, item vectors and user vectors come from tools/lib/demo_factors,
+ * which bench/score shares so it can scan factors of this shape; the
+ * catalog, tiers and purchases are drawn here, from the same streams.
+ *
  * Determinism: the same arguments give the same bytes (apart from LMDB's
  * page layout, which is also deterministic for the same input). All
- * randomness comes from xoshiro256** seeded through splitmix64, one stream
- * per phase, and normal deviates are sums of uniforms rather than libm
- * calls, whose last bits may differ between libm versions.
+ * randomness comes from demo_factors' generator (xoshiro256** seeded
+ * through splitmix64, one stream per phase, normal deviates without libm).
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/writer.h"
+#include "tools/lib/demo_factors.h"
 #include "tools/lib/opts.h"
 #include "tools/lib/publish.h"
 #include "tools/recsys-model/cmd.h"
@@ -71,7 +74,6 @@ static const uint32_t user_tier_share[3] = {850, 120, 30};
 static const uint32_t item_tier_share[3] = {830, 120, 50};
 #define OFF_SALE_PER_MILLE 80
 
-#define TOPICS_MAX   12
 #define PURCHASE_MAX 40 /* per user */
 /* created_at: a fixed instant in 2024 plus a seed-derived offset. */
 #define DEMO_EPOCH 1704067200
@@ -82,74 +84,13 @@ enum { STREAM_TOPICS = 1, STREAM_ITEMS, STREAM_USERS, STREAM_PURCHASES };
 
 /* ==== randomness ===================================================== */
 
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** */
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1), from the top 53 bits. */
-static double rng_unit(struct rng *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Uniform in [0, n): the multiply-shift map; its bias, below n / 2^32,
- * does not matter here. */
-static uint32_t rng_below(struct rng *r, uint32_t n)
-{
-    return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
-}
-
-/* Approximately standard normal: the sum of 12 uniforms minus 6 has mean 0
- * and variance 1, and needs no libm. */
-static double rng_normal(struct rng *r)
-{
-    double sum = 0;
-    for (int i = 0; i < 12; i++)
-        sum += rng_unit(r);
-    return sum - 6.0;
-}
-
 /* An index drawn with the per-mille weights @share[0..n). */
-static uint32_t rng_pick(struct rng *r, const uint32_t *share, uint32_t n)
+static uint32_t rng_pick(struct demo_factors_rng *r, const uint32_t *share, uint32_t n)
 {
     uint32_t total = 0, x;
     for (uint32_t i = 0; i < n; i++)
         total += share[i];
-    x = rng_below(r, total);
+    x = demo_factors_below(r, total);
     for (uint32_t i = 0; i < n; i++) {
         if (x < share[i])
             return i;
@@ -163,30 +104,20 @@ static uint32_t rng_pick(struct rng *r, const uint32_t *share, uint32_t n)
 struct demo {
     const struct demo_args *a;
     uint32_t users, items, dim, topics;
-    double *centroid;      /* topics x dim */
+    struct demo_factors *factors;
     uint32_t *topic_items; /* items grouped by main topic, best appeal first */
-    uint32_t topic_start[TOPICS_MAX + 1];
+    uint32_t topic_start[DEMO_FACTORS_TOPICS_MAX + 1];
     float *V, *U;
     char (*item_id)[ID_BYTES];
     char (*user_id)[ID_BYTES];
     const char **item_ptr, **user_ptr;
     struct model_item_attr *attrs;
     uint32_t *user_tier;
-    uint32_t *user_topic; /* users x 3 liked topics */
-    double *user_weight;  /* users x 3 weights */
+    uint32_t *user_topic; /* users x DEMO_FACTORS_LIKED_MAX liked topics */
     uint32_t *user_ntopics;
     uint64_t *owned_offsets;
     uint32_t *owned_items;
 };
-
-static void make_topics(struct demo *d, struct rng *r)
-{
-    /* Entries N(0, 4/dim): centroids have norm about 2, so the scores of a
-     * user and an item of the same topic are around 4, others near 0. */
-    double scale = 2.0 / sqrt((double)d->dim);
-    for (uint32_t i = 0; i < d->topics * d->dim; i++)
-        d->centroid[i] = rng_normal(r) * scale;
-}
 
 /* An item's place in the candidate lists. */
 struct ranked {
@@ -207,7 +138,7 @@ static int by_topic_appeal(const void *pa, const void *pb)
 
 /* Item @i: its catalog entry and factor vector; *rank receives its place
  * in the candidate lists. */
-static void make_item(struct demo *d, struct rng *r, uint32_t i, struct ranked *rank,
+static void make_item(struct demo *d, struct demo_factors_rng *r, uint32_t i, struct ranked *rank,
                       uint32_t *per_category)
 {
     uint32_t shares[NCATEGORIES];
@@ -219,23 +150,16 @@ static void make_item(struct demo *d, struct rng *r, uint32_t i, struct ranked *
     d->item_ptr[i] = d->item_id[i];
     uint32_t steps = (cat->price_max - cat->price_min) / cat->price_step + 1;
     d->attrs[i] = (struct model_item_attr){
-        .price_cents = cat->price_min + (int64_t)cat->price_step * rng_below(r, steps),
+        .price_cents = cat->price_min + (int64_t)cat->price_step * demo_factors_below(r, steps),
         .category = c,
-        .on_sale = rng_below(r, 1000) >= OFF_SALE_PER_MILLE,
+        .on_sale = demo_factors_below(r, 1000) >= OFF_SALE_PER_MILLE,
         .tier = (uint8_t)rng_pick(r, item_tier_share, 3),
     };
-
-    uint32_t t1 = rng_below(r, d->topics), t2 = rng_below(r, d->topics);
-    double w = 0.6 + 0.4 * rng_unit(r), appeal = 0.5 + rng_unit(r);
-    double noise = 0.15 / sqrt((double)d->dim);
-    for (uint32_t j = 0; j < d->dim; j++) {
-        double mix = w * d->centroid[t1 * d->dim + j] + (1 - w) * d->centroid[t2 * d->dim + j];
-        d->V[(size_t)i * d->dim + j] = (float)(appeal * mix + noise * rng_normal(r));
-    }
-    *rank = (struct ranked){t1, i, appeal};
+    rank->item = i;
+    demo_factors_item(d->factors, r, d->V + (size_t)i * d->dim, &rank->topic, &rank->appeal);
 }
 
-static int make_items(struct demo *d, struct rng *r, struct err *e)
+static int make_items(struct demo *d, struct demo_factors_rng *r, struct err *e)
 {
     uint32_t per_category[NCATEGORIES] = {0};
     struct ranked *rank = malloc(d->items * sizeof(*rank));
@@ -256,28 +180,14 @@ static int make_items(struct demo *d, struct rng *r, struct err *e)
     return 0;
 }
 
-static void make_users(struct demo *d, struct rng *r)
+static void make_users(struct demo *d, struct demo_factors_rng *r)
 {
-    double noise = 0.3 / sqrt((double)d->dim);
     for (uint32_t u = 0; u < d->users; u++) {
         snprintf(d->user_id[u], ID_BYTES, "u%06u", u + 1);
         d->user_ptr[u] = d->user_id[u];
         d->user_tier[u] = rng_pick(r, user_tier_share, 3);
-        uint32_t n = 1 + rng_below(r, 3);
-        double total = 0;
-        for (uint32_t k = 0; k < n; k++) {
-            d->user_topic[u * 3 + k] = rng_below(r, d->topics);
-            d->user_weight[u * 3 + k] = 0.2 + rng_unit(r);
-            total += d->user_weight[u * 3 + k];
-        }
-        d->user_ntopics[u] = n;
-        for (uint32_t j = 0; j < d->dim; j++) {
-            double v = 0;
-            for (uint32_t k = 0; k < n; k++)
-                v += d->user_weight[u * 3 + k] / total *
-                     d->centroid[d->user_topic[u * 3 + k] * d->dim + j];
-            d->U[(size_t)u * d->dim + j] = (float)(v + noise * rng_normal(r));
-        }
+        d->user_ntopics[u] = demo_factors_user(d->factors, r, d->U + (size_t)u * d->dim,
+                                               d->user_topic + (size_t)u * DEMO_FACTORS_LIKED_MAX);
     }
 }
 
@@ -299,15 +209,16 @@ static int by_score(const void *pa, const void *pb)
 /* A candidate item for user @u: mostly from a liked topic, high appeal
  * first (position ~ len * x^3 puts most draws near the front), sometimes
  * anything at all. */
-static uint32_t draw_item(const struct demo *d, struct rng *r, uint32_t u)
+static uint32_t draw_item(const struct demo *d, struct demo_factors_rng *r, uint32_t u)
 {
-    if (rng_below(r, 100) < 15)
-        return rng_below(r, d->items);
-    uint32_t t = d->user_topic[u * 3 + rng_below(r, d->user_ntopics[u])];
+    if (demo_factors_below(r, 100) < 15)
+        return demo_factors_below(r, d->items);
+    uint32_t t =
+        d->user_topic[u * DEMO_FACTORS_LIKED_MAX + demo_factors_below(r, d->user_ntopics[u])];
     uint32_t len = d->topic_start[t + 1] - d->topic_start[t];
     if (len == 0)
-        return rng_below(r, d->items);
-    double x = rng_unit(r);
+        return demo_factors_below(r, d->items);
+    double x = demo_factors_unit(r);
     return d->topic_items[d->topic_start[t] + (uint32_t)(x * x * x * len)];
 }
 
@@ -320,15 +231,16 @@ static double dot(const float *a, const float *b, uint32_t n)
 }
 
 /* Picks user @u's purchases into owned_items from @next; returns how many. */
-static uint32_t buy(struct demo *d, struct rng *r, uint32_t u, struct candidate *cand,
+static uint32_t buy(struct demo *d, struct demo_factors_rng *r, uint32_t u, struct candidate *cand,
                     uint64_t next)
 {
-    double x = rng_unit(r);
+    double x = demo_factors_unit(r);
     uint32_t want = 1 + (uint32_t)(x * x * x * PURCHASE_MAX), ncand = 4 * want + 8, got = 0;
     const float *uv = d->U + (size_t)u * d->dim;
     for (uint32_t k = 0; k < ncand; k++) {
         uint32_t i = draw_item(d, r, u);
-        cand[k] = (struct candidate){i, dot(uv, d->V + (size_t)i * d->dim, d->dim) + rng_normal(r)};
+        cand[k] = (struct candidate){i, dot(uv, d->V + (size_t)i * d->dim, d->dim) +
+                                            demo_factors_normal(r)};
     }
     qsort(cand, ncand, sizeof(*cand), by_score);
     for (uint32_t k = 0; k < ncand && got < want; k++) {
@@ -343,7 +255,7 @@ static uint32_t buy(struct demo *d, struct rng *r, uint32_t u, struct candidate 
     return got;
 }
 
-static int make_purchases(struct demo *d, struct rng *r, struct err *e)
+static int make_purchases(struct demo *d, struct demo_factors_rng *r, struct err *e)
 {
     struct candidate *cand = malloc((4 * PURCHASE_MAX + 12) * sizeof(*cand));
     if (cand == NULL)
@@ -360,7 +272,6 @@ static int make_purchases(struct demo *d, struct rng *r, struct err *e)
 static int demo_alloc(struct demo *d, struct err *e)
 {
     size_t U = d->users ? d->users : 1, I = d->items;
-    d->centroid = calloc((size_t)d->topics * d->dim, sizeof(*d->centroid));
     d->topic_items = calloc(I, sizeof(*d->topic_items));
     d->V = calloc(I * d->dim, sizeof(*d->V));
     d->U = calloc(U * d->dim, sizeof(*d->U));
@@ -370,21 +281,20 @@ static int demo_alloc(struct demo *d, struct err *e)
     d->user_ptr = calloc(U, sizeof(*d->user_ptr));
     d->attrs = calloc(I, sizeof(*d->attrs));
     d->user_tier = calloc(U, sizeof(*d->user_tier));
-    d->user_topic = calloc(U * 3, sizeof(*d->user_topic));
-    d->user_weight = calloc(U * 3, sizeof(*d->user_weight));
+    d->user_topic = calloc(U * DEMO_FACTORS_LIKED_MAX, sizeof(*d->user_topic));
     d->user_ntopics = calloc(U, sizeof(*d->user_ntopics));
     d->owned_offsets = calloc(U + 1, sizeof(*d->owned_offsets));
     d->owned_items = calloc(U * PURCHASE_MAX, sizeof(*d->owned_items));
-    if (!d->centroid || !d->topic_items || !d->V || !d->U || !d->item_id || !d->user_id ||
-        !d->item_ptr || !d->user_ptr || !d->attrs || !d->user_tier || !d->user_topic ||
-        !d->user_weight || !d->user_ntopics || !d->owned_offsets || !d->owned_items)
+    if (!d->topic_items || !d->V || !d->U || !d->item_id || !d->user_id || !d->item_ptr ||
+        !d->user_ptr || !d->attrs || !d->user_tier || !d->user_topic || !d->user_ntopics ||
+        !d->owned_offsets || !d->owned_items)
         return err_set(e, -ENOMEM, "out of memory for %u users and %u items", d->users, d->items);
     return 0;
 }
 
 static void demo_free(struct demo *d)
 {
-    free(d->centroid);
+    demo_factors_destroy(d->factors);
     free(d->topic_items);
     free(d->V);
     free(d->U);
@@ -395,7 +305,6 @@ static void demo_free(struct demo *d)
     free(d->attrs);
     free(d->user_tier);
     free(d->user_topic);
-    free(d->user_weight);
     free(d->user_ntopics);
     free(d->owned_offsets);
     free(d->owned_items);
@@ -424,7 +333,7 @@ static int write_demo(const struct demo *d, struct err *e)
         .categories = names,
         .category_count = NCATEGORIES,
         .version = version,
-        .created_at = DEMO_EPOCH + (int64_t)(splitmix64(&x) % (365 * 86400)),
+        .created_at = DEMO_EPOCH + (int64_t)(demo_factors_splitmix64(&x) % (365 * 86400)),
         .quantize = d->a->quantize,
     };
     return publish_model(d->a->out, &src, e);
@@ -443,20 +352,23 @@ int demo_main(int argc, char **argv, struct err *e)
         return CMD_EXIT_USAGE;
     struct demo d = {
         .a = &a, .users = (uint32_t)a.users, .items = (uint32_t)a.items, .dim = (uint32_t)a.dim};
-    /* About one topic per two dimensions: the structure must fit the rank. */
-    d.topics = d.dim / 2 < 1 ? 1 : d.dim / 2 > TOPICS_MAX ? TOPICS_MAX : d.dim / 2;
-    struct rng r;
+    struct demo_factors_rng r;
     int rc = demo_alloc(&d, e);
     if (rc == 0) {
-        rng_seed(&r, a.seed, STREAM_TOPICS);
-        make_topics(&d, &r);
-        rng_seed(&r, a.seed, STREAM_ITEMS);
+        demo_factors_seed(&r, a.seed, STREAM_TOPICS);
+        rc = demo_factors_create(d.dim, &r, &d.factors);
+        if (rc != 0)
+            err_set(e, rc, "out of memory for the topics");
+    }
+    if (rc == 0) {
+        d.topics = demo_factors_topics(d.factors);
+        demo_factors_seed(&r, a.seed, STREAM_ITEMS);
         rc = make_items(&d, &r, e);
     }
     if (rc == 0) {
-        rng_seed(&r, a.seed, STREAM_USERS);
+        demo_factors_seed(&r, a.seed, STREAM_USERS);
         make_users(&d, &r);
-        rng_seed(&r, a.seed, STREAM_PURCHASES);
+        demo_factors_seed(&r, a.seed, STREAM_PURCHASES);
         rc = make_purchases(&d, &r, e);
     }
     if (rc == 0)
