@@ -1,10 +1,11 @@
 /*
  * bench/score: the scan kernels against the memory floor and OpenBLAS.
  *
- * For every catalog size and dimension asked for, a model file of random
- * items is written with the model writer, with its bf16 and int8 copies,
- * and mapped with the model reader, as the daemon maps it; each method
- * below answers top-N queries for random query vectors, one thread:
+ * For every factor shape, catalog size and dimension asked for, a model
+ * file of items of that shape is written with the model writer, with its
+ * bf16 and int8 copies, and mapped with the model reader, as the daemon
+ * maps it; each method below answers top-N queries for query vectors of the
+ * same shape, one thread:
  *
  *   floor       a plain SIMD read of the f32 matrix (a sum of every float):
  *               no scan of that matrix can be faster than this
@@ -35,8 +36,26 @@
  * does not hold. "fallback" counts the reduced scans whose candidates could
  * not be proved complete and which scanned the f32 matrix instead.
  *
+ * The shapes (--factors), one table each. Random factors are the easy case
+ * for the reduced scans: scores spread evenly, so the 4N+16 candidates end
+ * far below the N-th score and the proof holds. Trained factors are not
+ * like that, and where many rows score within the proof's bound of the
+ * N-th, it fails and the query pays the reduced scan and then the f32 one:
+ *
+ *   random      every entry uniform in [-1, 1), items and queries
+ *   clustered   items and queries within 5% (of its norm) of one of 48
+ *               random centres: a cluster's rows nearly tie
+ *   skewed      as implicit ALS gives: a shared popularity direction times
+ *               |N(0, 1)| plus a random part, scaled to a log-normal norm
+ *               (sigma 1), so a few rows are far longer than the rest (and
+ *               make the bound, which takes the worst row, wide); queries
+ *               lean 0.5 to 1.5 toward popularity
+ *   demo        recsys-model demo's planted topics, items and users, drawn
+ *               by tools/lib/demo_factors as the demo draws them
+ *
  * Usage: score [--rows 10000,100000,1000000] [--dims 64,128] [--top 100]
- *              [--runs 31] [--kernels portable,avx2,avx512]
+ *              [--runs 31] [--kernels portable,avx2,avx512] [--helpers H]
+ *              [--factors random,clustered,skewed,demo]
  */
 #include <cblas.h>
 #include <errno.h>
@@ -57,6 +76,7 @@
 #include "model/model.h"
 #include "model/writer.h"
 #include "timing.h"
+#include "tools/lib/demo_factors.h"
 
 enum {
     MAX_LIST = 8,                       /* values per list flag */
@@ -65,95 +85,17 @@ enum {
     MAX_ROUNDS = 2001,                  /* ... up to this many rounds */
     MAX_METHODS = 2 + 3 * MAX_LIST + 3, /* floor, baseline, kernels x types, split scans */
     PAGE = 4096,
+    CENTRES = 48,  /* clustered: a few dozen tastes, as a catalog's genres */
+    DEMO_SEED = 1, /* demo: recsys-model demo's default --seed */
 };
 
-/* ---- options ----------------------------------------------------------- */
-
-struct opts {
-    uint32_t rows[MAX_LIST], dims[MAX_LIST];
-    size_t nrows, ndims;
-    uint32_t top, runs, helpers;
-    const char *kernels[MAX_LIST];
-    size_t nkernels;
-    char kernel_list[256];
-};
-
-static int parse_u32_list(const char *arg, uint32_t *out, size_t *count)
-{
-    *count = 0;
-    for (const char *p = arg; *p != '\0' && *count < MAX_LIST;) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(p, &end, 10);
-        if (errno != 0 || end == p || v == 0 || v > UINT32_MAX || (*end != ',' && *end != '\0'))
-            return -1;
-        out[(*count)++] = (uint32_t)v;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return *count > 0 ? 0 : -1;
-}
-
-static int parse_kernels(const char *arg, struct opts *o)
-{
-    snprintf(o->kernel_list, sizeof(o->kernel_list), "%s", arg);
-    o->nkernels = 0;
-    for (char *save, *k = strtok_r(o->kernel_list, ",", &save); k != NULL && o->nkernels < MAX_LIST;
-         k = strtok_r(NULL, ",", &save))
-        o->kernels[o->nkernels++] = k;
-    return o->nkernels > 0 ? 0 : -1;
-}
-
-static int usage(const char *prog)
-{
-    fprintf(stderr,
-            "usage: %s [--rows N,...] [--dims D,...] [--top N] [--runs R] [--kernels K,...]\n"
-            "          [--helpers H]\n"
-            "  --rows     catalog sizes (default 10000,100000,1000000)\n"
-            "  --dims     dimensions (default 64,128)\n"
-            "  --top      results per query (default 100)\n"
-            "  --runs     fewest rounds per measurement (default 31; more on small\n"
-            "             catalogs, so each method reads at least 1 GiB)\n"
-            "  --kernels  scoring kernels to run (default portable,avx2,avx512; those\n"
-            "             this CPU lacks are skipped)\n"
-            "  --helpers  split-scan helper threads (default: CPUs - 1, at most 3)\n",
-            prog);
-    return 2;
-}
-
-static int parse_opts(int argc, char **argv, struct opts *o)
-{
-    *o = (struct opts){.rows = {10000, 100000, 1000000},
-                       .nrows = 3,
-                       .dims = {64, 128},
-                       .ndims = 2,
-                       .top = 100,
-                       .runs = 31};
-    size_t one;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o->helpers = cpus <= 1 ? 0 : cpus - 1 > 3 ? 3 : (uint32_t)(cpus - 1);
-    int rc = parse_kernels("portable,avx2,avx512", o);
-    for (int i = 1; i < argc && rc == 0; i += 2) {
-        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (value == NULL)
-            rc = -1;
-        else if (strcmp(flag, "--rows") == 0)
-            rc = parse_u32_list(value, o->rows, &o->nrows);
-        else if (strcmp(flag, "--dims") == 0)
-            rc = parse_u32_list(value, o->dims, &o->ndims);
-        else if (strcmp(flag, "--top") == 0)
-            rc = parse_u32_list(value, &o->top, &one);
-        else if (strcmp(flag, "--runs") == 0)
-            rc = parse_u32_list(value, &o->runs, &one);
-        else if (strcmp(flag, "--kernels") == 0)
-            rc = parse_kernels(value, o);
-        else if (strcmp(flag, "--helpers") == 0)
-            rc = strcmp(value, "0") == 0 ? (o->helpers = 0, 0)
-                                         : parse_u32_list(value, &o->helpers, &one);
-        else
-            rc = -1;
-    }
-    return rc;
-}
+/* clustered: each item is its centre plus isotropic noise of this share of
+ * the centre's norm, close enough that a cluster's scores nearly tie. */
+#define CLUSTER_NOISE 0.05
+/* skewed: the sigma of log(row norm). At 1, one row in a thousand is about
+ * 20 times the median's length (e^3.1), as the most popular items are in
+ * implicit ALS factors. */
+#define SKEW_SIGMA 1.0
 
 /* ---- the machine ------------------------------------------------------- */
 
@@ -220,27 +162,280 @@ static float rng_float(void) /* uniform in [-1, 1) */
     return (float)(rng_next() >> 40) / (float)(1 << 23) - 1.0f;
 }
 
-/* rows x stride floats: dim random floats, then zeros. Page-aligned, on
- * 4 KiB pages like the daemon's map of a model file (huge pages would
- * spare the scan most of its TLB misses, which the daemon does not get). */
-static float *make_matrix(uint32_t rows, uint32_t dim, uint32_t stride)
+/* Approximately standard normal (Box-Muller); libm's last bits may vary
+ * between machines, which moves the figures by nothing measurable. */
+static double rng_normal(void)
 {
-    size_t bytes = ((size_t)rows * stride * sizeof(float) + PAGE - 1) / PAGE * PAGE;
+    double u1 = (double)(rng_next() >> 11) * 0x1.0p-53, u2 = (double)(rng_next() >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* ---- factor shapes ----------------------------------------------------- */
+
+/* What one matrix's items and queries are drawn around: each shape fills
+ * in its own part when the matrix is made. */
+struct shape_state {
+    uint32_t dim;
+    float *centre;                       /* clustered: CENTRES x dim */
+    float *popular;                      /* skewed: the unit popularity direction */
+    struct demo_factors *demo;           /* demo: the planted topics */
+    struct demo_factors_rng demo_rng[2]; /* demo: the items' stream, the users' */
+};
+
+struct shape {
+    const char *name, *what;
+    int (*init)(struct shape_state *s);            /* NULL: draws nothing up front */
+    void (*item)(struct shape_state *s, float *v); /* one row: dim floats */
+    void (*query)(struct shape_state *s, float *v);
+};
+
+static void random_row(struct shape_state *s, float *v)
+{
+    for (uint32_t c = 0; c < s->dim; c++)
+        v[c] = rng_float();
+}
+
+static double norm(const float *v, uint32_t dim)
+{
+    double sum = 0;
+    for (uint32_t c = 0; c < dim; c++)
+        sum += (double)v[c] * v[c];
+    return sqrt(sum);
+}
+
+static int clustered_init(struct shape_state *s)
+{
+    s->centre = malloc((size_t)CENTRES * s->dim * sizeof(*s->centre));
+    if (s->centre == NULL)
+        return -ENOMEM;
+    for (size_t k = 0; k < (size_t)CENTRES * s->dim; k++)
+        s->centre[k] = (float)rng_normal();
+    return 0;
+}
+
+/* Items and queries alike: a random centre plus noise. */
+static void clustered_row(struct shape_state *s, float *v)
+{
+    const float *centre = s->centre + (size_t)(rng_next() % CENTRES) * s->dim;
+    double sd = CLUSTER_NOISE * norm(centre, s->dim) / sqrt(s->dim);
+    for (uint32_t c = 0; c < s->dim; c++)
+        v[c] = (float)(centre[c] + sd * rng_normal());
+}
+
+static int skewed_init(struct shape_state *s)
+{
+    s->popular = malloc(s->dim * sizeof(*s->popular));
+    if (s->popular == NULL)
+        return -ENOMEM;
+    for (uint32_t c = 0; c < s->dim; c++)
+        s->popular[c] = (float)rng_normal();
+    double n = norm(s->popular, s->dim);
+    for (uint32_t c = 0; c < s->dim; c++)
+        s->popular[c] = (float)(s->popular[c] / n);
+    return 0;
+}
+
+/* The popularity direction times @weight plus a random part of norm about
+ * 1, into @v. */
+static void popular_plus_random(const struct shape_state *s, double weight, float *v)
+{
+    for (uint32_t c = 0; c < s->dim; c++)
+        v[c] = (float)(weight * s->popular[c] + rng_normal() / sqrt(s->dim));
+}
+
+/* An item: as much popularity as taste on average (|N(0, 1)| of it), and a
+ * log-normal length. */
+static void skewed_item(struct shape_state *s, float *v)
+{
+    popular_plus_random(s, fabs(rng_normal()), v);
+    double scale = exp(SKEW_SIGMA * rng_normal()) / norm(v, s->dim);
+    for (uint32_t c = 0; c < s->dim; c++)
+        v[c] = (float)(v[c] * scale);
+}
+
+/* A query: every user leans toward what is popular, some more than others. */
+static void skewed_query(struct shape_state *s, float *v)
+{
+    popular_plus_random(s, 1.0 + rng_float() / 2, v);
+}
+
+/* recsys-model demo's streams: topics 1, items 2, users 3. */
+static int demo_init(struct shape_state *s)
+{
+    struct demo_factors_rng topics;
+    demo_factors_seed(&topics, DEMO_SEED, 1);
+    demo_factors_seed(&s->demo_rng[0], DEMO_SEED, 2);
+    demo_factors_seed(&s->demo_rng[1], DEMO_SEED, 3);
+    return demo_factors_create(s->dim, &topics, &s->demo);
+}
+
+static void demo_item(struct shape_state *s, float *v)
+{
+    uint32_t topic;
+    double appeal;
+    demo_factors_item(s->demo, &s->demo_rng[0], v, &topic, &appeal);
+}
+
+static void demo_query(struct shape_state *s, float *v)
+{
+    uint32_t liked[DEMO_FACTORS_LIKED_MAX];
+    demo_factors_user(s->demo, &s->demo_rng[1], v, liked);
+}
+
+static const struct shape shapes[] = {
+    {"random", "items and queries uniform in [-1, 1) per entry", NULL, random_row, random_row},
+    {"clustered", "items and queries within 5% of 48 random centres", clustered_init, clustered_row,
+     clustered_row},
+    {"skewed", "a popularity direction plus a random part, log-normal norms (sigma 1)", skewed_init,
+     skewed_item, skewed_query},
+    {"demo", "recsys-model demo's planted topics, items and users", demo_init, demo_item,
+     demo_query},
+};
+
+static void shape_free(struct shape_state *s)
+{
+    free(s->centre);
+    free(s->popular);
+    demo_factors_destroy(s->demo);
+}
+
+/* QUERIES x stride floats: a query of @shape in each row's first dim
+ * floats, then zeros. Page-aligned, on 4 KiB pages like the daemon's map
+ * of a model file (huge pages would spare the scan most of its TLB misses,
+ * which the daemon does not get). */
+static float *make_queries(const struct shape *shape, struct shape_state *s, uint32_t stride)
+{
+    size_t bytes = ((size_t)QUERIES * stride * sizeof(float) + PAGE - 1) / PAGE * PAGE;
     float *m = aligned_alloc(PAGE, bytes);
     if (m == NULL)
         return NULL;
     madvise(m, bytes, MADV_NOHUGEPAGE);
-    for (size_t r = 0; r < rows; r++)
-        for (uint32_t c = 0; c < stride; c++)
-            m[r * stride + c] = c < dim ? rng_float() : 0.0f;
+    memset(m, 0, bytes);
+    for (size_t r = 0; r < QUERIES; r++)
+        shape->query(s, m + r * stride);
     return m;
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+struct opts {
+    uint32_t rows[MAX_LIST], dims[MAX_LIST];
+    size_t nrows, ndims;
+    const struct shape *shapes[MAX_LIST];
+    size_t nshapes;
+    char shape_list[256];
+    uint32_t top, runs, helpers;
+    const char *kernels[MAX_LIST];
+    size_t nkernels;
+    char kernel_list[256];
+};
+
+static int parse_u32_list(const char *arg, uint32_t *out, size_t *count)
+{
+    *count = 0;
+    for (const char *p = arg; *p != '\0' && *count < MAX_LIST;) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (errno != 0 || end == p || v == 0 || v > UINT32_MAX || (*end != ',' && *end != '\0'))
+            return -1;
+        out[(*count)++] = (uint32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *count > 0 ? 0 : -1;
+}
+
+static int parse_kernels(const char *arg, struct opts *o)
+{
+    snprintf(o->kernel_list, sizeof(o->kernel_list), "%s", arg);
+    o->nkernels = 0;
+    for (char *save, *k = strtok_r(o->kernel_list, ",", &save); k != NULL && o->nkernels < MAX_LIST;
+         k = strtok_r(NULL, ",", &save))
+        o->kernels[o->nkernels++] = k;
+    return o->nkernels > 0 ? 0 : -1;
+}
+
+static int parse_shapes(const char *arg, struct opts *o)
+{
+    snprintf(o->shape_list, sizeof(o->shape_list), "%s", arg);
+    o->nshapes = 0;
+    for (char *save, *name = strtok_r(o->shape_list, ",", &save);
+         name != NULL && o->nshapes < MAX_LIST; name = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < sizeof(shapes) / sizeof(shapes[0]) && strcmp(shapes[i].name, name) != 0)
+            i++;
+        if (i == sizeof(shapes) / sizeof(shapes[0]))
+            return -1;
+        o->shapes[o->nshapes++] = &shapes[i];
+    }
+    return o->nshapes > 0 ? 0 : -1;
+}
+
+static int usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s [--rows N,...] [--dims D,...] [--top N] [--runs R] [--kernels K,...]\n"
+            "          [--helpers H] [--factors F,...]\n"
+            "  --rows     catalog sizes (default 10000,100000,1000000)\n"
+            "  --dims     dimensions (default 64,128)\n"
+            "  --top      results per query (default 100)\n"
+            "  --runs     fewest rounds per measurement (default 31; more on small\n"
+            "             catalogs, so each method reads at least 1 GiB)\n"
+            "  --kernels  scoring kernels to run (default portable,avx2,avx512; those\n"
+            "             this CPU lacks are skipped)\n"
+            "  --helpers  split-scan helper threads (default: CPUs - 1, at most 3)\n"
+            "  --factors  shapes of the items and queries (default\n"
+            "             random,clustered,skewed,demo)\n",
+            prog);
+    return 2;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){.rows = {10000, 100000, 1000000},
+                       .nrows = 3,
+                       .dims = {64, 128},
+                       .ndims = 2,
+                       .top = 100,
+                       .runs = 31};
+    size_t one;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->helpers = cpus <= 1 ? 0 : cpus - 1 > 3 ? 3 : (uint32_t)(cpus - 1);
+    int rc = parse_kernels("portable,avx2,avx512", o);
+    if (rc == 0)
+        rc = parse_shapes("random,clustered,skewed,demo", o);
+    for (int i = 1; i < argc && rc == 0; i += 2) {
+        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value == NULL)
+            rc = -1;
+        else if (strcmp(flag, "--rows") == 0)
+            rc = parse_u32_list(value, o->rows, &o->nrows);
+        else if (strcmp(flag, "--dims") == 0)
+            rc = parse_u32_list(value, o->dims, &o->ndims);
+        else if (strcmp(flag, "--top") == 0)
+            rc = parse_u32_list(value, &o->top, &one);
+        else if (strcmp(flag, "--runs") == 0)
+            rc = parse_u32_list(value, &o->runs, &one);
+        else if (strcmp(flag, "--factors") == 0)
+            rc = parse_shapes(value, o);
+        else if (strcmp(flag, "--kernels") == 0)
+            rc = parse_kernels(value, o);
+        else if (strcmp(flag, "--helpers") == 0)
+            rc = strcmp(value, "0") == 0 ? (o->helpers = 0, 0)
+                                         : parse_u32_list(value, &o->helpers, &one);
+        else
+            rc = -1;
+    }
+    return rc;
 }
 
 /* ---- the catalog: a model file ----------------------------------------- */
 
-/* A model of @rows random items (no users) at @path, with both copies. */
-static int write_catalog(const char *path, uint32_t rows, uint32_t dim)
+/* A model of @rows items of @shape (no users) at @path, with both copies. */
+static int write_catalog(const char *path, const struct shape *shape, struct shape_state *s,
+                         uint32_t rows)
 {
+    uint32_t dim = s->dim;
     enum { ID_BYTES = 12 };
     float *factors = malloc((size_t)rows * dim * sizeof(float));
     char *id_bytes = malloc((size_t)rows * ID_BYTES);
@@ -249,9 +444,8 @@ static int write_catalog(const char *path, uint32_t rows, uint32_t dim)
     static const char *const category[] = {"all"};
     int rc = -ENOMEM;
     if (factors != NULL && id_bytes != NULL && ids != NULL && attrs != NULL) {
-        for (size_t k = 0; k < (size_t)rows * dim; k++)
-            factors[k] = rng_float();
         for (uint32_t i = 0; i < rows; i++) {
+            shape->item(s, factors + (size_t)i * dim);
             ids[i] = id_bytes + (size_t)i * ID_BYTES;
             snprintf(id_bytes + (size_t)i * ID_BYTES, ID_BYTES, "i%u", i);
             attrs[i].on_sale = 1;
@@ -613,22 +807,26 @@ static void take_copies(struct bench *b, const struct model *m)
 }
 
 /* Benchmarks one matrix: every method, round after round. */
-static int bench_one(const struct opts *o, const char *dir, uint32_t rows, uint32_t dim)
+static int bench_one(const struct opts *o, const char *dir, const struct shape *shape,
+                     uint32_t rows, uint32_t dim)
 {
     uint32_t stride = (dim + 15) / 16 * 16;
     struct bench b = {.rows = rows, .dim = dim, .stride = stride, .top = o->top};
+    struct shape_state state = {.dim = dim};
     char path[4096];
-    snprintf(path, sizeof(path), "%s/catalog-%u-%u.lmdb", dir, rows, dim);
+    snprintf(path, sizeof(path), "%s/catalog-%s-%u-%u.lmdb", dir, shape->name, rows, dim);
     struct model *model = NULL;
     struct err e = {0};
-    if (write_catalog(path, rows, dim) != 0 || model_open(path, 1, &model, &e) != 0) {
-        fprintf(stderr, "error: no catalog %u x %u %s\n", rows, dim, e.msg);
+    if ((shape->init != NULL && shape->init(&state) != 0) ||
+        write_catalog(path, shape, &state, rows) != 0 || model_open(path, 1, &model, &e) != 0) {
+        fprintf(stderr, "error: no %s catalog %u x %u %s\n", shape->name, rows, dim, e.msg);
         unlink(path);
+        shape_free(&state);
         return -1;
     }
     b.matrix = model_item_matrix(model);
     take_copies(&b, model);
-    b.queries = make_matrix(QUERIES, dim, stride);
+    b.queries = make_queries(shape, &state, stride);
     b.scores = malloc((size_t)rows * sizeof(*b.scores));
     b.hits = malloc((size_t)o->top * sizeof(*b.hits));
     b.scratch = malloc(SCORE_CANDIDATES((size_t)o->top) * (o->helpers + 1) * sizeof(*b.scratch));
@@ -654,6 +852,7 @@ static int bench_one(const struct opts *o, const char *dir, uint32_t rows, uint3
 out:
     model_close(model);
     unlink(path);
+    shape_free(&state);
     free((void *)b.queries);
     free(b.scores);
     free(b.hits);
@@ -697,12 +896,15 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    printf("\n%8s %4s %7s %-16s %10s %7s %9s %9s %8s %8s %6s\n", "rows", "dim", "MB", "method",
-           "us/query", "GB/s", "of floor", "vs sgemv", "vs f32", "fallback", "rounds");
     int rc = 0;
-    for (size_t r = 0; r < o.nrows; r++)
-        for (size_t d = 0; d < o.ndims; d++)
-            rc |= bench_one(&o, dir, o.rows[r], o.dims[d]);
+    for (size_t f = 0; f < o.nshapes; f++) {
+        printf("\nfactors:   %s: %s\n", o.shapes[f]->name, o.shapes[f]->what);
+        printf("%8s %4s %7s %-16s %10s %7s %9s %9s %8s %8s %6s\n", "rows", "dim", "MB", "method",
+               "us/query", "GB/s", "of floor", "vs sgemv", "vs f32", "fallback", "rounds");
+        for (size_t r = 0; r < o.nrows; r++)
+            for (size_t d = 0; d < o.ndims; d++)
+                rc |= bench_one(&o, dir, o.shapes[f], o.rows[r], o.dims[d]);
+    }
     rmdir(dir);
     split_stop();
     print_load("\nload after:");
