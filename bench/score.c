@@ -51,7 +51,9 @@
  *               make the bound, which takes the worst row, wide); queries
  *               lean 0.5 to 1.5 toward popularity
  *   demo        recsys-model demo's planted topics, items and users, drawn
- *               by tools/lib/demo_factors as the demo draws them
+ *               by tools/lib/demo_factors as the demo draws them (not the
+ *               same vectors: the demo draws its catalog from the stream
+ *               too)
  *
  * Usage: score [--rows 10000,100000,1000000] [--dims 64,128] [--top 100]
  *              [--runs 31] [--kernels portable,avx2,avx512] [--helpers H]
