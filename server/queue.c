@@ -19,6 +19,7 @@
  */
 #include "server/queue.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -214,6 +215,7 @@ static uint32_t next_turn(struct queue *q)
 void queue_push(struct queue *q, struct queue_entry *e, uint64_t key, size_t bytes, uint64_t now,
                 uint64_t expires, bool deadline)
 {
+    assert(q->n < q->capacity); /* the heap's room: one entry per call object */
     uint32_t flow = flow_for(q, key);
     struct flow *f = &q->flows[flow];
     *e = (struct queue_entry){
