@@ -843,9 +843,13 @@ static void on_event(void *tag, bool success)
  * their batch with failure, which frees the call object (on_replied): a
  * client that never reads costs a call object for a bounded time, never
  * a slot. The wait allowed for a reply shrinks once half the worker's call
- * objects are taken, so that such clients cannot hold the bound reached. */
-static void sweep(struct worker *w, uint64_t now)
+ * objects are taken, so that such clients cannot hold the bound reached.
+ * It reads the clock itself: a call served since the caller read it has
+ * begun its wait after that time, and against it would seem to have
+ * waited for ever (an unsigned difference), and be cancelled. */
+static void sweep(struct worker *w)
 {
+    uint64_t now = now_ns();
     uint64_t reply_wait = (w->n_in_use * 2 > w->n_calls ? REPLY_WAIT_PRESSED_MS : REPLY_WAIT_MS);
     for (size_t i = 0; i < w->n_calls; i++) {
         struct call *c = &w->calls[i];
@@ -918,7 +922,7 @@ static void *worker_main(void *arg)
             (ev.type == GRPC_QUEUE_TIMEOUT || now - w->intake_since >= w->intake_budget))
             serve_next(w, now);
         if (now >= w->next_sweep)
-            sweep(w, now);
+            sweep(w);
     }
     if (hooks->thread_stop != NULL)
         hooks->thread_stop(hooks->arg);
