@@ -16,7 +16,8 @@
  *   <kernel> bf16, <kernel> int8
  *               score_topn_reduced over the copy, with that kernel (or the
  *               reduced kernel it borrows, named in the header): the scan of
- *               fewer bytes and the exact re-rank of its candidates
+ *               fewer bytes, scoring in f32 the rows that could reach the
+ *               top N
  *   ... xP      the same scan split into P parts over the daemon's helper
  *               pool (--helpers, default one per other CPU, at most 3), for
  *               the last kernel listed: what --scan-threads buys
@@ -33,14 +34,16 @@
  * first one in every round, so the reduced scans' recall is 1; the
  * baseline must return nearly the same rows (its summation order differs,
  * so near-ties may swap) on the first round. The program fails if either
- * does not hold. "fallback" counts the reduced scans whose candidates could
- * not be proved complete and which scanned the f32 matrix instead.
+ * does not hold. "f32 rows" is the median number of rows a reduced scan
+ * scored exactly in f32: the rows whose reduced score came within the
+ * copy's error bound of the N-th exact score so far. It was the
+ * "fallback" column: the scans that kept 4N+16 candidates, could not prove
+ * them complete and scanned every f32 row after the reduced copy.
  *
  * The shapes (--factors), one table each. Random factors are the easy case
- * for the reduced scans: scores spread evenly, so the 4N+16 candidates end
- * far below the N-th score and the proof holds. Trained factors are not
- * like that, and where many rows score within the proof's bound of the
- * N-th, it fails and the query pays the reduced scan and then the f32 one:
+ * for the reduced scans: scores spread evenly, so few rows come within the
+ * bound of the N-th. Trained factors are not like that: many rows score
+ * within the bound of the N-th, and each of them is scored in f32:
  *
  *   random      every entry uniform in [-1, 1), items and queries
  *   clustered   items and queries within 5% (of its norm) of one of 48
@@ -485,10 +488,10 @@ struct bench {
     float *scores;        /* rows: sgemv's output */
     struct score_hit *hits;
     struct score_reduced copy[SCORE_ELEM_COUNT];
-    struct score_hit *scratch; /* SCORE_CANDIDATES(top) */
+    struct score_hit *scratch; /* top per part */
     enum score_elem elem;      /* what run_kernel scans */
     unsigned parts;            /* and in how many parts */
-    int fallback;              /* run_kernel's last reduced scan fell back */
+    uint32_t rescored;         /* rows run_kernel's last reduced scan scored in f32 */
 };
 
 /* The floor's sums land here, so its reads are not optimised away. */
@@ -503,7 +506,7 @@ struct method {
     double us[MAX_ROUNDS];
     struct score_hit last[1024]; /* this round's hits, for the cross-check */
     uint32_t last_count;
-    uint32_t fallbacks;
+    double rescored[MAX_ROUNDS]; /* rows scored in f32 in each round */
 };
 
 #if defined(__x86_64__)
@@ -656,7 +659,7 @@ static uint32_t run_kernel(struct bench *b, const float *query)
     if (b->elem == SCORE_ELEM_F32)
         return score_topn_split(&scan, b->top, NULL, NULL, b->parts, b->scratch, b->hits);
     return score_topn_reduced(&scan, &b->copy[b->elem], b->top, NULL, NULL, b->parts, b->scratch,
-                              b->hits, &b->fallback);
+                              b->hits, &b->rescored);
 }
 
 /* ---- measurement ------------------------------------------------------- */
@@ -699,17 +702,18 @@ static void drop_missing_kernels(struct opts *o)
     o->nkernels = kept;
 }
 
-static void run_once(struct bench *b, struct method *m, const float *query, double *us)
+static void run_once(struct bench *b, struct method *m, const float *query, double *us,
+                     double *rescored)
 {
     if (m->kernel != NULL)
         score_select_kernel(m->kernel, NULL);
     b->elem = m->elem;
     b->parts = m->parts;
-    b->fallback = 0;
+    b->rescored = 0;
     double t0 = timing_now_us();
     uint32_t count = m->run(b, query);
     *us = timing_now_us() - t0;
-    m->fallbacks += (uint32_t)b->fallback;
+    *rescored = b->rescored;
     if (count <= sizeof(m->last) / sizeof(m->last[0])) {
         memcpy(m->last, b->hits, count * sizeof(*b->hits));
         m->last_count = count;
@@ -786,7 +790,8 @@ static void report(const struct bench *b, struct method *m, size_t count, uint32
                method_bytes(b, &m[i]) / 1e6, m[i].name, med[i], bw / 1e3, 100 * bw / floor_bw,
                blas_us / med[i]);
         if (m[i].kernel != NULL)
-            printf(" %7.2fx %8u", med[f32_of(m, count, &m[i])] / med[i], m[i].fallbacks);
+            printf(" %7.2fx %8.0f", med[f32_of(m, count, &m[i])] / med[i],
+                   timing_median(m[i].rescored, rounds));
         else
             printf(" %8s %8s", "", "");
         printf(" %6u\n", rounds);
@@ -831,7 +836,7 @@ static int bench_one(const struct opts *o, const char *dir, const struct shape *
     b.queries = make_queries(shape, &state, stride);
     b.scores = malloc((size_t)rows * sizeof(*b.scores));
     b.hits = malloc((size_t)o->top * sizeof(*b.hits));
-    b.scratch = malloc(SCORE_CANDIDATES((size_t)o->top) * (o->helpers + 1) * sizeof(*b.scratch));
+    b.scratch = malloc((size_t)o->top * (o->helpers + 1) * sizeof(*b.scratch));
     static struct method m[MAX_METHODS];
     size_t count = make_methods(o, m);
     double bytes = (double)rows * stride * sizeof(float);
@@ -844,7 +849,8 @@ static int bench_one(const struct opts *o, const char *dir, const struct shape *
     int bad = 0;
     for (uint32_t r = 0; r < rounds && !bad; r++) {
         for (size_t i = 0; i < count; i++)
-            run_once(&b, &m[i], b.queries + (size_t)(r % QUERIES) * stride, &m[i].us[r]);
+            run_once(&b, &m[i], b.queries + (size_t)(r % QUERIES) * stride, &m[i].us[r],
+                     &m[i].rescored[r]);
         bad = cross_check(m, count, r);
     }
     if (!bad) {
@@ -902,7 +908,7 @@ int main(int argc, char **argv)
     for (size_t f = 0; f < o.nshapes; f++) {
         printf("\nfactors:   %s: %s\n", o.shapes[f]->name, o.shapes[f]->what);
         printf("%8s %4s %7s %-16s %10s %7s %9s %9s %8s %8s %6s\n", "rows", "dim", "MB", "method",
-               "us/query", "GB/s", "of floor", "vs sgemv", "vs f32", "fallback", "rounds");
+               "us/query", "GB/s", "of floor", "vs sgemv", "vs f32", "f32 rows", "rounds");
         for (size_t r = 0; r < o.nrows; r++)
             for (size_t d = 0; d < o.ndims; d++)
                 rc |= bench_one(&o, dir, o.shapes[f], o.rows[r], o.dims[d]);

@@ -10,11 +10,11 @@
  * so that S stays in the core's cache between sgemm writing it and the
  * selections reading it.
  *
- * A large item matrix is cut into parts scanned at once (split.h), each
- * with its own selections; score_select_exact merges a user's parts,
- * scores the candidates exactly and proves them complete; when the proof
- * fails (rare: it needs near ties within float32 rounding of the N-th
- * score), that user is scanned alone, as Recommend would.
+ * A selection scores exactly every row whose sgemm score comes within
+ * sgemm's rounding of its n-th exact score so far, and keeps rows by exact
+ * score (score.h), so its answer is Recommend's to the bit. A large item
+ * matrix is cut into parts scanned at once (split.h), each with its own
+ * selections; score_select_merge merges a user's parts.
  */
 #include "engine/batch.h"
 
@@ -40,8 +40,9 @@ struct scoring {
     const float *users; /* count x stride: Q */
     uint32_t count, stride, dim, block;
     unsigned parts;
-    struct score_best *sel; /* count x parts: user k's part p at [k * parts + p] */
-    float **scores;         /* per part: count x block scratch for S */
+    struct score_best *sel;   /* count x parts: user k's part p at [k * parts + p] */
+    struct score_scan *exact; /* count: user k's row against the f32 items */
+    float **scores;           /* per part: count x block scratch for S */
 };
 
 /* One part of the item matrix, every user at once. */
@@ -76,8 +77,8 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
                        uint32_t *counts, struct err *e)
 {
     const struct model *m = q->model;
-    /* The users' rows are copied out for sgemm; the plan's parts and
-     * bound are the same for all of them. */
+    /* The users' rows are copied out for sgemm; the plan's parts are the
+     * same for all of them. */
     struct scan_plan plan;
     scan_plan(m, NULL, MODEL_ELEM_F32, &plan);
     struct scoring sc = {
@@ -91,8 +92,9 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
     sc.block = block < 16 ? 16 : block;
     float *users = arena_alloc(q->arena, (size_t)count * sc.stride * sizeof(float));
     sc.sel = arena_alloc(q->arena, (size_t)count * sc.parts * sizeof(*sc.sel));
+    sc.exact = arena_alloc(q->arena, count * sizeof(*sc.exact));
     sc.scores = arena_alloc(q->arena, sc.parts * sizeof(*sc.scores));
-    if (users == NULL || sc.sel == NULL || sc.scores == NULL)
+    if (users == NULL || sc.sel == NULL || sc.exact == NULL || sc.scores == NULL)
         return no_memory(e);
     for (unsigned p = 0; p < sc.parts; p++)
         if ((sc.scores[p] = arena_alloc(q->arena, (size_t)count * sc.block * sizeof(float))) ==
@@ -100,33 +102,25 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
             return no_memory(e);
     for (uint32_t k = 0; k < count; k++) {
         const struct recommend_plan *p = &plans[known[k]];
-        memcpy(users + (size_t)k * sc.stride,
-               model_user_matrix(m) + (size_t)p->user.row * sc.stride, sc.stride * sizeof(float));
+        float *user = users + (size_t)k * sc.stride;
+        memcpy(user, model_user_matrix(m) + (size_t)p->user.row * sc.stride,
+               sc.stride * sizeof(float));
+        sc.exact[k] = plan.scan;
+        sc.exact[k].query = user;
+        double bound = score_float_bound(&sc.exact[k], plan.exact_max_norm);
         for (unsigned part = 0; part < sc.parts; part++) {
-            struct score_hit *scratch =
-                arena_alloc(q->arena, SCORE_CANDIDATES(p->n) * sizeof(*scratch));
+            struct score_hit *scratch = arena_alloc(q->arena, p->n * sizeof(*scratch));
             if (scratch == NULL)
                 return no_memory(e);
             score_select_init(&sc.sel[(size_t)k * sc.parts + part], p->n, filter_keep, &p->filter,
-                              scratch);
+                              scratch, &sc.exact[k], bound);
         }
     }
     sc.users = users;
     split_run(score_part, &sc, sc.parts);
-
-    for (uint32_t k = 0; k < count; k++) {
-        const struct recommend_plan *p = &plans[known[k]];
-        plan.scan.query = users + (size_t)k * sc.stride;
-        int found = score_select_exact(&plan.scan, &sc.sel[(size_t)k * sc.parts], sc.parts, p->n,
-                                       score_float_bound(&plan.scan, plan.exact_max_norm), hits[k]);
-        if (found >= 0) {
-            counts[k] = (uint32_t)found;
-            continue;
-        }
-        int rc = recommend_personalized(q, p, hits[k], &counts[k], e);
-        if (rc != 0)
-            return rc;
-    }
+    for (uint32_t k = 0; k < count; k++)
+        counts[k] =
+            score_select_merge(&sc.sel[(size_t)k * sc.parts], sc.parts, plans[known[k]].n, hits[k]);
     return 0;
 }
 

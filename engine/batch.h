@@ -5,9 +5,9 @@
  * cache-sized blocks of the item matrix with OpenBLAS sgemm, so each item
  * block is read from memory once for the whole batch instead of once per
  * user. Each user's scores in a block go straight into that user's
- * selection, which keeps candidates by sgemm score and then scores them
- * exactly, with the proof of score.h: the answer is bit for bit what
- * Recommend gives for the same request.
+ * selection, which scores exactly the rows whose sgemm score could reach
+ * its top n and keeps them by exact score (score.h): the answer is bit for
+ * bit what Recommend gives for the same request.
  */
 #pragma once
 
@@ -22,9 +22,10 @@
  * @out receives the response, allocated in q->arena, as is all scratch:
  * the arena grows from the heap past its first block for a large batch and
  * hands the growth back at reset. The largest batch (256 requests of 1000
- * results) takes about 27 MB (measured): 19 MB of responses and hits, and
- * 8.5 MB per part of the scan for the candidates each user keeps
- * (SCORE_CANDIDATES(n) per part), so 52 MB when split in four. The sgemm
+ * results) took about 27 MB when each user kept 4n + 16 candidates per
+ * part (measured): 19 MB of responses and hits, and 8.5 MB per part for
+ * the candidates. A user now keeps its n best per part, 2 MB per part for
+ * the batch, so about 21 MB, and 27 MB when split in four. The sgemm
  * score blocks add 256 KiB per part; a per-worker buffer for them would
  * not spare the growth the responses need anyway.
  * Returns 0, ERR_INVALID (more than BATCH_MAX requests, or a request that

@@ -74,10 +74,9 @@ int recommend_personalized(const struct query *q, const struct recommend_plan *p
     uint32_t n = p->n;
     struct scan_plan plan;
     scan_plan(m, model_user_matrix(m) + (size_t)u->row * model_stride(m), scan_elem(m), &plan);
-    size_t per_part = plan.elem == MODEL_ELEM_F32 ? n : SCORE_CANDIDATES(n);
-    struct score_hit *scratch = arena_alloc(q->arena, plan.parts * per_part * sizeof(*scratch));
+    struct score_hit *scratch = arena_alloc(q->arena, (size_t)plan.parts * n * sizeof(*scratch));
     if (scratch == NULL)
-        return err_set(e, -ENOMEM, "out of memory for %zu candidates", plan.parts * per_part);
+        return err_set(e, -ENOMEM, "out of memory for %zu hits", (size_t)plan.parts * n);
     if (plan.elem == MODEL_ELEM_F32)
         *count = score_topn_split(&plan.scan, n, filter_keep, f, plan.parts, scratch, hits);
     else

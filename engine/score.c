@@ -120,20 +120,77 @@ static void sort_best_first(struct score_hit *h, uint32_t n)
     }
 }
 
+/* The largest float at most @score - @bound: rounding the difference to
+ * nearest could move the threshold above it, and let a row through the
+ * kernels' test that the proof says cannot enter. */
+static float threshold_below(float score, double bound)
+{
+    double t = (double)score - bound;
+    float f = (float)t;
+    return (double)f > t ? nextafterf(f, -INFINITY) : f;
+}
+
+/* Bytes of an f32 row prefetched when it is offered for exact scoring:
+ * enough to start the misses of a short row at once; a long one streams
+ * the rest. */
+#define PENDING_PREFETCH_BYTES 512
+
+/* Row @index, offered by an approximate score, to be scored exactly
+ * (score.h: score_topn_reduced). A row the kernel passes over has an
+ * approximate score at most the threshold, so an exact one below the
+ * root's; the threshold lags while rows wait, which only lets more
+ * through. */
+static void offer_exact(struct score_best *b, uint32_t index)
+{
+    const char *row = (const char *)(b->exact->matrix + (size_t)index * b->exact->stride);
+    size_t bytes = (size_t)b->exact->stride * sizeof(float);
+    for (size_t k = 0; k < bytes && k < PENDING_PREFETCH_BYTES; k += 64)
+        __builtin_prefetch(row + k);
+    b->pending[b->pending_count++] = index;
+    if (b->pending_count == SCORE_PENDING)
+        score_best_flush(b);
+}
+
+/* Keeps @hit, which beats the root or finds room, if the filter accepts
+ * it; returns whether the heap is then full, its root the new worst. */
+static int keep_hit(struct score_best *b, struct score_hit hit)
+{
+    if (b->keep != NULL && !b->keep(b->filter_ctx, hit.index))
+        return 0;
+    if (b->count < b->n) {
+        sift_up(b->heap, b->count++, hit);
+        return b->count == b->n;
+    }
+    replace_root(b->heap, b->n, hit);
+    return 1;
+}
+
+static void keep_exact(struct score_best *b, uint32_t index)
+{
+    struct score_hit hit = {index, score_row(b->exact, index)};
+    if ((b->count < b->n || worse(b->heap[0], hit)) && keep_hit(b, hit))
+        b->threshold = threshold_below(b->heap[0].score, b->bound);
+}
+
+void score_best_flush(struct score_best *b)
+{
+    b->rescored += b->pending_count;
+    for (uint32_t i = 0; i < b->pending_count; i++)
+        keep_exact(b, b->pending[i]);
+    b->pending_count = 0;
+}
+
 void score_best_offer(struct score_best *b, uint32_t index, float score)
 {
     index += b->base;
-    if (score <= b->threshold || (b->keep != NULL && !b->keep(b->filter_ctx, index)))
+    if (score <= b->threshold)
         return;
-    struct score_hit hit = {index, score};
-    if (b->count < b->n) {
-        sift_up(b->heap, b->count++, hit);
-        if (b->count < b->n)
-            return;
-    } else {
-        replace_root(b->heap, b->n, hit);
+    if (b->exact != NULL) {
+        offer_exact(b, index);
+        return;
     }
-    b->threshold = b->heap[0].score;
+    if (keep_hit(b, (struct score_hit){index, score}))
+        b->threshold = b->heap[0].score;
 }
 
 void score_best_push(struct score_best *b, struct score_hit hit)
@@ -395,11 +452,11 @@ uint32_t score_topn_split(const struct score_scan *s, uint32_t n, score_filter_f
                                           .keep = keep,
                                           .filter_ctx = filter_ctx};
     split_run(scan_part, &job, parts);
-    return score_best_merge(job.part, parts, n, out);
+    return score_select_merge(job.part, parts, n, out);
 }
 
-uint32_t score_best_merge(const struct score_best *parts, unsigned count, uint32_t n,
-                          struct score_hit *out)
+uint32_t score_select_merge(const struct score_best *parts, unsigned count, uint32_t n,
+                            struct score_hit *out)
 {
     struct score_best best = {.heap = out, .n = n};
     for (unsigned p = 0; p < count; p++)

@@ -43,6 +43,11 @@
  * index order. */
 void score_best_offer(struct score_best *b, uint32_t index, float score);
 
+/* score_best_flush - score and keep the rows offered for exact scoring
+ * that still wait (struct score_best.pending): at the end of a scan, and
+ * whenever SCORE_PENDING wait. */
+void score_best_flush(struct score_best *b);
+
 /* score_best_offer_block - offer rows @first + i for each bit i set in
  * @mask, lowest first, with scores @scores[i]. */
 void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
@@ -55,11 +60,6 @@ void score_best_push(struct score_best *b, struct score_hit hit);
 
 /* score_best_finish - sort the kept rows best first; returns their count. */
 uint32_t score_best_finish(struct score_best *b);
-
-/* score_best_merge - the best @n of the rows @count parts kept, sorted
- * best first into @out (@n entries); returns how many. */
-uint32_t score_best_merge(const struct score_best *parts, unsigned count, uint32_t n,
-                          struct score_hit *out);
 
 /* score_part_range - rows [*first, *first + *count) are part @part of
  * @rows rows cut into @parts contiguous parts of near-equal size. */

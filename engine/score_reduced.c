@@ -1,7 +1,8 @@
 /*
- * score_reduced: the scan of a reduced-precision copy, the proof that its
- * candidates hold the exact top-N (score_select_*, which BatchRecommend
- * also runs on sgemm's scores), and the portable reduced kernels.
+ * score_reduced: the scan of a reduced-precision copy, the selection that
+ * keeps rows by exact score while they are offered by approximate ones
+ * (score_select_*, which BatchRecommend also runs on sgemm's scores), and
+ * the portable reduced kernels.
  *
  * The bound. For query u and item i (v_i its f32 row, w_i the real vector
  * its reduced row stands for, û the rounded query the kernel multiplies):
@@ -19,7 +20,20 @@
  * widened by 2^-20 of itself, which dwarfs the double rounding.
  *
  * Nothing here trusts how the copy was made: the bound uses measured
- * distances, so a poor copy costs fallbacks, never a wrong answer.
+ * distances, so a poor copy costs rows scored exactly, never a wrong
+ * answer.
+ *
+ * Why rows are scored as they are offered, not kept as candidates and
+ * scored at the end: a fixed number of candidates (4n + 16, before) holds
+ * the answer only when the scores below the n-th are spread wider than B.
+ * Trained factors are not: clusters of near-identical items, and the demo
+ * model's planted topics, put hundreds of rows within B of the n-th score,
+ * and then the proof failed and the query scanned the f32 matrix in full
+ * after the reduced one (the int8 scan of the demo 10^6 x 64 model took
+ * 2.5 times as long as f32's). Scoring exactly every row whose reduced
+ * score comes within B of the n-th exact score so far needs no proof
+ * after the scan, costs one f32 row per such row, and keeps a heap of n,
+ * not 4n + 16.
  */
 #include <assert.h>
 #include <math.h>
@@ -124,7 +138,7 @@ static double bound(const struct score_reduced *r, const struct rounded *q, uint
 
 /* ---- the scan ------------------------------------------------------------ */
 
-/* A reduced scan, split or not: each part keeps its own candidates. */
+/* A reduced scan, split or not: each part keeps its own best n. */
 struct reduced_split {
     const struct score_qscan *q;
     score_qscan_fn scan; /* read once, so every part uses one kernel */
@@ -144,18 +158,22 @@ static void scan_part(void *arg, unsigned part)
         sub.row_scale += b->base;
     if (sub.rows > 0)
         job->scan(&sub, b);
+    score_best_flush(b);
 }
 
 /* ---- the proof -------------------------------------------------------------- */
 
 void score_select_init(struct score_best *b, uint32_t n, score_filter_fn keep,
-                       const void *filter_ctx, struct score_hit *scratch)
+                       const void *filter_ctx, struct score_hit *scratch,
+                       const struct score_scan *exact, double bound)
 {
     *b = (struct score_best){.heap = scratch,
-                             .n = SCORE_CANDIDATES(n),
+                             .n = n,
                              .threshold = -INFINITY,
                              .keep = keep,
-                             .filter_ctx = filter_ctx};
+                             .filter_ctx = filter_ctx,
+                             .exact = exact,
+                             .bound = bound};
 }
 
 /* Whether any of SCORE_LANES scores at @s beats @threshold: branch free,
@@ -184,25 +202,7 @@ void score_select_block(struct score_best *b, uint32_t first, const float *score
     for (; i < count; i++)
         if (scores[i] > b->threshold)
             score_best_offer(b, first + i, scores[i]);
-}
-
-/* Each part either kept every row its filter passed, or dropped only rows
- * whose approximate scores are at most its worst candidate's; those cannot
- * reach the n-th best exact score when that is more than @bound above it. */
-int score_select_exact(const struct score_scan *s, const struct score_best *parts, unsigned count,
-                       uint32_t n, double bound, struct score_hit *out)
-{
-    struct score_best best = {.heap = out, .n = n};
-    for (unsigned p = 0; p < count; p++)
-        for (uint32_t i = 0; i < parts[p].count; i++) {
-            uint32_t index = parts[p].heap[i].index;
-            score_best_push(&best, (struct score_hit){index, score_row(s, index)});
-        }
-    for (unsigned p = 0; p < count && best.count == n; p++)
-        if (parts[p].count == parts[p].n &&
-            (double)parts[p].threshold + bound >= (double)best.heap[0].score)
-            return -1;
-    return (int)score_best_finish(&best);
+    score_best_flush(b);
 }
 
 double score_float_bound(const struct score_scan *s, double max_norm)
@@ -217,13 +217,13 @@ double score_float_bound(const struct score_scan *s, double max_norm)
 
 uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduced *r, uint32_t n,
                             score_filter_fn keep, const void *filter_ctx, unsigned parts,
-                            struct score_hit *scratch, struct score_hit *out, int *fallback)
+                            struct score_hit *scratch, struct score_hit *out, uint32_t *rescored)
 {
     assert(s->row_scale == NULL && s->stride <= SCORE_STRIDE_MAX);
     assert(r->elem == SCORE_ELEM_BF16 || r->elem == SCORE_ELEM_INT8);
     assert(parts >= 1 && parts <= SPLIT_PARTS_MAX);
-    if (fallback != NULL)
-        *fallback = 0;
+    if (rescored != NULL)
+        *rescored = 0;
     if (n == 0)
         return 0;
     /* Per thread, not on the stack: 60 KiB is more than a small thread
@@ -242,17 +242,13 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
                                 .scan = score_qscan_kernel(r->elem),
                                 .elem_bytes = score_elem_bytes(r->elem),
                                 .parts = parts};
+    double b = bound(r, &q, s->stride);
     for (unsigned p = 0; p < parts; p++)
-        score_select_init(&job.part[p], n, keep, filter_ctx,
-                          scratch + (size_t)p * SCORE_CANDIDATES(n));
+        score_select_init(&job.part[p], n, keep, filter_ctx, scratch + (size_t)p * n, s, b);
     split_run(scan_part, &job, parts);
-
-    int found = score_select_exact(s, job.part, parts, n, bound(r, &q, s->stride), out);
-    if (found >= 0)
-        return (uint32_t)found;
-    if (fallback != NULL)
-        *fallback = 1;
-    return score_topn_split(s, n, keep, filter_ctx, parts, scratch, out);
+    for (unsigned p = 0; p < parts && rescored != NULL; p++)
+        *rescored += job.part[p].rescored;
+    return score_select_merge(job.part, parts, n, out);
 }
 
 /* ---- portable kernels ---------------------------------------------------- */

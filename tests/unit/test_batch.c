@@ -131,9 +131,9 @@ static void test_integer_factors_with_ties(void)
 }
 
 /* Three item vectors: each user's N-th best score is shared by some 600
- * rows, more than the SCORE_CANDIDATES(N) a selection keeps, and which of
- * them sgemm ranks first need not be the lowest indices; no proof holds,
- * and those users must be scanned alone to get Recommend's tie order. */
+ * rows, whose sgemm scores may differ in their last bits, so sgemm need not
+ * rank the lowest indices first: the exact scores and the index order must
+ * decide, as in Recommend. */
 static void test_ties_beyond_candidates(void)
 {
     rng_state = 15;
