@@ -29,6 +29,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <string.h>
 
 #define TARGET __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -89,21 +90,36 @@ TARGET INLINE __m512 row_lanes(const float *row, const float *query, uint32_t bl
     return acc;
 }
 
-/* The network: the 16 rows' partial sums in @acc folded to one register,
- * row r's dot product at position r. */
-TARGET INLINE __m512 fold16(const __m512 *acc, int integer)
+/* The network: 16 rows' partial sums folded to one register, row r's dot
+ * product at position r. @v holds the rows @packed to a register (1, 2 or
+ * 4), 16 / @packed registers: one row per register (its 16 lanes), or the
+ * registers level 1 or level 2 leaves (2 rows of 8 sums, 4 rows of 4 in
+ * quarters), which is what one load of 2 or 4 short int8 rows, multiplied
+ * by as many copies of the query, gives. @packed is a constant wherever
+ * this is inlined. */
+TARGET INLINE __m512 fold_packed(const __m512 *v, unsigned packed, int integer)
 {
     __m512 t[ROWS / 2], u[ROWS / 4];
 #pragma GCC unroll 8
-    for (uint32_t m = 0; m < ROWS / 2; m++)
-        t[m] = fold8(acc[2 * m], acc[2 * m + 1], integer);
+    for (uint32_t m = 0; m < ROWS / 2 && packed == 1; m++)
+        t[m] = fold8(v[2 * m], v[2 * m + 1], integer);
 #pragma GCC unroll 4
-    for (uint32_t g = 0; g < ROWS / 4; g++)
-        u[g] = fold4(t[2 * g], t[2 * g + 1], integer);
+    for (uint32_t g = 0; g < ROWS / 4 && packed <= 2; g++)
+        u[g] = fold4(packed == 1 ? t[2 * g] : v[2 * g], packed == 1 ? t[2 * g + 1] : v[2 * g + 1],
+                     integer);
+#pragma GCC unroll 4
+    for (uint32_t g = 0; g < ROWS / 4 && packed == 4; g++)
+        u[g] = v[g];
     /* The network leaves row q + 4e at position 4q + e. */
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     return _mm512_permutexvar_ps(
         order, fold1(fold2(u[0], u[1], integer), fold2(u[2], u[3], integer), integer));
+}
+
+/* The network on one row per register. */
+TARGET INLINE __m512 fold16(const __m512 *acc, int integer)
+{
+    return fold_packed(acc, 1, integer);
 }
 
 /* The dot products with @query of the rows at @rows + r * @stride, r = 0 ..
@@ -263,34 +279,43 @@ TARGET_VNNI INLINE __m512i int8_block(const struct score_qscan *q, uint32_t firs
     return _mm512_castps_si512(fold16(acc, 1));
 }
 
-/* int8_block for 16 whole rows of one vector each (stride 64): the rows
- * are consecutive, so one pointer reaches all of them and the 16 products
- * stay in registers, with no loop to run per row. */
-TARGET_VNNI INLINE __m512i int8_block64(const struct score_qscan *q, uint32_t first)
+/* int8_block for 16 rows of a stride of 16, 32 or 64 bytes: @packed = 64
+ * / stride rows per vector. The rows are consecutive, so one pointer
+ * reaches all of them, one load takes @packed rows, and the products stay
+ * in registers, with no loop to run per row. @query holds @packed copies
+ * of the query; the network starts at the level its layout matches. */
+TARGET_VNNI INLINE __m512i int8_block_packed(const struct score_qscan *q, uint32_t first,
+                                             __m512i query, unsigned packed)
 {
-    const int8_t *row = (const int8_t *)q->matrix + (size_t)first * 64;
-    const __m512i flip = _mm512_set1_epi8((char)0x80), query = _mm512_loadu_si512(q->query_i8);
+    const int8_t *row = (const int8_t *)q->matrix + (size_t)first * q->stride;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
     _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
     _mm_prefetch((const char *)row + PREFETCH_BYTES + 512, _MM_HINT_T0);
     __m512 acc[ROWS];
 #pragma GCC unroll 16
-    for (uint32_t r = 0; r < ROWS; r++)
+    for (uint32_t r = 0; r < ROWS / packed; r++)
         acc[r] = _mm512_castsi512_ps(
             _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                 _mm512_xor_si512(_mm512_loadu_si512(row + 64 * r), flip), query));
-    return _mm512_castps_si512(fold16(acc, 1));
+    return _mm512_castps_si512(fold_packed(acc, packed, 1));
 }
 
+/* @packed: 64 / stride for a stride of 16, 32 or 64 bytes, else 0 (every
+ * block by int8_block). */
 TARGET_VNNI INLINE void int8_scan(const struct score_qscan *q, struct score_best *b,
-                                  struct row_shape sh)
+                                  struct row_shape sh, unsigned packed)
 {
     const __m512i offset = _mm512_set1_epi32(128 * q->query_sum);
     const __m512 qscale = _mm512_set1_ps(q->query_scale);
-    int whole = sh.chunks == 1 && sh.tail == 0;
+    /* The query once per row a vector holds. */
+    _Alignas(64) int8_t copies[64] = {0};
+    for (unsigned c = 0; c < packed; c++)
+        memcpy(copies + c * q->stride, q->query_i8, q->stride);
+    const __m512i query = _mm512_load_si512(copies);
     for (uint32_t first = 0; first < q->rows; first += ROWS) {
         uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
-        __m512i block =
-            whole && count == ROWS ? int8_block64(q, first) : int8_block(q, first, count, sh);
+        __m512i block = packed && count == ROWS ? int8_block_packed(q, first, query, packed)
+                                                : int8_block(q, first, count, sh);
         __m512i dots = _mm512_sub_epi32(block, offset);
         __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), q->row_scale + first);
         offer_above(b, first, count,
@@ -298,17 +323,29 @@ TARGET_VNNI INLINE void int8_scan(const struct score_qscan *q, struct score_best
     }
 }
 
+/* Each common stride gets its own copy of the scan, its row shape and
+ * packing constants: a stride of 64 bytes (dimensions 49-64) scanned 1.7
+ * times as fast that way as through the general loop, at 10^4 x 64 where
+ * the copy is in the caches (14 us against 24 us a query, same run). */
 TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b)
 {
     struct row_shape sh = row_shape(q->stride);
-    if (sh.chunks == 1 && sh.tail == 0)
-        int8_scan(q, b, (struct row_shape){1, 0});
-    else if (sh.chunks == 0)
-        int8_scan(q, b, (struct row_shape){0, sh.tail});
-    else if (sh.chunks == 2 && sh.tail == 0)
-        int8_scan(q, b, (struct row_shape){2, 0});
-    else
-        int8_scan(q, b, sh);
+    switch (q->stride) {
+    case 16:
+        int8_scan(q, b, (struct row_shape){0, sh.tail}, 4);
+        break;
+    case 32:
+        int8_scan(q, b, (struct row_shape){0, sh.tail}, 2);
+        break;
+    case 64:
+        int8_scan(q, b, (struct row_shape){1, 0}, 1);
+        break;
+    case 128:
+        int8_scan(q, b, (struct row_shape){2, 0}, 0);
+        break;
+    default:
+        int8_scan(q, b, sh, 0);
+    }
 }
 
 #endif
