@@ -130,11 +130,6 @@ static float threshold_below(float score, double bound)
     return (double)f > t ? nextafterf(f, -INFINITY) : f;
 }
 
-/* Bytes of an f32 row prefetched when it is offered for exact scoring:
- * enough to start the misses of a short row at once; a long one streams
- * the rest. */
-#define PENDING_PREFETCH_BYTES 512
-
 /* Row @index, offered by an approximate score, to be scored exactly
  * (score.h: score_topn_reduced). A row the kernel passes over has an
  * approximate score at most the threshold, so an exact one below the
@@ -142,10 +137,6 @@ static float threshold_below(float score, double bound)
  * through. */
 static void offer_exact(struct score_best *b, uint32_t index)
 {
-    const char *row = (const char *)(b->exact->matrix + (size_t)index * b->exact->stride);
-    size_t bytes = (size_t)b->exact->stride * sizeof(float);
-    for (size_t k = 0; k < bytes && k < PENDING_PREFETCH_BYTES; k += 64)
-        __builtin_prefetch(row + k);
     b->pending[b->pending_count++] = index;
     if (b->pending_count == SCORE_PENDING)
         score_best_flush(b);
