@@ -77,11 +77,7 @@ int recommend_personalized(const struct query *q, const struct recommend_plan *p
     struct score_hit *scratch = arena_alloc(q->arena, (size_t)plan.parts * n * sizeof(*scratch));
     if (scratch == NULL)
         return err_set(e, -ENOMEM, "out of memory for %zu hits", (size_t)plan.parts * n);
-    if (plan.elem == MODEL_ELEM_F32)
-        *count = score_topn_split(&plan.scan, n, filter_keep, f, plan.parts, scratch, hits);
-    else
-        *count = score_topn_reduced(&plan.scan, &plan.reduced, n, filter_keep, f, plan.parts,
-                                    scratch, hits, NULL);
+    *count = scan_topn(&plan, n, filter_keep, f, scratch, hits);
     return 0;
 }
 

@@ -6,11 +6,13 @@
  * counter, and a worker blocked in its completion queue, outside any
  * section, holds no grace period back) plus one load of r->current. One
  * watcher thread does everything else: it waits on inotify and an eventfd,
- * opens and validates new files, publishes snapshots and reclaims old ones.
- * It is the only writer of r->current, so publishing takes no lock, and it
- * reads the snapshots it owns outside RCU, so it is not a registered reader.
- * It also guards the served file (an inode watch and a lease, below) and
- * is the one thread the lease-break signal is directed at.
+ * opens and validates new files, times their scans (scan_probe: the model
+ * records the copy to scan before any call can see it), publishes
+ * snapshots and reclaims old ones. It is the only writer of r->current, so
+ * publishing takes no lock, and it reads the snapshots it owns outside
+ * RCU, so it is not a registered reader. It also guards the served file
+ * (an inode watch and a lease, below) and is the one thread the
+ * lease-break signal is directed at.
  *
  * Publishing a snapshot:
  *
@@ -129,6 +131,7 @@
 #include <urcu.h>
 
 #include "base/log.h"
+#include "engine/scan.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define RELOAD_TSAN 1
@@ -318,6 +321,22 @@ static void log_loaded(const struct model *m, int64_t load_ms)
              mi->path, mi->version, mi->user_count, mi->item_count, mi->dim, mi->checksum, load_ms);
 }
 
+/* log_probed - what scan_probe() measured of @m, in @probe_ms: one figure
+ * per copy timed, then the copy chosen. */
+static void log_probed(const struct model *m, int64_t probe_ms)
+{
+    const struct model_scan *s = model_scan(m);
+    char times[3 * 32] = "";
+    size_t used = 0;
+    for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
+        if (s->query_seconds[elem] > 0)
+            used += (size_t)snprintf(times + used, sizeof(times) - used, "%s%s %.3g ms",
+                                     used > 0 ? ", " : "", model_elem_names[elem],
+                                     s->query_seconds[elem] * 1e3);
+    log_info("scan probe: %s per query (%u %s, %u rounds, %" PRId64 " ms): %s", times, s->queries,
+             s->from_user ? "users" : "items", s->rounds, probe_ms, model_elem_names[s->elem]);
+}
+
 static void log_refused(const struct reload *r, const char *problem)
 {
     if (r->snap->model != NULL)
@@ -490,9 +509,9 @@ static void load(struct reload *r)
     struct snapshot *next = NULL;
     struct model *m;
     struct err e = {0};
-    int64_t start, load_ms;
+    int64_t start, load_ms, probe_ms;
     const char *why;
-    int rc, fd = file_open(r->path, &id);
+    int probed, rc, fd = file_open(r->path, &id);
     if (fd >= 0 && r->snap->model != NULL && same_file(&id, &r->served)) {
         close(fd);
         /* An attempt all the same: whoever sent SIGHUP sees it counted. */
@@ -525,6 +544,12 @@ static void load(struct reload *r)
         next = NULL;
         goto out;
     }
+    /* Before publishing: a serving thread never probes, nor sees a model
+     * whose copy is still to be chosen. And before spoiled(), which then
+     * covers the file during the probe too. */
+    start = now_ms();
+    probed = scan_probe(m);
+    probe_ms = now_ms() - start;
     why = spoiled(r, &pending, &id);
     if (why != NULL) {
         log_warn("not serving model file %s: it %s", r->path, why);
@@ -534,6 +559,8 @@ static void load(struct reload *r)
     serve(r, next, m, &pending, &id);
     next = NULL;
     log_loaded(m, load_ms);
+    if (probed)
+        log_probed(m, probe_ms);
 out:
     free(next);
     guard_drop(r, &pending, &r->guard);

@@ -2,10 +2,17 @@
  * scan: which copy of the item matrix Recommend scans.
  *
  * A model file may hold reduced-precision copies of its item matrix (bf16,
- * int8) besides the f32 one. Reading fewer bytes makes the scan faster,
- * and the results do not depend on the copy (score_topn_reduced re-ranks
- * exactly), so by default the smallest copy present is scanned. The choice
- * is process-wide, made once at start (--scan), like the kernel's.
+ * int8) besides the f32 one. The results do not depend on the copy
+ * (score_topn_reduced re-ranks exactly); only the speed does, and that
+ * depends on the catalog's size, the kernel, the machine and what else it
+ * runs: a reduced copy reads fewer bytes but scores in f32 the rows that
+ * may reach the top, which on a small catalog costs more than it saves.
+ * So under the preference "auto" the copy is chosen by measurement, per
+ * model: scan_probe() times each copy the model holds when the reloader
+ * loads it, before the model is published, and records the fastest in the
+ * model (model_set_scan), where every later scan_elem() reads it. An
+ * explicit preference (--scan) skips the timing. The preference is
+ * process-wide, set once at start, like the kernel's.
  */
 #pragma once
 
@@ -14,35 +21,53 @@
 #include "model/model.h"
 
 /* scan_select - make @name the preferred copy: "auto", "f32", "bf16" or
- * "int8". "auto" takes the smallest copy the model holds whose scan beats
- * f32: with a kernel that scans it with SIMD (not the portable one), and
- * on a catalog of at least SCAN_REDUCED_BYTES of f32 rows. A model without
- * the preferred copy is scanned as "auto" picks. Without a call: "auto".
- * Returns 0, or ERR_INVALID for another name (text in @e, may be NULL). */
+ * "int8". "auto" scans the copy scan_probe() found fastest. A model
+ * without the preferred copy is probed and scanned as under "auto".
+ * Without a call: "auto". Returns 0, or ERR_INVALID for another name (text
+ * in @e, may be NULL). */
 int scan_select(const char *name, struct err *e);
 
 /* scan_preference - "auto", "f32", "bf16" or "int8". Static string. */
 const char *scan_preference(void);
 
-/* scan_elem - the copy of @m a scan reads under the current preference. */
+/* scan_elem - the copy of @m a scan reads: the preferred copy when the
+ * preference names one @m holds; else the copy scan_probe() recorded in
+ * @m; else, for a model never probed (opened without the reloader, as the
+ * unit tests do, or holding no reduced copy), f32. */
 enum model_elem scan_elem(const struct model *m);
 
-/* Measured with bench/score (README, Performance), top-100, AVX-512:
+/* Reduced copies must be faster than f32 by this fraction to be chosen;
+ * why 5%: scan.c. */
+#define SCAN_PROBE_MARGIN 0.05
+
+/* scan_choose - the copy to scan, given each copy's time per query in
+ * @query_seconds (indexed by enum model_elem; <= 0 for a copy not timed,
+ * such as one the model lacks): the fastest copy timed, a reduced one only
+ * if it takes less than 1 - SCAN_PROBE_MARGIN of f32's time. f32 when f32
+ * itself was not timed. A pure function: the rule scan_probe() applies. */
+enum model_elem scan_choose(const double query_seconds[MODEL_ELEM_COUNT]);
+
+/* scan_probe - time Recommend's scan of each copy @m holds and record the
+ * fastest in @m (model_set_scan), unless there is nothing to choose: the
+ * preference names a copy @m holds, or @m holds no reduced copy; then
+ * nothing is timed or recorded and scan_elem() needs no timing.
  *
- * Bytes of f32 item matrix from which "auto" scans a reduced copy. Below
- * it the fixed cost of the exact re-rank (a 4N+16 candidate heap, then
- * that many exact dot products) outweighs the bytes saved: int8 broke even
- * with f32 at 10 MB and was 1.4x faster at 20 MB.
- *
- * Bytes scanned from which a scan is split over the helpers (split.h).
+ * Call it on a model no other thread can see yet (model_set_scan). It
+ * scans each copy a few times per round, for at least three rounds, while
+ * serving threads may run: 200-270 ms on a 10^6 x 64 catalog; on a larger
+ * one, fewer rounds rather than past a second (scan.c). Allocates
+ * nothing. Returns 1 if it timed and recorded, else 0. */
+int scan_probe(struct model *m);
+
+/* Bytes scanned from which a scan is split over the helpers (split.h).
+ * Measured with bench/score (README, Performance), top-100, AVX-512.
  * Below it, handing a part to another thread costs more than it saves,
  * and on a busy machine the helper may not run at once while the worker
  * waits for its part. On an idle machine, split in two: 5 MB took twice as
  * long, 20 MB as long, 51 MB a fifth less; with other processes busy on
  * the second core, 25.6 MB took 40% longer, while 256 MB still took 17%
  * less and 512 MB 23% less. */
-#define SCAN_REDUCED_BYTES (16u << 20)
-#define SCAN_SPLIT_BYTES   (64u << 20)
+#define SCAN_SPLIT_BYTES (64u << 20)
 
 /* scan_split_from - split scans of at least @bytes (--scan-split-bytes);
  * SCAN_SPLIT_BYTES until called. The best value depends on the machine. */
@@ -69,3 +94,11 @@ struct scan_plan {
  * the copy the preference picks, MODEL_ELEM_F32 for the exact matrix. */
 void scan_plan(const struct model *m, const float *query, enum model_elem elem,
                struct scan_plan *out);
+
+/* scan_topn - the @n best rows for @p's query that @keep accepts (NULL:
+ * every row), read from @p's copy in p->parts parts: score_topn_split for
+ * f32, score_topn_reduced for a reduced copy, with their result. @keep must
+ * be safe to call from several threads at once. @scratch: p->parts * @n
+ * entries; @out: @n entries. Returns the number of rows in @out. */
+uint32_t scan_topn(const struct scan_plan *p, uint32_t n, score_filter_fn keep,
+                   const void *filter_ctx, struct score_hit *scratch, struct score_hit *out);

@@ -224,7 +224,6 @@ struct reduced_kernel {
     const char *name;
     int (*supported)(void); /* NULL: runs wherever its kernel does */
     score_qscan_fn scan;
-    int pays; /* faster than the f32 scan (score_reduced_pays) */
 };
 
 /* A kernel the process may use. Best first: "auto" takes the first one the
@@ -268,21 +267,21 @@ static const struct kernel kernels[] = {
      "AVX-512F",
      has_avx512,
      score_scan_avx512,
-     {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512, 1},
-      [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512, 1}}},
+     {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512},
+      [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512}}},
     {"avx2",
      "AVX2",
      has_avx2,
      score_scan_avx2,
-     {[SCORE_ELEM_BF16] = {"avx2", NULL, score_qscan_bf16_avx2, 1},
-      [SCORE_ELEM_INT8] = {"avx2", NULL, score_qscan_int8_avx2, 1}}},
+     {[SCORE_ELEM_BF16] = {"avx2", NULL, score_qscan_bf16_avx2},
+      [SCORE_ELEM_INT8] = {"avx2", NULL, score_qscan_int8_avx2}}},
 #endif
     {"portable",
      NULL,
      NULL,
      scan_portable,
-     {[SCORE_ELEM_BF16] = {"portable", NULL, score_qscan_bf16_portable, 0},
-      [SCORE_ELEM_INT8] = {"portable", NULL, score_qscan_int8_portable, 0}}},
+     {[SCORE_ELEM_BF16] = {"portable", NULL, score_qscan_bf16_portable},
+      [SCORE_ELEM_INT8] = {"portable", NULL, score_qscan_int8_portable}}},
 };
 
 #define KERNEL_COUNT (sizeof(kernels) / sizeof(kernels[0]))
@@ -368,11 +367,6 @@ static const struct reduced_kernel *reduced_kernel(enum score_elem elem)
 const char *score_reduced_kernel_name(enum score_elem elem)
 {
     return reduced_kernel(elem)->name;
-}
-
-int score_reduced_pays(enum score_elem elem)
-{
-    return reduced_kernel(elem)->pays;
 }
 
 score_qscan_fn score_qscan_kernel(enum score_elem elem)

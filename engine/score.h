@@ -229,9 +229,3 @@ const char *score_kernel_name(void);
  * and AVX512BW; without them the avx512 kernel scans those with "avx2").
  * Static string. */
 const char *score_reduced_kernel_name(enum score_elem elem);
-
-/* score_reduced_pays - whether scanning @elem copies beats scanning f32
- * under the current kernel. The portable kernel's reduced scans are plain
- * C that compilers do not vectorise well: reading fewer bytes does not pay
- * for widening each element there (bench/score). */
-int score_reduced_pays(enum score_elem elem);

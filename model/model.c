@@ -91,6 +91,8 @@ struct model {
     float *inv_norms; /* heap, item_count */
     /* [MODEL_ELEM_F32] always; a reduced copy's rows are NULL when absent. */
     struct model_item_copy copies[MODEL_ELEM_COUNT];
+    struct model_scan scan; /* valid when has_scan */
+    int has_scan;
     struct cat_entry *cats_sorted; /* heap, category_count, by name */
     struct model_info info;
     char *path;
@@ -1075,6 +1077,18 @@ const struct model_item_copy *model_item_copy(const struct model *m, enum model_
 {
     assert(elem < MODEL_ELEM_COUNT);
     return m->copies[elem].rows != NULL ? &m->copies[elem] : NULL;
+}
+
+void model_set_scan(struct model *m, const struct model_scan *s)
+{
+    assert(!m->has_scan && s->elem < MODEL_ELEM_COUNT && m->copies[s->elem].rows != NULL);
+    m->scan = *s;
+    m->has_scan = 1;
+}
+
+const struct model_scan *model_scan(const struct model *m)
+{
+    return m->has_scan ? &m->scan : NULL;
 }
 
 const struct model_item_attr *model_item_attrs(const struct model *m)

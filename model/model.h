@@ -139,6 +139,32 @@ struct model_item_copy {
  * none of that type. The f32 copy always exists. */
 const struct model_item_copy *model_item_copy(const struct model *m, enum model_elem elem);
 
+/* ---- the scan's choice ------------------------------------------------ */
+
+/* Which copy of the item matrix the engine scans this model with, and the
+ * timings it chose by (engine/scan.h). Not from the file: the engine times
+ * the copies on this machine when it loads the model. */
+struct model_scan {
+    enum model_elem elem; /* the copy scans read; the model holds it */
+    /* Seconds per query by copy, a round's best; 0 for a copy not timed. */
+    double query_seconds[MODEL_ELEM_COUNT];
+    unsigned queries;   /* query rows timed per copy and round */
+    unsigned rounds;    /* rounds timed */
+    unsigned from_user; /* 1: the queries were user rows; 0: item rows (no users) */
+};
+
+/* model_set_scan - record @s (copied) as @m's scan choice. The one change
+ * made to a model after model_open, and only by the thread that opened it,
+ * before @m is shared: whatever then hands @m to other threads (the
+ * reloader's release store) publishes it with the rest of the model, and
+ * from then on it is as immutable as the file's contents. Call it at most
+ * once. */
+void model_set_scan(struct model *m, const struct model_scan *s);
+
+/* model_scan - what model_set_scan recorded; NULL if it was never called
+ * (a model opened without the reloader, or not timed: scan.h). */
+const struct model_scan *model_scan(const struct model *m);
+
 /* Catalog attributes, indexed by item. */
 const struct model_item_attr *model_item_attrs(const struct model *m);
 

@@ -220,8 +220,8 @@ static const struct option options[] = {
      .env = "RECSYS_SCAN",
      .def = "auto",
      .metavar = "COPY",
-     .help = "item matrix copy Recommend scans: auto (the smallest the model holds that "
-             "the kernel scans faster than f32), f32, bf16 or int8; results are exact whichever",
+     .help = "item matrix copy Recommend scans: auto (the copy the model holds that scans "
+             "fastest, timed at each load), f32, bf16 or int8; results are exact whichever",
      .parse = parse_string,
      FIELD(scan)},
     /* Checked against the pool's limit by split_start at start. */

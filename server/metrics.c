@@ -398,6 +398,23 @@ int metrics_write_process(FILE *out)
 
 /* ---- the model served and its loads --------------------------------------- */
 
+/* The probe's time per query of each copy timed, when the model was
+ * probed (--scan auto, and a reduced copy to choose from: scan.h). */
+static void write_scan_probe(const struct model *m, FILE *out)
+{
+    const struct model_scan *s = model_scan(m);
+    if (s == NULL)
+        return;
+    fputs("# HELP recsys_scan_probe_seconds Seconds per Recommend scan of each copy of the item "
+          "matrix, timed when the model served was loaded; the fastest is scanned.\n"
+          "# TYPE recsys_scan_probe_seconds gauge\n",
+          out);
+    for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
+        if (s->query_seconds[elem] > 0)
+            fprintf(out, "recsys_scan_probe_seconds{copy=\"%s\"} %.17g\n", model_elem_names[elem],
+                    s->query_seconds[elem]);
+}
+
 static void write_model(const struct model *m, FILE *out)
 {
     const struct model_info *mi = model_info(m);
@@ -410,6 +427,7 @@ static void write_model(const struct model *m, FILE *out)
     metrics_label(out, mi->checksum);
     fprintf(out, ",element_type=\"%s\",scan=\"%s\",kernel=\"%s\"} 1\n",
             model_elem_names[mi->elem_type], model_elem_names[scan_elem(m)], score_kernel_name());
+    write_scan_probe(m, out);
     metrics_series(out, "recsys_model_items", "gauge", "Items in the model served.",
                    (double)mi->item_count);
     metrics_series(out, "recsys_model_users", "gauge", "Users in the model served.",

@@ -186,6 +186,9 @@ class MetricsTest(ServedModelTest):
         header = fixtures.read_model(self.ds.path)
         self.assertEqual(labels["checksum"], "%016x" % header["checksum"])
         self.assertEqual(labels["element_type"], "f32")
+        # No reduced copy: nothing to choose, so no probe and no figures.
+        self.assertEqual(labels["scan"], "f32")
+        self.assertEqual(m.select("recsys_scan_probe_seconds"), [])
         self.assertEqual(m.value("recsys_model_created_timestamp_seconds"), header["created_at"])
         self.assertEqual(m.value("recsys_model_loads_total"), 1)
         self.assertEqual(m.value("recsys_model_load_failures_total"), 0)

@@ -2,10 +2,15 @@
 daemon: whatever --scan reads (f32, bf16, int8), the answer is the exact
 float32 top-N. Checked against NumPy references (exact on grid data; by
 recall on clustered and demo data, where float32 and float64 may order
-near ties differently) and against the same daemon scanning f32.
+near ties differently) and against the same daemon scanning f32. And
+--scan auto: the copy each model is scanned from is timed at load, logged
+and exported; which copy wins depends on the machine, so the tests check
+only that the choice is a copy the model holds and follows the rule
+(scan.h) on the figures exported.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +22,7 @@ import fixtures
 from daemon import RECSYSD, Daemon, recommender_pb2 as pb
 
 COUNTS = (10, 100)
+COPIES = ["f32", "bf16", "int8"]
 
 
 def recommend(d, user_id, count, **kw):
@@ -55,12 +61,12 @@ class ScanTest(unittest.TestCase):
         # reference is exact too, ties included.
         ds = fixtures.make_model(self.tmp, users=80, items=700, dim=24, seed=21, bias=True)
         path = quantized(ds, os.path.join(self.tmp, "q.lmdb"))
-        # auto: a catalog this small scans faster in f32 (scan.h).
-        for scan, used in (("auto", "f32"), ("int8", "int8"), ("bf16", "bf16"),
+        # auto: whichever copy the probe found fastest (None below).
+        for scan, used in (("auto", None), ("int8", "int8"), ("bf16", "bf16"),
                            ("f32", "f32")):
             with Daemon(path, threads=2, args=("--scan", scan)) as d:
                 info = d.info()
-                self.assertEqual(info.scan, used)
+                self.assertIn(info.scan, COPIES if used is None else [used])
                 self.assertEqual(list(info.quantized), ["bf16", "int8"])
                 for k, user in enumerate(ds.user_ids[:25]):
                     kw = {}
@@ -135,15 +141,14 @@ class ScanTest(unittest.TestCase):
             self.assertGreaterEqual(np.mean(r), 0.99, "recall@%d" % count)
 
     def test_large_catalog(self):
-        # 40000 x 112 f32 rows are 17.9 MB: past the size from which auto
-        # scans a reduced copy (16 MiB, scan.h). Scans of 1 MB and more are
-        # split in two, the reduced ones included.
+        # 40000 x 112 f32 rows are 17.9 MB. Scans of 1 MB and more are
+        # split in two, the reduced ones included, and so are the probe's.
         ds = fixtures.make_model(self.tmp, users=12, items=40000, dim=112, seed=25)
         path = quantized(ds, os.path.join(self.tmp, "q.lmdb"))
-        for scan, used in (("auto", "int8"), ("f32", "f32")):
+        for scan, used in (("auto", None), ("f32", "f32")):
             with Daemon(path, threads=2, args=("--scan", scan, "--scan-threads", "1",
                                                "--scan-split-bytes", "1M")) as d:
-                self.assertEqual(d.info().scan, used)
+                self.assertIn(d.info().scan, COPIES if used is None else [used])
                 self.assertIn("scan_threads=1", d.log())
                 for user in ds.user_ids:
                     for count, kw, ref_kw in (
@@ -153,11 +158,70 @@ class ScanTest(unittest.TestCase):
                         _, want = fixtures.ref_recommend(ds, user, count, **ref_kw)
                         self.assertEqual(recommend(d, user, count, **kw), want, scan)
 
+    def probed(self, path, copies, args=()):
+        """Serve path under --scan auto (or args): the copy GetModelInfo
+        reports, checked against the probe's log line and gauges, which
+        must time exactly @copies."""
+        with Daemon(path, threads=2, args=("--scan", "auto") + tuple(args), metrics=True) as d:
+            scan = d.info().scan
+            log = d.log()
+            m = d.scrape()
+        self.assertIn(scan, copies)
+        line = re.search(r"scan probe: (.*) per query \((\d+) users, (\d+) rounds, \d+ ms\): "
+                         r"(\w+)\n", log)
+        self.assertIsNotNone(line, log)
+        logged = dict((c, float(t)) for c, t in re.findall(r"(\w+) ([\d.e+-]+) ms",
+                                                             line.group(1)))
+        self.assertEqual(sorted(logged), sorted(copies), line.group(0))
+        self.assertTrue(all(t > 0 for t in logged.values()), line.group(0))
+        self.assertEqual(int(line.group(2)), 4)
+        self.assertGreaterEqual(int(line.group(3)), 3)
+        self.assertEqual(line.group(4), scan)
+        self.assertEqual(log.count("scan probe:"), 1)
+        gauges = {l["copy"]: v for l, v in m.select("recsys_scan_probe_seconds")}
+        self.assertEqual(sorted(gauges), sorted(copies))
+        for c, t in gauges.items():
+            self.assertAlmostEqual(t * 1e3, logged[c], delta=0.006 * logged[c])
+        # The rule, on the figures exported: the fastest copy, a reduced
+        # one only if 5% faster than f32.
+        reduced = [c for c in copies if c != "f32"]
+        best = min(reduced, key=lambda c: (gauges[c], COPIES.index(c)))
+        want = best if gauges[best] < gauges["f32"] * (1 - 0.05) else "f32"
+        self.assertEqual(scan, want, gauges)
+        (labels, _), = m.select("recsys_model_info")
+        self.assertEqual(labels["scan"], scan)
+        return scan
+
+    def test_auto_probes_the_demo_model(self):
+        both = os.path.join(self.tmp, "both.lmdb")
+        p = fixtures.run_tool("demo", "-o", both, "--users", "400", "--items", "20000",
+                              "--dim", "32")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.probed(both, COPIES)
+        only = os.path.join(self.tmp, "int8.lmdb")
+        p = fixtures.run_tool("demo", "-o", only, "--users", "400", "--items", "20000",
+                              "--dim", "32", "--quantize", "int8")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.probed(only, ["f32", "int8"])
+        # A preference the model cannot follow is probed as auto.
+        self.probed(only, ["f32", "int8"], args=("--scan", "bf16"))
+
+    def test_explicit_scan_skips_the_probe(self):
+        path = os.path.join(self.tmp, "demo.lmdb")
+        p = fixtures.run_tool("demo", "-o", path, "--users", "400", "--items", "2500")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for scan in COPIES:
+            with Daemon(path, threads=1, args=("--scan", scan), metrics=True) as d:
+                self.assertEqual(d.info().scan, scan)
+                self.assertNotIn("scan probe", d.log())
+                self.assertEqual(d.scrape().select("recsys_scan_probe_seconds"), [])
+
     def test_model_without_the_copy(self):
         ds = fixtures.make_model(self.tmp, users=20, items=100, dim=8, seed=23)
         with Daemon(ds.path, threads=1, args=("--scan", "int8")) as d:
             info = d.info()
             self.assertEqual((info.scan, list(info.quantized)), ("f32", []))
+            self.assertNotIn("scan probe", d.log())  # f32 alone: nothing to time
             user = ds.user_ids[0]
             self.assertEqual(recommend(d, user, 10), fixtures.ref_recommend(ds, user, 10)[1])
 

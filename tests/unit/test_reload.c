@@ -29,6 +29,7 @@
 
 #include "check.h"
 #include "engine/reload.h"
+#include "engine/scan.h"
 #include "model/model.h"
 #include "model/writer.h"
 
@@ -53,9 +54,10 @@ static int64_t now_ms(void)
 }
 
 /* write_model - publish a model at @path with model_write (temp file,
- * fsync, rename). @dim floats per vector, item i = "item-<i>". */
+ * fsync, rename). @dim floats per vector, item i = "item-<i>", with the
+ * reduced copies @quantize asks for (model_src). */
 static int write_model(const char *path, const char *version, uint32_t items, uint32_t dim,
-                       float base)
+                       float base, unsigned quantize)
 {
     static const char *const uids[USERS] = {"u0", "u1"};
     static const char *const cats[1] = {"c"};
@@ -87,6 +89,7 @@ static int write_model(const char *path, const char *version, uint32_t items, ui
         .category_count = 1,
         .version = version,
         .created_at = 1718000000,
+        .quantize = quantize,
     };
     struct err e = {0};
     rc = model_write(path, &src, &e);
@@ -104,7 +107,7 @@ out:
 
 static int write_plant(const char *path, const struct plant *p)
 {
-    return write_model(path, p->version, p->items, DIM, p->base);
+    return write_model(path, p->version, p->items, DIM, p->base, 0);
 }
 
 /* check_plant - 0 if @m is exactly A or B, probing item @probe (any
@@ -434,7 +437,7 @@ FX_TEST(test_burst_coalesced)
         char name[32], version[32];
         snprintf(name, sizeof(name), "next-%02d.lmdb", i);
         snprintf(version, sizeof(version), "burst-%02d", i);
-        CHECK_OK(write_model(fx_file(f, name), version, 8, DIM, 0.0f));
+        CHECK_OK(write_model(fx_file(f, name), version, 8, DIM, 0.0f, 0));
     }
     CHECK_OK(fx_start(f));
     for (int i = 0; i < BURST; i++) {
@@ -478,7 +481,7 @@ static long faults_reading(const float *p, size_t n)
 FX_TEST(test_prefaulted)
 {
     enum { ITEMS = 16384, BIG_DIM = 16 }; /* a 1 MiB item matrix */
-    CHECK_OK(write_model(f->path, "big", ITEMS, BIG_DIM, 0.0f));
+    CHECK_OK(write_model(f->path, "big", ITEMS, BIG_DIM, 0.0f, 0));
     CHECK_OK(fx_start(f));
 
     const struct reload_snapshot *snap = reload_read_begin(f->r);
@@ -823,7 +826,7 @@ FX_TEST(test_writer_during_load)
     enum { BIG_ITEMS = 200000 };
     CHECK_OK(write_plant(f->path, &MODEL_A));
     const char *big = fx_file(f, "big.lmdb");
-    CHECK_OK(write_model(big, "big", BIG_ITEMS, DIM, 0.0f));
+    CHECK_OK(write_model(big, "big", BIG_ITEMS, DIM, 0.0f, 0));
     CHECK_OK(fx_start(f));
     struct stat st;
     int statted = stat(big, &st) == 0;
@@ -874,6 +877,42 @@ FX_TEST(test_overwrite_symlink_target)
     CHECK(serves_plant(f->r, &MODEL_B));
 }
 
+/* probed_copies - the copies the probe timed in the model served, as bits
+ * 1 << elem; 0 if it was not probed. -1 if what it recorded is not what
+ * scans read, or not a copy it timed. */
+static int probed_copies(const struct reload *r)
+{
+    const struct reload_snapshot *snap = reload_read_begin(r);
+    const struct model_scan *s = model_scan(snap->model);
+    int bits = 0;
+    for (int elem = 0; s != NULL && elem < MODEL_ELEM_COUNT; elem++)
+        if (s->query_seconds[elem] > 0)
+            bits |= 1 << elem;
+    if (s != NULL ? scan_elem(snap->model) != s->elem || !(bits & 1 << s->elem)
+                  : scan_elem(snap->model) != MODEL_ELEM_F32)
+        bits = -1;
+    reload_read_end(r);
+    return bits;
+}
+
+/* Under --scan auto every model is probed on the watcher thread before it
+ * is published, each swap on its own copies: a call never sees a model
+ * whose copy is still to be chosen. A model without reduced copies is
+ * served from f32, untimed. */
+FX_TEST(test_each_model_probed_before_it_is_published)
+{
+    const unsigned bf16 = 1u << MODEL_ELEM_BF16, int8 = 1u << MODEL_ELEM_INT8;
+    CHECK_OK(write_model(f->path, "A", 3000, DIM, 1.0f, bf16 | int8));
+    CHECK_OK(fx_start(f));
+    CHECK(probed_copies(f->r) == (1 | bf16 | int8));
+    CHECK_OK(write_model(f->path, "B", 3000, DIM, 1.0f, int8));
+    CHECK_OK(await(f->r, serves, "B"));
+    CHECK(probed_copies(f->r) == (1 | int8));
+    CHECK_OK(write_model(f->path, "C", 3000, DIM, 1.0f, 0));
+    CHECK_OK(await(f->r, serves, "C"));
+    CHECK(probed_copies(f->r) == 0);
+}
+
 static void test_start_errors(void)
 {
     struct reload *r = NULL;
@@ -906,6 +945,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_load_waits_for_writer),
         CHECK_CASE(test_writer_during_load),
         CHECK_CASE(test_overwrite_symlink_target),
+        CHECK_CASE(test_each_model_probed_before_it_is_published),
     };
     reload_reader_register(); /* this thread reads snapshots too */
     int rc = check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
