@@ -343,7 +343,7 @@ def bench_model(args, shape, items, dim, tmp, pb, health_pb2, fixtures):
         for k, (label, _, _) in enumerate(methods):
             p50, p99 = statistics.median(lat[k][0]), statistics.median(lat[k][1])
             rate = statistics.median(tput[k])
-            print("| %s | %.0f | %.0f | +%.0f | %.0f | %.0f%% |"
+            print("| %s | %.0f | %.0f | %+.0f | %.0f | %.0f%% |"
                   % (label, p50, p99, p50 - floor[0], rate, 100 * rate / floor[1]))
         # The sweep: the floor and Recommend top 10 (rows 0 and 3), one
         # round, each in-flight level right after the other's.
