@@ -283,14 +283,16 @@ TARGET_VNNI INLINE __m512i int8_block(const struct score_qscan *q, uint32_t firs
  * / stride rows per vector. The rows are consecutive, so one pointer
  * reaches all of them, one load takes @packed rows, and the products stay
  * in registers, with no loop to run per row. @query holds @packed copies
- * of the query; the network starts at the level its layout matches. */
+ * of the query; the network starts at the level its layout matches. No
+ * software prefetch: this loop reads in address order with little work
+ * per byte, and the hardware prefetcher keeps up (10^6 x 64, top 10,
+ * medians of 5 runs: 2.96 ms without, 3.33 ms with two prefetches a block
+ * 8 KiB ahead, 4.0 ms with one a line). */
 TARGET_VNNI INLINE __m512i int8_block_packed(const struct score_qscan *q, uint32_t first,
                                              __m512i query, unsigned packed)
 {
     const int8_t *row = (const int8_t *)q->matrix + (size_t)first * q->stride;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)row + PREFETCH_BYTES + 512, _MM_HINT_T0);
     __m512 acc[ROWS];
 #pragma GCC unroll 16
     for (uint32_t r = 0; r < ROWS / packed; r++)
