@@ -76,6 +76,7 @@
 #include <immintrin.h>
 #endif
 
+#include "engine/scan.h"
 #include "engine/score.h"
 #include "engine/split.h"
 #include "model/model.h"
@@ -807,6 +808,7 @@ static void take_copies(struct bench *b, const struct model *m)
         b->copy[elem] = (struct score_reduced){.elem = elem,
                                                .matrix = c->rows,
                                                .row_scale = c->scale,
+                                               .blocked = c->blocked,
                                                .max_norm = c->max_norm,
                                                .max_error = c->max_error,
                                                .exact_max_norm = exact};
@@ -831,6 +833,10 @@ static int bench_one(const struct opts *o, const char *dir, const struct shape *
         shape_free(&state);
         return -1;
     }
+    /* What the daemon adds at load for the best kernel: the int8 rows
+     * regrouped, which its int8 scan reads (the other kernels ignore it). */
+    score_select_kernel("auto", NULL);
+    scan_prepare(model);
     b.matrix = model_item_matrix(model);
     take_copies(&b, model);
     b.queries = make_queries(shape, &state, stride);

@@ -548,6 +548,7 @@ static void load(struct reload *r)
      * whose copy is still to be chosen. And before spoiled(), which then
      * covers the file during the probe too. */
     start = now_ms();
+    scan_prepare(m);
     probed = scan_probe(m);
     probe_ms = now_ms() - start;
     why = spoiled(r, &pending, &id);

@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,6 +97,7 @@ void scan_plan(const struct model *m, const float *query, enum model_elem elem,
         .elem = (enum score_elem)elem,
         .matrix = c->rows,
         .row_scale = c->scale,
+        .blocked = c->blocked,
         .max_norm = c->max_norm,
         .max_error = c->max_error,
         .exact_max_norm = out->exact_max_norm,
@@ -237,6 +239,22 @@ enum model_elem scan_choose(const double query_seconds[MODEL_ELEM_COUNT])
             to_beat = query_seconds[elem];
         }
     return best;
+}
+
+int scan_prepare(struct model *m)
+{
+    const struct model_item_copy *c = model_item_copy(m, MODEL_ELEM_INT8);
+    int p = atomic_load(&preferred);
+    if (c == NULL || !score_int8_blocked_read() ||
+        (p != MODEL_ELEM_COUNT && p != MODEL_ELEM_INT8 && model_item_copy(m, p) != NULL))
+        return 0;
+    size_t bytes = score_int8_blocked_bytes(model_item_count(m), model_stride(m));
+    uint8_t *blocked = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (blocked == NULL)
+        return 0;
+    score_int8_block(c->rows, model_item_count(m), model_stride(m), blocked);
+    model_set_item_blocked(m, MODEL_ELEM_INT8, blocked);
+    return 1;
 }
 
 int scan_probe(struct model *m)

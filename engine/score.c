@@ -224,6 +224,7 @@ struct reduced_kernel {
     const char *name;
     int (*supported)(void); /* NULL: runs wherever its kernel does */
     score_qscan_fn scan;
+    int reads_blocked; /* int8: reads score_qscan.blocked when given one */
 };
 
 /* A kernel the process may use. Best first: "auto" takes the first one the
@@ -268,7 +269,7 @@ static const struct kernel kernels[] = {
      has_avx512,
      score_scan_avx512,
      {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512},
-      [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512}}},
+      [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512, 1}}},
     {"avx2",
      "AVX2",
      has_avx2,
@@ -369,6 +370,11 @@ const char *score_reduced_kernel_name(enum score_elem elem)
     return reduced_kernel(elem)->name;
 }
 
+int score_int8_blocked_read(void)
+{
+    return reduced_kernel(SCORE_ELEM_INT8)->reads_blocked;
+}
+
 score_qscan_fn score_qscan_kernel(enum score_elem elem)
 {
     return reduced_kernel(elem)->scan;
@@ -393,12 +399,20 @@ uint32_t score_topn(const struct score_scan *s, uint32_t n, score_filter_fn keep
     return score_best_finish(&best);
 }
 
+/* Where part @part of @parts begins: a multiple of SCORE_BLOCK_ROWS, so
+ * that a part of a regrouped int8 copy starts on a block. */
+static uint32_t part_start(uint32_t rows, unsigned part, unsigned parts)
+{
+    if (part == parts)
+        return rows;
+    return (uint32_t)((uint64_t)rows * part / parts) / SCORE_BLOCK_ROWS * SCORE_BLOCK_ROWS;
+}
+
 void score_part_range(uint32_t rows, unsigned part, unsigned parts, uint32_t *first,
                       uint32_t *count)
 {
-    uint32_t lo = (uint32_t)((uint64_t)rows * part / parts);
-    *first = lo;
-    *count = (uint32_t)((uint64_t)rows * (part + 1) / parts) - lo;
+    *first = part_start(rows, part, parts);
+    *count = part_start(rows, part + 1, parts) - *first;
 }
 
 /* A split f32 scan: each part keeps its own best n. */

@@ -23,6 +23,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -147,10 +148,42 @@ struct score_reduced {
     const void *matrix;     /* rows x stride elements (uint16_t bf16 bits or int8_t),
                                64-byte aligned rows, zero padded */
     const float *row_scale; /* int8: rows scales, finite and >= 0 */
-    double max_norm;        /* >= max ||w_i|| */
-    double max_error;       /* >= max ||w_i - v_i|| */
-    double exact_max_norm;  /* >= max ||v_i|| */
+    /* int8: NULL, or the same rows regrouped by score_int8_block, which
+     * kernels that score 16 rows an instruction read instead (bit for bit
+     * the same scores). */
+    const uint8_t *blocked;
+    double max_norm;       /* >= max ||w_i|| */
+    double max_error;      /* >= max ||w_i - v_i|| */
+    double exact_max_norm; /* >= max ||v_i|| */
 };
+
+/* ---- int8 rows regrouped by block ------------------------------------------
+ *
+ * An int8 row of 64 elements is one vector: scoring it is one VNNI
+ * multiply-add, but then its 16 partial sums must be folded into one, and
+ * folding takes more instructions than the products (30 shuffles and 15
+ * adds for 16 rows). Regrouped, a vector holds 4 elements of each of 16
+ * rows, so one multiply-add by 4 query elements, broadcast, adds to all 16
+ * rows' scores at once, and nothing is left to fold. The layout: blocks of
+ * SCORE_BLOCK_ROWS rows, the last padded; in block b, the 4 bytes at
+ * 64 g + 4 r are elements 4g .. 4g+3 of row 16 b + r, each plus 128 (as an
+ * unsigned byte: VNNI multiplies unsigned by signed bytes); padding rows
+ * are zeros (128). It costs a second copy of the int8 rows in memory. */
+
+#define SCORE_BLOCK_ROWS 16
+
+/* score_int8_blocked_bytes - the size of the regrouped copy of @rows int8
+ * rows of @stride elements (a multiple of SCORE_LANES). */
+size_t score_int8_blocked_bytes(uint32_t rows, uint32_t stride);
+
+/* score_int8_block - regroup @rows int8 rows of @stride elements at @in
+ * into @out (score_int8_blocked_bytes, 64-byte aligned). */
+void score_int8_block(const int8_t *in, uint32_t rows, uint32_t stride, uint8_t *out);
+
+/* score_int8_blocked_read - whether the current kernel's int8 scan reads
+ * a regrouped copy when given one (AVX512-VNNI's does); when it does not,
+ * making one only costs memory. */
+int score_int8_blocked_read(void);
 
 /* score_topn_reduced - score_topn over @r instead of s->matrix, with the
  * same result: the same rows, in the same order, with the same exact f32

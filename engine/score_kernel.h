@@ -62,7 +62,8 @@ void score_best_push(struct score_best *b, struct score_hit hit);
 uint32_t score_best_finish(struct score_best *b);
 
 /* score_part_range - rows [*first, *first + *count) are part @part of
- * @rows rows cut into @parts contiguous parts of near-equal size. */
+ * @rows rows cut into @parts contiguous parts of near-equal size, each
+ * starting on a multiple of SCORE_BLOCK_ROWS (so a part may be empty). */
 void score_part_range(uint32_t rows, unsigned part, unsigned parts, uint32_t *first,
                       uint32_t *count);
 
@@ -97,6 +98,7 @@ struct score_qscan {
     float query_scale;          /* int8 */
     const void *matrix;         /* rows x stride elements */
     const float *row_scale;     /* int8 */
+    const uint8_t *blocked;     /* int8: NULL, or matrix regrouped (score_int8_block) */
     uint32_t rows, stride;
 };
 

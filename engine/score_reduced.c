@@ -156,6 +156,9 @@ static void scan_part(void *arg, unsigned part)
     sub.matrix = (const char *)sub.matrix + (size_t)b->base * sub.stride * job->elem_bytes;
     if (sub.row_scale != NULL)
         sub.row_scale += b->base;
+    /* Parts start on a block (score_part_range). */
+    if (sub.blocked != NULL)
+        sub.blocked += (size_t)b->base * sub.stride;
     if (sub.rows > 0)
         job->scan(&sub, b);
     score_best_flush(b);
@@ -230,8 +233,11 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
      * stack should give one frame. The parts only read it, while this
      * thread waits for them. */
     static _Thread_local struct rounded q;
-    struct score_qscan qs = {
-        .matrix = r->matrix, .row_scale = r->row_scale, .rows = s->rows, .stride = s->stride};
+    struct score_qscan qs = {.matrix = r->matrix,
+                             .row_scale = r->row_scale,
+                             .blocked = r->blocked,
+                             .rows = s->rows,
+                             .stride = s->stride};
     if (r->elem == SCORE_ELEM_BF16)
         round_bf16(s->query, s->stride, &q, &qs);
     else
@@ -249,6 +255,25 @@ uint32_t score_topn_reduced(const struct score_scan *s, const struct score_reduc
     for (unsigned p = 0; p < parts && rescored != NULL; p++)
         *rescored += job.part[p].rescored;
     return score_select_merge(job.part, parts, n, out);
+}
+
+/* ---- int8 rows regrouped by block ------------------------------------------ */
+
+size_t score_int8_blocked_bytes(uint32_t rows, uint32_t stride)
+{
+    size_t blocks = ((size_t)rows + SCORE_BLOCK_ROWS - 1) / SCORE_BLOCK_ROWS;
+    return blocks * SCORE_BLOCK_ROWS * stride;
+}
+
+void score_int8_block(const int8_t *in, uint32_t rows, uint32_t stride, uint8_t *out)
+{
+    memset(out, 128, score_int8_blocked_bytes(rows, stride));
+    for (uint32_t i = 0; i < rows; i++) {
+        uint8_t *block = out + (size_t)(i / SCORE_BLOCK_ROWS) * SCORE_BLOCK_ROWS * stride;
+        uint32_t r = i % SCORE_BLOCK_ROWS;
+        for (uint32_t j = 0; j < stride; j++)
+            block[64 * (j / 4) + 4 * r + j % 4] = (uint8_t)(in[(size_t)i * stride + j] + 128);
+    }
 }
 
 /* ---- portable kernels ---------------------------------------------------- */

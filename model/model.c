@@ -1026,6 +1026,8 @@ void model_close(struct model *m)
         mdb_txn_abort(m->txns[i]);
     if (m->env != NULL)
         mdb_env_close(m->env);
+    for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
+        free((void *)m->copies[elem].blocked);
     free(m->txns);
     free(m->inv_norms);
     free(m->cats_sorted);
@@ -1084,6 +1086,13 @@ void model_set_scan(struct model *m, const struct model_scan *s)
     assert(!m->has_scan && s->elem < MODEL_ELEM_COUNT && m->copies[s->elem].rows != NULL);
     m->scan = *s;
     m->has_scan = 1;
+}
+
+void model_set_item_blocked(struct model *m, enum model_elem elem, void *blocked)
+{
+    assert(elem < MODEL_ELEM_COUNT && m->copies[elem].rows != NULL &&
+           m->copies[elem].blocked == NULL);
+    m->copies[elem].blocked = blocked;
 }
 
 const struct model_scan *model_scan(const struct model *m)

@@ -133,6 +133,9 @@ struct model_item_copy {
      * (0 for the f32 copy itself). */
     double max_norm;
     double max_error;
+    /* NULL, or the same rows regrouped by the engine for its kernels and
+     * given to the model to keep (model_set_item_blocked). */
+    const void *blocked;
 };
 
 /* model_item_copy - the copy of element type @elem; NULL when the file has
@@ -160,6 +163,14 @@ struct model_scan {
  * from then on it is as immutable as the file's contents. Call it at most
  * once. */
 void model_set_scan(struct model *m, const struct model_scan *s);
+
+/* model_set_item_blocked - give @m @blocked, the rows of its @elem copy
+ * regrouped by the engine (heap memory; model_close frees it), which
+ * model_item_copy(@m, @elem)->blocked then returns. Like model_set_scan:
+ * at most once per copy, by the thread that opened @m, before @m is
+ * shared. The model neither reads nor checks it: the engine made it from
+ * rows the model validated. */
+void model_set_item_blocked(struct model *m, enum model_elem elem, void *blocked);
 
 /* model_scan - what model_set_scan recorded; NULL if it was never called
  * (a model opened without the reloader, or not timed: scan.h). */

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 #include "random_model.h"
@@ -162,6 +163,71 @@ static void test_never_probed(void)
     CHECK(under_auto == MODEL_ELEM_F32 && under_int8 == MODEL_ELEM_INT8);
 }
 
+/* Each int8 row's element j, read back from the regrouped copy as
+ * score.h lays it out, here independently of score_int8_block. */
+static int regrouped_as_documented(const struct model *m)
+{
+    const struct model_item_copy *c = model_item_copy(m, MODEL_ELEM_INT8);
+    const int8_t *rows = c->rows;
+    const uint8_t *blocked = c->blocked;
+    uint32_t stride = model_stride(m);
+    for (uint32_t i = 0; i < model_item_count(m); i++)
+        for (uint32_t j = 0; j < stride; j++) {
+            size_t at = (size_t)(i / 16) * 16 * stride + 64 * (j / 4) + 4 * (i % 16) + j % 4;
+            if (blocked[at] != (uint8_t)(rows[(size_t)i * stride + j] + 128))
+                return 0;
+        }
+    return 1;
+}
+
+/* The int8 scan of every user, of the copy scan_prepare regrouped (where
+ * the kernel reads it), gives the f32 scan's answer. */
+static int scans_agree(const struct model *m)
+{
+    struct score_hit want[10], got[10], scratch[8 * 10];
+    const float *users = model_user_matrix(m);
+    for (uint32_t u = 0; u < model_user_count(m); u++) {
+        struct scan_plan f32, int8;
+        scan_plan(m, users + (size_t)u * model_stride(m), MODEL_ELEM_F32, &f32);
+        scan_plan(m, users + (size_t)u * model_stride(m), MODEL_ELEM_INT8, &int8);
+        uint32_t cw = scan_topn(&f32, 10, NULL, NULL, scratch, want);
+        uint32_t cg = scan_topn(&int8, 10, NULL, NULL, scratch, got);
+        if (cw != cg || memcmp(want, got, cw * sizeof(*got)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* scan_prepare regroups the int8 rows for the kernels that read them, as
+ * score.h lays them out, and scans then agree with f32; for other kernels,
+ * a model without int8, or a preference that cannot scan int8, it makes
+ * nothing. */
+static void test_prepare_regroups_int8(void)
+{
+    static const char *const kernels[] = {"portable", "avx2", "avx512"};
+    struct served *sv = &fx.sv;
+    for (size_t k = 0; k < sizeof(kernels) / sizeof(kernels[0]); k++) {
+        if (score_select_kernel(kernels[k], NULL) != 0)
+            continue;
+        CHECK_OK(open_model(USERS, BF16 | INT8));
+        int made = scan_prepare(sv->model);
+        const void *blocked = model_item_copy(sv->model, MODEL_ELEM_INT8)->blocked;
+        CHECK(made == score_int8_blocked_read() && (blocked != NULL) == made);
+        CHECK(!made || regrouped_as_documented(sv->model));
+        CHECK(scans_agree(sv->model));
+        served_close(sv);
+    }
+    CHECK_OK(score_select_kernel("auto", NULL));
+    CHECK_OK(open_model(USERS, BF16));
+    CHECK(!scan_prepare(sv->model));
+    served_close(sv);
+    CHECK_OK(scan_select("f32", NULL));
+    CHECK_OK(open_model(USERS, BF16 | INT8));
+    CHECK(!scan_prepare(sv->model));
+    served_close(sv);
+    CHECK_OK(scan_select("auto", NULL));
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
@@ -173,6 +239,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_model_without_copies_scans_f32),
         CHECK_CASE(test_explicit_preference),
         CHECK_CASE(test_never_probed),
+        CHECK_CASE(test_prepare_regroups_int8),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
