@@ -246,8 +246,7 @@ int scan_prepare(struct model *m)
 {
     const struct model_item_copy *c = model_item_copy(m, MODEL_ELEM_INT8);
     int p = atomic_load(&preferred);
-    if (c == NULL || !score_int8_blocked_read() ||
-        (p != MODEL_ELEM_COUNT && p != MODEL_ELEM_INT8 && model_item_copy(m, p) != NULL))
+    if (c == NULL || !score_int8_blocked_read() || (obeyed(m, p) && p != MODEL_ELEM_INT8))
         return 0;
     size_t bytes = score_int8_blocked_bytes(model_item_count(m), model_stride(m));
     /* In huge pages where the kernel has them: a scan reads it all, and
