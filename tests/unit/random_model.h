@@ -52,8 +52,16 @@ struct random_model_shape {
      * integers in -3..3: every sum exact in any order, and frequent ties. */
     int floats;
     /* > 0: every item from this one on copies one of the first @distinct
-     * items' vectors, so each user's scores tie in hundreds of rows. */
+     * items' vectors, so each user's scores tie in hundreds of rows; plus
+     * noise uniform in [-@spread, @spread) per factor (floats only), so
+     * they crowd near each other instead: clusters, as trained factors
+     * have them. */
     uint32_t distinct;
+    float spread;
+    /* Every item's vector scaled by exp(N(0, 1)), and the first factor of
+     * each made 2 to 4 (a shared popularity direction), as implicit ALS
+     * leaves them: a few rows many times longer than most. */
+    int skewed;
     /* Item RANDOM_MODEL_ZERO_ITEM's vector is all zero: cosine 0 with
      * every item. */
     int zero_item;
@@ -114,8 +122,17 @@ static inline int random_model_open(struct random_model *m, struct random_model_
         uint32_t from = rng_below(s.items), to = rng_below(s.items);
         memmove(&m->itf[to * dim], &m->itf[from * dim], dim * sizeof(float));
     }
-    for (uint32_t i = s.distinct; s.distinct > 0 && i < s.items; i++)
+    for (uint32_t i = s.distinct; s.distinct > 0 && i < s.items; i++) {
         memcpy(&m->itf[i * dim], &m->itf[rng_below(s.distinct) * dim], dim * sizeof(float));
+        for (uint32_t j = 0; j < dim && s.spread > 0; j++)
+            m->itf[i * dim + j] += s.spread * rng_float();
+    }
+    for (uint32_t i = 0; s.skewed && i < s.items; i++) {
+        float norm = rng_lognormal();
+        m->itf[i * dim] = 2 + (rng_float() + 1);
+        for (uint32_t j = 0; j < dim; j++)
+            m->itf[i * dim + j] *= norm;
+    }
     for (uint32_t k = 0; k < s.twins; k++) {
         uint32_t to = rng_below(s.items), from = rng_below(s.twin_sources);
         memmove(&m->itf[to * dim], &m->itf[from * dim], dim * sizeof(float));

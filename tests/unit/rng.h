@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stdint.h>
 
 static uint64_t rng_state;
@@ -25,4 +26,11 @@ static inline float rng_float(void)
 static inline uint32_t rng_below(uint32_t n)
 {
     return (uint32_t)(rng_next() % n);
+}
+
+/* exp(N(0, 1)), by Box-Muller from two uniforms: a log-normal length. */
+static inline float rng_lognormal(void)
+{
+    double u = (rng_float() + 1) / 2 + 1e-12, v = (rng_float() + 1) / 2;
+    return (float)exp(sqrt(-2 * log(u)) * cos(2 * M_PI * v));
 }

@@ -145,6 +145,28 @@ static void test_ties_beyond_candidates(void)
     CHECK(ok);
 }
 
+/* Factors shaped like trained ones: clusters of near-identical items,
+ * where sgemm's scores put many rows within its rounding of the n-th; and
+ * skewed norms with a popularity direction. */
+static void test_clustered_and_skewed_factors(void)
+{
+    rng_state = 16;
+    CHECK_OK(random_model_open(
+        &fx,
+        (struct random_model_shape){
+            .users = 200, .items = 3000, .dim = 32, .floats = 1, .distinct = 24, .spread = 0.02f}));
+    int ok = batch_matches(64) && batch_matches(200);
+    served_close(&fx.sv);
+    CHECK(ok);
+    rng_state = 17;
+    CHECK_OK(random_model_open(
+        &fx, (struct random_model_shape){
+                 .users = 200, .items = 3000, .dim = 32, .floats = 1, .skewed = 1}));
+    ok = batch_matches(64) && batch_matches(200);
+    served_close(&fx.sv);
+    CHECK(ok);
+}
+
 /* The item matrix cut in parts over helper threads, as for a large model. */
 static void test_split_over_helpers(void)
 {
@@ -208,11 +230,9 @@ int main(int argc, char **argv)
     /* As the daemon runs it: one OpenBLAS thread per calling thread. */
     openblas_set_num_threads(1);
     static const struct check_case cases[] = {
-        CHECK_CASE(test_float_factors),
-        CHECK_CASE(test_integer_factors_with_ties),
-        CHECK_CASE(test_ties_beyond_candidates),
-        CHECK_CASE(test_split_over_helpers),
-        CHECK_CASE(test_limits),
+        CHECK_CASE(test_float_factors),          CHECK_CASE(test_integer_factors_with_ties),
+        CHECK_CASE(test_ties_beyond_candidates), CHECK_CASE(test_clustered_and_skewed_factors),
+        CHECK_CASE(test_split_over_helpers),     CHECK_CASE(test_limits),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -72,13 +72,6 @@ struct shape {
     int skewed;
 };
 
-/* exp(N(0, 1)), by Box-Muller from two uniforms. */
-static float lognormal(void)
-{
-    double u = (rng_float() + 1) / 2 + 1e-12, v = (rng_float() + 1) / 2;
-    return (float)exp(sqrt(-2 * log(u)) * cos(2 * M_PI * v));
-}
-
 static void data_shape(struct data *d, uint32_t rows, uint32_t dim, struct shape sh, uint32_t nq)
 {
     uint32_t clusters = sh.clusters;
@@ -105,7 +98,7 @@ static void data_shape(struct data *d, uint32_t rows, uint32_t dim, struct shape
             continue;
         /* The popularity direction is the first axis; 2 to 4 times a
          * random entry, so it dominates the scores' spread. */
-        float norm = lognormal(), lean = 2 + 2 * (rng_float() + 1) / 2;
+        float norm = rng_lognormal(), lean = 2 + 2 * (rng_float() + 1) / 2;
         v[0] = lean;
         for (uint32_t j = 0; j < dim; j++)
             v[j] *= norm;
@@ -368,12 +361,21 @@ static void test_split_matches_unsplit(void)
 {
     CHECK_OK(split_start(3, NULL));
     CHECK(split_parts() == 4);
-    static const uint32_t shapes[][2] = {{3, 16}, {1000, 33}, {5000, 64}};
+    /* Random, clustered and skewed rows; part boundaries fall inside
+     * clusters and among the longest rows alike. */
+    static const struct {
+        uint32_t rows, dim;
+        struct shape shape;
+    } shapes[] = {{3, 16, {0, 1.0f, 0}},
+                  {1000, 33, {0, 1.0f, 0}},
+                  {5000, 64, {0, 1.0f, 0}},
+                  {4000, 32, {20, 0.05f, 0}},
+                  {4000, 48, {0, 1.0f, 1}}};
     int ok = 1;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]) && ok; i++) {
         struct data d;
         rng_state = 50 + i;
-        data_make(&d, shapes[i][0], shapes[i][1], 0, 1.0f, 3);
+        data_shape(&d, shapes[i].rows, shapes[i].dim, shapes[i].shape, 3);
         data_quantize(&d, 0);
         ok = split_same(&d, 10) && split_same(&d, 100);
         data_free(&d);
