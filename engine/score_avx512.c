@@ -346,10 +346,10 @@ TARGET_VNNI INLINE void int8_scan(const struct score_qscan *q, struct score_best
 
 /* A block of a regrouped copy (score.h: score_int8_block): 16 rows'
  * integer dot products, row r in lane r, plus 128 times the query's sum.
- * @query: the query's 4-element groups, each broadcast to a vector. Four
- * accumulators, so that consecutive multiply-adds do not wait for each
- * other; integer sums are exact in any order. */
-TARGET_VNNI INLINE __m512i int8_blocked_dots(const uint8_t *block, const __m512i *query,
+ * @q4: the query's 4-element groups. Four accumulators, so that
+ * consecutive multiply-adds do not wait for each other; integer sums are
+ * exact in any order. */
+TARGET_VNNI INLINE __m512i int8_blocked_dots(const uint8_t *block, const int32_t *q4,
                                              uint32_t groups)
 {
     __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
@@ -357,26 +357,21 @@ TARGET_VNNI INLINE __m512i int8_blocked_dots(const uint8_t *block, const __m512i
     for (uint32_t g = 0; g < groups; g += 4)
 #pragma GCC unroll 4
         for (uint32_t k = 0; k < 4; k++)
-            acc[k] =
-                _mm512_dpbusd_epi32(acc[k], _mm512_loadu_si512(block + 64 * (g + k)), query[g + k]);
+            acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_loadu_si512(block + 64 * (g + k)),
+                                         _mm512_set1_epi32(q4[g + k]));
     return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
 }
 
-/* Query groups held in registers by the regrouped scan: a stride of up to
- * 64 elements. */
-#define BLOCKED_GROUPS_MAX 16
-
 /* The scan of a regrouped copy: no folding, no flip, no per-row loop.
- * @groups = stride / 4, a multiple of 4, at most BLOCKED_GROUPS_MAX. */
+ * @groups = stride / 4, a multiple of 4; a constant for the common
+ * strides, whose query groups then stay in registers. */
 TARGET_VNNI INLINE void int8_scan_blocked(const struct score_qscan *q, struct score_best *b,
                                           uint32_t groups)
 {
-    __m512i query[BLOCKED_GROUPS_MAX];
-    for (uint32_t g = 0; g < groups; g++) {
-        int32_t q4;
-        memcpy(&q4, q->query_i8 + 4 * g, sizeof(q4));
-        query[g] = _mm512_set1_epi32(q4);
-    }
+    /* A local copy: no store the loop makes can change it, so the
+     * compiler may keep its groups in registers. */
+    int32_t q4[SCORE_STRIDE_MAX / 4];
+    memcpy(q4, q->query_i8, (size_t)groups * sizeof(*q4));
     const __m512i offset = _mm512_set1_epi32(128 * q->query_sum);
     const __m512 qscale = _mm512_set1_ps(q->query_scale);
     const uint8_t *block = q->blocked;
@@ -386,7 +381,7 @@ TARGET_VNNI INLINE void int8_scan_blocked(const struct score_qscan *q, struct sc
     for (uint32_t first = 0; first < rows; first += ROWS, block += block_bytes) {
         uint32_t count = rows - first < ROWS ? rows - first : ROWS;
         prefetch_block(block, block_bytes);
-        __m512i dots = _mm512_sub_epi32(int8_blocked_dots(block, query, groups), offset);
+        __m512i dots = _mm512_sub_epi32(int8_blocked_dots(block, q4, groups), offset);
         __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), row_scale + first);
         offer_above(b, first, count,
                     _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
@@ -400,7 +395,7 @@ TARGET_VNNI INLINE void int8_scan_blocked(const struct score_qscan *q, struct sc
 TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b)
 {
     struct row_shape sh = row_shape(q->stride);
-    if (q->blocked != NULL && q->stride <= 4 * BLOCKED_GROUPS_MAX) {
+    if (q->blocked != NULL) {
         switch (q->stride) {
         case 16:
             int8_scan_blocked(q, b, 4);
@@ -408,11 +403,14 @@ TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct sco
         case 32:
             int8_scan_blocked(q, b, 8);
             break;
-        case 48:
-            int8_scan_blocked(q, b, 12);
+        case 64:
+            int8_scan_blocked(q, b, 16);
+            break;
+        case 128:
+            int8_scan_blocked(q, b, 32);
             break;
         default:
-            int8_scan_blocked(q, b, 16);
+            int8_scan_blocked(q, b, q->stride / 4);
         }
         return;
     }
