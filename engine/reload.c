@@ -547,8 +547,8 @@ static void load(struct reload *r)
     /* Before publishing: a serving thread never probes, nor sees a model
      * whose copy is still to be chosen. And before spoiled(), which then
      * covers the file during the probe too. */
-    start = now_ms();
     scan_prepare(m);
+    start = now_ms();
     probed = scan_probe(m);
     probe_ms = now_ms() - start;
     why = spoiled(r, &pending, &id);
