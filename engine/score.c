@@ -268,21 +268,21 @@ static const struct kernel kernels[] = {
      "AVX-512F",
      has_avx512,
      score_scan_avx512,
-     {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512},
+     {[SCORE_ELEM_BF16] = {"avx512-bf16", has_avx512_bf16, score_qscan_bf16_avx512, 0},
       [SCORE_ELEM_INT8] = {"avx512-vnni", has_avx512_vnni, score_qscan_int8_avx512, 1}}},
     {"avx2",
      "AVX2",
      has_avx2,
      score_scan_avx2,
-     {[SCORE_ELEM_BF16] = {"avx2", NULL, score_qscan_bf16_avx2},
-      [SCORE_ELEM_INT8] = {"avx2", NULL, score_qscan_int8_avx2}}},
+     {[SCORE_ELEM_BF16] = {"avx2", NULL, score_qscan_bf16_avx2, 0},
+      [SCORE_ELEM_INT8] = {"avx2", NULL, score_qscan_int8_avx2, 0}}},
 #endif
     {"portable",
      NULL,
      NULL,
      scan_portable,
-     {[SCORE_ELEM_BF16] = {"portable", NULL, score_qscan_bf16_portable},
-      [SCORE_ELEM_INT8] = {"portable", NULL, score_qscan_int8_portable}}},
+     {[SCORE_ELEM_BF16] = {"portable", NULL, score_qscan_bf16_portable, 0},
+      [SCORE_ELEM_INT8] = {"portable", NULL, score_qscan_int8_portable, 0}}},
 };
 
 #define KERNEL_COUNT (sizeof(kernels) / sizeof(kernels[0]))
