@@ -50,8 +50,9 @@ enum model_elem scan_choose(const double query_seconds[MODEL_ELEM_COUNT]);
 /* scan_prepare - give @m what its scans need beyond the file: the int8
  * rows regrouped by block (score.h: score_int8_block) when the int8 scan
  * of the current kernel reads them and the preference may scan int8. It
- * takes memory the size of the int8 copy, made in one pass (about 30 ms
- * for 10^6 x 64). Call it on a model no other thread sees yet, before
+ * takes memory the size of the int8 copy, made in one pass (20-30 ms for
+ * 10^6 x 64, more when the pages are first faulted in). Call it on a
+ * model no other thread sees yet, before
  * scan_probe(), which then times the scan that will run. Without it (no
  * memory, another kernel) the int8 scan reads the file's rows, with the
  * same results. Returns 1 if it made the copy, else 0. */

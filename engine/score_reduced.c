@@ -265,14 +265,21 @@ size_t score_int8_blocked_bytes(uint32_t rows, uint32_t stride)
     return blocks * SCORE_BLOCK_ROWS * stride;
 }
 
+/* Four elements at a time: adding 128 to a byte in two's complement is
+ * flipping its top bit. */
 void score_int8_block(const int8_t *in, uint32_t rows, uint32_t stride, uint8_t *out)
 {
     memset(out, 128, score_int8_blocked_bytes(rows, stride));
     for (uint32_t i = 0; i < rows; i++) {
-        uint8_t *block = out + (size_t)(i / SCORE_BLOCK_ROWS) * SCORE_BLOCK_ROWS * stride;
-        uint32_t r = i % SCORE_BLOCK_ROWS;
-        for (uint32_t j = 0; j < stride; j++)
-            block[64 * (j / 4) + 4 * r + j % 4] = (uint8_t)(in[(size_t)i * stride + j] + 128);
+        uint8_t *to = out + (size_t)(i / SCORE_BLOCK_ROWS) * SCORE_BLOCK_ROWS * stride +
+                      4 * (i % SCORE_BLOCK_ROWS);
+        const int8_t *row = in + (size_t)i * stride;
+        for (uint32_t g = 0; g < stride / 4; g++) {
+            uint32_t four;
+            memcpy(&four, row + 4 * g, sizeof(four));
+            four ^= 0x80808080u;
+            memcpy(to + 64 * g, &four, sizeof(four));
+        }
     }
 }
 
