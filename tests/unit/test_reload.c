@@ -901,7 +901,7 @@ static int probed_copies(const struct reload *r)
  * served from f32, untimed. */
 FX_TEST(test_each_model_probed_before_it_is_published)
 {
-    const unsigned bf16 = 1u << MODEL_ELEM_BF16, int8 = 1u << MODEL_ELEM_INT8;
+    const int bf16 = 1 << MODEL_ELEM_BF16, int8 = 1 << MODEL_ELEM_INT8;
     CHECK_OK(write_model(f->path, "A", 3000, DIM, 1.0f, bf16 | int8));
     CHECK_OK(fx_start(f));
     CHECK(probed_copies(f->r) == (1 | bf16 | int8));
