@@ -313,8 +313,9 @@ TARGET_VNNI INLINE __m512i int8_block_packed(const struct score_qscan *q, uint32
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     prefetch_block(row, (size_t)ROWS * q->stride);
     __m512 acc[ROWS];
+    uint32_t vectors = ROWS / packed;
 #pragma GCC unroll 16
-    for (uint32_t r = 0; r < ROWS / packed; r++)
+    for (uint32_t r = 0; r < vectors; r++)
         acc[r] = _mm512_castsi512_ps(
             _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                 _mm512_xor_si512(_mm512_loadu_si512(row + 64 * r), flip), query));
