@@ -89,8 +89,8 @@ void scan_split_from(unsigned long long bytes);
 unsigned scan_parts(const struct model *m, enum model_elem elem);
 
 /* How one query row is scanned against a model's items: what Recommend
- * runs, and what BatchRecommend falls back to and bounds its sgemm
- * scores with. Borrowed pointers into the model and the query row; valid
+ * runs, and what BatchRecommend takes its f32 rows, parts and bounds
+ * from. Borrowed pointers into the model and the query row; valid
  * while both are. */
 struct scan_plan {
     struct score_scan scan;       /* the query against the f32 item matrix */

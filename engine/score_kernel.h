@@ -55,7 +55,7 @@ void score_best_offer_block(struct score_best *b, uint32_t first, uint32_t mask,
 
 /* score_best_push - insert @hit into the best n regardless of index order
  * (ties still go to the lower index) and of the filter: for rows already
- * filtered, such as re-scored candidates. */
+ * filtered, such as the rows the parts of a split scan kept. */
 void score_best_push(struct score_best *b, struct score_hit hit);
 
 /* score_best_finish - sort the kept rows best first; returns their count. */
