@@ -63,10 +63,12 @@ uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32
     return count;
 }
 
-/* The scan reads the copy scan.h chooses; a reduced one gives the same
- * result as the f32 matrix (score.h), only sooner. */
-int recommend_personalized(const struct query *q, const struct recommend_plan *p,
-                           struct score_hit *hits, uint32_t *count, struct err *e)
+/* recommend_personalized - a p->personalized user's top p->n by scan into
+ * @hits (p->n entries), *@count receiving how many. The scan reads the copy
+ * scan.h chooses; a reduced one gives the same result as the f32 matrix
+ * (score.h), only sooner. Returns 0 or -ENOMEM. */
+static int recommend_personalized(const struct query *q, const struct recommend_plan *p,
+                                  struct score_hit *hits, uint32_t *count, struct err *e)
 {
     const struct model *m = q->model;
     const struct model_user *u = &p->user;

@@ -41,11 +41,6 @@ struct recommend_plan {
 int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
                       struct recommend_plan *p, struct err *e);
 
-/* recommend_personalized - a p->personalized user's top p->n by scan into @hits
- * (p->n entries), *@count receiving how many. Returns 0 or -ENOMEM. */
-int recommend_personalized(const struct query *q, const struct recommend_plan *p,
-                           struct score_hit *hits, uint32_t *count, struct err *e);
-
 /* recommend_popular - cold start: the first @n items of @m's popularity
  * ranking that @f keeps into @hits, scored by their purchase count; returns
  * how many. */
