@@ -227,7 +227,7 @@ struct row_shape {
     __mmask64 tail; /* bytes of the last, partial vector; 0 if none */
 };
 
-static struct row_shape row_shape(uint32_t row_bytes)
+INLINE struct row_shape row_shape(uint32_t row_bytes)
 {
     uint32_t rest = row_bytes % 64;
     return (struct row_shape){row_bytes / 64, rest ? ((__mmask64)1 << rest) - 1 : 0};
@@ -322,6 +322,18 @@ TARGET_VNNI INLINE __m512i int8_block_packed(const struct score_qscan *q, uint32
     return _mm512_castps_si512(fold_packed(acc, packed, 1));
 }
 
+/* Offers the rows of a block, the @count from @first, whose int8 scores
+ * beat the threshold: @sums holds their dot products plus @offset (128
+ * times the query's sum, from the sign flip), @qscale the query's scale. */
+TARGET_VNNI INLINE void offer_int8(struct score_best *b, const float *row_scale, uint32_t first,
+                                   uint32_t count, __m512i sums, __m512i offset, __m512 qscale)
+{
+    __m512i dots = _mm512_sub_epi32(sums, offset);
+    __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), row_scale + first);
+    offer_above(b, first, count,
+                _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
+}
+
 /* @packed: 64 / stride for a stride of 16, 32 or 64 bytes, else 0 (every
  * block by int8_block). */
 TARGET_VNNI INLINE void int8_scan(const struct score_qscan *q, struct score_best *b,
@@ -338,10 +350,7 @@ TARGET_VNNI INLINE void int8_scan(const struct score_qscan *q, struct score_best
         uint32_t count = q->rows - first < ROWS ? q->rows - first : ROWS;
         __m512i block = packed && count == ROWS ? int8_block_packed(q, first, query, packed)
                                                 : int8_block(q, first, count, sh);
-        __m512i dots = _mm512_sub_epi32(block, offset);
-        __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), q->row_scale + first);
-        offer_above(b, first, count,
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
+        offer_int8(b, q->row_scale, first, count, block, offset, qscale);
     }
 }
 
@@ -382,11 +391,25 @@ TARGET_VNNI INLINE void int8_scan_blocked(const struct score_qscan *q, struct sc
     for (uint32_t first = 0; first < rows; first += ROWS, block += block_bytes) {
         uint32_t count = rows - first < ROWS ? rows - first : ROWS;
         prefetch_block(block, block_bytes);
-        __m512i dots = _mm512_sub_epi32(int8_blocked_dots(block, q4, groups), offset);
-        __m512 scale = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), row_scale + first);
-        offer_above(b, first, count,
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(qscale, scale)));
+        offer_int8(b, row_scale, first, count, int8_blocked_dots(block, q4, groups), offset,
+                   qscale);
     }
+}
+
+/* The scan of rows of @stride bytes, a constant wherever this is inlined:
+ * the regrouped copy when there is one, else the rows as the file has
+ * them, packed to a vector when they are short enough. */
+TARGET_VNNI INLINE void int8_scan_stride(const struct score_qscan *q, struct score_best *b,
+                                         uint32_t stride)
+{
+    if (q->blocked != NULL)
+        int8_scan_blocked(q, b, stride / 4);
+    else
+        int8_scan(q, b, row_shape(stride),
+                  stride == 16   ? 4
+                  : stride == 32 ? 2
+                  : stride == 64 ? 1
+                                 : 0);
 }
 
 /* Each common stride gets its own copy of the scan, its row shape and
@@ -395,41 +418,21 @@ TARGET_VNNI INLINE void int8_scan_blocked(const struct score_qscan *q, struct sc
  * the copy is in the caches (14 us against 24 us a query, same run). */
 TARGET_VNNI void score_qscan_int8_avx512(const struct score_qscan *q, struct score_best *b)
 {
-    struct row_shape sh = row_shape(q->stride);
-    if (q->blocked != NULL) {
-        switch (q->stride) {
-        case 16:
-            int8_scan_blocked(q, b, 4);
-            break;
-        case 32:
-            int8_scan_blocked(q, b, 8);
-            break;
-        case 64:
-            int8_scan_blocked(q, b, 16);
-            break;
-        case 128:
-            int8_scan_blocked(q, b, 32);
-            break;
-        default:
-            int8_scan_blocked(q, b, q->stride / 4);
-        }
-        return;
-    }
     switch (q->stride) {
     case 16:
-        int8_scan(q, b, (struct row_shape){0, sh.tail}, 4);
+        int8_scan_stride(q, b, 16);
         break;
     case 32:
-        int8_scan(q, b, (struct row_shape){0, sh.tail}, 2);
+        int8_scan_stride(q, b, 32);
         break;
     case 64:
-        int8_scan(q, b, (struct row_shape){1, 0}, 1);
+        int8_scan_stride(q, b, 64);
         break;
     case 128:
-        int8_scan(q, b, (struct row_shape){2, 0}, 0);
+        int8_scan_stride(q, b, 128);
         break;
     default:
-        int8_scan(q, b, sh, 0);
+        int8_scan_stride(q, b, q->stride);
     }
 }
 
