@@ -63,6 +63,12 @@ uint32_t recommend_popular(const struct model *m, const struct filter *f, uint32
     return count;
 }
 
+/* User @u's row of @m's user matrix. */
+static const float *user_vector(const struct model *m, const struct model_user *u)
+{
+    return model_user_matrix(m) + (size_t)u->row * model_stride(m);
+}
+
 /* recommend_personalized - a p->personalized user's top p->n by scan into
  * @hits (p->n entries), *@count receiving how many. The scan reads the copy
  * scan.h chooses; a reduced one gives the same result as the f32 matrix
@@ -75,25 +81,11 @@ static int recommend_personalized(const struct query *q, const struct recommend_
     const struct filter *f = &p->filter;
     uint32_t n = p->n;
     struct scan_plan plan;
-    scan_plan(m, model_user_matrix(m) + (size_t)u->row * model_stride(m), scan_elem(m), &plan);
+    scan_plan(m, user_vector(m, u), scan_elem(m), &plan);
     struct score_hit *scratch = arena_alloc(q->arena, (size_t)plan.parts * n * sizeof(*scratch));
     if (scratch == NULL)
         return err_set(e, -ENOMEM, "out of memory for %zu hits", (size_t)plan.parts * n);
     *count = scan_topn(&plan, n, filter_keep, f, scratch, hits);
-    return 0;
-}
-
-/* Whether @u's factors, the bias column aside, are not all zero. A trainer
- * gives all-zero factors to a user it has no interactions for (a member
- * listed only for a tier): their scores would be ties, or the item biases
- * alone. */
-static int has_taste(const struct model *m, const struct model_user *u)
-{
-    const float *v = model_user_matrix(m) + (size_t)u->row * model_stride(m);
-    uint32_t factors = model_dim(m) - model_info(m)->has_bias;
-    for (uint32_t j = 0; j < factors; j++)
-        if (v[j] != 0)
-            return 1;
     return 0;
 }
 
@@ -118,7 +110,7 @@ int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest 
         .self = -1,
         .purchasable_only = req->purchasable_only,
     };
-    p->personalized = p->known && has_taste(q->model, &p->user);
+    p->personalized = p->known && scan_has_factors(q->model, user_vector(q->model, &p->user));
     return filter_build(q, &spec, &p->filter, e);
 }
 

@@ -176,11 +176,7 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Whether @row has a factor other than zero, the bias column aside: a
- * user whose factors are all zero (one the trainer saw nothing of) gets
- * the popularity ranking, never a scan, and would time a degenerate one
- * in which every score ties. */
-static int has_factors(const struct model *m, const float *row)
+int scan_has_factors(const struct model *m, const float *row)
 {
     uint32_t factors = model_dim(m) - model_info(m)->has_bias;
     for (uint32_t j = 0; j < factors; j++)
@@ -191,8 +187,10 @@ static int has_factors(const struct model *m, const float *row)
 
 /* pick_queries - PROBE_QUERIES rows of the user matrix, one per equal
  * slice of it: the slice's middle row, or the first after it (wrapping
- * within the slice) that has factors. Of the item matrix when the model
- * has no users; every row of a matrix that has fewer. */
+ * within the slice) that has factors (scan_has_factors: a user without
+ * any gets the popularity ranking, never a scan, and would time a
+ * degenerate one in which every score ties). Of the item matrix when the
+ * model has no users; every row of a matrix that has fewer. */
 static void pick_queries(struct probe *p)
 {
     const struct model *m = p->m;
@@ -208,7 +206,7 @@ static void pick_queries(struct probe *p)
         uint64_t lo = q * rows / p->queries, hi = (q + 1) * rows / p->queries;
         uint64_t row = lo + (hi - lo) / 2;
         /* Once round the slice at most, back to its middle if in vain. */
-        for (uint64_t k = 0; k < hi - lo && !has_factors(m, matrix + row * stride); k++)
+        for (uint64_t k = 0; k < hi - lo && !scan_has_factors(m, matrix + row * stride); k++)
             row = row + 1 < hi ? row + 1 : lo;
         p->query[q] = matrix + row * stride;
     }

@@ -47,6 +47,13 @@ enum model_elem scan_elem(const struct model *m);
  * itself was not timed. A pure function: the rule scan_probe() applies. */
 enum model_elem scan_choose(const double query_seconds[MODEL_ELEM_COUNT]);
 
+/* scan_has_factors - whether @row (a user or item row of @m) has a factor
+ * other than zero, the bias column aside. A trainer gives all-zero
+ * factors to a user it has no interactions for (a member listed only for
+ * a tier): its scores would be ties, or the item biases alone, so such a
+ * user is not scanned. */
+int scan_has_factors(const struct model *m, const float *row);
+
 /* scan_prepare - give @m what its scans need beyond the file: the int8
  * rows regrouped by block (score.h: score_int8_block) when the int8 scan
  * of the current kernel reads them and the preference may scan int8. It
