@@ -130,6 +130,7 @@
 #include <unistd.h>
 #include <urcu.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "engine/scan.h"
 
@@ -228,9 +229,7 @@ struct debounce {
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_ns() / 1000000;
 }
 
 static int file_id_read(const char *path, struct file_id *id)

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "engine/query.h"
 #include "engine/score.h"
 #include "engine/split.h"
@@ -169,13 +169,6 @@ struct probe {
     unsigned from_user;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int scan_has_factors(const struct model *m, const float *row)
 {
     uint32_t factors = model_dim(m) - model_info(m)->has_bias;
@@ -217,12 +210,12 @@ static int64_t time_copy(const struct probe *p, enum model_elem elem)
 {
     struct score_hit scratch[SPLIT_PARTS_MAX * QUERY_COUNT_DEFAULT], out[QUERY_COUNT_DEFAULT];
     struct scan_plan plan;
-    int64_t start = now_ns();
+    int64_t start = clock_ns();
     for (unsigned q = 0; q < p->queries; q++) {
         scan_plan(p->m, p->query[q], elem, &plan);
         scan_topn(&plan, QUERY_COUNT_DEFAULT, NULL, NULL, scratch, out);
     }
-    int64_t ns = now_ns() - start;
+    int64_t ns = clock_ns() - start;
     return ns > 0 ? ns : 1;
 }
 
@@ -272,10 +265,10 @@ int scan_probe(struct model *m)
     if (p.count == 1)
         return 0; /* f32 alone: nothing to choose */
     pick_queries(&p);
-    int64_t best[MODEL_ELEM_COUNT] = {0}, start = now_ns(), round_ns = 0;
+    int64_t best[MODEL_ELEM_COUNT] = {0}, start = clock_ns(), round_ns = 0;
     unsigned rounds = 0;
     while (rounds < PROBE_ROUNDS_MAX) {
-        int64_t begun = now_ns();
+        int64_t begun = clock_ns();
         if ((rounds >= PROBE_ROUNDS_MIN && begun - start >= PROBE_MORE_NS) ||
             (rounds > 0 && begun - start + round_ns > PROBE_CAP_NS))
             break;
@@ -285,7 +278,7 @@ int scan_probe(struct model *m)
             if (best[elem] == 0 || ns < best[elem])
                 best[elem] = ns;
         }
-        round_ns = now_ns() - begun;
+        round_ns = clock_ns() - begun;
         rounds++;
     }
     struct model_scan s = {.queries = p.queries, .rounds = rounds, .from_user = p.from_user};

@@ -87,6 +87,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/pem.h"
 #include "server/inflate.h"
@@ -379,9 +380,7 @@ static void disarm(struct slot *s)
 
 static uint64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (uint64_t)clock_ns();
 }
 
 /* deadline_at - @deadline on our clock (now_ns, which is @now): the core's

@@ -25,8 +25,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "tools/recsys-train/factors.h"
 
 /* LAPACK: solve A X = B for symmetric positive definite A (column-major). */
@@ -224,9 +224,7 @@ static void gram(const float *f, uint32_t n, uint32_t k, float *g)
 
 static double seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)clock_ns() / 1e9;
 }
 
 /* Users per block of the quadratic form in als_loss. */

@@ -13,8 +13,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "tools/recsys-train/factors.h"
 
 #define FACTORS_MAX 1024
@@ -117,9 +117,7 @@ static void *work(void *arg)
 
 static double seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)clock_ns() / 1e9;
 }
 
 int bpr_train(const struct als_rows *users, const struct bpr_params *p, float *X, float *Y,
