@@ -5,11 +5,13 @@
  * reload_start() starts a watcher thread, which loads the file, then
  * follows its directory with inotify (and reload_request(), for SIGHUP).
  * When a new file appears at the path the watcher opens it, validates it
- * completely (model_open: the checks of `recsys-model verify`), times the
- * scan of each copy of its item matrix to choose the one to serve from
- * (scan_probe, under --scan auto), and publishes it with one pointer store. Serving threads never
- * wait: they read the current snapshot inside an RCU read-side section, and the old model is
- * unmapped only after an RCU grace period, once no call can still see it.
+ * completely (model_open: the checks of `recsys-model verify`), prepares
+ * its scans (scan_prepare) and times the scan of each copy of its item
+ * matrix to choose the one to serve from (scan_probe, under --scan auto),
+ * and publishes it with one pointer store. Serving threads never wait:
+ * they read the current snapshot inside an RCU read-side section, and the
+ * old model is unmapped only after an RCU grace period, once no call can
+ * still see it.
  *
  * A snapshot is immutable: one call reads it once and uses its model
  * throughout, so one response never mixes two models.
