@@ -28,10 +28,10 @@
  *    call with a deadline, its deadline less what serving it takes, since a
  *    reply after the deadline is waste; for one without, a bound on its
  *    wait, so that a client without deadlines (gRPC's default) hears
- *    back while an overload lasts. The caller refuses what expires: before the
- *    deadline's own timer in the core cancels it, which costs several
- *    times a refusal (an error status formatted, a timer fired), and so
- *    that the client learns at once, and may retry elsewhere.
+ *    back while an overload lasts. The caller refuses what expires:
+ *    before the deadline's own timer in the core cancels it, which costs
+ *    several times a refusal (an error status formatted, a timer fired),
+ *    and so that the client learns at once, and may retry elsewhere.
  *
  * Entries are embedded in the caller's call objects (container_of): the
  * queue links them and owns none; its arrays are sized once, for the most

@@ -27,11 +27,10 @@
  * A worker takes calls in between serving them, into its queue (queue.h),
  * which decides the order: by connection in turn, newest first under
  * overload for calls with a deadline, and what to refuse before its
- * deadline. Taking calls in gets
- * at most as much of the worker's time as serving (intake_budget), so a
- * flood of arrivals can neither starve serving nor leave calls unseen in
- * the core until their deadlines pass. Health checks and GetModelInfo are
- * answered on arrival (urgent).
+ * deadline. Taking calls in gets at most as much of the worker's time as
+ * serving (intake_budget), so a flood of arrivals can neither starve
+ * serving nor leave calls unseen in the core until their deadlines pass.
+ * Health checks and GetModelInfo are answered on arrival (urgent).
  *
  * Every unary method is registered with GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
  * so the request message arrives with the call and one batch (initial
