@@ -93,6 +93,8 @@ struct model {
     struct model_item_copy copies[MODEL_ELEM_COUNT];
     struct model_scan scan; /* valid when has_scan */
     int has_scan;
+    struct model_training training;
+    void *gram;                    /* heap, the engine's (model_set_gram) */
     struct cat_entry *cats_sorted; /* heap, category_count, by name */
     struct model_info info;
     char *path;
@@ -1014,6 +1016,9 @@ int model_open(const char *path, unsigned slots, struct model **out, struct err 
         return rc;
     }
     fill_info(m);
+    m->training = (struct model_training){.regularization = MODEL_DEFAULT_REGULARIZATION,
+                                          .alpha = MODEL_DEFAULT_ALPHA,
+                                          .view_weight = MODEL_DEFAULT_VIEW_WEIGHT};
     *out = m;
     return 0;
 }
@@ -1028,6 +1033,7 @@ void model_close(struct model *m)
         mdb_env_close(m->env);
     for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
         free((void *)m->copies[elem].blocked);
+    free(m->gram);
     free(m->txns);
     free(m->inv_norms);
     free(m->cats_sorted);
@@ -1093,6 +1099,22 @@ void model_set_item_blocked(struct model *m, enum model_elem elem, void *blocked
     assert(elem < MODEL_ELEM_COUNT && m->copies[elem].rows != NULL &&
            m->copies[elem].blocked == NULL);
     m->copies[elem].blocked = blocked;
+}
+
+void model_set_gram(struct model *m, void *gram)
+{
+    assert(m->gram == NULL);
+    m->gram = gram;
+}
+
+const void *model_gram(const struct model *m)
+{
+    return m->gram;
+}
+
+const struct model_training *model_training(const struct model *m)
+{
+    return &m->training;
 }
 
 const struct model_scan *model_scan(const struct model *m)

@@ -176,6 +176,40 @@ void model_set_item_blocked(struct model *m, enum model_elem elem, void *blocked
  * (a model opened without the reloader, or not timed: scan.h). */
 const struct model_scan *model_scan(const struct model *m);
 
+/* ---- how it was trained (FORMAT.md `training`) --------------------------- */
+
+/* Defaults when the file holds no training record (files written before it
+ * existed, or imported without the flags): recsys-train's own defaults. */
+#define MODEL_DEFAULT_REGULARIZATION 0.05f
+#define MODEL_DEFAULT_ALPHA          20.0f
+#define MODEL_DEFAULT_VIEW_WEIGHT    0.25f
+
+/* What the live-events fold-in needs to score a user the way the trainer
+ * would have (engine/foldin.h), and what compaction needs to know which
+ * recorded events the model already holds. */
+struct model_training {
+    float regularization; /* lambda >= 0, not scaled by a user's interaction count */
+    float alpha;          /* confidence per unit of weight: c = 1 + alpha * w, >= 0 */
+    float view_weight;    /* weight of one view event, > 0 */
+    /* Unix milliseconds of the last event the training data holds: events
+     * at or before it are in the model. 0: unknown (no event is taken as
+     * held). */
+    int64_t data_end_unix_ms;
+    int from_file; /* 1: the file holds the record; 0: the defaults above */
+};
+
+/* model_training - the file's training record, or the defaults. */
+const struct model_training *model_training(const struct model *m);
+
+/* model_set_gram - give @m @gram, engine data derived from its item matrix
+ * for the fold-in (its layout is engine/foldin.h's; heap memory, which
+ * model_close frees). Like model_set_scan: at most once, by the thread that
+ * opened @m, before @m is shared. */
+void model_set_gram(struct model *m, void *gram);
+
+/* model_gram - what model_set_gram gave; NULL if nothing. */
+const void *model_gram(const struct model *m);
+
 /* Catalog attributes, indexed by item. */
 const struct model_item_attr *model_item_attrs(const struct model *m);
 
