@@ -126,6 +126,7 @@ struct walk {
     uint64_t file_size;
     uint64_t psize;
     uint64_t last_pg;
+    int live;      /* lmdbcheck_live: a written-to environment, not a file written once */
     uint8_t *seen; /* bitmap over pages 0 .. last_pg */
 };
 
@@ -282,7 +283,12 @@ static int check_metas(struct walk *w, struct db *main)
     uint64_t need;
     if (last == UINT64_MAX || __builtin_mul_overflow(last + 1, psize, &need))
         need = UINT64_MAX;
-    if (need > w->file_size)
+    /* A live environment's last page may be one a transaction allocated
+     * and freed again before its commit, never written: the file ends
+     * before it. Then only the pages the file holds may be reached. */
+    if (need > w->file_size && w->live && w->file_size / psize > NUM_METAS)
+        last = w->file_size / psize - 1;
+    else if (need > w->file_size)
         return err_set(w->e, ERR_FORMAT, "truncated: %llu bytes, the database needs %llu",
                        (unsigned long long)w->file_size, (unsigned long long)need);
     w->psize = psize;
@@ -512,12 +518,12 @@ static int walk_tree(struct walk *w, struct tree *t)
 
 /* ==== entry points =================================================== */
 
-int lmdbcheck_fd(int fd, struct err *e)
+static int check_fd(int fd, int live, struct err *e)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
         return err_set(e, -errno, "failed to stat the file (%s)", strerror(errno));
-    struct walk w = {.fd = fd, .e = e, .file_size = (uint64_t)st.st_size};
+    struct walk w = {.fd = fd, .e = e, .file_size = (uint64_t)st.st_size, .live = live};
     struct tree main = {.name = "main DB", .is_main = 1};
     int rc = check_metas(&w, &main.db);
     if (rc != 0)
@@ -532,12 +538,27 @@ int lmdbcheck_fd(int fd, struct err *e)
     return rc;
 }
 
-int lmdbcheck_path(const char *path, struct err *e)
+int lmdbcheck_fd(int fd, struct err *e)
+{
+    return check_fd(fd, 0, e);
+}
+
+static int check_path(const char *path, int live, struct err *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return err_set(e, -errno, "%s", strerror(errno));
-    int rc = lmdbcheck_fd(fd, e);
+    int rc = check_fd(fd, live, e);
     close(fd);
     return rc;
+}
+
+int lmdbcheck_path(const char *path, struct err *e)
+{
+    return check_path(path, 0, e);
+}
+
+int lmdbcheck_live(const char *path, struct err *e)
+{
+    return check_path(path, 1, e);
 }

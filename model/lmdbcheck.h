@@ -27,3 +27,10 @@ int lmdbcheck_fd(int fd, struct err *e);
 /* lmdbcheck_path - lmdbcheck_fd on @path, opened read-only for the call.
  * Returns as lmdbcheck_fd, or -errno when @path cannot be opened. */
 int lmdbcheck_path(const char *path, struct err *e);
+
+/* lmdbcheck_live - lmdbcheck_path on the data file of an environment that
+ * is written to over time (the daemon's state): its last page in use may
+ * lie past the end of the file (allocated and freed within one
+ * transaction, never written), so only the pages the file holds may be
+ * reached from the trees. */
+int lmdbcheck_live(const char *path, struct err *e);

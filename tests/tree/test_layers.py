@@ -1,6 +1,6 @@
 """The layers of the tree, checked: every project include points down.
 
-    base <- model <- engine <- server             (the daemon)
+    base <- model <- state <- engine <- server    (the daemon)
     base <- model <- tools/lib <- tools/recsys-*  (the offline tools)
 
 A file may include headers of its own layer and of the layers it rests on,
@@ -22,8 +22,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ALLOWED = {
     "base": ["base"],
     "model": ["base", "model"],
-    "engine": ["base", "model", "engine", "recsys"],
-    "server": ["base", "model", "engine", "server", "recsys", "grpc"],
+    "state": ["base", "model", "state"],
+    "engine": ["base", "model", "state", "engine", "recsys"],
+    "server": ["base", "model", "state", "engine", "server", "recsys", "grpc"],
     "tools/lib": ["base", "model", "tools/lib"],
     "tools/recsys-model": ["base", "model", "tools/lib", "tools/recsys-model"],
     "tools/recsys-train": ["base", "model", "tools/lib", "tools/recsys-train"],
