@@ -9,8 +9,10 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/utf8.h"
@@ -33,6 +35,8 @@ _Static_assert(sizeof(float) == 4, "factors are IEEE-754 binary32");
 #define FORMAT_KEY_HEADER   "header"
 #define FORMAT_KEY_VERSION  "version"
 #define FORMAT_KEY_CHECKSUM "checksum"
+/* Optional: how the model was trained (struct format_training). */
+#define FORMAT_KEY_TRAINING "training"
 
 /* Largest dimension a model may have. */
 #define FORMAT_DIM_MAX 4096
@@ -116,6 +120,65 @@ struct format_user {
     uint32_t owned_count;
 };
 _Static_assert(sizeof(struct format_user) == 12, "user record head is 12 bytes on disk");
+
+/*
+ * The optional meta/training value: the training record (FORMAT.md,
+ * "Training record"). Absent, a reader takes the MODEL_DEFAULT_* values and
+ * data end 0. A small fixed struct rather than a blob: it is read once, with
+ * memcpy, at load.
+ */
+struct format_training {
+    float regularization;     /* lambda, finite, >= 0 */
+    float alpha;              /* confidence per unit of weight, finite, >= 0 */
+    float view_weight;        /* weight of one view, finite, > 0 */
+    uint32_t reserved;        /* 0; keeps data_end_unix_ms 8-byte aligned */
+    int64_t data_end_unix_ms; /* >= 0; 0 = unknown */
+};
+_Static_assert(sizeof(struct format_training) == 24, "training record is 24 bytes on disk");
+_Static_assert(offsetof(struct format_training, regularization) == 0, "training layout");
+_Static_assert(offsetof(struct format_training, alpha) == 4, "training layout");
+_Static_assert(offsetof(struct format_training, view_weight) == 8, "training layout");
+_Static_assert(offsetof(struct format_training, reserved) == 12, "training layout");
+_Static_assert(offsetof(struct format_training, data_end_unix_ms) == 16, "training layout");
+
+/* format_training_problem - the one rule for a training record, applied
+ * by the reader to the file's and by the writer to its input. Returns NULL
+ * when @t is valid, else what is wrong with it, written into @buf
+ * (@len bytes). */
+static inline const char *format_training_problem(const struct format_training *t, char *buf,
+                                                  size_t len)
+{
+    const struct {
+        const char *name;
+        float v;
+        int zero_ok; /* 0 itself is allowed */
+    } reals[] = {
+        {"regularization", t->regularization, 1},
+        {"alpha", t->alpha, 1},
+        {"view_weight", t->view_weight, 0},
+    };
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        float v = reals[i].v;
+        const char *why = !isfinite(v)                    ? "is not finite"
+                          : reals[i].zero_ok && v < 0     ? "is negative"
+                          : !reals[i].zero_ok && !(v > 0) ? "is not above 0"
+                                                          : NULL;
+        if (why != NULL) {
+            snprintf(buf, len, "training %s %g %s", reals[i].name, (double)v, why);
+            return buf;
+        }
+    }
+    if (t->reserved != 0) {
+        snprintf(buf, len, "training reserved word is %u, want 0", t->reserved);
+        return buf;
+    }
+    if (t->data_end_unix_ms < 0) {
+        snprintf(buf, len, "training data_end_unix_ms %lld is negative",
+                 (long long)t->data_end_unix_ms);
+        return buf;
+    }
+    return NULL;
+}
 
 /* int8 copy: values are symmetric, -FORMAT_INT8_MAX..FORMAT_INT8_MAX, so
  * that negating a row or the query never overflows. */

@@ -7,11 +7,11 @@
  *   1. The container: a regular, non-empty LMDB file, long enough for every
  *      page its meta page claims (a shorter file would raise SIGBUS when a
  *      missing page is touched), with the three databases.
- *   2. Structure: the header, every blob's size, padding and alignment,
- *      every string, attribute, count and index, the items and users
- *      databases against the catalog, the popularity ranking against the
- *      purchases. Every value's bytes are also checked to lie inside the
- *      file before they are read.
+ *   2. Structure: the header, the training record, every blob's size,
+ *      padding and alignment, every string, attribute, count and index,
+ *      the items and users databases against the catalog, the popularity
+ *      ranking against the purchases. Every value's bytes are also checked
+ *      to lie inside the file before they are read.
  *   3. Values: one pass over both factor matrices (finite factors, zero
  *      row padding, the bias column), which also computes the items'
  *      inverse norms; then the checksum, last, so that a damaged field is
@@ -113,6 +113,7 @@ struct load {
     uint64_t psize;                     /* LMDB page size */
     uint64_t last_pgno;                 /* the last page in use */
     uint8_t present[FORMAT_BLOB_COUNT]; /* the blob is in meta */
+    int has_training;                   /* meta/training is there */
     const uint8_t *payload[FORMAT_BLOB_COUNT];
     size_t payload_len[FORMAT_BLOB_COUNT];
     uint32_t *owners; /* heap, item_count: users owning each item */
@@ -303,10 +304,16 @@ static int locate_map(struct load *l)
 }
 
 /* Every meta key is fetched by name below; with the count right there is
- * nothing else in meta. Notes which optional blobs are there. */
+ * nothing else in meta. Notes which optional blobs and keys are there. */
 static int check_meta_count(struct load *l)
 {
     size_t keys = 3; /* header, version, checksum */
+    MDB_val tk = {strlen(FORMAT_KEY_TRAINING), FORMAT_KEY_TRAINING}, tv;
+    int trc = mdb_get(l->txn, l->m->dbi[DB_META], &tk, &tv);
+    if (trc != 0 && trc != MDB_NOTFOUND)
+        return fail_lmdb(l, trc, "read meta");
+    l->has_training = trc == 0;
+    keys += (size_t)l->has_training;
     for (int b = 0; b < FORMAT_BLOB_COUNT; b++) {
         MDB_val k = {strlen(format_blob_keys[b]), (void *)format_blob_keys[b]}, v;
         int rc = b < FORMAT_BLOB_REQUIRED ? 0 : mdb_get(l->txn, l->m->dbi[DB_META], &k, &v);
@@ -390,6 +397,36 @@ static int check_stored_checksum(struct load *l)
     if (v.mv_size != sizeof(l->stored_checksum))
         return fail(l, ERR_FORMAT, "checksum is %zu bytes, want 8", v.mv_size);
     memcpy(&l->stored_checksum, v.mv_data, sizeof(l->stored_checksum));
+    return 0;
+}
+
+/* The training record, or the defaults when the file has none (files
+ * written before it existed, or without one). */
+static int check_training(struct load *l)
+{
+    struct model_training *t = &l->m->training;
+    if (!l->has_training) {
+        *t = (struct model_training){.regularization = MODEL_DEFAULT_REGULARIZATION,
+                                     .alpha = MODEL_DEFAULT_ALPHA,
+                                     .view_weight = MODEL_DEFAULT_VIEW_WEIGHT};
+        return 0;
+    }
+    struct format_training ft;
+    MDB_val v;
+    int rc = get_meta(l, FORMAT_KEY_TRAINING, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != sizeof(ft))
+        return fail(l, ERR_FORMAT, "training is %zu bytes, want %zu", v.mv_size, sizeof(ft));
+    memcpy(&ft, v.mv_data, sizeof(ft)); /* the value is not aligned */
+    char why[128];
+    if (format_training_problem(&ft, why, sizeof(why)) != NULL)
+        return fail(l, ERR_FORMAT, "%s", why);
+    *t = (struct model_training){.regularization = ft.regularization,
+                                 .alpha = ft.alpha,
+                                 .view_weight = ft.view_weight,
+                                 .data_end_unix_ms = ft.data_end_unix_ms,
+                                 .from_file = 1};
     return 0;
 }
 
@@ -983,7 +1020,7 @@ static int validate(struct load *l)
     int rc;
     if ((rc = locate_map(l)) != 0 || (rc = check_meta_count(l)) != 0 ||
         (rc = check_header(l)) != 0 || (rc = check_version(l)) != 0 ||
-        (rc = check_stored_checksum(l)) != 0)
+        (rc = check_stored_checksum(l)) != 0 || (rc = check_training(l)) != 0)
         return rc;
     for (int b = 0; b < FORMAT_BLOB_COUNT; b++)
         if (l->present[b] && (rc = load_blob(l, b)) != 0)
@@ -1016,9 +1053,6 @@ int model_open(const char *path, unsigned slots, struct model **out, struct err 
         return rc;
     }
     fill_info(m);
-    m->training = (struct model_training){.regularization = MODEL_DEFAULT_REGULARIZATION,
-                                          .alpha = MODEL_DEFAULT_ALPHA,
-                                          .view_weight = MODEL_DEFAULT_VIEW_WEIGHT};
     *out = m;
     return 0;
 }

@@ -56,6 +56,7 @@ struct build {
     MDB_txn *txn;
     MDB_dbi meta, items_db, users_db;
     struct format_header hdr;
+    struct format_training training; /* valid when src->training */
 };
 
 /* ==== validation ===================================================== */
@@ -194,6 +195,22 @@ static int check_header_fields(const struct model_src *s, struct err *e)
     return 0;
 }
 
+/* The record as the file will hold it, checked by the reader's own rule. */
+static int check_training(struct build *b, struct err *e)
+{
+    const struct model_training *t = b->src->training;
+    if (t == NULL)
+        return 0;
+    b->training = (struct format_training){.regularization = t->regularization,
+                                           .alpha = t->alpha,
+                                           .view_weight = t->view_weight,
+                                           .data_end_unix_ms = t->data_end_unix_ms};
+    char why[128];
+    if (format_training_problem(&b->training, why, sizeof(why)) != NULL)
+        return err_set(e, ERR_INVALID, "%s", why);
+    return 0;
+}
+
 static void *alloc_array(size_t n, size_t size)
 {
     return calloc(n ? n : 1, size);
@@ -204,6 +221,8 @@ static int prepare(struct build *b, struct err *e)
 {
     const struct model_src *s = b->src;
     int rc = check_header_fields(s, e);
+    if (rc == 0)
+        rc = check_training(b, e);
     if (rc != 0)
         return rc;
     b->stride = format_stride(s->dim);
@@ -604,10 +623,14 @@ static int write_txn(struct build *b)
     rank_popularity(b);
     fill_header(b);
 
-    /* Placeholders first, final sizes: their later overwrites stay in place. */
+    /* Every small value before the blobs, whose pads a later put into a
+     * leaf page could spoil; header and checksum as placeholders of their
+     * final sizes, so their later overwrites stay in place. */
     if ((rc = put_meta(b, FORMAT_KEY_HEADER, &zero_header, sizeof(zero_header))) != 0 ||
         (rc = put_meta(b, FORMAT_KEY_CHECKSUM, &zero_checksum, sizeof(zero_checksum))) != 0 ||
         (rc = put_meta(b, FORMAT_KEY_VERSION, b->src->version, strlen(b->src->version))) != 0 ||
+        (b->src->training != NULL &&
+         (rc = put_meta(b, FORMAT_KEY_TRAINING, &b->training, sizeof(b->training))) != 0) ||
         (rc = put_blobs(b)) != 0 ||
         (rc = put_meta(b, FORMAT_KEY_HEADER, &b->hdr, sizeof(b->hdr))) != 0)
         return rc;

@@ -42,9 +42,14 @@ struct model_src {
      * each factor to nearest even; int8 scales each row by its largest
      * magnitude / 127 and rounds to nearest. */
     unsigned quantize;
+    /* How the model was trained, written as meta/training (FORMAT.md,
+     * "Training record"); NULL writes no record, and a reader then takes
+     * the MODEL_DEFAULT_* values. from_file is ignored. */
+    const struct model_training *training;
 };
 
 /* model_write - validate @src, write it to @path atomically.
  * Returns 0, ERR_INVALID (with the problem in @e: duplicate id, index out of
- * range, non-finite factor, ...), or -errno / an LMDB code from writing. */
+ * range, non-finite factor, a training record the reader would refuse, ...),
+ * or -errno / an LMDB code from writing. */
 int model_write(const char *path, const struct model_src *src, struct err *e);

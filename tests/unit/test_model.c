@@ -40,7 +40,7 @@ static const char *tmp_path(const char *name)
 enum { FX_DIM = 5, FX_ITEMS = 6, FX_USERS = 4, FX_CATS = 3, FX_OWNED = 8 };
 
 /* A small model with a bias column, duplicate and unsorted owned items, an
- * all-zero item vector and popularity ties. */
+ * all-zero item vector, popularity ties and a training record. */
 struct fixture {
     float uf[FX_USERS * FX_DIM];
     float itf[FX_ITEMS * FX_DIM];
@@ -51,8 +51,16 @@ struct fixture {
     uint32_t owned[FX_OWNED];
     struct model_item_attr attrs[FX_ITEMS];
     const char *cats[FX_CATS];
+    struct model_training training;
     struct model_src src;
 };
+
+/* The fixture's training record: none of them the defaults, each exact in
+ * binary, and a data end that needs more than 32 bits. */
+#define FX_REGULARIZATION 0.125f
+#define FX_ALPHA          7.5f
+#define FX_VIEW_WEIGHT    0.5f
+#define FX_DATA_END       1718000000123
 
 static void fixture_init(struct fixture *f)
 {
@@ -85,6 +93,10 @@ static void fixture_init(struct fixture *f)
                                                .category = i % FX_CATS,
                                                .on_sale = i != 2,
                                                .tier = (uint8_t)(i % 3)};
+    f->training = (struct model_training){.regularization = FX_REGULARIZATION,
+                                          .alpha = FX_ALPHA,
+                                          .view_weight = FX_VIEW_WEIGHT,
+                                          .data_end_unix_ms = FX_DATA_END};
     f->src = (struct model_src){
         .dim = FX_DIM,
         .has_bias = 1,
@@ -103,6 +115,7 @@ static void fixture_init(struct fixture *f)
         .version = "v2024.06-test",
         .created_at = 1718000000,
         .quantize = 1u << MODEL_ELEM_BF16 | 1u << MODEL_ELEM_INT8,
+        .training = &f->training,
     };
 }
 
@@ -292,6 +305,36 @@ static int raw_put(const char *path, const char *db, const char *key, const void
     if (rc == 0)
         rc = mdb_put(txn, dbi, &k, &v, 0);
     return rw_end(env, txn, rc);
+}
+
+/* Copies meta value @key of @path into @buf (@cap bytes); *len receives its
+ * size. Returns 0, MDB_NOTFOUND or another LMDB code. */
+static int raw_get_meta(const char *path, const char *key, void *buf, size_t cap, size_t *len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = rw_begin(path, &env, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    rc = mdb_dbi_open(txn, FORMAT_DB_META, 0, &dbi);
+    if (rc == 0)
+        rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0) {
+        *len = v.mv_size;
+        memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
+static int has_meta_key(const char *path, const char *key)
+{
+    uint8_t buf[1];
+    size_t len;
+    return raw_get_meta(path, key, buf, sizeof(buf), &len) == 0;
 }
 
 /* An edit of one value: changes @val in place, returns its new length
@@ -552,7 +595,8 @@ static void test_round_trip_users(void)
     model_close(m);
 }
 
-/* No user tiers and no purchases at all: all zero, every count zero. */
+/* No user tiers, no purchases and no training record at all: all zero,
+ * every count zero, the training defaults. */
 static void test_round_trip_defaults(void)
 {
     struct fixture f;
@@ -561,6 +605,7 @@ static void test_round_trip_defaults(void)
     f.src.owned_offsets = NULL;
     f.src.owned_items = NULL;
     f.src.has_bias = 0;
+    f.src.training = NULL;
     const char *path = tmp_path("defaults.lmdb");
     struct err e = {0};
     CHECK_OK(model_write(path, &f.src, &e));
@@ -573,7 +618,55 @@ static void test_round_trip_defaults(void)
     const struct model_pop *pop = model_popularity(m);
     for (uint32_t i = 0; i < FX_ITEMS; i++)
         CHECK(pop[i].item == i && pop[i].count == 0);
+    /* FORMAT.md's defaults, spelled out rather than taken from model.h. */
+    const struct model_training *t = model_training(m);
+    CHECK(t->from_file == 0);
+    CHECK(t->regularization == 0.05f && t->alpha == 20.0f && t->view_weight == 0.25f);
+    CHECK(t->data_end_unix_ms == 0);
     model_close(m);
+    CHECK(!has_meta_key(path, FORMAT_KEY_TRAINING));
+}
+
+/* The record comes back as written, and the file holds it as FORMAT.md
+ * lays it out: these bytes are written out by hand, not by the struct. */
+static void test_round_trip_training(void)
+{
+    static const uint8_t want[24] = {
+        0x00, 0x00, 0x00, 0x3e,                         /* 0.125f */
+        0x00, 0x00, 0xf0, 0x40,                         /* 7.5f */
+        0x00, 0x00, 0x00, 0x3f,                         /* 0.5f */
+        0x00, 0x00, 0x00, 0x00,                         /* reserved */
+        0x7b, 0x9c, 0xc7, 0x00, 0x90, 0x01, 0x00, 0x00, /* 1718000000123 = 0x190'00c7'9c7b */
+    };
+    struct fixture f;
+    const char *path = write_fixture("training.lmdb", &f);
+    CHECK(path != NULL);
+    uint8_t got[64];
+    size_t len = 0;
+    CHECK_OK(raw_get_meta(path, FORMAT_KEY_TRAINING, got, sizeof(got), &len));
+    CHECK(len == sizeof(want) && memcmp(got, want, sizeof(want)) == 0);
+
+    struct model *m;
+    struct err e = {0};
+    CHECK_OK(model_open(path, 1, &m, &e));
+    const struct model_training *t = model_training(m);
+    int same = t->from_file == 1 && t->regularization == FX_REGULARIZATION &&
+               t->alpha == FX_ALPHA && t->view_weight == FX_VIEW_WEIGHT &&
+               t->data_end_unix_ms == FX_DATA_END;
+    model_close(m);
+    CHECK(same);
+
+    /* The edges the rule allows: zero regularization, alpha and data end. */
+    fixture_init(&f);
+    f.training = (struct model_training){.view_weight = 1e-30f};
+    path = tmp_path("training-zero.lmdb");
+    CHECK_OK(model_write(path, &f.src, &e));
+    CHECK_OK(model_open(path, 1, &m, &e));
+    t = model_training(m);
+    same = t->from_file == 1 && t->regularization == 0 && t->alpha == 0 &&
+           t->view_weight == 1e-30f && t->data_end_unix_ms == 0;
+    model_close(m);
+    CHECK(same);
 }
 
 /* Matrices of many shapes, including ones small enough to sit inside a
@@ -810,6 +903,27 @@ static void backwards_offsets(struct fixture *f)
     f->off[2] = 3; /* bob: 4..3 */
 }
 
+static void training_nan(struct fixture *f)
+{
+    f->training.regularization = NAN;
+}
+static void training_negative_alpha(struct fixture *f)
+{
+    f->training.alpha = -0.5f;
+}
+static void training_zero_view(struct fixture *f)
+{
+    f->training.view_weight = 0;
+}
+static void training_inf_view(struct fixture *f)
+{
+    f->training.view_weight = INFINITY;
+}
+static void training_negative_end(struct fixture *f)
+{
+    f->training.data_end_unix_ms = -1;
+}
+
 static const struct bad_src bad_srcs[] = {
     {"duplicate user", dup_user, "user id \"alice\" appears twice (users 0 and 2)"},
     {"duplicate item", dup_item, "item id \"course-a\" appears twice (items 0 and 4)"},
@@ -831,6 +945,11 @@ static const struct bad_src bad_srcs[] = {
     {"long item id", long_id, "item 0: id is longer than 256 bytes"},
     {"bias column", bad_bias, "user 2 bias factor is 0.5, want 1"},
     {"backwards offsets", backwards_offsets, "user 1 owned offsets go backwards"},
+    {"NaN regularization", training_nan, "training regularization nan is not finite"},
+    {"negative alpha", training_negative_alpha, "training alpha -0.5 is negative"},
+    {"zero view weight", training_zero_view, "training view_weight 0 is not above 0"},
+    {"inf view weight", training_inf_view, "training view_weight inf is not finite"},
+    {"negative data end", training_negative_end, "training data_end_unix_ms -1 is negative"},
 };
 
 /* Well-formed UTF-8 by the Unicode standard's table 3-7, and the ill-formed
@@ -1308,6 +1427,63 @@ static size_t row_4(uint8_t *val, size_t len, const struct format_header *h)
     return put_u32_at(val, len, 0, 4);
 }
 
+/* Edits of meta/training, at FORMAT.md's offsets. */
+static size_t put_f32_at(uint8_t *val, size_t len, size_t at, float x)
+{
+    memcpy(val + at, &x, sizeof(x));
+    return len;
+}
+
+static size_t training_reg_nan(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 0, NAN);
+}
+
+static size_t training_reg_negative(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 0, -0.25f);
+}
+
+static size_t training_alpha_inf(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 4, -INFINITY);
+}
+
+static size_t training_alpha_negative(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 4, -1.0f);
+}
+
+static size_t training_view_zero(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 8, 0.0f);
+}
+
+static size_t training_view_negative(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_f32_at(val, len, 8, -2.0f);
+}
+
+static size_t training_reserved(uint8_t *val, size_t len, const struct format_header *h)
+{
+    return put_u32_at(val, len, 12, 1);
+}
+
+static size_t training_end_negative(uint8_t *val, size_t len, const struct format_header *h)
+{
+    int64_t end = -1000;
+    memcpy(val + 16, &end, sizeof(end));
+    return len;
+}
+
+/* Still a valid record (data end one ms later), so only the checksum can
+ * tell. */
+static size_t training_flip(uint8_t *val, size_t len, const struct format_header *h)
+{
+    val[16] ^= 1;
+    return len;
+}
+
 struct tamper_case {
     const char *name;
     const char *db, *key;
@@ -1391,6 +1567,24 @@ static const struct tamper_case tamper_cases[] = {
     {"row range", USERS, "alice", row_4, ERR_FORMAT,
      "user \"alice\" row 4 is out of range (4 users)"},
     {"checksum", META, "item_matrix", item_changed, ERR_CHECKSUM, "checksum mismatch"},
+    {"training NaN", META, "training", training_reg_nan, ERR_FORMAT,
+     "training regularization nan is not finite"},
+    {"training regularization", META, "training", training_reg_negative, ERR_FORMAT,
+     "training regularization -0.25 is negative"},
+    {"training alpha inf", META, "training", training_alpha_inf, ERR_FORMAT,
+     "training alpha -inf is not finite"},
+    {"training alpha", META, "training", training_alpha_negative, ERR_FORMAT,
+     "training alpha -1 is negative"},
+    {"training view weight 0", META, "training", training_view_zero, ERR_FORMAT,
+     "training view_weight 0 is not above 0"},
+    {"training view weight", META, "training", training_view_negative, ERR_FORMAT,
+     "training view_weight -2 is not above 0"},
+    {"training reserved", META, "training", training_reserved, ERR_FORMAT,
+     "training reserved word is 1, want 0"},
+    {"training data end", META, "training", training_end_negative, ERR_FORMAT,
+     "training data_end_unix_ms -1000 is negative"},
+    {"training size", META, "training", shorten_by_1, ERR_FORMAT, "training is 23 bytes, want 24"},
+    {"training checksum", META, "training", training_flip, ERR_CHECKSUM, "checksum mismatch"},
 };
 
 /* Each case: a good file, one value rewritten, refused with its message. */
@@ -1450,7 +1644,52 @@ static void test_refuse_extra_key(void)
     const char *path = write_fixture("extra.lmdb", &f);
     CHECK(path != NULL);
     CHECK_OK(raw_put(path, FORMAT_DB_META, "comment", "hi", 2));
-    expect_refusal(path, ERR_FORMAT, "meta has 12 keys, want 11");
+    expect_refusal(path, ERR_FORMAT, "meta has 13 keys, want 12");
+}
+
+/* A record longer than the struct: tamper() can only shorten a value. */
+static void test_refuse_long_training(void)
+{
+    struct fixture f;
+    const char *path = write_fixture("long-training.lmdb", &f);
+    CHECK(path != NULL);
+    uint8_t val[32] = {0};
+    memcpy(val, &f.training.regularization, 4);
+    memcpy(val + 4, &f.training.alpha, 4);
+    memcpy(val + 8, &f.training.view_weight, 4);
+    CHECK_OK(raw_put(path, FORMAT_DB_META, FORMAT_KEY_TRAINING, val, sizeof(val)));
+    expect_refusal(path, ERR_FORMAT, "training is 32 bytes, want 24");
+}
+
+/* The checksum covers the record like any other pair: the same model with
+ * and without one hashes differently, and the record's checksum put on the
+ * file without it is refused (the value is replaced in place, same size).
+ * A changed byte of the record: tamper_cases. */
+static uint64_t other_checksum;
+
+static size_t put_other_checksum(uint8_t *val, size_t len, const struct format_header *h)
+{
+    memcpy(val, &other_checksum, sizeof(other_checksum));
+    return len;
+}
+
+static void test_training_in_checksum(void)
+{
+    struct fixture f;
+    const char *with = write_fixture("sum-with.lmdb", &f);
+    CHECK(with != NULL);
+    fixture_init(&f);
+    f.src.training = NULL;
+    const char *without = tmp_path("sum-without.lmdb");
+    CHECK_OK(model_write(without, &f.src, NULL));
+    uint64_t sum_without = 0;
+    size_t len;
+    CHECK_OK(
+        raw_get_meta(with, FORMAT_KEY_CHECKSUM, &other_checksum, sizeof(other_checksum), &len));
+    CHECK_OK(raw_get_meta(without, FORMAT_KEY_CHECKSUM, &sum_without, sizeof(sum_without), &len));
+    CHECK(other_checksum != sum_without);
+    CHECK_OK(tamper(without, FORMAT_DB_META, FORMAT_KEY_CHECKSUM, put_other_checksum, NULL));
+    expect_refusal(without, ERR_CHECKSUM, "checksum mismatch");
 }
 
 /* A valid LMDB file that is not a model. */
@@ -1554,6 +1793,7 @@ static const struct check_case cases[] = {
     CHECK_CASE(test_round_trip_categories),
     CHECK_CASE(test_round_trip_users),
     CHECK_CASE(test_round_trip_defaults),
+    CHECK_CASE(test_round_trip_training),
     CHECK_CASE(test_alignment_many_shapes),
     CHECK_CASE(test_round_trip_big),
     CHECK_CASE(test_slots_concurrent),
@@ -1567,6 +1807,8 @@ static const struct check_case cases[] = {
     CHECK_CASE(test_refuse_tampered),
     CHECK_CASE(test_refuse_pad_of_absent_copy),
     CHECK_CASE(test_refuse_extra_key),
+    CHECK_CASE(test_refuse_long_training),
+    CHECK_CASE(test_training_in_checksum),
     CHECK_CASE(test_refuse_foreign_lmdb),
     CHECK_CASE(test_failed_write_keeps_old_file),
     CHECK_CASE(test_utf8_validation),
