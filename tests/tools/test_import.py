@@ -11,6 +11,7 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -252,6 +253,118 @@ class QuantizeTest(ImportCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--quantize: 'fp8' is not bf16 or int8 (or 'none')", p.stderr)
         self.assertFalse(os.path.exists(out))
+
+
+def raw_meta(path, key):
+    """The bytes of meta/<key>, or None."""
+    env = fixtures.open_env(path)
+    try:
+        with env.begin() as txn:
+            meta = env.open_db(b"meta", txn=txn, create=False)
+            raw = txn.get(key.encode(), db=meta)
+            return None if raw is None else bytes(raw)
+    finally:
+        env.close()
+
+
+def f32(x):
+    """x as the float32 the file holds, back in a Python float."""
+    return float(np.float32(x))
+
+
+class TrainingRecordTest(ImportCase):
+    """--regularization, --alpha, --view-weight, --data-end: any of them
+    writes the record FORMAT.md lays out, the rest at the documented
+    defaults; none writes the file as it always was."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base_tmp = tempfile.mkdtemp(prefix="recsys-test-")
+        cls.ds = fixtures.make_model(cls.base_tmp, users=20, items=30, dim=4, seed=31)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.base_tmp)
+
+    def record(self, out):
+        raw = raw_meta(out, "training")
+        if raw is None:
+            return None
+        self.assertEqual(len(raw), 24)
+        return struct.unpack("<fffIq", raw)
+
+    def inspect_training(self, out):
+        p = run_tool("inspect", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return fixtures.parse_fields(p.stdout)["training"]
+
+    def test_all_flags(self):
+        out = os.path.join(self.tmp, "all.lmdb")
+        p = self.import_files(self.ds.files, out, "--regularization", "0.125", "--alpha", "12.5",
+                              "--view-weight", "0.75", "--data-end", "1700000000123")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.record(out), (0.125, 12.5, 0.75, 0, 1_700_000_000_123))
+        m = fixtures.read_model(out, content=True)
+        self.assertIn("training", m["meta_keys"])
+        self.assertEqual(m["checksum"], fixtures.rch64(m["content"]))  # covered like any pair
+        self.assertEqual(run_tool("verify", out).returncode, 0)
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000)) + ".123Z"
+        self.assertEqual(self.inspect_training(out),
+                         "regularization 0.125, alpha 12.5, view weight 0.75, "
+                         "data end 1700000000123 (%s)" % iso)
+
+    def test_one_flag_takes_the_defaults_for_the_rest(self):
+        for flag, value, want in (
+                ("--alpha", "3", (f32(0.05), 3.0, 0.25, 0, 0)),
+                ("--data-end", "0", (f32(0.05), 20.0, 0.25, 0, 0)),
+                ("--view-weight", "1e-3", (f32(0.05), 20.0, f32(1e-3), 0, 0)),
+                ("--regularization", "0", (0.0, 20.0, 0.25, 0, 0))):
+            with self.subTest(flag=flag):
+                out = os.path.join(self.tmp, flag[2:] + ".lmdb")
+                p = self.import_files(self.ds.files, out, flag, value)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(self.record(out), want)
+        self.assertEqual(self.inspect_training(os.path.join(self.tmp, "alpha.lmdb")),
+                         "regularization 0.05, alpha 3, view weight 0.25, data end 0 (unknown)")
+
+    def test_no_flags_no_record(self):
+        out = os.path.join(self.tmp, "none.lmdb")
+        p = self.import_files(self.ds.files, out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(raw_meta(out, "training"))
+        # The nine keys of a file written before the record existed, hashed
+        # as FORMAT.md says.
+        m = fixtures.read_model(out, content=True)
+        self.assertEqual(m["meta_keys"], sorted(["header", "version", "checksum", "item_matrix",
+                                                 "user_matrix", "item_attrs", "item_ids",
+                                                 "categories", "popularity"]))
+        self.assertEqual(m["checksum"], fixtures.rch64(m["content"]))
+        self.assertEqual(self.inspect_training(out),
+                         "none (defaults: regularization 0.05, alpha 20, view weight 0.25, "
+                         "data end 0 (unknown))")
+
+    def test_bad_values_are_refused_and_write_nothing(self):
+        for flag, value, message in (
+                ("--regularization", "abc", "--regularization: 'abc' is not a finite number >= 0"),
+                ("--regularization", "-0.1", "--regularization: '-0.1' is not a finite number >= 0"),
+                ("--regularization", "1e40", "--regularization: '1e40' is not a finite number >= 0"),
+                ("--alpha", "nan", "--alpha: 'nan' is not a finite number >= 0"),
+                ("--alpha", "inf", "--alpha: 'inf' is not a finite number >= 0"),
+                ("--alpha", "", "--alpha: '' is not a finite number >= 0"),
+                ("--view-weight", "0", "--view-weight: '0' is not a finite number > 0"),
+                ("--view-weight", "-2", "--view-weight: '-2' is not a finite number > 0"),
+                ("--view-weight", "0.5x", "--view-weight: '0.5x' is not a finite number > 0"),
+                ("--data-end", "-1", "--data-end: '-1' is not a number in 0..9223372036854775807"),
+                ("--data-end", "1.5", "--data-end: '1.5' is not a number in 0..9223372036854775807"),
+                ("--data-end", "9223372036854775808",
+                 "--data-end: '9223372036854775808' is not a number in 0..9223372036854775807")):
+            with self.subTest(flag=flag, value=value):
+                out = os.path.join(self.tmp, "bad.lmdb")
+                p = self.import_files(self.ds.files, out, "--alpha", "5", flag, value)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(p.stderr.splitlines()[0], "recsys-model: " + message)
+                self.assertFalse(os.path.exists(out))
+                self.assertEqual(os.listdir(self.tmp), [])
 
 
 class InputSpellingTest(ImportCase):

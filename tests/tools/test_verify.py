@@ -215,6 +215,21 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(self.stdout, "wrote %s: version demo-1-32d, 30000 users, 6000 items, "
                          "dim 32, 6 categories, %d purchases\n" % (self.path, m["purchase_count"]))
 
+    def test_training_record_of_defaults(self):
+        # FORMAT.md's defaults and data end 0: the demo's factors were
+        # planted, not trained on events.
+        env = fixtures.open_env(self.path)
+        try:
+            with env.begin() as txn:
+                raw = bytes(txn.get(b"training", db=env.open_db(b"meta", txn=txn, create=False)))
+        finally:
+            env.close()
+        self.assertEqual(struct.unpack("<fffIq", raw),
+                         (float(np.float32(0.05)), 20.0, 0.25, 0, 0))
+        p = run_tool("inspect", self.path)
+        self.assertEqual(fixtures.parse_fields(p.stdout)["training"],
+                         "regularization 0.05, alpha 20, view weight 0.25, data end 0 (unknown)")
+
     def test_catalog(self):
         m = self.m
         self.assertEqual(m["categories"], DEMO_CATEGORIES)

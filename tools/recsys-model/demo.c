@@ -318,6 +318,11 @@ static int write_demo(const struct demo *d, struct err *e)
     char version[64];
     snprintf(version, sizeof(version), "demo-%llu-%ud", (unsigned long long)d->a->seed, d->dim);
     uint64_t x = d->a->seed;
+    /* The defaults, recorded: the demo's factors were planted, not trained
+     * on events, so none is held (data end 0). */
+    const struct model_training training = {.regularization = MODEL_DEFAULT_REGULARIZATION,
+                                            .alpha = MODEL_DEFAULT_ALPHA,
+                                            .view_weight = MODEL_DEFAULT_VIEW_WEIGHT};
     struct model_src src = {
         .dim = d->dim,
         .user_count = d->users,
@@ -335,6 +340,7 @@ static int write_demo(const struct demo *d, struct err *e)
         .version = version,
         .created_at = DEMO_EPOCH + (int64_t)(demo_factors_splitmix64(&x) % (365 * 86400)),
         .quantize = d->a->quantize,
+        .training = &training,
     };
     return publish_model(d->a->out, &src, e);
 }

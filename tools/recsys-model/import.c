@@ -5,7 +5,8 @@
  *         --item-factors V.npy --item-ids items.txt --catalog catalog.csv
  *         [--users users.csv] [--purchases purchases.csv]
  *         --model-version V [--created-at UNIX] [--quantize bf16,int8]
- *         -o model.lmdb
+ *         [--regularization L] [--alpha A] [--view-weight W]
+ *         [--data-end UNIX_MS] -o model.lmdb
  *
  * The inputs are read in dependency order, each checked completely before
  * the next is read: the two matrices and their id files (rows, dimensions,
@@ -15,6 +16,11 @@
  * "<file>:<line>: <problem>", before anything is written; model_write then
  * publishes the file atomically, so a failed import leaves the destination
  * as it was.
+ *
+ * The training flags describe how the factors were trained (FORMAT.md,
+ * "Training record"). Given any of them, the file gets a record, with the
+ * documented default for each one not given; given none, it gets no record
+ * and is the file an import without them has always written.
  *
  * The item matrix is used where it is mapped. The user matrix is too,
  * unless an item bias has to be folded in, which needs one more column on
@@ -44,7 +50,12 @@ struct import_args {
     const char *version, *out;
     uint64_t created_at;
     unsigned quantize;
+    const char *regularization, *alpha, *view_weight; /* NULL: not given */
+    uint64_t data_end;                                /* DATA_END_NOT_GIVEN: not given */
 };
+
+/* Above --data-end's range, so no value given can be it. */
+#define DATA_END_NOT_GIVEN UINT64_MAX
 
 #define ARG(member) offsetof(struct import_args, member)
 static const struct opt import_opts[] = {
@@ -58,6 +69,10 @@ static const struct opt import_opts[] = {
     {"model-version", 0, OPT_STRING, ARG(version), true, 0, 0, "V"},
     {"created-at", 0, OPT_UINT, ARG(created_at), false, 0, INT64_MAX, "UNIX"},
     {"quantize", 0, OPT_COPIES, ARG(quantize), false, 0, 0, "bf16,int8"},
+    {"regularization", 0, OPT_STRING, ARG(regularization), false, 0, 0, "L"},
+    {"alpha", 0, OPT_STRING, ARG(alpha), false, 0, 0, "A"},
+    {"view-weight", 0, OPT_STRING, ARG(view_weight), false, 0, 0, "W"},
+    {"data-end", 0, OPT_UINT, ARG(data_end), false, 0, INT64_MAX, "UNIX_MS"},
     {"output", 'o', OPT_STRING, ARG(out), true, 0, 0, "FILE"},
     {.name = NULL},
 };
@@ -77,6 +92,7 @@ struct import {
     size_t npairs, pairs_cap;
     uint64_t *owned_offsets; /* CSR of the distinct pairs */
     uint32_t *owned_items;
+    struct model_training training; /* written when from_file, i.e. a flag was given */
 };
 
 /* ==== factors and ids =============================================== */
@@ -270,6 +286,52 @@ static int read_purchases(struct import *im, struct err *e)
     return rc != 0 ? rc : build_owned(im, e);
 }
 
+/* ==== the training record ========================================== */
+
+/* The real-valued training flags: the text opts_parse kept, the record's
+ * member it fills, and whether 0 itself is allowed (the reader's rule,
+ * FORMAT.md). */
+static const struct {
+    const char *name;
+    size_t text, value;
+    int zero_ok;
+} training_reals[] = {
+    {"regularization", ARG(regularization), offsetof(struct model_training, regularization), 1},
+    {"alpha", ARG(alpha), offsetof(struct model_training, alpha), 1},
+    {"view-weight", ARG(view_weight), offsetof(struct model_training, view_weight), 0},
+};
+
+/* Fills @t from the training flags, the defaults for those not given;
+ * t->from_file says whether any was, i.e. whether to write a record.
+ * Returns 0, or ERR_INVALID for a value the file could not hold. */
+static int parse_training(const struct import_args *a, struct model_training *t, struct err *e)
+{
+    *t = (struct model_training){.regularization = MODEL_DEFAULT_REGULARIZATION,
+                                 .alpha = MODEL_DEFAULT_ALPHA,
+                                 .view_weight = MODEL_DEFAULT_VIEW_WEIGHT};
+    for (size_t i = 0; i < sizeof(training_reals) / sizeof(training_reals[0]); i++) {
+        const char *s = *(const char *const *)((const char *)a + training_reals[i].text);
+        if (s == NULL)
+            continue;
+        char *end;
+        double x = strtod(s, &end);
+        /* Checked as the float the file holds: a double too large for one
+         * would become infinite there. */
+        float f = (float)x;
+        if (end == s || *end != '\0' || !isfinite(x) || !isfinite(f) ||
+            (training_reals[i].zero_ok ? f < 0 : !(f > 0)))
+            return err_set(e, ERR_INVALID, "--%s: '%s' is not a finite number %s 0",
+                           training_reals[i].name, s, training_reals[i].zero_ok ? ">=" : ">");
+        *(float *)((char *)t + training_reals[i].value) = f;
+        t->from_file = 1;
+    }
+    if (a->data_end != DATA_END_NOT_GIVEN) {
+        t->data_end_unix_ms = (int64_t)a->data_end;
+        t->from_file = 1;
+    }
+    return 0;
+}
+
 /* ==== the model ===================================================== */
 
 static int write_model(const struct import *im, struct err *e)
@@ -292,6 +354,7 @@ static int write_model(const struct import *im, struct err *e)
         .version = im->a->version,
         .created_at = (int64_t)im->a->created_at,
         .quantize = im->a->quantize,
+        .training = im->training.from_file ? &im->training : NULL,
     };
     return publish_model(im->a->out, &src, e);
 }
@@ -312,8 +375,10 @@ static void import_free(struct import *im)
 
 int import_main(int argc, char **argv, struct err *e)
 {
-    struct import_args a = {.created_at = (uint64_t)time(NULL)};
-    if (opts_parse(import_opts, argc, argv, &a, NULL, 0, NULL, e) != 0)
+    struct import_args a = {.created_at = (uint64_t)time(NULL), .data_end = DATA_END_NOT_GIVEN};
+    struct import im = {.a = &a};
+    if (opts_parse(import_opts, argc, argv, &a, NULL, 0, NULL, e) != 0 ||
+        parse_training(&a, &im.training, e) != 0)
         return CMD_EXIT_USAGE;
     size_t vlen = strlen(a.version);
     if (vlen == 0 || vlen > MODEL_ID_MAX) {
@@ -321,7 +386,6 @@ int import_main(int argc, char **argv, struct err *e)
         return CMD_EXIT_USAGE;
     }
 
-    struct import im = {.a = &a};
     int rc;
     if ((rc = load_factors(&im, e)) == 0 &&
         (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&

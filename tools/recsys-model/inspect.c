@@ -10,6 +10,7 @@
  *
  *     version:         demo-1-32d
  *     ...
+ *     training:        regularization 0.05, alpha 20, view weight 0.25, data end 0 (unknown)
  *     categories:      2
  *       course         1204 items
  *       ebook          998 items
@@ -170,6 +171,47 @@ static void print_copies(const struct model *m)
     printf("%s\n", any ? "" : "none");
 }
 
+/* @v with the fewest digits, from 6, that read back as the same float: 9
+ * always do, but show 0.05f as 0.0500000007. */
+static const char *shortest(char *buf, size_t len, float v)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, len, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
+/* "1718000000123 (2024-06-10T06:13:20.123Z)", or "0 (unknown)". */
+static void print_data_end(int64_t ms)
+{
+    char iso[32];
+    time_t tt = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms == 0)
+        snprintf(iso, sizeof(iso), "unknown");
+    else if (gmtime_r(&tt, &tm) == NULL ||
+             strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        snprintf(iso, sizeof(iso), "out of range");
+    else
+        snprintf(iso + strlen(iso), sizeof(iso) - strlen(iso), ".%03dZ", (int)(ms % 1000));
+    printf("%lld (%s)", (long long)ms, iso);
+}
+
+/* The training record (FORMAT.md), or the defaults a reader takes without one. */
+static void print_training(const struct model *m)
+{
+    const struct model_training *t = model_training(m);
+    char r[32], a[32], w[32];
+    key("training");
+    printf("%sregularization %s, alpha %s, view weight %s, data end ",
+           t->from_file ? "" : "none (defaults: ", shortest(r, sizeof(r), t->regularization),
+           shortest(a, sizeof(a), t->alpha), shortest(w, sizeof(w), t->view_weight));
+    print_data_end(t->data_end_unix_ms);
+    printf("%s\n", t->from_file ? "" : ")");
+}
+
 int inspect_main(int argc, char **argv, struct err *e)
 {
     char *path;
@@ -181,6 +223,7 @@ int inspect_main(int argc, char **argv, struct err *e)
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         print_field(in, &fields[i]);
     print_copies(m);
+    print_training(m);
     int rc = print_categories(m, e);
     if (rc == 0)
         print_popular(m);

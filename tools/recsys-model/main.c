@@ -19,6 +19,7 @@ struct command {
     int (*run)(int argc, char **argv, struct err *e);
     const char *usage; /* arguments; continuation lines start with blanks */
     const char *summary;
+    const char *details; /* printed after the summary by help; NULL for none */
 };
 
 static const struct command commands[] = {
@@ -26,14 +27,26 @@ static const struct command commands[] = {
      "--user-factors U.npy --user-ids users.txt\n"
      "        --item-factors V.npy --item-ids items.txt --catalog catalog.csv\n"
      "        [--users users.csv] [--purchases purchases.csv]\n"
-     "        --model-version V [--created-at UNIX] [--quantize bf16,int8] -o FILE",
-     "build a model file from float32 .npy factor matrices, id files and CSVs"},
-    {"inspect", inspect_main, "FILE", "print a model's header, categories and most popular items"},
-    {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file"},
+     "        --model-version V [--created-at UNIX] [--quantize bf16,int8]\n"
+     "        [--regularization L] [--alpha A] [--view-weight W] [--data-end UNIX_MS]\n"
+     "        -o FILE",
+     "build a model file from float32 .npy factor matrices, id files and CSVs",
+     "\nTraining record (model/FORMAT.md): how the factors were trained, for the\n"
+     "daemon's live-events fold-in, which follows the implicit-ALS rule. Given any\n"
+     "of these flags, the file records all four, each not given at its default;\n"
+     "given none, the file has no record and readers take the defaults.\n"
+     "  --regularization L  lambda >= 0, not scaled by a user's interactions (0.05)\n"
+     "  --alpha A           confidence 1 + A * weight, A >= 0 (20)\n"
+     "  --view-weight W     weight of one view event, W > 0 (0.25)\n"
+     "  --data-end UNIX_MS  the latest event the factors were trained on; events at\n"
+     "                      or before it are held by the model (0: unknown)\n"},
+    {"inspect", inspect_main, "FILE",
+     "print a model's header, training record, categories and most popular items", NULL},
+    {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file", NULL},
     {"demo", demo_main,
      "-o FILE [--users N] [--items M] [--dim D] [--seed S]\n"
      "        [--quantize bf16,int8|none]",
-     "write a deterministic synthetic demo model (default: with both reduced copies)"},
+     "write a deterministic synthetic demo model (default: with both reduced copies)", NULL},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -48,6 +61,13 @@ static const struct command *find(const char *name)
 static void usage_command(FILE *out, const struct command *c)
 {
     fprintf(out, "usage: " CMD_NAME " %s %s\n", c->name, c->usage);
+}
+
+/* A command's usage, summary and details, for help and --help. */
+static void help_command(const struct command *c)
+{
+    usage_command(stdout, c);
+    printf("%s\n%s", c->summary, c->details != NULL ? c->details : "");
 }
 
 static void usage(FILE *out)
@@ -72,8 +92,7 @@ static int help(int argc, char **argv)
         fprintf(stderr, CMD_NAME ": unknown command '%s'\n", argv[2]);
         return CMD_EXIT_USAGE;
     }
-    usage_command(stdout, c);
-    printf("%s\n", c->summary);
+    help_command(c);
     return CMD_EXIT_OK;
 }
 
@@ -102,8 +121,7 @@ int main(int argc, char **argv)
         return CMD_EXIT_USAGE;
     }
     if (wants_help(argc - 1, argv + 1)) {
-        usage_command(stdout, c);
-        printf("%s\n", c->summary);
+        help_command(c);
         return CMD_EXIT_OK;
     }
 
