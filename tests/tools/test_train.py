@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import unittest
@@ -461,6 +462,113 @@ class BadInputTest(TrainCase):
                 self.assertIn(message, p.stderr)
                 self.assertIn("usage: recsys-train", p.stderr)
                 self.assertFalse(os.path.exists(out))
+
+    def test_bad_timestamp_unit(self):
+        p, out = self.run_files(self.files(), "--timestamp-unit", "us")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--timestamp-unit 'us' must be s or ms", p.stderr)
+        self.assertFalse(os.path.exists(out))
+
+
+def training_record(path):
+    """meta/training decoded by FORMAT.md's layout, or None without one."""
+    env = fixtures.open_env(path)
+    try:
+        with env.begin() as txn:
+            meta = env.open_db(b"meta", txn=txn, create=False)
+            raw = txn.get(b"training", db=meta)
+    finally:
+        env.close()
+    if raw is None:
+        return None
+    raw = bytes(raw)
+    if len(raw) != 24:
+        raise AssertionError("training is %d bytes, want 24" % len(raw))
+    reg, alpha, view, reserved, end = struct.unpack("<fffIq", raw)
+    return {"regularization": reg, "alpha": alpha, "view_weight": view, "reserved": reserved,
+            "data_end_unix_ms": end}
+
+
+def f32(x):
+    """x as the float32 the file holds, back in a Python float."""
+    return float(np.float32(x))
+
+
+class TrainingRecordTest(TrainCase):
+    """The record holds what the model was trained with and, as its data
+    end, the latest timestamp of the log this test wrote, in milliseconds."""
+
+    def small_log(self):
+        return Log(self.tmp, users=60, items=40, topics=4, per_user=5, seed=7)
+
+    def run_small(self, interactions, log, out, *extra):
+        p = run_train("--interactions", interactions, "--catalog", log.catalog, "--factors", 4,
+                      "--iterations", 2, "--model-version", "r", "-o", out, *extra)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p
+
+    def test_als_with_timestamps_in_seconds(self):
+        log = self.small_log()
+        out = self.path("s.lmdb")
+        p = self.run_small(log.log, log, out, "--regularization", "0.1", "--alpha", "15",
+                           "--view-weight", "0.5")
+        want_end = max(int(r[2]) for r in log.rows) * 1000
+        self.assertEqual(training_record(out),
+                         {"regularization": f32(0.1), "alpha": 15.0, "view_weight": 0.5,
+                          "reserved": 0, "data_end_unix_ms": want_end})
+        self.assertIn("training record: regularization 0.1, alpha 15, view weight 0.5, "
+                      "data end %d ms (the log's latest timestamp)\n" % want_end, p.stdout)
+        self.assertEqual(fixtures.run_tool("verify", out).returncode, 0)
+
+    def test_defaults_and_milliseconds(self):
+        log = self.small_log()
+        # The same events with millisecond timestamps, each a different
+        # number of milliseconds into its second.
+        rows = [[u, i, int(t) * 1000 + k % 997] for k, (u, i, t) in enumerate(log.rows)]
+        path = fixtures.write_csv(self.path("ms.csv"), ["user_id", "item_id", "timestamp"], rows)
+        out = self.path("ms.lmdb")
+        self.run_small(path, log, out, "--timestamp-unit", "ms")
+        self.assertEqual(training_record(out),
+                         {"regularization": f32(0.05), "alpha": 20.0, "view_weight": 0.25,
+                          "reserved": 0, "data_end_unix_ms": max(r[2] for r in rows)})
+
+    def test_milliseconds_read_as_seconds_are_refused(self):
+        log = self.small_log()
+        rows = [[u, i, int(t) * 1000] for u, i, t in log.rows]
+        path = fixtures.write_csv(self.path("ms.csv"), ["user_id", "item_id", "timestamp"], rows)
+        out = self.path("refused.lmdb")
+        p = run_train("--interactions", path, "--catalog", log.catalog, "--factors", 4,
+                      "--iterations", 2, "--model-version", "r", "-o", out)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("the latest timestamp, %d, is after the year 9999 as unix seconds"
+                      % max(r[2] for r in rows), p.stderr)
+        self.assertIn("--timestamp-unit ms", p.stderr)
+        self.assertFalse(os.path.exists(out))
+
+    def test_without_timestamps(self):
+        log = self.small_log()
+        plain = fixtures.write_csv(self.path("plain.csv"), ["user_id", "item_id"],
+                                   [r[:2] for r in log.rows])
+        out = self.path("plain.lmdb")
+        p = self.run_small(plain, log, out)
+        self.assertEqual(training_record(out)["data_end_unix_ms"], 0)
+        self.assertIn("data end 0 (the log has no timestamp column: no event is taken as held)",
+                      p.stdout)
+
+    def test_bpr_records_its_flags_as_given(self):
+        log = self.small_log()
+        out = self.path("bpr.lmdb")
+        self.run_small(log.log, log, out, "--algorithm", "bpr", "--threads", 1,
+                       "--regularization", "0.02", "--alpha", "7")
+        rec = training_record(out)
+        self.assertEqual((rec["regularization"], rec["alpha"], rec["view_weight"]),
+                         (f32(0.02), 7.0, 0.25))
+        self.assertEqual(rec["data_end_unix_ms"], max(int(r[2]) for r in log.rows) * 1000)
+
+    def test_help_says_the_fold_in_follows_als(self):
+        p = run_train("--help")
+        self.assertIn("--timestamp-unit s|ms", p.stdout)
+        self.assertIn("implicit-ALS", p.stdout)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@
  *   - weight (optional): a number > 0; without it a purchase weighs 1 and
  *     a view weighs the view weight given (--view-weight), so views count
  *     less than purchases.
- *   - timestamp (optional): an integer >= 0 (unix seconds, or any count
- *     that grows with time); it orders the holdout.
+ *   - timestamp (optional): an integer >= 0, unix seconds or, with
+ *     recsys-train --timestamp-unit ms, milliseconds; it orders the
+ *     holdout, and the latest is the model's data end (FORMAT.md).
  * Users are numbered in order of first appearance, users.csv first. Items
  * must be in the catalog; rows naming other items are counted and either
  * skipped or refused (log_opts.unknown_error).

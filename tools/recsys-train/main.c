@@ -7,6 +7,9 @@
  * factors, optionally evaluates them on a holdout against the popularity
  * ranking, and publishes the model through the shared writer (temporary
  * file, fsync, rename), so a recsysd watching the path hot-swaps to it.
+ * The file records how it was trained (FORMAT.md, "Training record"): the
+ * regularization, alpha and view weight used, and the latest timestamp of
+ * the log as unix milliseconds.
  * Exit status: 0 success, 1 failure (bad input, training, I/O), 2 usage.
  */
 #include <errno.h>
@@ -36,6 +39,7 @@ static const char usage_text[] =
     "        [--algorithm als|bpr] [--factors 64] [--iterations 15] [--regularization 0.05]\n"
     "        [--alpha 20] [--cg-steps 0] [--learning-rate 0.05] [--view-weight 0.25]\n"
     "        [--threads N] [--holdout SHARE] [--seed 1] [--unknown-items skip|error]\n"
+    "        [--timestamp-unit s|ms]\n"
     "        --model-version V [--created-at UNIX] [--quantize bf16,int8] -o model.lmdb\n";
 
 static const char help_text[] =
@@ -53,6 +57,8 @@ static const char help_text[] =
     "                   event: purchase (default) or view; purchases make an item\n"
     "                   owned, views do not. weight (> 0) defaults to 1 for a\n"
     "                   purchase and --view-weight for a view. Repeated pairs add up.\n"
+    "                   timestamp: an integer, unix seconds (--timestamp-unit s,\n"
+    "                   the default) or milliseconds (--timestamp-unit ms).\n"
     "  --unknown-items  skip (default; counted and reported) or error: rows naming\n"
     "                   items not in the catalog\n"
     "\n"
@@ -66,6 +72,14 @@ static const char help_text[] =
     "  bpr  Bayesian personalized ranking by SGD (Rendle et al. 2009), uses\n"
     "       --learning-rate. Threads update the factors without locks (Hogwild):\n"
     "       reproducible with --threads 1 only.\n"
+    "\n"
+    "Training record: the file records --regularization, --alpha and --view-weight\n"
+    "as used (for bpr too: recsysd's live-events fold-in follows the implicit-ALS\n"
+    "rule whatever trained the model), and as its data end the log's latest\n"
+    "timestamp in unix milliseconds: recsysd takes events at or before it as held\n"
+    "by the model (held-out rows included) and deletes its recorded copies of\n"
+    "them. A log without a timestamp column records data end 0: unknown, no event\n"
+    "is taken as held.\n"
     "\n"
     "Evaluation (--holdout H): each user with n >= 2 pairs keeps round(H n) pairs\n"
     "aside (at most n - 1), the latest by timestamp when the log has one, else a\n"
@@ -81,7 +95,7 @@ static const char help_text[] =
     "per iteration. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 struct train_args {
-    const char *interactions, *catalog, *users, *algorithm, *unknown;
+    const char *interactions, *catalog, *users, *algorithm, *unknown, *timestamp_unit;
     const char *regularization, *alpha, *learning_rate, *view_weight, *holdout;
     const char *version, *out;
     uint64_t factors, iterations, threads, seed, created_at, cg_steps;
@@ -95,6 +109,7 @@ static const struct opt train_opts[] = {
     {"users", 0, OPT_STRING, ARG(users), false, 0, 0, "FILE"},
     {"algorithm", 0, OPT_STRING, ARG(algorithm), false, 0, 0, "als|bpr"},
     {"unknown-items", 0, OPT_STRING, ARG(unknown), false, 0, 0, "skip|error"},
+    {"timestamp-unit", 0, OPT_STRING, ARG(timestamp_unit), false, 0, 0, "s|ms"},
     {"factors", 0, OPT_UINT, ARG(factors), false, 1, 1024, "K"},
     {"iterations", 0, OPT_UINT, ARG(iterations), false, 1, 100000, "N"},
     {"threads", 0, OPT_UINT, ARG(threads), false, 1, 256, "N"},
@@ -158,16 +173,55 @@ static int pick(const char *flag, const char *value, const char *const *words, i
 enum { ALGO_ALS, ALGO_BPR };
 static const char *const algorithms[] = {"als", "bpr"};
 static const char *const unknown_words[] = {"skip", "error"};
+enum { UNIT_S, UNIT_MS };
+static const char *const timestamp_units[] = {"s", "ms"};
+
+/* The latest unix second a timestamp may name with --timestamp-unit s:
+ * 9999-12-31T23:59:59Z. A log in milliseconds read as seconds lands far
+ * beyond it, and its data end would have recsysd take every event it
+ * records as held by the model and delete it. */
+#define TIMESTAMP_S_MAX 253402300799LL
 
 struct run {
     const struct train_args *a;
     struct real_values v;
-    int algorithm, unknown_error;
+    int algorithm, unknown_error, timestamp_unit;
     struct catalog cat;
     struct interactions log;
     struct dataset d;
+    struct model_training training; /* the file's record, known once the log is read */
     float *X, *Y;
 };
+
+/* The training record: what was trained with, and the log's latest
+ * timestamp in unix milliseconds (0 without a timestamp column). */
+static int training_record(const struct run *r, struct model_training *t, struct err *e)
+{
+    int64_t latest = 0;
+    for (size_t i = 0; i < r->log.event_count; i++)
+        latest = r->log.events[i].time > latest ? r->log.events[i].time : latest;
+    if (r->timestamp_unit == UNIT_S && latest > TIMESTAMP_S_MAX)
+        return err_set(e, ERR_INVALID,
+                       "%s: the latest timestamp, %lld, is after the year 9999 as unix seconds; "
+                       "if the log is in milliseconds, say --timestamp-unit ms",
+                       r->a->interactions, (long long)latest);
+    *t = (struct model_training){
+        .regularization = (float)r->v.regularization,
+        .alpha = (float)r->v.alpha,
+        .view_weight = (float)r->v.view_weight,
+        .data_end_unix_ms = r->timestamp_unit == UNIT_S ? latest * 1000 : latest,
+    };
+    return 0;
+}
+
+static void print_training(const struct run *r, const struct model_training *t)
+{
+    printf("training record: regularization %g, alpha %g, view weight %g, data end %lld%s\n",
+           (double)t->regularization, (double)t->alpha, (double)t->view_weight,
+           (long long)t->data_end_unix_ms,
+           r->log.has_time ? " ms (the log's latest timestamp)"
+                           : " (the log has no timestamp column: no event is taken as held)");
+}
 
 static int read_inputs(struct run *r, struct err *e)
 {
@@ -178,7 +232,8 @@ static int read_inputs(struct run *r, struct err *e)
     if ((rc = catalog_read(a->catalog, NULL, &r->cat, e)) != 0 ||
         (a->users != NULL && (rc = interactions_read_users(a->users, &r->log, e)) != 0) ||
         (rc = interactions_read(a->interactions, &r->cat, &lo, &r->log, e)) != 0 ||
-        (rc = dataset_build(&r->log, r->cat.count, r->v.holdout, a->seed, &r->d, e)) != 0)
+        (rc = dataset_build(&r->log, r->cat.count, r->v.holdout, a->seed, &r->d, e)) != 0 ||
+        (rc = training_record(r, &r->training, e)) != 0)
         return rc;
     if (r->log.unknown_rows > 0)
         fprintf(stderr, NAME ": %s: skipped %llu rows naming %llu items not in %s\n",
@@ -273,8 +328,12 @@ static int write_model(struct run *r, struct err *e)
         .version = r->a->version,
         .created_at = (int64_t)r->a->created_at,
         .quantize = r->a->quantize,
+        .training = &r->training,
     };
-    return publish_model(r->a->out, &src, e);
+    int rc = publish_model(r->a->out, &src, e);
+    if (rc == 0)
+        print_training(r, &r->training);
+    return rc;
 }
 
 static int usage_error(const struct err *e)
@@ -293,6 +352,7 @@ int main(int argc, char **argv)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct train_args a = {.algorithm = "als",
                            .unknown = "skip",
+                           .timestamp_unit = "s",
                            .regularization = "0.05",
                            .alpha = "20",
                            .learning_rate = "0.05",
@@ -309,7 +369,8 @@ int main(int argc, char **argv)
     if (opts_parse(train_opts, argc, argv, &a, NULL, 0, NULL, &e) != 0 ||
         parse_reals(&a, &r.v, &e) != 0 ||
         pick("algorithm", a.algorithm, algorithms, 2, &r.algorithm, &e) != 0 ||
-        pick("unknown-items", a.unknown, unknown_words, 2, &r.unknown_error, &e) != 0)
+        pick("unknown-items", a.unknown, unknown_words, 2, &r.unknown_error, &e) != 0 ||
+        pick("timestamp-unit", a.timestamp_unit, timestamp_units, 2, &r.timestamp_unit, &e) != 0)
         return usage_error(&e);
     if ((vlen = strlen(a.version)) == 0 || vlen > MODEL_ID_MAX) {
         err_set(&e, ERR_INVALID, "--model-version must be 1..%d bytes", MODEL_ID_MAX);
