@@ -15,11 +15,12 @@ static const struct variant {
     uint32_t dim;
     uint32_t has_bias;
     uint32_t users;
-    int owned; /* whether the users own items */
+    int owned;   /* whether the users own items */
+    int trained; /* whether the file holds a training record */
 } variants[TINY_MODEL_VARIANTS] = {
-    {4, 1, USERS, 1},   /* bias column, purchases and tiers */
-    {DIM_MAX, 0, 0, 0}, /* no users; rows padded from 17 floats to 32 */
-    {1, 0, USERS, 0},   /* one factor, users who own nothing */
+    {4, 1, USERS, 1, 1},   /* bias column, purchases, tiers, a training record */
+    {DIM_MAX, 0, 0, 0, 0}, /* no users; rows padded from 17 floats to 32 */
+    {1, 0, USERS, 0, 0},   /* one factor, users who own nothing */
 };
 
 /* A factor in [-1.25, 1.25], varying with the row and the column. */
@@ -37,6 +38,10 @@ int tiny_model_write(const char *path, unsigned variant, struct err *e)
     /* u0 owns {0, 1}, written unsorted and with a repeat; u1 owns {2}. */
     static const uint64_t owned_offsets[USERS + 1] = {0, 3, 4, 4};
     static const uint32_t owned_items[] = {1, 0, 1, 2};
+    static const struct model_training training = {.regularization = 0.1f,
+                                                   .alpha = 10.0f,
+                                                   .view_weight = 0.5f,
+                                                   .data_end_unix_ms = 1718000000000};
     const struct variant *v = &variants[variant % TINY_MODEL_VARIANTS];
 
     float uf[USERS * DIM_MAX], itf[ITEMS * DIM_MAX];
@@ -69,6 +74,7 @@ int tiny_model_write(const char *path, unsigned variant, struct err *e)
         .category_count = 2,
         .version = "tiny",
         .created_at = 1718000000,
+        .training = v->trained ? &training : NULL,
     };
     return model_write(path, &src, e);
 }

@@ -3,7 +3,8 @@
  *
  * They seed the model reader's corpus and give the request target a model
  * to query. Every variant has the items "i0".."i4" in categories "c0" and
- * "c1"; the users, the dimension and the bias column differ.
+ * "c1"; the users, the dimension, the bias column and whether the file
+ * holds a training record differ.
  */
 #pragma once
 
