@@ -377,10 +377,14 @@ static int forget_apply(struct events *ev, MDB_txn *txn, struct job *j)
     int rc = mdb_cursor_open(txn, ev->dbi[DB_EVENTS], &cur);
     if (rc != 0)
         return write_failed(j, rc);
-    MDB_val k = {plen, prefix}, v;
+    MDB_val k, v;
     uint32_t deleted = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+    /* Each step seeks again: after a delete that empties the last page,
+     * LMDB's cursor has no current record to step from. */
+    for (;;) {
+        k = (MDB_val){plen, prefix};
+        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) != 0)
+            break;
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;
         if ((rc = delete_event(ev, txn, &k, &v, j->stored)) != 0 ||
@@ -409,9 +413,12 @@ static int sweep_type(struct events *ev, MDB_txn *txn, enum events_type type, in
         return rc;
     uint8_t start[BT_KEY];
     bytime_key(start, type, 0, 0);
-    MDB_val k = {BT_KEY, start}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *budget > 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+    MDB_val k, v;
+    /* Seeking again each step, as forget_apply does. */
+    while (*budget > 0) {
+        k = (MDB_val){BT_KEY, start};
+        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) != 0)
+            break;
         const uint8_t *kp = k.mv_data;
         if (k.mv_size != BT_KEY || kp[0] != type || (int64_t)get_be64(kp + 1) > through_ms)
             break;
@@ -589,9 +596,8 @@ static void *writer_main(void *arg)
         int64_t want = ev->compact_want;
         /* Closing, only the submissions are finished: their callers wait. */
         bool work = ev->head != NULL ||
-                    (!ev->stopping &&
-                     (behind(ev, want) || expiring ||
-                      (ev->opts.view_ttl_ms > 0 && clock_ns() >= next_expiry)));
+                    (!ev->stopping && (behind(ev, want) || expiring ||
+                                       (ev->opts.view_ttl_ms > 0 && clock_ns() >= next_expiry)));
         if (!work) {
             if (ev->stopping)
                 break;

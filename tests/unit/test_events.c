@@ -392,6 +392,11 @@ static void test_forget_deletes_one_user(void)
     CHECK_OK(events_forget(ev, "bob", 3, on_done, &w, &e));
     CHECK_OK(wait_done(&w, 2));
     CHECK(w.failed == 0 && w.count == 2);
+    /* The last user in key order: the delete empties the tree's last page. */
+    CHECK_OK(events_forget(ev, "bob2", 4, on_done, &w, &e));
+    CHECK_OK(wait_done(&w, 3));
+    CHECK(w.failed == 0 && w.count == 3);
+    CHECK(read_user(ev, "bob2", a, &got) == 0 && read_user(ev, "bo", a, &got) == 1);
     /* Durably. */
     events_close(ev);
     CHECK_OK(events_open(dir, &OPTS, &ev, &e));
@@ -416,7 +421,7 @@ static void test_compaction_deletes_what_the_model_holds(void)
     CHECK_OK(events_open(dir, &OPTS, &ev, &e));
     /* 5000 events over times 0..4999, so compaction takes several chunks. */
     struct events_event *list = calloc(5000, sizeof(*list));
-    char (*users)[16] = calloc(5000, 16);
+    char(*users)[16] = calloc(5000, 16);
     for (int i = 0; i < 5000; i++) {
         snprintf(users[i], 16, "c%d", i % 7);
         list[i] = event(users[i], "it", (enum events_type)(1 + i % 3), 1, i);
@@ -463,10 +468,9 @@ static void test_old_views_expire_purchases_stay(void)
     int64_t now_ms = (int64_t)now.tv_sec * 1000;
     /* Written without a TTL, then opened with one of an hour. */
     CHECK_OK(events_open(dir, &OPTS, &ev, &e));
-    const struct events_event list[] = {
-        event("old", "a", EVENTS_VIEW, 1, now_ms - 7200000),
-        event("old", "b", EVENTS_PURCHASE, 1, now_ms - 7200000),
-        event("old", "c", EVENTS_VIEW, 1, now_ms)};
+    const struct events_event list[] = {event("old", "a", EVENTS_VIEW, 1, now_ms - 7200000),
+                                        event("old", "b", EVENTS_PURCHASE, 1, now_ms - 7200000),
+                                        event("old", "c", EVENTS_VIEW, 1, now_ms)};
     CHECK_OK(record_sync(ev, list, 3));
     events_close(ev);
     struct events_opts ttl = OPTS;
