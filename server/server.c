@@ -10,7 +10,8 @@
  *   slot:  IDLE ──arm──▶ ARMED ──call arrives──▶ (call moves out) ──re-arm──▶ ARMED
  *   call:  FREE ──unary──▶ QUEUED ──its turn: handler, one reply batch──▶ REPLYING
  *               ──stream: read the next message──▶ STREAMING ──▶ ... ──▶ REPLYING
- *          REPLYING ──batch done──▶ FREE
+ *          QUEUED ──its turn: the handler defers──▶ DEFERRED
+ *          REPLYING or DEFERRED ──batch done──▶ FREE
  *
  * A call leaves its slot the moment it arrives and the slot asks for the
  * next one at once: no call, however slow its client, holds a slot. What a
@@ -54,6 +55,18 @@
  * nothing on the request path is shared or locked. Two copies allocate: the
  * response goes into a slice the core owns (it may hold it past the batch),
  * and so does the status text, on error paths only.
+ *
+ * A deferred call (server_defer) is the one exception: its handler returns
+ * without an answer, and another thread, the completer, starts its reply
+ * batch later (server_complete) with the call as the tag. That batch
+ * completes on the worker's queue, and the worker frees the call as any
+ * other (on_replied); the worker serves other calls meanwhile. The core
+ * allows a batch from another thread here since no other batch of the call
+ * is in progress. While deferred, the call's state and the arena stay the
+ * worker's, and the reply (response, status, elapsed) is the completer's;
+ * the completer hands it over with a release (completed) that the worker
+ * acquires on the completion: the core's own synchronisation is invisible
+ * to TSan (Debian's library is not instrumented).
  *
  * One more thread, the control thread, waits on the control queue for the
  * shutdown notification. Waiting, it is also one of the core's pollers: the
@@ -147,7 +160,15 @@
 
 /* Tags are slots and calls: both start with their state, which says which
  * one a tag is and what its event means. */
-enum state { SLOT_IDLE, SLOT_ARMED, CALL_FREE, CALL_QUEUED, CALL_STREAMING, CALL_REPLYING };
+enum state {
+    SLOT_IDLE,
+    SLOT_ARMED,
+    CALL_FREE,
+    CALL_QUEUED,
+    CALL_STREAMING,
+    CALL_REPLYING,
+    CALL_DEFERRED
+};
 
 struct worker;
 
@@ -167,7 +188,7 @@ struct slot {
 /* A call in flight, from its arrival until its reply batch is done; one of
  * a bounded pool per worker. */
 struct call {
-    enum state state; /* CALL_FREE, CALL_QUEUED, CALL_STREAMING or CALL_REPLYING */
+    enum state state; /* CALL_*; the worker's alone, also while deferred */
     struct worker *worker;
     const struct server_method *method;
     grpc_call *call;
@@ -184,6 +205,14 @@ struct call {
     uint64_t elapsed;         /* for the metrics, once it is released */
     struct queue_entry entry; /* queued: its place in the worker's queue */
     struct call *next_free;
+    /* Deferred: set by the completer (server_complete) before it starts the
+     * reply batch, with release; the worker acquires it once the batch is
+     * done, and only then reads the reply fields the completer wrote. */
+    atomic_bool completed;
+    /* Deferred: when the completer started the reply, 0 before; what the
+     * client's wait for it is measured from (sweep). */
+    atomic_uint_fast64_t replied_at;
+    struct call *next_orphan; /* a completer's failed reply, for the worker (orphans) */
 };
 
 struct worker {
@@ -212,6 +241,9 @@ struct worker {
     atomic_size_t busy;    /* armed slots and calls in flight; at 0 (only once stopping) it exits */
     atomic_bool caught_up; /* draining: idle, with a slot armed for every method */
     atomic_uint_fast64_t event_since; /* when its current event began; 0 between events */
+    /* Deferred calls whose reply batch the core refused (server_complete):
+     * pushed by completers, taken by the worker, which frees them. */
+    _Atomic(struct call *) orphans;
     pthread_t thread;
     bool running;
 };
@@ -657,8 +689,11 @@ static void answer(struct call *c, struct server_reply *reply)
         reply->details = "request message missing";
         return;
     }
-    struct server_call call = {
-        .method = c->method, .worker = w->index, .arena = w->arena, .metrics = w->server->metrics};
+    struct server_call call = {.method = c->method,
+                               .worker = w->index,
+                               .arena = w->arena,
+                               .metrics = w->server->metrics,
+                               .self = (struct server_deferred *)c};
     int rc =
         read_request(c->request, w->server->max_request_bytes, w->arena, &call.data, &call.len);
     /* Copied into the arena (or found bad): the core's buffer can go now,
@@ -719,13 +754,18 @@ static void start_batch(struct call *c, const grpc_op *ops, size_t n, enum state
     }
 }
 
-/* finish - end call @c with one batch: the initial metadata unless a
- * stream sent it already, @reply's message if @message and the status is
- * OK, the status, and the wait for the client's close. */
-static void finish(struct call *c, const struct server_reply *reply, bool message)
+/* reply_ops - the batch that ends call @c, in @ops (room for REPLY_OPS),
+ * their number returned: the initial metadata unless a stream sent it
+ * already, @reply's message if @message and the status is OK, the status,
+ * and the wait for the client's close. The status text goes to *@details,
+ * for the caller to release once the batch is started. It writes only the
+ * reply's fields of @c (response, status, elapsed) and nothing of the
+ * worker's, so a deferred call's completer runs it too. */
+#define REPLY_OPS 4
+static size_t reply_ops(struct call *c, const struct server_reply *reply, bool message,
+                        grpc_op *ops, grpc_slice *details)
 {
-    grpc_op ops[4];
-    memset(ops, 0, sizeof(ops));
+    memset(ops, 0, REPLY_OPS * sizeof(*ops));
     size_t n = 0;
     if (!c->sent_metadata)
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -733,24 +773,100 @@ static void finish(struct call *c, const struct server_reply *reply, bool messag
         send_message(c, reply, &ops[n++]);
     else if (reply->status != GRPC_STATUS_OK)
         log_failure(c, reply);
-    grpc_slice details =
+    *details =
         reply->details != NULL ? grpc_slice_from_copied_string(reply->details) : grpc_empty_slice();
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)reply->status;
-    ops[n++].data.send_status_from_server.status_details = reply->details != NULL ? &details : NULL;
+    ops[n++].data.send_status_from_server.status_details = reply->details != NULL ? details : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     settle(c, reply->status);
+    return n;
+}
+
+/* finish - end call @c with one batch (reply_ops), on its worker. */
+static void finish(struct call *c, const struct server_reply *reply, bool message)
+{
+    grpc_op ops[REPLY_OPS];
+    grpc_slice details;
+    size_t n = reply_ops(c, reply, message, ops, &details);
     start_batch(c, ops, n, CALL_REPLYING);
     grpc_slice_unref(details);
 }
 
-/* serve - a unary call: its handler, then its one reply batch. */
+/* serve - a unary call: its handler, then its one reply batch, unless
+ * the handler deferred it (server_defer). */
 static void serve(struct call *c)
 {
     struct server_reply reply = {.status = GRPC_STATUS_OK};
     answer(c, &reply);
+    if (c->state == CALL_DEFERRED) {
+        /* The reply is server_complete's, which copies everything it
+         * sends: nothing of the handler's in the arena is needed any more
+         * (start_batch resets it for the other calls). */
+        arena_reset(c->worker->arena);
+        return;
+    }
     finish(c, &reply, true);
+}
+
+struct server_deferred *server_defer(const struct server_call *call)
+{
+    struct call *c = (struct call *)call->self;
+    if (c->method->stream)
+        return NULL;
+    assert(c->state != CALL_DEFERRED && "server_defer twice for one call");
+    /* Read by serve once the handler returns, and by sweep, both on this
+     * thread; the completer never writes the state (see the top). */
+    c->state = CALL_DEFERRED;
+    return call->self;
+}
+
+/* orphan - deferred call @c will get no completion: the core refused its
+ * reply batch. The worker frees it (on_replied) when it next goes round
+ * its loop, at most IDLE_WAIT_MS away: the call object and the metrics are
+ * the worker's, and the push's release pairs with the worker's acquire. */
+static void orphan(struct call *c)
+{
+    struct worker *w = c->worker;
+    struct call *head = atomic_load_explicit(&w->orphans, memory_order_relaxed);
+    do
+        c->next_orphan = head;
+    while (!atomic_compare_exchange_weak_explicit(&w->orphans, &head, c, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* adopt_orphans - free the deferred calls whose reply never started. */
+static void adopt_orphans(struct worker *w)
+{
+    struct call *c = atomic_exchange_explicit(&w->orphans, NULL, memory_order_acquire);
+    while (c != NULL) {
+        struct call *next = c->next_orphan;
+        on_replied(c, false);
+        c = next;
+    }
+}
+
+void server_complete(struct server_deferred *d, const struct server_reply *reply)
+{
+    struct call *c = (struct call *)d;
+    grpc_call *call = c->call;
+    grpc_op ops[REPLY_OPS];
+    grpc_slice details;
+    size_t n = reply_ops(c, reply, true, ops, &details);
+    atomic_store_explicit(&c->replied_at, now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&c->completed, true, memory_order_release);
+    /* Once the batch is started the worker may free @c at any moment:
+     * nothing of it is touched after, unless the core refused the batch,
+     * which then never completes and leaves @c to us. */
+    grpc_call_error rc = grpc_call_start_batch(call, ops, n, c, NULL);
+    if (rc != GRPC_CALL_OK) {
+        log_error("failed to start a deferred reply (grpc_call_error %d)", (int)rc);
+        grpc_call_cancel(call, NULL);
+        settle(c, GRPC_STATUS_CANCELLED);
+        orphan(c);
+    }
+    grpc_slice_unref(details);
 }
 
 /* stream_next - send @reply's message, if any (after the initial metadata,
@@ -805,6 +921,10 @@ static void on_replied(struct call *c, bool success)
 {
     (void)success; /* a failed batch means a cancelled call: the same cleanup */
     struct worker *w = c->worker;
+    /* A deferred call's reply fields were written by its completer: this
+     * acquire pairs with server_complete's release. */
+    if (c->state == CALL_DEFERRED && !atomic_load_explicit(&c->completed, memory_order_acquire))
+        assert(!"a deferred call done before server_complete");
     metrics_record(w->server->metrics, w->index, method_index(w->server, c->method),
                    c->cancelled ? GRPC_STATUS_CANCELLED : c->status, c->elapsed);
     if (c->request != NULL)
@@ -826,6 +946,7 @@ static void on_event(void *tag, bool success)
         on_streamed(tag, success);
         return;
     case CALL_REPLYING:
+    case CALL_DEFERRED:
         on_replied(tag, success);
         return;
     default:
@@ -844,17 +965,24 @@ static void on_event(void *tag, bool success)
  * objects are taken, so that such clients cannot hold the bound reached.
  * It reads the clock itself: a call served since the caller read it has
  * begun its wait after that time, and against it would seem to have
- * waited for ever (an unsigned difference), and be cancelled. */
+ * waited for ever (an unsigned difference), and be cancelled.
+ * A deferred call waits for its completer, not its client, until the
+ * completer starts its reply (replied_at): never cancelled before. */
 static void sweep(struct worker *w)
 {
     uint64_t now = now_ns();
     uint64_t reply_wait = (w->n_in_use * 2 > w->n_calls ? REPLY_WAIT_PRESSED_MS : REPLY_WAIT_MS);
     for (size_t i = 0; i < w->n_calls; i++) {
         struct call *c = &w->calls[i];
-        uint64_t wait_ms = c->state == CALL_REPLYING    ? reply_wait
-                           : c->state == CALL_STREAMING ? STREAM_WAIT_MS
-                                                        : 0;
-        if (wait_ms == 0 || c->swept || now - c->waiting_since < wait_ms * 1000000u)
+        uint64_t wait_ms = c->state == CALL_REPLYING || c->state == CALL_DEFERRED ? reply_wait
+                           : c->state == CALL_STREAMING                           ? STREAM_WAIT_MS
+                                                                                  : 0;
+        /* A completer's clock reading may be later than ours. */
+        uint64_t since = c->state == CALL_DEFERRED
+                             ? atomic_load_explicit(&c->replied_at, memory_order_relaxed)
+                             : c->waiting_since;
+        if (wait_ms == 0 || since == 0 || since > now || c->swept ||
+            now - since < wait_ms * 1000000u)
             continue;
         c->swept = true;
         log_debug("cancelling a call of %s: its client took no part for %llu ms", c->method->path,
@@ -885,6 +1013,7 @@ static void *worker_main(void *arg)
         arm(&w->slots[i]);
     w->next_sweep = now_ns() + SWEEP_MS * 1000000u;
     for (;;) {
+        adopt_orphans(w);
         if (atomic_load(&w->busy) == 0)
             grpc_completion_queue_shutdown(w->cq);
         /* With calls queued, only look for events (gpr_inf_past: do not
@@ -943,6 +1072,7 @@ static int worker_init(struct server *srv, unsigned index)
     atomic_init(&w->busy, 0);
     atomic_init(&w->caught_up, false);
     atomic_init(&w->event_since, 0);
+    atomic_init(&w->orphans, NULL);
     w->slots = calloc(w->n_slots, sizeof(*w->slots));
     w->calls = calloc(w->n_calls, sizeof(*w->calls));
     w->armed = calloc(srv->n_methods + 1, sizeof(*w->armed));

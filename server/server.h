@@ -28,6 +28,10 @@
  * Every answered call is counted by method, status and handling time
  * (server_metrics), refused ones included.
  *
+ * A unary handler whose answer must wait (a write made durable, say) does
+ * not hold its worker for it: it defers the call (server_defer), and any
+ * thread gives the reply later (server_complete).
+ *
  * Shutdown is graceful: every call already received is taken in, no new
  * connection or call is accepted, the calls in flight run to completion for
  * up to config->grace_ms, then the rest are cancelled.
@@ -44,6 +48,7 @@
 
 struct metrics;
 struct server;
+struct server_deferred;
 struct server_method;
 
 /* One call, as a handler sees it. Everything here is valid only during the
@@ -55,6 +60,9 @@ struct server_call {
     const uint8_t *data;                /* the request message, in @arena */
     size_t len;
     struct metrics *metrics; /* the server's: the handler may note outcomes (metrics_note) */
+    /* The server's, not the handler's: the call server_defer acts on.
+     * Never read or write it. */
+    struct server_deferred *self;
 };
 
 /* What a handler answers. The server starts with status OK and nothing else
@@ -68,8 +76,34 @@ struct server_reply {
 };
 
 /* Runs on a worker thread; must not block for long, as the worker serves
- * nothing else meanwhile. */
+ * nothing else meanwhile. A unary handler whose answer must wait (for a
+ * disk, another service) defers it instead (server_defer). */
 typedef void (*server_handler_fn)(const struct server_call *call, struct server_reply *reply);
+
+/* server_defer - called by a unary handler, on its worker, during the
+ * handler: the call's reply will be given later by server_complete, from
+ * any thread, and the worker is free to serve other calls meanwhile.
+ * The handler then returns leaving @reply as it is: it is ignored.
+ * @call: the handler's own call.
+ * The request bytes (call->data, call->arena and everything in it) are not
+ * valid once the handler returns: copy what the answer needs. The call
+ * stays in flight until completed: it holds one of config->max_calls, its
+ * client's deadline and cancel still apply (the completion then merely
+ * finds the call gone), and server_stop waits for it.
+ * Returns the handle, owned by the completer until it passes it to
+ * server_complete; NULL for a stream, whose handler answers normally. At
+ * most once per call. */
+struct server_deferred *server_defer(const struct server_call *call);
+
+/* server_complete - send @reply as the answer of the deferred call @d.
+ * @reply: status, message (sent only when the status is OK) and details;
+ *         all copied before this returns.
+ * Exactly once per handle, from any thread (the handler's own included),
+ * also after the client has gone or while the server is stopping: the
+ * call's resources are freed only by it. @d is invalid once this returns.
+ * Never blocks on the client; the call is counted (server_metrics) once
+ * the reply is sent or found undeliverable. */
+void server_complete(struct server_deferred *d, const struct server_reply *reply);
 
 struct server_method {
     const char *path; /* "/package.Service/Method" */
@@ -120,5 +154,11 @@ const struct metrics *server_metrics(const struct server *s);
 
 /* server_stop - stop accepting calls, let those in flight finish for up to
  * the grace period, cancel the rest, join the workers and free @s.
- * NULL is a no-op. */
+ * NULL is a no-op.
+ * Deferred calls (server_defer) count as in flight: those completed within
+ * the grace get their reply; the rest are cancelled at the core then, but
+ * each must still be completed (server_complete) before their worker can
+ * exit, and this returns only after. So whatever completes deferred calls
+ * must keep running until this returns: stop the server first, then the
+ * completer. */
 void server_stop(struct server *s);

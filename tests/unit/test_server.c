@@ -5,7 +5,9 @@
  * answer proves the handler ran on these bytes); /test.Echo/Fail answers
  * INVALID_ARGUMENT with a text; /test.Echo/Block waits until the test lets
  * it go, so a test can hold a call in flight for as long as it needs;
- * /test.Echo/Chat is a stream answering each message reversed until "stop". */
+ * /test.Echo/Chat is a stream answering each message reversed until "stop";
+ * /test.Echo/Defer defers its call to the completer threads below, which
+ * answer it reversed, or ABORTED for a request starting with '!'. */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -135,7 +137,148 @@ static void chat(const struct server_call *call, struct server_reply *reply)
     reverse(call, reply);
 }
 
-#define CHAT 4 /* its row below */
+/* Deferred calls, from the Defer handler to the completer threads: a
+ * stack under one lock. The completers take calls only while it is open,
+ * so a test decides when replies may go. */
+#define DEFER_MAX 1024
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct deferred {
+        struct server_deferred *d;
+        size_t len;
+        uint8_t body[32]; /* the request: the handler's bytes do not outlive it */
+    } items[DEFER_MAX];
+    size_t n;        /* items waiting */
+    int deferred;    /* calls the handler deferred */
+    int completed;   /* calls the completers completed */
+    bool open;       /* completers may complete */
+    bool quit;       /* completers exit once nothing waits */
+    unsigned delay;  /* ms a completer waits before each completion: the "fsync" */
+    bool stream_nil; /* server_defer returned NULL for a stream (Chat) */
+} pend = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void defer(const struct server_call *call, struct server_reply *reply)
+{
+    struct server_deferred *d = server_defer(call);
+    /* Left as it is: the server must ignore it for a deferred call. */
+    reply->status = GRPC_STATUS_INTERNAL;
+    reply->details = "the handler's reply was sent";
+    pthread_mutex_lock(&pend.mu);
+    if (d != NULL && pend.n < DEFER_MAX && call->len <= sizeof(pend.items[0].body)) {
+        struct deferred *it = &pend.items[pend.n++];
+        it->d = d;
+        it->len = call->len;
+        memcpy(it->body, call->data, call->len);
+        pend.deferred++;
+        pthread_cond_broadcast(&pend.cond);
+    }
+    pthread_mutex_unlock(&pend.mu);
+}
+
+static void completer_reset(bool open, unsigned delay)
+{
+    pthread_mutex_lock(&pend.mu);
+    pend.n = 0;
+    pend.deferred = pend.completed = 0;
+    pend.open = open;
+    pend.quit = false;
+    pend.delay = delay;
+    pthread_mutex_unlock(&pend.mu);
+}
+
+static void *completer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pend.mu);
+    for (;;) {
+        /* Bounded, so a broken test fails instead of hanging. */
+        struct timespec limit = in_seconds(30);
+        while (!(pend.n > 0 && pend.open) && !(pend.n == 0 && pend.quit) &&
+               pthread_cond_timedwait(&pend.cond, &pend.mu, &limit) == 0)
+            ;
+        if (pend.n == 0 || !pend.open)
+            break; /* quit, or the test broke and timed out */
+        struct deferred it = pend.items[--pend.n];
+        unsigned delay = pend.delay;
+        pthread_mutex_unlock(&pend.mu);
+
+        struct timespec wait = {0, (long)delay * 1000000L};
+        nanosleep(&wait, NULL);
+        uint8_t out[sizeof(it.body)];
+        for (size_t i = 0; i < it.len; i++)
+            out[i] = it.body[it.len - 1 - i];
+        struct server_reply reply = {.status = GRPC_STATUS_OK, .data = out, .len = it.len};
+        char text[64];
+        if (it.len > 0 && it.body[0] == '!') {
+            snprintf(text, sizeof(text), "deferred and failed: %.*s", (int)it.len, it.body);
+            reply = (struct server_reply){
+                .status = GRPC_STATUS_ABORTED, .data = NULL, .len = 0, .details = text};
+        }
+        server_complete(it.d, &reply);
+        /* The reply was copied: scribbling over it proves nothing is kept. */
+        memset(out, 0xee, sizeof(out));
+        memset(text, 0, sizeof(text));
+
+        pthread_mutex_lock(&pend.mu);
+        pend.completed++;
+        pthread_cond_broadcast(&pend.cond);
+    }
+    pthread_mutex_unlock(&pend.mu);
+    return NULL;
+}
+
+static void completer_open(void)
+{
+    pthread_mutex_lock(&pend.mu);
+    pend.open = true;
+    pthread_cond_broadcast(&pend.cond);
+    pthread_mutex_unlock(&pend.mu);
+}
+
+/* completer_quit - let the completers finish what waits, and exit. */
+static void completer_quit(void)
+{
+    pthread_mutex_lock(&pend.mu);
+    pend.quit = true;
+    pthread_cond_broadcast(&pend.cond);
+    pthread_mutex_unlock(&pend.mu);
+}
+
+/* defer_wait - wait until the handler has deferred @n calls. */
+static bool defer_wait(int n)
+{
+    struct timespec limit = in_seconds(30);
+    pthread_mutex_lock(&pend.mu);
+    while (pend.deferred < n && pthread_cond_timedwait(&pend.cond, &pend.mu, &limit) == 0)
+        ;
+    bool ok = pend.deferred >= n;
+    pthread_mutex_unlock(&pend.mu);
+    return ok;
+}
+
+static int defer_completed(void)
+{
+    pthread_mutex_lock(&pend.mu);
+    int n = pend.completed;
+    pthread_mutex_unlock(&pend.mu);
+    return n;
+}
+
+/* A stream cannot be deferred: its handler answers as Chat does. */
+static void defer_stream(const struct server_call *call, struct server_reply *reply)
+{
+    if (server_defer(call) == NULL) {
+        pthread_mutex_lock(&pend.mu);
+        pend.stream_nil = true;
+        pthread_mutex_unlock(&pend.mu);
+    }
+    chat(call, reply);
+}
+
+#define CHAT  4 /* their rows below */
+#define DEFER 5
 
 static const struct server_method methods[] = {
     {"/test.Echo/Reverse", reverse, NULL, false, false},
@@ -143,6 +286,8 @@ static const struct server_method methods[] = {
     {"/test.Echo/Block", block, NULL, false, false},
     {"/test.Echo/Hooked", hooked_only, NULL, false, false},
     {"/test.Echo/Chat", chat, NULL, true, false},
+    {"/test.Echo/Defer", defer, NULL, false, false},
+    {"/test.Echo/DeferChat", defer_stream, NULL, true, false},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -165,18 +310,35 @@ static struct config test_config(unsigned threads, unsigned max_request_bytes, u
     return cfg;
 }
 
-static int start_hooked(unsigned threads, unsigned grace_ms, const struct server_hooks *hooks,
+static int start_config(const struct config *cfg, const struct server_hooks *hooks,
                         struct server **srv, char *addr)
 {
-    struct config cfg = test_config(threads, 64 << 10, grace_ms);
     struct err e = {0};
-    int rc = server_start(&cfg, methods, N_METHODS, hooks, srv, &e);
+    int rc = server_start(cfg, methods, N_METHODS, hooks, srv, &e);
     if (rc != 0) {
         fprintf(stderr, "server_start: %s\n", e.msg);
         return rc;
     }
     snprintf(addr, 64, "127.0.0.1:%d", server_port(*srv));
     return 0;
+}
+
+static int start_hooked(unsigned threads, unsigned grace_ms, const struct server_hooks *hooks,
+                        struct server **srv, char *addr)
+{
+    struct config cfg = test_config(threads, 64 << 10, grace_ms);
+    return start_config(&cfg, hooks, srv, addr);
+}
+
+/* start_streams - start() with @streams calls open per connection: the
+ * deferred calls' tests keep more open on one connection than the
+ * default allows. */
+static int start_streams(unsigned threads, unsigned grace_ms, unsigned streams, struct server **srv,
+                         char *addr)
+{
+    struct config cfg = test_config(threads, 64 << 10, grace_ms);
+    cfg.max_concurrent_streams = streams;
+    return start_config(&cfg, NULL, srv, addr);
 }
 
 static int start(unsigned threads, unsigned grace_ms, struct server **srv, char *addr)
@@ -288,20 +450,20 @@ static bool one_op(grpc_call *call, grpc_completion_queue *cq, grpc_op *ops, siz
     return grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).success;
 }
 
-/* chat_call - one stream on /test.Echo/Chat: send each of @msgs, reading
+/* chat_call - one stream on @path (Chat's handler): send each of @msgs, reading
  * the answer after each, until the server ends the stream; then close our
  * side (or, with @cancel, cancel the call instead) and read the status.
  * The answers go to @answers joined by '|'; returns the status, its text
  * in @text. */
-static grpc_status_code chat_call(grpc_channel *ch, const char *const *msgs, size_t n, bool cancel,
-                                  char *answers, size_t size, char *text)
+static grpc_status_code chat_call(grpc_channel *ch, const char *path, const char *const *msgs,
+                                  size_t n, bool cancel, char *answers, size_t size, char *text)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     gpr_timespec deadline =
         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(10000, GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               grpc_slice_from_static_string("/test.Echo/Chat"),
-                                               NULL, deadline, NULL);
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string(path), NULL, deadline, NULL);
     grpc_metadata_array initial, trailing;
     grpc_metadata_array_init(&initial);
     grpc_metadata_array_init(&trailing);
@@ -403,15 +565,18 @@ static void test_stream_answers_each_message(void)
     CHECK_OK(start(2, 1000, &srv, addr));
     grpc_channel *ch = client_open(addr);
     const char *const talk[] = {"abc", "hello", "", "xy"};
-    CHECK(chat_call(ch, talk, 4, false, answers, sizeof(answers), text) == GRPC_STATUS_OK);
+    CHECK(chat_call(ch, "/test.Echo/Chat", talk, 4, false, answers, sizeof(answers), text) ==
+          GRPC_STATUS_OK);
     CHECK(strcmp(answers, "cba|olleh||yx") == 0);
     const char *const stopped[] = {"abc", "stop", "never"};
-    CHECK(chat_call(ch, stopped, 3, false, answers, sizeof(answers), text) ==
+    CHECK(chat_call(ch, "/test.Echo/Chat", stopped, 3, false, answers, sizeof(answers), text) ==
           GRPC_STATUS_FAILED_PRECONDITION);
     CHECK(strcmp(answers, "cba") == 0 && strcmp(text, "stopped") == 0);
-    CHECK(chat_call(ch, talk, 2, true, answers, sizeof(answers), text) == GRPC_STATUS_CANCELLED);
+    CHECK(chat_call(ch, "/test.Echo/Chat", talk, 2, true, answers, sizeof(answers), text) ==
+          GRPC_STATUS_CANCELLED);
     CHECK(strcmp(answers, "cba|olleh") == 0);
-    CHECK(chat_call(ch, talk, 0, false, answers, sizeof(answers), text) == GRPC_STATUS_OK);
+    CHECK(chat_call(ch, "/test.Echo/Chat", talk, 0, false, answers, sizeof(answers), text) ==
+          GRPC_STATUS_OK);
     /* Unary calls still work alongside. */
     CHECK(call(ch, "/test.Echo/Reverse", "ab", 2)->status == GRPC_STATUS_OK);
     grpc_channel_destroy(ch);
@@ -624,6 +789,273 @@ static void test_stop_cancels_calls_after_grace(void)
     grpc_channel_destroy(ch);
 }
 
+/* ---- deferred calls ------------------------------------------------------- */
+
+/* counted - the calls of @method counted so far, whatever their status. */
+static uint64_t counted(const struct metrics *m, size_t method)
+{
+    uint64_t n = 0;
+    for (int status = GRPC_STATUS_OK; status <= GRPC_STATUS_UNAUTHENTICATED; status++)
+        n += metrics_handled(m, method, status);
+    return n;
+}
+
+/* await_counted - whether @n calls of @method get counted: a call is
+ * counted when the server releases it, after its client has the status. */
+static bool await_counted(const struct metrics *m, size_t method, uint64_t n)
+{
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 3000 && counted(m, method) < n; i++)
+        nanosleep(&tick, NULL);
+    return counted(m, method) == n;
+}
+
+/* defer_wait_completed - wait until the completers have completed @n calls. */
+static bool defer_wait_completed(int n)
+{
+    struct timespec limit = in_seconds(30);
+    pthread_mutex_lock(&pend.mu);
+    while (pend.completed < n && pthread_cond_timedwait(&pend.cond, &pend.mu, &limit) == 0)
+        ;
+    bool ok = pend.completed >= n;
+    pthread_mutex_unlock(&pend.mu);
+    return ok;
+}
+
+/* With one worker, deferred calls waiting for their completer leave the
+ * worker free: 50 calls of another method are answered while 8 wait, the
+ * completer held closed until then. Then the deferred calls get their
+ * replies, ~20 ms each: the message, or a status with its text, never what
+ * the handler left in its reply. */
+static void test_deferred_calls_free_their_worker(void)
+{
+    enum { DEFERRED = 8, OTHERS = 50 };
+    static struct client_call held[DEFERRED], other;
+    struct server *srv;
+    char addr[64], bodies[DEFERRED][8];
+    pthread_t completer;
+    completer_reset(false, 20);
+    CHECK_OK(start_streams(1, 1000, 64, &srv, addr));
+    CHECK(pthread_create(&completer, NULL, completer_main, NULL) == 0);
+    grpc_channel *ch = client_open(addr);
+    for (int i = 0; i < DEFERRED; i++) {
+        /* Every fourth fails (the completer answers '!' with ABORTED). */
+        snprintf(bodies[i], sizeof(bodies[i]), "%s%03d", i % 4 == 3 ? "!" : "", i);
+        call_start(&held[i], ch, "/test.Echo/Defer", bodies[i], strlen(bodies[i]), 30000);
+    }
+    CHECK(defer_wait(DEFERRED));
+    int ok = 0;
+    for (int i = 0; i < OTHERS; i++) {
+        /* A deadline well short of the test's: a held worker fails it soon. */
+        call_start(&other, ch, "/test.Echo/Reverse", "ab", 2, 5000);
+        call_finish(&other);
+        if (other.status != GRPC_STATUS_OK || other.len != 2 || memcmp(other.body, "ba", 2) != 0)
+            break;
+        ok++;
+    }
+    CHECK(ok == OTHERS);
+    CHECK(defer_completed() == 0); /* the completer was held all along */
+    completer_open();
+    int replied = 0, failed = 0;
+    for (int i = 0; i < DEFERRED; i++) {
+        call_finish(&held[i]);
+        size_t n = strlen(bodies[i]);
+        char want[8];
+        for (size_t k = 0; k < n; k++)
+            want[k] = bodies[i][n - 1 - k];
+        char text[64];
+        snprintf(text, sizeof(text), "deferred and failed: %s", bodies[i]);
+        if (bodies[i][0] == '!')
+            failed += held[i].status == GRPC_STATUS_ABORTED && strcmp(held[i].text, text) == 0 &&
+                      !held[i].has_body;
+        else
+            replied += held[i].status == GRPC_STATUS_OK && held[i].has_body && held[i].len == n &&
+                       memcmp(held[i].body, want, n) == 0;
+    }
+    CHECK(replied == 6 && failed == 2);
+    const struct metrics *m = server_metrics(srv);
+    CHECK(await_counted(m, DEFER, DEFERRED));
+    CHECK(metrics_handled(m, DEFER, GRPC_STATUS_OK) == 6);
+    CHECK(metrics_handled(m, DEFER, GRPC_STATUS_ABORTED) == 2);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+    completer_quit();
+    pthread_join(completer, NULL);
+}
+
+/* A stream's handler cannot defer: server_defer says so and the handler
+ * answers as usual. */
+static void test_stream_is_not_deferred(void)
+{
+    struct server *srv;
+    char addr[64], answers[64], text[64];
+    completer_reset(true, 0);
+    pend.stream_nil = false;
+    CHECK_OK(start(1, 1000, &srv, addr));
+    grpc_channel *ch = client_open(addr);
+    const char *const talk[] = {"abc"};
+    CHECK(chat_call(ch, "/test.Echo/DeferChat", talk, 1, false, answers, sizeof(answers), text) ==
+          GRPC_STATUS_OK);
+    CHECK(strcmp(answers, "cba") == 0);
+    pthread_mutex_lock(&pend.mu);
+    bool nil = pend.stream_nil;
+    pthread_mutex_unlock(&pend.mu);
+    CHECK(nil);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+}
+
+/* A client whose deadline passes while its call is deferred gets
+ * DEADLINE_EXCEEDED; the completion that comes later finds the call gone,
+ * does no harm, and the call is counted as cancelled (ASan: nothing
+ * leaks). */
+static void test_deferred_call_outlived_by_its_deadline(void)
+{
+    static struct client_call late;
+    struct server *srv;
+    char addr[64];
+    pthread_t completer;
+    completer_reset(false, 0);
+    CHECK_OK(start_streams(1, 1000, 64, &srv, addr));
+    CHECK(pthread_create(&completer, NULL, completer_main, NULL) == 0);
+    grpc_channel *ch = client_open(addr);
+    struct timespec past_deadline;
+    clock_gettime(CLOCK_MONOTONIC, &past_deadline);
+    call_start(&late, ch, "/test.Echo/Defer", "late", 4, 300);
+    CHECK(defer_wait(1));
+    call_finish(&late);
+    CHECK(late.status == GRPC_STATUS_DEADLINE_EXCEEDED);
+    /* The server's copy of the deadline passes a little after the
+     * client's (test_expired_call_is_not_run): complete only once it has. */
+    past_deadline.tv_nsec += 700 * 1000000L;
+    past_deadline.tv_sec += past_deadline.tv_nsec / 1000000000L;
+    past_deadline.tv_nsec %= 1000000000L;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &past_deadline, NULL) != 0)
+        ;
+    completer_open();
+    CHECK(defer_wait_completed(1));
+    const struct metrics *m = server_metrics(srv);
+    CHECK(await_counted(m, DEFER, 1));
+    CHECK(metrics_handled(m, DEFER, GRPC_STATUS_CANCELLED) == 1);
+    struct client_call *c = call(ch, "/test.Echo/Reverse", "xy", 2);
+    CHECK(c->status == GRPC_STATUS_OK && c->len == 2 && memcmp(c->body, "yx", 2) == 0);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+    completer_quit();
+    pthread_join(completer, NULL);
+}
+
+/* server_stop waits for the deferred calls in flight, which get their
+ * replies once completed. */
+static void test_stop_waits_for_deferred_calls(void)
+{
+    enum { DEFERRED = 4 };
+    static struct client_call held[DEFERRED];
+    struct server *srv;
+    char addr[64], bodies[DEFERRED][8];
+    pthread_t completer;
+    completer_reset(false, 20);
+    CHECK_OK(start_streams(2, 20000, 64, &srv, addr));
+    CHECK(pthread_create(&completer, NULL, completer_main, NULL) == 0);
+    grpc_channel *ch = client_open(addr);
+    for (int i = 0; i < DEFERRED; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "d%d", i);
+        call_start(&held[i], ch, "/test.Echo/Defer", bodies[i], 2, 30000);
+    }
+    CHECK(defer_wait(DEFERRED));
+
+    struct stopper st = {.srv = srv};
+    atomic_init(&st.done, false);
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    CHECK(probe_until_refused(ch));
+    CHECK(!atomic_load(&st.done)); /* waiting for the deferred calls */
+    completer_open();
+    int ok = 0;
+    for (int i = 0; i < DEFERRED; i++) {
+        call_finish(&held[i]);
+        char want[2] = {bodies[i][1], bodies[i][0]};
+        ok += held[i].status == GRPC_STATUS_OK && held[i].len == 2 &&
+              memcmp(held[i].body, want, 2) == 0;
+    }
+    CHECK(ok == DEFERRED);
+    pthread_join(st.thread, NULL);
+    completer_quit();
+    pthread_join(completer, NULL);
+    grpc_channel_destroy(ch);
+}
+
+/* Past the grace, server_stop cancels the deferred calls at the core, and
+ * returns once their completer has completed them all the same. */
+static void test_stop_cancels_deferred_calls_after_grace(void)
+{
+    enum { DEFERRED = 2 };
+    static struct client_call held[DEFERRED];
+    struct server *srv;
+    char addr[64];
+    pthread_t completer;
+    completer_reset(false, 0);
+    CHECK_OK(start_streams(1, 100, 64, &srv, addr));
+    CHECK(pthread_create(&completer, NULL, completer_main, NULL) == 0);
+    grpc_channel *ch = client_open(addr);
+    for (int i = 0; i < DEFERRED; i++)
+        call_start(&held[i], ch, "/test.Echo/Defer", "abc", 3, 30000);
+    CHECK(defer_wait(DEFERRED));
+
+    struct stopper st = {.srv = srv};
+    atomic_init(&st.done, false);
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    for (int i = 0; i < DEFERRED; i++) {
+        call_finish(&held[i]);
+        CHECK(held[i].status != GRPC_STATUS_OK && !held[i].has_body);
+    }
+    CHECK(!atomic_load(&st.done)); /* the calls are not completed yet */
+    completer_open();
+    pthread_join(st.thread, NULL);
+    CHECK(defer_completed() == DEFERRED);
+    completer_quit();
+    pthread_join(completer, NULL);
+    grpc_channel_destroy(ch);
+}
+
+/* Many deferred calls on two workers, completed from two threads at once:
+ * each gets its own reply, and each is counted once. */
+static void test_many_deferred_calls_from_two_threads(void)
+{
+    enum { WAVES = 4, WAVE = 125, COMPLETERS = 2 };
+    static struct client_call calls[WAVE];
+    struct server *srv;
+    char addr[64], bodies[WAVE][8];
+    pthread_t completers[COMPLETERS];
+    completer_reset(true, 0);
+    CHECK_OK(start_streams(2, 1000, 2 * WAVE, &srv, addr));
+    for (int t = 0; t < COMPLETERS; t++)
+        CHECK(pthread_create(&completers[t], NULL, completer_main, NULL) == 0);
+    grpc_channel *ch = client_open(addr);
+    int ok = 0;
+    for (int w = 0; w < WAVES; w++) {
+        for (int i = 0; i < WAVE; i++) {
+            snprintf(bodies[i], sizeof(bodies[i]), "%04d", w * WAVE + i);
+            call_start(&calls[i], ch, "/test.Echo/Defer", bodies[i], 4, 30000);
+        }
+        for (int i = 0; i < WAVE; i++) {
+            call_finish(&calls[i]);
+            char want[4] = {bodies[i][3], bodies[i][2], bodies[i][1], bodies[i][0]};
+            ok += calls[i].status == GRPC_STATUS_OK && calls[i].len == 4 &&
+                  memcmp(calls[i].body, want, 4) == 0;
+        }
+    }
+    CHECK(ok == WAVES * WAVE);
+    const struct metrics *m = server_metrics(srv);
+    CHECK(await_counted(m, DEFER, WAVES * WAVE));
+    CHECK(metrics_handled(m, DEFER, GRPC_STATUS_OK) == WAVES * WAVE);
+    grpc_channel_destroy(ch);
+    server_stop(srv);
+    completer_quit();
+    for (int t = 0; t < COMPLETERS; t++)
+        pthread_join(completers[t], NULL);
+    CHECK(defer_completed() == WAVES * WAVE);
+}
+
 /* Every worker runs thread_start before its first call and thread_stop
  * after its last; calls are served only on hooked threads. */
 static void test_hooks_run_on_every_worker(void)
@@ -689,6 +1121,12 @@ int main(int argc, char **argv)
         CHECK_CASE(test_many_calls_in_flight),
         CHECK_CASE(test_stop_lets_calls_in_flight_finish),
         CHECK_CASE(test_stop_cancels_calls_after_grace),
+        CHECK_CASE(test_deferred_calls_free_their_worker),
+        CHECK_CASE(test_stream_is_not_deferred),
+        CHECK_CASE(test_deferred_call_outlived_by_its_deadline),
+        CHECK_CASE(test_stop_waits_for_deferred_calls),
+        CHECK_CASE(test_stop_cancels_deferred_calls_after_grace),
+        CHECK_CASE(test_many_deferred_calls_from_two_threads),
         CHECK_CASE(test_hooks_run_on_every_worker),
         CHECK_CASE(test_bind_failure_is_reported),
         CHECK_CASE(test_duplicate_method_is_refused),
