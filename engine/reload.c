@@ -132,6 +132,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "engine/foldin.h"
 #include "engine/scan.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -547,6 +548,15 @@ static void load(struct reload *r)
      * whose copy is still to be chosen. And before spoiled(), which then
      * covers the file during the probe too. */
     scan_prepare(m);
+    /* The fold-in is an extra: a model it cannot be prepared for is still
+     * served, and its users with live events are scored by their rows. */
+    start = now_ms();
+    rc = foldin_prepare(m, &e);
+    if (rc != 0)
+        log_warn("failed to prepare the fold-in for model %s (%s); serving it without", r->path,
+                 e.msg);
+    else if (foldin_ready(m))
+        log_debug("fold-in Gram of model %s computed in %" PRId64 " ms", r->path, now_ms() - start);
     start = now_ms();
     probed = scan_probe(m);
     probe_ms = now_ms() - start;
