@@ -18,6 +18,7 @@ static const struct {
     {ERR_CHECKSUM, "ERR_CHECKSUM", "model checksum mismatch", ERR_STATUS_INTERNAL},
     {ERR_TOO_BIG, "ERR_TOO_BIG", "size limit exceeded", ERR_STATUS_RESOURCE_EXHAUSTED},
     {ERR_INTERNAL, "ERR_INTERNAL", "internal error", ERR_STATUS_INTERNAL},
+    {ERR_DISABLED, "ERR_DISABLED", "not enabled", ERR_STATUS_FAILED_PRECONDITION},
 };
 
 static int find(int code)

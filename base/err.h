@@ -25,6 +25,7 @@ enum {
     ERR_CHECKSUM = -1004,  /* a model file's content does not match its checksum */
     ERR_TOO_BIG = -1005,   /* a size limit was exceeded */
     ERR_INTERNAL = -1006,  /* a broken invariant or a library failure with no better code */
+    ERR_DISABLED = -1007,  /* the daemon was started without what the request needs (a flag) */
 };
 
 /* The status codes a failed call can end in: the canonical codes every

@@ -108,8 +108,8 @@ int events_user(struct events *ev, unsigned slot, const char *user, size_t len, 
 
 /* What a submission came to, given to its callback. */
 struct events_outcome {
-    int rc;         /* 0: durable; else nothing of the submission is stored */
-    uint32_t count; /* events stored (record) or deleted (forget) */
+    int rc;          /* 0: durable; else nothing of the submission is stored */
+    uint32_t count;  /* events stored (record) or deleted (forget) */
     const char *why; /* rc != 0: what went wrong, for the status details */
 };
 
