@@ -103,8 +103,7 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
     for (uint32_t k = 0; k < count; k++) {
         const struct recommend_plan *p = &plans[known[k]];
         float *user = users + (size_t)k * sc.stride;
-        memcpy(user, model_user_matrix(m) + (size_t)p->user.row * sc.stride,
-               sc.stride * sizeof(float));
+        memcpy(user, p->vector, sc.stride * sizeof(float));
         sc.exact[k] = plan.scan;
         sc.exact[k].query = user;
         double bound = score_float_bound(&sc.exact[k], plan.exact_max_norm);
@@ -166,10 +165,8 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
             counts[known[k]] = kcounts[k];
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = recommend_respond(q, hits[i], counts[i],
-                                   plans[i].personalized ? RECSYS__V1__SOURCE__PERSONALIZED
-                                                         : RECSYS__V1__SOURCE__POPULAR,
-                                   &responses[i], e);
+        int rc =
+            recommend_respond(q, hits[i], counts[i], recommend_source(&plans[i]), &responses[i], e);
         if (rc != 0)
             return rc;
     }

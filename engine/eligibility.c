@@ -3,8 +3,9 @@
  *
  * The rules are a table walked in order; the first that applies gives the
  * reason. The owned set is the filter module's blocked set built from the
- * user's snapshot purchases and the request's owned_item_ids only, so
- * "owned" means the same here as in Recommend.
+ * user's snapshot purchases with their recorded events applied (live.h)
+ * and the request's owned_item_ids only, so "owned" means the same here as
+ * in Recommend.
  */
 #include "engine/eligibility.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "engine/filter.h"
+#include "engine/live.h"
 
 static int owned(const struct filter *f, uint32_t item)
 {
@@ -95,10 +97,15 @@ int eligibility_run(const struct query *q, const Recsys__V1__EligibilityRequest 
     struct model_user user;
     int known;
     rc = filter_find_user(q, req->user_id, &user, &known, e);
+    struct live_user live;
+    if (rc == 0)
+        rc = live_user(q, req->user_id, known ? &user : NULL, &live, e);
     if (rc != 0)
         return rc;
     const struct filter_spec spec = {
         .user = known ? &user : NULL,
+        .owned_now = live.events > 0 ? live.owned : NULL,
+        .owned_now_count = live.owned_count,
         .owned_ids = req->owned_item_ids,
         .owned_count = req->n_owned_item_ids,
         .self = -1,

@@ -107,13 +107,17 @@ static uint32_t sort_unique(uint32_t *v, uint32_t n)
 static int build_blocked(const struct query *q, const struct filter_spec *spec, struct filter *f,
                          struct err *e)
 {
-    uint32_t owned = spec->user != NULL ? spec->user->owned_count : 0;
+    uint32_t owned = spec->owned_now != NULL ? spec->owned_now_count
+                     : spec->user != NULL    ? spec->user->owned_count
+                                             : 0;
     /* Bounded: owned by the model, the lists by check_spec, so no overflow. */
     size_t cap = (size_t)owned + spec->owned_count + spec->exclude_count + 1;
     uint32_t *blocked = arena_alloc(q->arena, cap * sizeof(*blocked));
     if (blocked == NULL)
         return err_set(e, -ENOMEM, "out of memory for %zu blocked items", cap);
-    if (spec->user != NULL)
+    if (spec->owned_now != NULL)
+        memcpy(blocked, spec->owned_now, (size_t)owned * sizeof(*blocked));
+    else if (spec->user != NULL)
         model_user_owned(spec->user, blocked);
     uint32_t n = owned;
     int rc = resolve_items(q, spec->owned_ids, spec->owned_count, blocked, &n, e);

@@ -26,7 +26,11 @@
  * repeated string fields; ids not in the model are ignored. */
 struct filter_spec {
     const struct model_user *user; /* whose snapshot purchases to block; NULL: nobody's */
-    char *const *owned_ids;        /* owned_item_ids: bought after the snapshot */
+    /* The user's items owned now, when recorded events changed them
+     * (live.h): blocked instead of the snapshot's purchases. NULL: those. */
+    const uint32_t *owned_now;
+    uint32_t owned_now_count;
+    char *const *owned_ids; /* owned_item_ids: bought after the snapshot */
     size_t owned_count;
     char *const *exclude_ids; /* exclude_item_ids */
     size_t exclude_count;

@@ -40,6 +40,39 @@ static int describe_model(const struct query *q, Recsys__V1__ModelInfo *r)
     r->dimension = mi->dim;
     r->user_count = mi->user_count;
     r->item_count = mi->item_count;
+    r->data_end_unix_ms = model_training(q->model)->data_end_unix_ms;
+    return 0;
+}
+
+static int describe_events(const struct query *q, Recsys__V1__ModelInfo *r)
+{
+    const struct live_status *l = q->live;
+    if (l == NULL)
+        return 0;
+    Recsys__V1__EventsState *s = arena_alloc(q->arena, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    recsys__v1__events_state__init(s);
+    s->dir = copy(q->arena, l->dir);
+    s->error = copy(q->arena, l->error);
+    if (s->dir == NULL || s->error == NULL)
+        return -ENOMEM;
+    s->fold_ins = l->fold_ins;
+    if (q->events != NULL) {
+        struct events_stats st;
+        events_stats(q->events, &st);
+        s->pending_purchases = st.stored[EVENTS_PURCHASE];
+        s->pending_views = st.stored[EVENTS_VIEW];
+        s->pending_refunds = st.stored[EVENTS_REFUND];
+        s->recorded_purchases = st.recorded[EVENTS_PURCHASE];
+        s->recorded_views = st.recorded[EVENTS_VIEW];
+        s->recorded_refunds = st.recorded[EVENTS_REFUND];
+        s->used_bytes = st.used_bytes;
+        s->file_bytes = st.file_bytes;
+        s->max_bytes = st.max_bytes;
+        s->compacted_through_unix_ms = st.compacted_through_ms;
+    }
+    r->events = s;
     return 0;
 }
 
@@ -66,7 +99,8 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
     recsys__v1__model_info__init(r);
     /* A static string: it outlives every call. */
     r->kernel = (char *)score_kernel_name();
-    if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0)
+    if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0 ||
+        describe_events(q, r) != 0)
         return err_set(e, -ENOMEM, "out of memory for model info");
     *out = r;
     return 0;

@@ -14,6 +14,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "model/model.h"
+#include "state/events.h"
 
 /* Request limits; INVALID_ARGUMENT beyond them (see recommender.proto). */
 #define QUERY_COUNT_DEFAULT  10
@@ -41,4 +42,25 @@ struct query {
     /* For GetModelInfo; borrowed for the call. NULL where no reloader
      * serves the model (the query tests): the status is reported empty. */
     const struct model_status *status;
+    /* The live events store; NULL when the daemon keeps none. Read through
+     * read slot @slot, which the calling thread owns like the model's. */
+    struct events *events;
+    /* For GetModelInfo; NULL without a state directory. */
+    const struct live_status *live;
+    /* What the query reports back for the metrics; NULL: nothing. */
+    struct query_stats *stats;
+};
+
+/* The live events' side of GetModelInfo, copied by the server for the
+ * call like model_status. */
+struct live_status {
+    const char *dir;   /* --state-dir */
+    const char *error; /* why there is no store though a directory was given; "" if none */
+    uint64_t fold_ins; /* users folded in since start */
+};
+
+/* Counted by the queries that fold a user in (recommend, batch). */
+struct query_stats {
+    uint32_t fold_ins;   /* users scored with a folded-in vector */
+    uint64_t fold_in_ns; /* time spent folding them in */
 };

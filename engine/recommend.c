@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "engine/filter.h"
 #include "engine/scan.h"
 
@@ -77,16 +78,54 @@ static int recommend_personalized(const struct query *q, const struct recommend_
                                   struct score_hit *hits, uint32_t *count, struct err *e)
 {
     const struct model *m = q->model;
-    const struct model_user *u = &p->user;
     const struct filter *f = &p->filter;
     uint32_t n = p->n;
     struct scan_plan plan;
-    scan_plan(m, user_vector(m, u), scan_elem(m), &plan);
+    scan_plan(m, p->vector, scan_elem(m), &plan);
     struct score_hit *scratch = arena_alloc(q->arena, (size_t)plan.parts * n * sizeof(*scratch));
     if (scratch == NULL)
         return err_set(e, -ENOMEM, "out of memory for %zu hits", (size_t)plan.parts * n);
     *count = scan_topn(&plan, n, filter_keep, f, scratch, hits);
     return 0;
+}
+
+/* fold_in - score the user of @p with a vector folded in from their
+ * interactions, when they have recorded events and the model allows it.
+ * A model without what the fold-in needs, or a user whose interactions
+ * cannot be solved for (only with lambda 0), keeps the model's answer:
+ * the events still decide what the user owns. */
+static int fold_in(const struct query *q, struct recommend_plan *p, struct err *e)
+{
+    const struct model *m = q->model;
+    if (p->live.events == 0 || p->live.interaction_count == 0 || !foldin_ready(m))
+        return 0;
+    int64_t start = clock_ns();
+    /* 64-byte aligned, as the model's rows are. */
+    uint8_t *raw = arena_alloc(q->arena, (size_t)model_stride(m) * sizeof(float) + 64);
+    if (raw == NULL)
+        return err_set(e, -ENOMEM, "out of memory for a folded-in vector");
+    float *x = (float *)(raw + (64 - (uintptr_t)raw % 64) % 64);
+    struct err fe = {0};
+    int rc = foldin_user(m, p->live.interactions, p->live.interaction_count, q->arena, x, &fe);
+    if (rc == ERR_INVALID)
+        return 0;
+    if (rc != 0)
+        return err_set(e, rc, "%s", fe.msg);
+    p->vector = x;
+    p->folded = 1;
+    p->personalized = scan_has_factors(m, x);
+    if (q->stats != NULL) {
+        q->stats->fold_ins++;
+        q->stats->fold_in_ns += (uint64_t)(clock_ns() - start);
+    }
+    return 0;
+}
+
+Recsys__V1__Source recommend_source(const struct recommend_plan *p)
+{
+    return !p->personalized ? RECSYS__V1__SOURCE__POPULAR
+           : p->folded      ? RECSYS__V1__SOURCE__FOLDED_IN
+                            : RECSYS__V1__SOURCE__PERSONALIZED;
 }
 
 int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
@@ -97,10 +136,14 @@ int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest 
         rc = filter_check_count(req->count, &p->n, e);
     if (rc == 0)
         rc = filter_find_user(q, req->user_id, &p->user, &p->known, e);
+    if (rc == 0)
+        rc = live_user(q, req->user_id, p->known ? &p->user : NULL, &p->live, e);
     if (rc != 0)
         return rc;
     const struct filter_spec spec = {
         .user = p->known ? &p->user : NULL,
+        .owned_now = p->live.events > 0 ? p->live.owned : NULL,
+        .owned_now_count = p->live.owned_count,
         .owned_ids = req->owned_item_ids,
         .owned_count = req->n_owned_item_ids,
         .exclude_ids = req->exclude_item_ids,
@@ -110,7 +153,12 @@ int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest 
         .self = -1,
         .purchasable_only = req->purchasable_only,
     };
-    p->personalized = p->known && scan_has_factors(q->model, user_vector(q->model, &p->user));
+    p->vector = p->known ? user_vector(q->model, &p->user) : NULL;
+    p->folded = 0;
+    p->personalized = p->known && scan_has_factors(q->model, p->vector);
+    rc = fold_in(q, p, e);
+    if (rc != 0)
+        return rc;
     return filter_build(q, &spec, &p->filter, e);
 }
 
@@ -129,7 +177,5 @@ int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req
         count = recommend_popular(q->model, &p.filter, p.n, hits);
     else if ((rc = recommend_personalized(q, &p, hits, &count, e)) != 0)
         return rc;
-    return recommend_respond(
-        q, hits, count,
-        p.personalized ? RECSYS__V1__SOURCE__PERSONALIZED : RECSYS__V1__SOURCE__POPULAR, out, e);
+    return recommend_respond(q, hits, count, recommend_source(&p), out, e);
 }

@@ -208,6 +208,7 @@ struct reload {
     ino_t dir_ino;
     const char *name; /* the last component of path, in path */
     unsigned slots;
+    struct reload_listener listener; /* published: fn NULL for none */
     int inotify_fd;
     int dir_wd; /* the directory's watch; -1 once the directory is gone */
     int wake_fd;
@@ -492,6 +493,8 @@ static void serve(struct reload *r, struct snapshot *next, struct model *m, stru
     next->error[0] = '\0';
     r->served = *id;
     publish(r, next);
+    if (r->listener.published != NULL)
+        r->listener.published(m, r->listener.arg);
     guard_drop(r, &r->guard, pending);
     r->guard = *pending;
     *pending = NO_GUARD;
@@ -930,7 +933,8 @@ static void destroy(struct reload *r)
     free(r);
 }
 
-int reload_start(const char *path, unsigned slots, struct reload **out, struct err *e)
+int reload_start(const char *path, unsigned slots, const struct reload_listener *listener,
+                 struct reload **out, struct err *e)
 {
     *out = NULL;
     if (slots < 1)
@@ -939,6 +943,8 @@ int reload_start(const char *path, unsigned slots, struct reload **out, struct e
     if (r == NULL)
         return err_set(e, -ENOMEM, "out of memory");
     r->slots = slots;
+    if (listener != NULL)
+        r->listener = *listener;
     sem_init(&r->started, 0, 0);
     r->inotify_fd = r->wake_fd = r->signal_fd = r->dir_wd = -1;
     r->guard = NO_GUARD;

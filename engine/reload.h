@@ -59,11 +59,22 @@ struct reload_snapshot {
     bool watching;
 };
 
+/* Told of each model the reloader publishes, the first one included: on
+ * the watcher thread, right after the store that publishes it. @m is valid
+ * during the call (and until the next model's grace period). It must not
+ * block long: the watcher waits for it. The live events store listens, to
+ * delete the events the new model holds (events_compact). */
+struct reload_listener {
+    void (*published)(const struct model *m, void *arg);
+    void *arg;
+};
+
 /* reload_start - load the model at @path and start following it.
  * @path:  the model file; its directory must exist, the file need not. The
  *         string is copied.
  * @slots: lookup slots each model is opened with (model_open): one per
  *         thread that reads the model concurrently, i.e. per server worker.
+ * @listener: copied; NULL for none.
  * @out:   receives the reloader; stop and free it with reload_stop.
  * @e:     receives the reason on failure; may be NULL.
  *
@@ -76,7 +87,8 @@ struct reload_snapshot {
  * Returns 0, ERR_INVALID (@path names no file: empty, or ends in '/'),
  * -ENOMEM, or -errno from inotify (-ENOENT: the directory does not exist),
  * eventfd or pthread_create. On failure nothing is left running. */
-int reload_start(const char *path, unsigned slots, struct reload **out, struct err *e);
+int reload_start(const char *path, unsigned slots, const struct reload_listener *listener,
+                 struct reload **out, struct err *e);
 
 /* reload_request - ask the watcher to load the file at the path now (SIGHUP).
  * Returns at once; the load runs on the watcher thread. Async-signal-safe:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine/filter.h"
+#include "engine/live.h"
 #include "engine/recommend.h"
 
 /* The optional user whose purchases are filtered out: *known is 0 when
@@ -48,11 +49,16 @@ int similar_run(const struct query *q, const Recsys__V1__SimilarItemsRequest *re
         rc = find_item(q, req->item_id, &item, e);
     if (rc == 0)
         rc = filter_find_user(q, req->user_id, &user, &known, e);
+    struct live_user live = {0};
+    if (rc == 0 && req->user_id[0] != '\0')
+        rc = live_user(q, req->user_id, known ? &user : NULL, &live, e);
     if (rc != 0)
         return rc;
 
     const struct filter_spec spec = {
         .user = known ? &user : NULL,
+        .owned_now = live.events > 0 ? live.owned : NULL,
+        .owned_now_count = live.owned_count,
         .exclude_ids = req->exclude_item_ids,
         .exclude_count = req->n_exclude_item_ids,
         .categories = req->categories,

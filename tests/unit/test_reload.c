@@ -187,7 +187,7 @@ static void fx_teardown(struct fx *f)
 static int fx_start(struct fx *f)
 {
     struct err e = {0};
-    int rc = reload_start(f->path, READERS + 1, &f->r, &e);
+    int rc = reload_start(f->path, READERS + 1, NULL, &f->r, &e);
     if (rc != 0)
         fprintf(stderr, "reload_start: %s\n", e.msg);
     return rc;
@@ -917,14 +917,14 @@ static void test_start_errors(void)
 {
     struct reload *r = NULL;
     struct err e = {0};
-    CHECK_RC(reload_start("/nonexistent-recsys-dir/model.lmdb", 1, &r, &e), -ENOENT);
+    CHECK_RC(reload_start("/nonexistent-recsys-dir/model.lmdb", 1, NULL, &r, &e), -ENOENT);
     CHECK(r == NULL);
     CHECK_STR_HAS(e.msg, "/nonexistent-recsys-dir");
-    CHECK_RC(reload_start("", 1, &r, &e), ERR_INVALID);
-    CHECK_RC(reload_start("/tmp/", 1, &r, &e), ERR_INVALID);
-    CHECK_RC(reload_start("/tmp/model.lmdb", 0, &r, &e), ERR_INVALID);
+    CHECK_RC(reload_start("", 1, NULL, &r, &e), ERR_INVALID);
+    CHECK_RC(reload_start("/tmp/", 1, NULL, &r, &e), ERR_INVALID);
+    CHECK_RC(reload_start("/tmp/model.lmdb", 0, NULL, &r, &e), ERR_INVALID);
     /* A "directory" that is a file. */
-    CHECK_RC(reload_start("/proc/self/status/model.lmdb", 1, &r, &e), -ENOTDIR);
+    CHECK_RC(reload_start("/proc/self/status/model.lmdb", 1, NULL, &r, &e), -ENOTDIR);
     CHECK(r == NULL);
 }
 
