@@ -41,6 +41,8 @@ static int parse_bytes(const struct option *o, const char *src, const char *val,
                        struct err *e);
 static int parse_seconds(const struct option *o, const char *src, const char *val, void *field,
                          struct err *e);
+static int parse_duration(const struct option *o, const char *src, const char *val, void *field,
+                          struct err *e);
 static int parse_level(const struct option *o, const char *src, const char *val, void *field,
                        struct err *e);
 static int parse_count(const struct option *o, const char *src, const char *val, void *field,
@@ -245,6 +247,44 @@ static const struct option options[] = {
      FIELD(scan_split_bytes),
      .min = 1,
      .max = UINT_MAX},
+    {.name = "state-dir",
+     .env = "RECSYS_STATE_DIR",
+     .def = "off",
+     .metavar = "DIR",
+     .help = "keep live events (RecordEvents) in this directory, created if missing; never "
+             "the model's file; off = no live events",
+     .parse = parse_optional,
+     FIELD(state_dir)},
+    /* LMDB reserves the address space, not the disk: the file grows with use. */
+    {.name = "state-max-bytes",
+     .env = "RECSYS_STATE_MAX_BYTES",
+     .def = "1G",
+     .metavar = "BYTES",
+     .help = "largest the state may grow; RecordEvents answers RESOURCE_EXHAUSTED beyond "
+             "(suffix K, M or G)",
+     .parse = parse_bytes,
+     FIELD(state_max_bytes),
+     .min = 1u << 20,
+     .max = UINT_MAX},
+    {.name = "view-ttl",
+     .env = "RECSYS_VIEW_TTL",
+     .def = "30d",
+     .metavar = "DURATION",
+     .help = "delete recorded views this old (suffix s, m, h or d); 0 = keep until a model "
+             "holds them",
+     .parse = parse_duration,
+     FIELD(view_ttl_s),
+     .min = 0,
+     .max = 3650u * 86400u},
+    /* Checked by main: refuse or serve. */
+    {.name = "state-on-damage",
+     .env = "RECSYS_STATE_ON_DAMAGE",
+     .def = "refuse",
+     .metavar = "WHAT",
+     .help = "a damaged state directory at start: refuse (exit; the default) or serve "
+             "(without live events, reported by GetModelInfo and /metrics)",
+     .parse = parse_string,
+     FIELD(state_on_damage)},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -406,6 +446,35 @@ unsigned config_streams(const struct config *c)
     return c->max_concurrent_streams != 0 ? c->max_concurrent_streams
            : streams < CONFIG_STREAMS_MIN ? CONFIG_STREAMS_MIN
                                           : streams;
+}
+
+/* A whole number with an optional unit: s (the default), m, h or d; the
+ * field holds seconds. */
+static int parse_duration(const struct option *o, const char *src, const char *val, void *field,
+                          struct err *e)
+{
+    static const struct {
+        char suffix;
+        unsigned long long seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    unsigned long long v;
+    const char *end;
+    if (parse_digits(val, &end, &v) != 0)
+        goto bad;
+    unsigned long long scale = *end == '\0' ? 1 : 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && scale == 0; i++)
+        if (end[0] == units[i].suffix && end[1] == '\0')
+            scale = units[i].seconds;
+    if (scale == 0)
+        goto bad;
+    if (v > ULLONG_MAX / scale || v * scale < o->min || v * scale > o->max)
+        return err_set(e, ERR_INVALID, "%s: '%s' is not in %u..%u seconds", src, val, o->min,
+                       o->max);
+    *(unsigned *)field = (unsigned)(v * scale);
+    return 0;
+bad:
+    return err_set(e, ERR_INVALID, "%s: '%s' is not a duration (a number, then s, m, h or d)", src,
+                   val);
 }
 
 static int parse_level(const struct option *o, const char *src, const char *val, void *field,

@@ -53,6 +53,11 @@ struct config {
     char scan[16];             /* item matrix copy to scan: auto, f32, bf16 or int8 (scan.h) */
     unsigned scan_threads;     /* split helpers (split.h); 0 = never split */
     unsigned scan_split_bytes; /* split scans reading at least this much (scan.h) */
+    /* Live events (state/events.h). */
+    char state_dir[4096];     /* "" = none: RecordEvents answers FAILED_PRECONDITION */
+    unsigned state_max_bytes; /* the state may not grow past this */
+    unsigned view_ttl_s;      /* recorded views are deleted this old; 0 = kept */
+    char state_on_damage[16]; /* refuse (do not start) or serve (without events) */
 };
 
 /* What the command line asked for. */

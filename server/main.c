@@ -37,6 +37,7 @@
 #include "server/scrape.h"
 #include "server/server.h"
 #include "server/service.h"
+#include "state/events.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -125,6 +126,7 @@ static void raise_fd_limit(void)
 struct exposition {
     const struct server *srv;
     const struct reload *reload;
+    struct events *events; /* NULL: no live events */
 };
 
 static int write_metrics(void *arg, FILE *out)
@@ -134,7 +136,64 @@ static int write_metrics(void *arg, FILE *out)
     const struct reload_snapshot *snap = reload_read_begin(x->reload);
     rc = rc != 0 ? rc : metrics_write_model(snap, out);
     reload_read_end(x->reload);
+    if (rc == 0 && x->events != NULL) {
+        struct events_stats st;
+        events_stats(x->events, &st);
+        rc = metrics_write_events(&st, out);
+    }
     return rc != 0 ? rc : metrics_write_process(out);
+}
+
+/* compact_on_publish - a model is served: the events its training data
+ * holds need not be kept (a reload_listener). */
+static void compact_on_publish(const struct model *m, void *arg)
+{
+    int64_t end = model_training(m)->data_end_unix_ms;
+    if (end > 0)
+        events_compact(arg, end);
+}
+
+/* Writes waiting for the state's writer, at most: a RecordEvents call is
+ * half a MB at the very most, so a hundred of the largest, or thousands of
+ * usual ones, before callers are told RESOURCE_EXHAUSTED. */
+#define STATE_QUEUE_BYTES (64u << 20)
+
+/* open_state - the live events store of --state-dir, if one is given. A
+ * damaged one stops the daemon unless --state-on-damage serve: serving
+ * without the events it acknowledged would recommend again what users
+ * bought and drop their folded-in taste, without the platform knowing, so
+ * that is the operator's call, not a default. With serve, the reason is
+ * kept in @why for GetModelInfo and the log. Returns 0 or the error. */
+static int open_state(const struct config *cfg, struct events **out, char *why, size_t why_len)
+{
+    *out = NULL;
+    why[0] = '\0';
+    if (strcmp(cfg->state_on_damage, "refuse") != 0 && strcmp(cfg->state_on_damage, "serve") != 0) {
+        log_error("--state-on-damage: '%s' is not refuse or serve", cfg->state_on_damage);
+        return ERR_INVALID;
+    }
+    if (cfg->state_dir[0] == '\0')
+        return 0;
+    const struct events_opts opts = {.max_bytes = cfg->state_max_bytes,
+                                     .queue_bytes = STATE_QUEUE_BYTES,
+                                     .view_ttl_ms = (int64_t)cfg->view_ttl_s * 1000,
+                                     .slots = cfg->threads};
+    struct err e = {0};
+    int rc = events_open(cfg->state_dir, &opts, out, &e);
+    if (rc == 0) {
+        log_info("live events in %s", cfg->state_dir);
+        return 0;
+    }
+    if (rc == ERR_FORMAT && strcmp(cfg->state_on_damage, "serve") == 0) {
+        snprintf(why, why_len, "the state is damaged, serving without live events: %s", e.msg);
+        log_error("%s", why);
+        return 0;
+    }
+    log_error("cannot use the state directory (%s)%s", e.msg,
+              rc == ERR_FORMAT ? "; move it aside to start afresh, or start with "
+                                 "--state-on-damage serve to serve without live events"
+                               : "");
+    return rc;
 }
 
 /* host_len - the length of HOST in "HOST:PORT", to log it with the port
@@ -174,6 +233,8 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     struct service *svc = NULL;
     struct server *srv = NULL;
     struct scrape *scrape = NULL;
+    struct events *events = NULL;
+    char state_error[600];
     struct exposition expo;
     struct err e = {0};
 
@@ -197,11 +258,15 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     /* A missing or invalid model is not fatal: the reloader logs it, and
      * the daemon answers UNAVAILABLE until a valid file appears, so one bad
      * delivery does not take a replica out of its health checks. */
-    if (reload_start(cfg->model, cfg->threads, &reload, &e) != 0) {
+    if (open_state(cfg, &events, state_error, sizeof(state_error)) != 0)
+        goto out;
+    const struct reload_listener listener = {events != NULL ? compact_on_publish : NULL, events};
+    if (reload_start(cfg->model, cfg->threads, &listener, &reload, &e) != 0) {
         log_error("failed to follow model file %s (%s)", cfg->model, e.msg);
         goto out;
     }
-    if (service_create(reload, &svc) != 0) {
+    const struct service_state state = {events, cfg->state_dir, state_error};
+    if (service_create(reload, &state, &svc) != 0) {
         log_error("failed to create the service (out of memory)");
         goto out;
     }
@@ -211,7 +276,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to start the server (%s)", e.msg);
         goto out;
     }
-    expo = (struct exposition){srv, reload};
+    expo = (struct exposition){srv, reload, events};
     if (start_scrape(cfg, service_hooks(svc), &expo, &scrape, &e) != 0) {
         log_error("failed to start the metrics endpoint (%s)", e.msg);
         goto out;
@@ -229,7 +294,9 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     status = 0;
 out:
     scrape_stop(scrape);
+    /* The store's writer completes the writes the server waits for. */
     server_stop(srv);
+    events_close(events);
     split_stop();
     service_destroy(svc);
     reload_stop(reload);

@@ -15,6 +15,7 @@
 #include "engine/scan.h"
 #include "engine/score.h"
 #include "model/model.h"
+#include "state/events.h"
 
 /* grpc_status_code values as go-grpc-prometheus spells them in grpc_code
  * (Go's codes.Code names: note "Canceled"). */
@@ -52,9 +53,10 @@ struct method_label {
 };
 
 /* The notes' series: one counter, a label per note. */
-static const char *const note_sources[METRICS_NOTES] = {
+static const char *const note_sources[METRICS_SOURCES] = {
     [METRICS_PERSONALIZED] = "personalized",
     [METRICS_POPULAR] = "popular",
+    [METRICS_FOLDED_IN] = "folded_in",
 };
 
 struct metrics {
@@ -285,13 +287,59 @@ static void write_handling(const struct metrics *m, FILE *out)
 static void write_notes(const struct metrics *m, FILE *out)
 {
     fputs("# HELP recsys_recommendations_total Recommendation lists answered (Recommend and each "
-          "request of BatchRecommend), by source: personalized, or popular for a user the "
-          "model does not know or knows without factors.\n"
+          "request of BatchRecommend), by source: personalized, folded_in for a user "
+          "scored from recorded events, or popular for a user the model does not know or "
+          "knows without factors.\n"
           "# TYPE recsys_recommendations_total counter\n",
           out);
-    for (int n = 0; n < METRICS_NOTES; n++)
+    for (int n = 0; n < METRICS_SOURCES; n++)
         fprintf(out, "recsys_recommendations_total{source=\"%s\"} %llu\n", note_sources[n],
                 (unsigned long long)metrics_noted(m, (enum metrics_note)n));
+    metrics_series(out, "recsys_fold_ins_total", "counter",
+                   "Users scored with a vector folded in from their recorded events.",
+                   (double)metrics_noted(m, METRICS_FOLD_INS));
+    metrics_series(out, "recsys_fold_in_seconds_total", "counter",
+                   "Time spent folding users in; over recsys_fold_ins_total, the mean.",
+                   (double)metrics_noted(m, METRICS_FOLD_IN_NS) / 1e9);
+}
+
+int metrics_write_events(const struct events_stats *s, FILE *out)
+{
+    fputs("# HELP recsys_events_recorded_total Events stored by RecordEvents since start, by "
+          "type.\n# TYPE recsys_events_recorded_total counter\n",
+          out);
+    for (int t = 1; t < EVENTS_TYPES; t++)
+        fprintf(out, "recsys_events_recorded_total{type=\"%s\"} %llu\n", events_type_names[t],
+                (unsigned long long)s->recorded[t]);
+    fputs("# HELP recsys_events_pending Events held until a served model holds them, by "
+          "type.\n# TYPE recsys_events_pending gauge\n",
+          out);
+    for (int t = 1; t < EVENTS_TYPES; t++)
+        fprintf(out, "recsys_events_pending{type=\"%s\"} %llu\n", events_type_names[t],
+                (unsigned long long)s->stored[t]);
+    fputs("# HELP recsys_events_deleted_total Events deleted since start: compacted (a served "
+          "model holds them), expired (views past --view-ttl) or forgotten (ForgetUser).\n"
+          "# TYPE recsys_events_deleted_total counter\n",
+          out);
+    fprintf(out, "recsys_events_deleted_total{reason=\"compacted\"} %llu\n",
+            (unsigned long long)s->compacted);
+    fprintf(out, "recsys_events_deleted_total{reason=\"expired\"} %llu\n",
+            (unsigned long long)s->expired);
+    fprintf(out, "recsys_events_deleted_total{reason=\"forgotten\"} %llu\n",
+            (unsigned long long)s->forgotten);
+    metrics_series(out, "recsys_state_commits_total", "counter",
+                   "Write transactions of the state committed (each one fsync).",
+                   (double)s->commits);
+    fputs("# HELP recsys_state_bytes The state's size: used (pages in use), file (the most "
+          "it has used) and max (--state-max-bytes).\n# TYPE recsys_state_bytes gauge\n",
+          out);
+    fprintf(out, "recsys_state_bytes{kind=\"used\"} %llu\n", (unsigned long long)s->used_bytes);
+    fprintf(out, "recsys_state_bytes{kind=\"file\"} %llu\n", (unsigned long long)s->file_bytes);
+    fprintf(out, "recsys_state_bytes{kind=\"max\"} %llu\n", (unsigned long long)s->max_bytes);
+    metrics_series(out, "recsys_state_compacted_through_seconds", "gauge",
+                   "Recorded events up to this time were deleted: a served model holds them.",
+                   (double)s->compacted_through_ms / 1e3);
+    return ferror(out) ? -EIO : 0;
 }
 
 int metrics_write(const struct metrics *m, FILE *out)

@@ -57,6 +57,13 @@ void metrics_record(struct metrics *m, unsigned worker, size_t method, int statu
 enum metrics_note {
     METRICS_PERSONALIZED, /* a list scored for the user */
     METRICS_POPULAR,      /* the popularity ranking: user unknown or without factors */
+    METRICS_FOLDED_IN,    /* a list scored with a vector folded in from recorded events */
+    METRICS_SOURCES,      /* the sources above: recsys_recommendations_total's labels */
+    /* Vectors folded in, and the nanoseconds spent folding them in: a
+     * count and a sum, whose rates give fold-ins per second and their mean
+     * time. */
+    METRICS_FOLD_INS = METRICS_SOURCES,
+    METRICS_FOLD_IN_NS,
     METRICS_NOTES
 };
 
@@ -85,6 +92,13 @@ int metrics_write_process(FILE *out);
  * GetModelInfo gives. The caller holds @snap's read-side section.
  * Returns 0 or -EIO. */
 int metrics_write_model(const struct reload_snapshot *snap, FILE *out);
+
+struct events_stats;
+
+/* metrics_write_events - the live events store's counters (@s, from
+ * events_stats) as recsys_events_* and recsys_state_* series, to @out.
+ * Returns 0 or -EIO. */
+int metrics_write_events(const struct events_stats *s, FILE *out);
 
 /* metrics_series - one unlabelled series with its HELP and TYPE lines:
  * @type is "gauge" or "counter". For the other writers of series. */

@@ -6,12 +6,14 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/batch.h"
 #include "engine/eligibility.h"
 #include "engine/info.h"
 #include "engine/query.h"
 #include "engine/recommend.h"
+#include "engine/record.h"
 #include "engine/similar.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "recsys/v1/recommender.pb-c.h"
@@ -84,17 +86,40 @@ ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
 /* A batch's requests, each embedded with a tag and a 3-byte length. */
 #define BATCH_REQUEST (BATCH_MAX * (4 + RECOMMEND_REQUEST))
 
+/* A Event embedded in RecordEventsRequest: two ids, type, weight and time
+ * with their tags, and the embedding's tag and 3-byte length. */
+#define RECORD_REQUEST ((size_t)RECORD_EVENTS_MAX * (4 + ID_FIELDS(2) + SCALARS))
+
 /* Notes on an answer, for the metrics (metrics_note). */
 typedef void (*note_fn)(const struct server_call *call, const ProtobufCMessage *resp);
 
 static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp);
 static void note_batch(const struct server_call *call, const ProtobufCMessage *resp);
 
+struct service;
+
+/* A method that writes (RecordEvents, ForgetUser): it checks the request
+ * with its query, hands the write to the events store and answers once
+ * the store reports it durable, through server_defer/server_complete, so
+ * the worker serves other calls meanwhile. It may also answer at once,
+ * filling @reply (nothing to write, or a refusal). */
+typedef int (*write_fn)(const struct service *svc, const struct query *q,
+                        const ProtobufCMessage *req, const struct server_call *call,
+                        struct server_reply *reply, struct err *e);
+
+static int write_record(const struct service *svc, const struct query *q,
+                        const ProtobufCMessage *req, const struct server_call *call,
+                        struct server_reply *reply, struct err *e);
+static int write_forget(const struct service *svc, const struct query *q,
+                        const ProtobufCMessage *req, const struct server_call *call,
+                        struct server_reply *reply, struct err *e);
+
 struct method {
     const char *path;
     const ProtobufCMessageDescriptor *request;
-    run_fn run;
-    note_fn note; /* NULL: nothing to note */
+    run_fn run;     /* a query; NULL for a write */
+    write_fn write; /* a write; NULL for a query */
+    note_fn note;   /* NULL: nothing to note */
     size_t max_request_bytes;
     bool needs_model; /* false for the methods that report its absence */
     bool stream;      /* a stream answered message by message (server.h) */
@@ -102,23 +127,29 @@ struct method {
 
 static const struct method methods[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
-     note_recommend, RECOMMEND_REQUEST, true, false},
+     NULL, note_recommend, RECOMMEND_REQUEST, true, false},
     {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_request__descriptor,
-     run_batch, note_batch, BATCH_REQUEST, true, false},
+     run_batch, NULL, note_batch, BATCH_REQUEST, true, false},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
-     run_eligibility, NULL, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
+     run_eligibility, NULL, NULL, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
-     run_similar, NULL, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true, false},
+     run_similar, NULL, NULL, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true,
+     false},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
-     NULL, SCALARS, false, false},
+     NULL, NULL, SCALARS, false, false},
+    /* Unknown items are told apart with the model, so the writes need one. */
+    {"/recsys.v1.Recommender/RecordEvents", &recsys__v1__record_events_request__descriptor, NULL,
+     write_record, NULL, RECORD_REQUEST, true, false},
+    {"/recsys.v1.Recommender/ForgetUser", &recsys__v1__forget_user_request__descriptor, NULL,
+     write_forget, NULL, ID_FIELD + SCALARS, true, false},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     run_health, NULL, ID_FIELD, false, false},
+     run_health, NULL, NULL, ID_FIELD, false, false},
     /* v1alpha's messages are v1's on the wire. */
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL,
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, NULL,
      REFLECT_REQUEST, false, true},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL,
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, NULL,
      REFLECT_REQUEST, false, true},
 };
 
@@ -134,6 +165,9 @@ struct service {
     /* Its snapshot is read once per call, and that one model serves the
      * whole call, so a response never mixes two models. */
     const struct reload *reload;
+    struct events *events; /* NULL: no live events */
+    const char *state_dir; /* "" without one */
+    const char *state_error;
     struct binding bindings[N_METHODS];
     struct server_method table[N_METHODS];
 };
@@ -166,7 +200,10 @@ static int health_check(const struct query *q, const Grpc__Health__V1__HealthChe
 static void note_source(const struct server_call *call, Recsys__V1__Source source)
 {
     metrics_note(call->metrics, call->worker,
-                 source == RECSYS__V1__SOURCE__POPULAR ? METRICS_POPULAR : METRICS_PERSONALIZED, 1);
+                 source == RECSYS__V1__SOURCE__POPULAR     ? METRICS_POPULAR
+                 : source == RECSYS__V1__SOURCE__FOLDED_IN ? METRICS_FOLDED_IN
+                                                           : METRICS_PERSONALIZED,
+                 1);
 }
 
 static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp)
@@ -194,10 +231,11 @@ static int encode(struct arena *a, const ProtobufCMessage *msg, struct server_re
     return 0;
 }
 
-/* answer - run the query on one snapshot and encode its response. */
-static int answer(const struct method *m, const struct reload_snapshot *snap,
-                  const ProtobufCMessage *req, const struct server_call *call,
-                  struct server_reply *reply, struct err *e)
+/* answer - run the query (or the write) on one snapshot and encode its
+ * response. */
+static int answer(const struct service *svc, const struct method *m,
+                  const struct reload_snapshot *snap, const ProtobufCMessage *req,
+                  const struct server_call *call, struct server_reply *reply, struct err *e)
 {
     if (snap->model == NULL && m->needs_model)
         return err_set(e, ERR_NO_MODEL, "no model loaded");
@@ -206,15 +244,147 @@ static int answer(const struct method *m, const struct reload_snapshot *snap,
                                   .last_attempt_unix = snap->last_attempt_unix,
                                   .last_error = snap->last_error,
                                   .watching = snap->watching};
-    struct query q = {
-        .model = snap->model, .slot = call->worker, .arena = call->arena, .status = &status};
+    struct live_status live = {
+        .dir = svc->state_dir,
+        .error = svc->state_error,
+        .fold_ins = call->metrics != NULL ? metrics_noted(call->metrics, METRICS_FOLD_INS) : 0};
+    struct query_stats stats = {0};
+    struct query q = {.model = snap->model,
+                      .slot = call->worker,
+                      .arena = call->arena,
+                      .status = &status,
+                      .events = svc->events,
+                      .live = svc->state_dir[0] != '\0' ? &live : NULL,
+                      .stats = &stats};
+    if (m->write != NULL)
+        return m->write(svc, &q, req, call, reply, e);
     ProtobufCMessage *resp = NULL;
     int rc = m->run(&q, req, &resp, e);
     if (rc != 0)
         return rc;
-    if (m->note != NULL && call->metrics != NULL)
-        m->note(call, resp);
+    if (call->metrics != NULL) {
+        if (m->note != NULL)
+            m->note(call, resp);
+        if (stats.fold_ins > 0) {
+            metrics_note(call->metrics, call->worker, METRICS_FOLD_INS, stats.fold_ins);
+            metrics_note(call->metrics, call->worker, METRICS_FOLD_IN_NS, stats.fold_in_ns);
+        }
+    }
     return encode(call->arena, resp, reply);
+}
+
+/* ---- the writes ------------------------------------------------------------ */
+
+/* A write waiting for the store: what its reply needs once it is durable. */
+struct pending {
+    struct server_deferred *call;
+    uint32_t unknown; /* RecordEvents: events not stored, their item unknown */
+    bool forget;
+};
+
+/* complete - the store's outcome for a pending write, as its reply. On the
+ * store's writer thread. */
+static void complete(void *arg, const struct events_outcome *o)
+{
+    struct pending *p = arg;
+    struct server_reply reply = {.status = ERR_STATUS_OK};
+    uint8_t buf[32];
+    if (o->rc != 0) {
+        reply.status = err_status(o->rc);
+        reply.details = o->why;
+    } else if (p->forget) {
+        Recsys__V1__ForgetUserResponse r = RECSYS__V1__FORGET_USER_RESPONSE__INIT;
+        r.deleted = o->count;
+        reply.len = protobuf_c_message_pack(&r.base, buf);
+    } else {
+        Recsys__V1__RecordEventsResponse r = RECSYS__V1__RECORD_EVENTS_RESPONSE__INIT;
+        r.recorded = o->count;
+        r.unknown_items = p->unknown;
+        reply.len = protobuf_c_message_pack(&r.base, buf);
+    }
+    reply.data = buf;
+    server_complete(p->call, &reply);
+    free(p);
+}
+
+/* wait_for - answer @p's call now if the store refused its write
+ * (@submitted, the store's error, with @se's text); else the store's
+ * callback (complete) will. */
+static int wait_for(struct pending *p, int submitted, const struct err *se)
+{
+    if (submitted != 0) {
+        struct server_reply reply = {.status = err_status(submitted), .details = se->msg};
+        server_complete(p->call, &reply);
+        free(p);
+    }
+    return 0;
+}
+
+/* pend - a pending write for @call, deferred; NULL (with @e set) if none
+ * can be made. */
+static struct pending *pend(const struct server_call *call, uint32_t unknown, bool forget,
+                            struct err *e)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        err_set(e, -ENOMEM, "out of memory for a write");
+        return NULL;
+    }
+    p->unknown = unknown;
+    p->forget = forget;
+    p->call = server_defer(call);
+    if (p->call == NULL) {
+        free(p);
+        err_set(e, ERR_INTERNAL, "a write cannot wait on a stream");
+        return NULL;
+    }
+    return p;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int write_record(const struct service *svc, const struct query *q,
+                        const ProtobufCMessage *req, const struct server_call *call,
+                        struct server_reply *reply, struct err *e)
+{
+    struct events_event *list;
+    uint32_t n, unknown;
+    int rc = record_events(q, (const Recsys__V1__RecordEventsRequest *)req, now_ms(), &list, &n,
+                           &unknown, e);
+    if (rc != 0)
+        return rc;
+    if (n == 0) {
+        /* Nothing the model knows: nothing to make durable. */
+        Recsys__V1__RecordEventsResponse r = RECSYS__V1__RECORD_EVENTS_RESPONSE__INIT;
+        r.unknown_items = unknown;
+        return encode(call->arena, &r.base, reply);
+    }
+    struct pending *p = pend(call, unknown, false, e);
+    if (p == NULL)
+        return e->code;
+    struct err se = {0};
+    return wait_for(p, events_record(svc->events, list, n, complete, p, &se), &se);
+}
+
+static int write_forget(const struct service *svc, const struct query *q,
+                        const ProtobufCMessage *req, const struct server_call *call,
+                        struct server_reply *reply, struct err *e)
+{
+    const Recsys__V1__ForgetUserRequest *r = (const Recsys__V1__ForgetUserRequest *)req;
+    int rc = record_forget(q, r, e);
+    if (rc != 0)
+        return rc;
+    struct pending *p = pend(call, 0, true, e);
+    if (p == NULL)
+        return e->code;
+    struct err se = {0};
+    return wait_for(p, events_forget(svc->events, r->user_id, strlen(r->user_id), complete, p, &se),
+                    &se);
 }
 
 static int serve(const struct service *svc, const struct method *m, const struct server_call *call,
@@ -233,7 +403,7 @@ static int serve(const struct service *svc, const struct method *m, const struct
     /* The section spans the query and the encoding: until it ends, the
      * reloader unmaps nothing this call may still read. */
     const struct reload_snapshot *snap = reload_read_begin(svc->reload);
-    rc = answer(m, snap, req, call, reply, e);
+    rc = answer(svc, m, snap, req, call, reply, e);
     reload_read_end(svc->reload);
     return rc;
 }
@@ -266,12 +436,15 @@ static void reader_unregister(void *arg)
 
 static const struct server_hooks reader_hooks = {reader_register, reader_unregister, NULL};
 
-int service_create(const struct reload *r, struct service **out)
+int service_create(const struct reload *r, const struct service_state *state, struct service **out)
 {
     struct service *svc = calloc(1, sizeof(*svc));
     if (svc == NULL)
         return -ENOMEM;
     svc->reload = r;
+    svc->events = state != NULL ? state->events : NULL;
+    svc->state_dir = state != NULL ? state->dir : "";
+    svc->state_error = state != NULL ? state->error : "";
     for (size_t i = 0; i < N_METHODS; i++) {
         svc->bindings[i] = (struct binding){.svc = svc, .method = &methods[i]};
         svc->table[i] =

@@ -17,12 +17,13 @@
  *      reloader has unmapped.
  *
  * Methods: /recsys.v1.Recommender/{Recommend,BatchRecommend,CheckEligibility,
- * SimilarItems,GetModelInfo}; the standard /grpc.health.v1.Health/Check,
- * which answers SERVING for "" and "recsys.v1.Recommender" when a model is
- * loaded, NOT_SERVING when none is, and NOT_FOUND for any other service
- * name; and server reflection (reflect.h), a stream, in its v1 and v1alpha
- * names. GetModelInfo, health and reflection answer without a model too:
- * GetModelInfo reports why there is none.
+ * SimilarItems,GetModelInfo}; the writes RecordEvents and ForgetUser, which
+ * hand their work to the live events store and reply once it is durable
+ * (server_defer: the worker serves other calls meanwhile); the standard
+ * /grpc.health.v1.Health/Check, which answers SERVING for "" and "recsys.v1.Recommender" when a
+ * model is loaded, NOT_SERVING when none is, and NOT_FOUND for any other service name; and server
+ * reflection (reflect.h), a stream, in its v1 and v1alpha names. GetModelInfo, health and
+ * reflection answer without a model too: GetModelInfo reports why there is none.
  */
 #pragma once
 
@@ -32,13 +33,24 @@
 #include "server/server.h"
 
 struct service;
+struct events;
+
+/* The live events the service reads and writes (state/events.h). */
+struct service_state {
+    struct events *events; /* NULL: none kept (RecordEvents: FAILED_PRECONDITION) */
+    const char *dir;       /* --state-dir, for GetModelInfo; "" for none */
+    const char *error;     /* why there is no store though dir is set; "" */
+};
 
 /* service_create - a service answering from the models @r serves.
- * @r:   borrowed; must outlive the service and the server using its
- *       methods. Its models must have one lookup slot per server worker.
- * @out: receives the service; free it with service_destroy.
+ * @r:     borrowed; must outlive the service and the server using its
+ *         methods. Its models must have one lookup slot per server worker.
+ * @state: copied; what it points to is borrowed: the store must have one
+ *         read slot per worker and stay open until the server has stopped
+ *         (its writer completes the deferred writes). NULL: no live events.
+ * @out:   receives the service; free it with service_destroy.
  * Returns 0 or -ENOMEM. */
-int service_create(const struct reload *r, struct service **out);
+int service_create(const struct reload *r, const struct service_state *state, struct service **out);
 
 /* service_destroy - free @svc. NULL is a no-op. */
 void service_destroy(struct service *svc);

@@ -78,8 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct err e = {0};
     int rc = tiny_model_write(path, 0, &e);
     if (rc == 0)
-        rc = reload_start(path, 1, &fx.reload, &e);
-    if (rc == 0 && (rc = service_create(fx.reload, &fx.svc)) == 0)
+        rc = reload_start(path, 1, NULL, &fx.reload, &e);
+    if (rc == 0 && (rc = service_create(fx.reload, NULL, &fx.svc)) == 0)
         rc = arena_create(64 << 10, &fx.arena);
     if (rc != 0) {
         fprintf(stderr, "fuzz_request: failed to set up (%s)\n",

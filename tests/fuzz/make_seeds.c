@@ -134,7 +134,7 @@ static int method_byte(const struct server_method *methods, size_t n, const char
 static int write_requests(const char *corpus)
 {
     struct service *svc = NULL;
-    if (service_create(NULL, &svc) != 0) {
+    if (service_create(NULL, NULL, &svc) != 0) {
         fprintf(stderr, "failed to create the service (out of memory)\n");
         return 1;
     }
