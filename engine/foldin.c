@@ -10,10 +10,17 @@
  *
  * Per request, in the call's arena: A = Gram + lambda I plus one rank-1
  * term per interaction, b, then A's Cholesky factor and two triangular
- * solves. The loops are written so that their inner loop runs along a row
- * with a scalar factor (an axpy), which the compiler vectorizes without
- * reordering a sum: A is kept as its upper triangle, row-major, and
- * factored as A = U^T U.
+ * solves. A is factored as A = U^T U in its upper triangle, row-major, and
+ * every loop that costs f^2 or more runs along a row with scalar factors
+ * (axpys), which the compiler vectorizes without reordering a sum.
+ *
+ * Those rows are short (20 elements on average at f = 64), so each starts
+ * at the multiple of 4 at or below the diagonal and rows are padded with
+ * zeros to a multiple of 4 (ld): every loop is whole vectors of 4 doubles,
+ * with no scalar tail, at the price of up to 3 entries below the diagonal
+ * per row. Those entries are computed but never read into the upper
+ * triangle: every update writes column k of one row from column k of
+ * another, scaled by an entry of the upper triangle.
  */
 #include "engine/foldin.h"
 
@@ -28,10 +35,10 @@
 /* What foldin_prepare gives the model: one malloc block, so model_close's
  * free() frees all of it. */
 struct gram {
-    uint32_t f; /* factor columns */
-    /* f x f, row-major, the full symmetric Y'^T Y (foldin_user reads the
-     * upper triangle); then f more: g = sum_i beta_i y'_i with a bias
-     * column, else zeros. */
+    uint32_t f;  /* factor columns */
+    uint32_t ld; /* doubles per row of a: f rounded up to a multiple of 4 */
+    /* f rows of ld: the full symmetric Y'^T Y, zeros in the padding; then
+     * ld more: g = sum_i beta_i y'_i with a bias column, else zeros. */
     double a[];
 };
 
@@ -59,11 +66,10 @@ static uint32_t factor_columns(const struct model *m)
 int foldin_prepare(struct model *m, struct err *e)
 {
     uint32_t f = factor_columns(m), cols = model_dim(m), stride = model_stride(m),
-             items = model_item_count(m);
+             items = model_item_count(m), ld = (f + 3) & ~3u;
     if (f == 0 || f > FOLDIN_FACTORS_MAX)
         return 0;
-    size_t gram_bytes = sizeof(struct gram) + ((size_t)f * f + f) * sizeof(double);
-    struct gram *gr = malloc(gram_bytes);
+    struct gram *gr = calloc(1, sizeof(struct gram) + ((size_t)f + 1) * ld * sizeof(double));
     double *acc = calloc((size_t)cols * cols, sizeof(double));
     double *block = malloc((size_t)BLOCK_ROWS * cols * sizeof(double));
     int rc = 0;
@@ -86,11 +92,12 @@ int foldin_prepare(struct model *m, struct err *e)
                     (int)cols, 1.0, acc, (int)cols);
     }
     gr->f = f;
+    gr->ld = ld;
     for (uint32_t j = 0; j < f; j++)
         for (uint32_t k = j; k < f; k++)
-            gr->a[(size_t)j * f + k] = gr->a[(size_t)k * f + j] = acc[(size_t)j * cols + k];
-    for (uint32_t j = 0; j < f; j++)
-        gr->a[(size_t)f * f + j] = cols > f ? acc[(size_t)j * cols + f] : 0.0;
+            gr->a[(size_t)j * ld + k] = gr->a[(size_t)k * ld + j] = acc[(size_t)j * cols + k];
+    for (uint32_t j = 0; j < f && cols > f; j++)
+        gr->a[(size_t)f * ld + j] = acc[(size_t)j * cols + f];
     model_set_gram(m, gr);
 out:
     free(block);
@@ -105,13 +112,12 @@ bool foldin_ready(const struct model *m)
 
 /* The request's kernels are compiled twice, for FMA (with AVX) and for
  * the baseline, and the loader picks one for the CPU: the baseline's two
- * doubles per instruction, without FMA, took 1.4 times as long at f = 64
- * and 20 interactions, 1.7 times at 100 (bench/foldin). FMA rounds a
- * product and a sum once, so the result may differ in its last bits
- * between the two, far below the float it is rounded to. The FMA clone
- * uses 256-bit vectors: the triangular loops are short, 20 elements on
- * average at f = 64, and a wider vector leaves more of each to its scalar
- * tail. */
+ * doubles per instruction, without FMA, took 1.5 times as long at f = 64
+ * (17.2 us against 11.2 for 20 interactions, 50 against 32 for 100;
+ * bench/foldin). FMA rounds a product and a sum once, so the result may
+ * differ in its last bits between the two, far below the float it is
+ * rounded to. The FMA clone uses 256-bit vectors, which the loops' short
+ * rows fill better than AVX-512's. */
 #if defined(__x86_64__)
 #define KERNEL __attribute__((target_clones("fma", "default")))
 #else
@@ -124,16 +130,17 @@ bool foldin_ready(const struct model *m)
  * to A in groups of the same size, for the same reason. */
 #define PANEL 4
 
-/* sub4 - r[k] -= t0 a0[k] + t1 a1[k] + t2 a2[k] + t3 a3[k] for k < @len:
- * the update all three kernels below are made of, written on its own so
- * that its loop starts at 0 and the compiler vectorizes it (a loop from
- * the diagonal, inside the triangle's loop, it did not). */
+/* sub4 - r[k] -= t0 a0[k] + t1 a1[k] + t2 a2[k] + t3 a3[k] for k < @len,
+ * a multiple of 4: the update the kernels below are made of, written on
+ * its own so that its loop starts at 0 and the compiler vectorizes it (a
+ * loop from the diagonal, inside the triangle's loop, it did not). The
+ * products are summed in pairs, two FMA chains instead of one of four. */
 static inline void sub4(double *restrict r, const double *restrict a0, const double *restrict a1,
                         const double *restrict a2, const double *restrict a3, double t0, double t1,
                         double t2, double t3, uint32_t len)
 {
     for (uint32_t k = 0; k < len; k++)
-        r[k] -= t0 * a0[k] + t1 * a1[k] + t2 * a2[k] + t3 * a3[k];
+        r[k] -= (t0 * a0[k] + t1 * a1[k]) + (t2 * a2[k] + t3 * a3[k]);
 }
 
 static inline void sub1(double *restrict r, const double *restrict a0, double t0, uint32_t len)
@@ -142,74 +149,85 @@ static inline void sub1(double *restrict r, const double *restrict a0, double t0
         r[k] -= t0 * a0[k];
 }
 
-/* add_outers - A += sum_i s[i] z_i z_i^T on the upper triangle of the
- * f x f matrix @A, z_i being row i of @Z (n x f). */
+/* The first column of row @j's loops: the multiple of 4 at or below it. */
+static inline uint32_t from(uint32_t j)
+{
+    return j & ~3u;
+}
+
+/* add_outers - A += sum_i s[i] z_i z_i^T on the upper triangle of @A (f
+ * rows of @ld), z_i being row i of @Z (n rows of ld, zero padded). */
 KERNEL static void add_outers(double *restrict A, const double *restrict Z,
-                              const double *restrict s, uint32_t n, uint32_t f)
+                              const double *restrict s, uint32_t n, uint32_t f, uint32_t ld)
 {
     uint32_t i = 0;
     for (; i + PANEL <= n; i += PANEL) {
-        const double *z0 = Z + (size_t)i * f, *z1 = z0 + f, *z2 = z1 + f, *z3 = z2 + f;
-        for (uint32_t j = 0; j < f; j++)
-            sub4(A + (size_t)j * f + j, z0 + j, z1 + j, z2 + j, z3 + j, -s[i] * z0[j],
-                 -s[i + 1] * z1[j], -s[i + 2] * z2[j], -s[i + 3] * z3[j], f - j);
+        const double *z0 = Z + (size_t)i * ld, *z1 = z0 + ld, *z2 = z1 + ld, *z3 = z2 + ld;
+        for (uint32_t j = 0; j < f; j++) {
+            uint32_t k = from(j);
+            sub4(A + (size_t)j * ld + k, z0 + k, z1 + k, z2 + k, z3 + k, -s[i] * z0[j],
+                 -s[i + 1] * z1[j], -s[i + 2] * z2[j], -s[i + 3] * z3[j], ld - k);
+        }
     }
     for (; i < n; i++) {
-        const double *z = Z + (size_t)i * f;
+        const double *z = Z + (size_t)i * ld;
         for (uint32_t j = 0; j < f; j++)
-            sub1(A + (size_t)j * f + j, z + j, -s[i] * z[j], f - j);
+            sub1(A + (size_t)j * ld + from(j), z + from(j), -s[i] * z[j], ld - from(j));
     }
 }
 
-/* cholesky - factor the upper triangle of @A (f x f, row-major) in place
- * into U, A = U^T U, PANEL rows at a time (right-looking: each panel's
- * rows are factored, then their outer products taken from the rest).
- * @diag: f doubles, which receive the inverses of U's diagonal. Returns
- * the column whose pivot is not positive to working precision
- * (PIVOT_EPS), or f when A is positive definite. */
-KERNEL static uint32_t cholesky(double *restrict A, double *restrict diag, uint32_t f)
+/* cholesky - factor the upper triangle of @A (f rows of @ld) in place into
+ * U, A = U^T U, PANEL rows at a time (right-looking: each panel's rows are
+ * factored, then their outer products taken from the rows below it).
+ * @inv: f doubles; receives the inverses of U's diagonal. Returns the
+ * column whose pivot is not positive to working precision (PIVOT_EPS), or
+ * f when A is positive definite. */
+KERNEL static uint32_t cholesky(double *restrict A, double *restrict inv, uint32_t f, uint32_t ld)
 {
     for (uint32_t j = 0; j < f; j++)
-        diag[j] = A[(size_t)j * f + j];
+        inv[j] = A[(size_t)j * ld + j]; /* the diagonal before factoring */
     for (uint32_t j0 = 0; j0 < f; j0 += PANEL) {
         uint32_t end = f - j0 < PANEL ? f : j0 + PANEL;
         for (uint32_t j = j0; j < end; j++) {
-            double *restrict uj = A + (size_t)j * f;
+            double *restrict uj = A + (size_t)j * ld;
             double d = uj[j];
             /* Also refuses NaN. */
-            if (!(d > PIVOT_EPS * diag[j]))
+            if (!(d > PIVOT_EPS * inv[j]))
                 return j;
             d = sqrt(d);
             uj[j] = d;
-            double inv = diag[j] = 1.0 / d;
+            inv[j] = 1.0 / d;
             for (uint32_t k = j + 1; k < f; k++)
-                uj[k] *= inv;
+                uj[k] *= inv[j];
             for (uint32_t i = j + 1; i < end; i++)
-                sub1(A + (size_t)i * f + i, uj + i, uj[i], f - i);
+                sub1(A + (size_t)i * ld + j0, uj + j0, uj[i], ld - j0);
         }
-        const double *u0 = A + (size_t)j0 * f, *u1 = u0 + f, *u2 = u1 + f, *u3 = u2 + f;
-        for (uint32_t i = end; i < f && end - j0 == PANEL; i++)
-            sub4(A + (size_t)i * f + i, u0 + i, u1 + i, u2 + i, u3 + i, u0[i], u1[i], u2[i], u3[i],
-                 f - i);
+        const double *u0 = A + (size_t)j0 * ld, *u1 = u0 + ld, *u2 = u1 + ld, *u3 = u2 + ld;
+        for (uint32_t i = end; i < f && end - j0 == PANEL; i++) {
+            uint32_t k = from(i);
+            sub4(A + (size_t)i * ld + k, u0 + k, u1 + k, u2 + k, u3 + k, u0[i], u1[i], u2[i], u3[i],
+                 ld - k);
+        }
     }
     return f;
 }
 
-/* solve - overwrite @b with the solution of U^T U x = b, U from cholesky,
- * @inv its diagonal's inverses. */
+/* solve - overwrite @b with the solution of U^T U x = b, U from cholesky
+ * (f rows of @ld), @inv its diagonal's inverses. */
 KERNEL static void solve(const double *restrict U, const double *restrict inv, double *restrict b,
-                         uint32_t f)
+                         uint32_t f, uint32_t ld)
 {
     /* U^T z = b, by columns of U^T (rows of U): axpys. */
     for (uint32_t j = 0; j < f; j++) {
         b[j] *= inv[j];
-        sub1(b + j + 1, U + (size_t)j * f + j + 1, b[j], f - j - 1);
+        for (uint32_t k = j + 1; k < f; k++)
+            b[k] -= b[j] * U[(size_t)j * ld + k];
     }
     /* U x = z, by rows of U: dot products, each summed in four
      * independent sums, which the compiler keeps in one vector, rather
      * than one chain of dependent additions. */
     for (uint32_t j = f; j-- > 0;) {
-        const double *uj = U + (size_t)j * f;
+        const double *uj = U + (size_t)j * ld;
         double s[4] = {0, 0, 0, 0};
         uint32_t k = j + 1;
         for (; k + 4 <= f; k += 4)
@@ -226,28 +244,36 @@ int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t
 {
     const struct gram *gr = model_gram(m);
     assert(gr != NULL);
-    uint32_t f = gr->f, stride = model_stride(m);
+    uint32_t f = gr->f, ld = gr->ld, stride = model_stride(m);
     int has_bias = model_info(m)->has_bias != 0;
     const struct model_training *t = model_training(m);
     double lambda = t->regularization, alpha = t->alpha;
-    /* A (f x f), b, the pivots' diagonal, then Z (n x f: the items'
-     * factors) and s (n: alpha w_i). */
-    size_t count = ((size_t)f + 2) * f + ((size_t)n * (f + 1));
-    double *A = arena_alloc(a, count * sizeof(double));
-    if (A == NULL)
+    /* A (f x ld), b (ld), inv (ld), Z (n x ld: the items' factors, zero
+     * padded) and s (n: alpha w_i), A on a 32-byte boundary for the
+     * vector loads (the arena gives 16). */
+    size_t count = ((size_t)f + 2 + n) * ld + n;
+    char *mem = arena_alloc(a, count * sizeof(double) + 16);
+    if (mem == NULL)
         return err_set(e, -ENOMEM, "out of memory for the fold-in of %u items at %u factors", n, f);
-    double *b = A + (size_t)f * f, *diag = b + f, *Z = diag + f, *s = Z + (size_t)n * f;
+    double *A = (double *)(mem + ((uintptr_t)mem & 16)), *b = A + (size_t)f * ld, *inv = b + ld,
+           *Z = inv + ld, *s = Z + (size_t)n * ld;
 
-    memcpy(A, gr->a, (size_t)f * f * sizeof(double));
+    memcpy(A, gr->a, (size_t)f * ld * sizeof(double));
     for (uint32_t j = 0; j < f; j++) {
-        A[(size_t)j * f + j] += lambda;
-        b[j] = -gr->a[(size_t)f * f + j]; /* -g, zeros without a bias */
+        A[(size_t)j * ld + j] += lambda;
+        b[j] = -gr->a[(size_t)f * ld + j]; /* -g, zeros without a bias */
     }
     const float *matrix = model_item_matrix(m);
+    /* The user's rows are far apart in a large catalog, each a cache miss:
+     * asked for all at once, the misses overlap. 10^6 x 64, 20
+     * interactions: 15-18 us without, 11.6 with (bench/foldin). */
+    for (uint32_t k = 0; k < n; k++)
+        for (uint32_t j = 0; j < f; j += 16)
+            __builtin_prefetch(matrix + (size_t)items[k].item * stride + j);
     for (uint32_t k = 0; k < n; k++) {
         assert(items[k].item < model_item_count(m) && items[k].weight > 0);
         const float *row = matrix + (size_t)items[k].item * stride;
-        double *z = Z + (size_t)k * f;
+        double *z = Z + (size_t)k * ld;
         s[k] = alpha * items[k].weight;
         double c = 1.0 + s[k];
         /* The item's coefficient in b: c (p - beta) for its own term,
@@ -257,15 +283,17 @@ int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t
             z[j] = row[j];
             b[j] += coef * z[j];
         }
+        for (uint32_t j = f; j < ld; j++)
+            z[j] = 0.0;
     }
-    add_outers(A, Z, s, n, f);
-    uint32_t bad = cholesky(A, diag, f);
+    add_outers(A, Z, s, n, f, ld);
+    uint32_t bad = cholesky(A, inv, f, ld);
     if (bad < f)
         return err_set(e, ERR_INVALID,
                        "fold-in of %u items: the system is singular at factor %u "
                        "(regularization %g)",
                        n, bad, lambda);
-    solve(A, diag, b, f);
+    solve(A, inv, b, f, ld);
     for (uint32_t j = 0; j < f; j++) {
         x[j] = (float)b[j];
         if (!isfinite(x[j]))

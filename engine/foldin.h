@@ -80,8 +80,9 @@ bool foldin_ready(const struct model *m);
  * using model_training(@m)'s regularization (lambda) and alpha.
  * @m:     a model foldin_ready() accepts (asserted).
  * @items: @n entries as struct foldin_item says; borrowed for the call.
- * @a:     the call's arena: about (f + 3) * f * 8 bytes of scratch are
- *         taken from it (35 KiB at f = 64), released with the arena.
+ * @a:     the call's arena: about (f + n + 2) * f * 8 bytes of scratch
+ *         are taken from it (33 KiB at f = 64, plus 0.5 KiB an
+ *         interaction), released with the arena.
  * @x:     receives model_stride(@m) floats, a user row as the model stores
  *         them: the f factors, 1.0 in the bias column when the model has
  *         one, zeros after; scanned like model_user_matrix()'s rows. Left

@@ -179,11 +179,12 @@ static int agrees(struct served *sv, const float *factors, uint32_t items, uint3
 /* ---- tests ------------------------------------------------------------ */
 
 /* Random models, with and without bias, at 8, 33 and 64 factors, several
- * trainings and users of 0, 1, 20 and 200 items. */
+ * trainings and users of 0, 1, 7, 20 and 200 items (7: interactions left
+ * over from foldin.c's groups of 4). */
 static void test_matches_reference(void)
 {
     static const uint32_t factor_counts[] = {8, 33, 64};
-    static const uint32_t user_sizes[] = {0, 1, 20, 200};
+    static const uint32_t user_sizes[] = {0, 1, 7, 20, 200};
     static const float trainings[][2] = {
         {MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA}, {1.5f, 3.0f}, {0.001f, 40.0f}};
     static float factors[ITEMS_MAX * (REF_FACTORS_MAX + 1)];
