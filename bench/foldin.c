@@ -102,21 +102,30 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .prepare_dim = 64,
                        .prepare_runs = 5,
                        .blas_threads = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = v == NULL                              ? -1
-                 : strcmp(argv[i], "--dims") == 0       ? parse_list(v, o->dims, &o->ndims)
-                 : strcmp(argv[i], "--user-items") == 0 ? parse_u32(v, &o->user_items)
-                 : strcmp(argv[i], "--calls") == 0      ? parse_u32(v, &o->calls)
-                 : strcmp(argv[i], "--prepare-items") == 0
-                     ? parse_list(v, o->prepare_items, &o->nprepare)
-                 : strcmp(argv[i], "--prepare-dim") == 0  ? parse_u32(v, &o->prepare_dim)
-                 : strcmp(argv[i], "--prepare-runs") == 0 ? parse_u32(v, &o->prepare_runs)
-                 : strcmp(argv[i], "--blas-threads") == 0 ? parse_u32(v, &o->blas_threads)
-                                                          : -1;
+    /* Each option takes a value: a list (count != NULL) or one number. */
+    const struct {
+        const char *name;
+        uint32_t *values;
+        size_t *count;
+    } table[] = {
+        {"--dims", o->dims, &o->ndims},
+        {"--prepare-items", o->prepare_items, &o->nprepare},
+        {"--user-items", &o->user_items, NULL},
+        {"--calls", &o->calls, NULL},
+        {"--prepare-dim", &o->prepare_dim, NULL},
+        {"--prepare-runs", &o->prepare_runs, NULL},
+        {"--blas-threads", &o->blas_threads, NULL},
+    };
+    for (int i = 1; i < argc; i += 2) {
+        size_t t = 0;
+        while (t < sizeof(table) / sizeof(table[0]) && strcmp(argv[i], table[t].name) != 0)
+            t++;
+        if (t == sizeof(table) / sizeof(table[0]) || i + 1 == argc)
+            return -1;
+        int rc = table[t].count != NULL ? parse_list(argv[i + 1], table[t].values, table[t].count)
+                                        : parse_u32(argv[i + 1], table[t].values);
         if (rc != 0)
             return -1;
-        i++;
     }
     for (size_t d = 0; d < o->ndims; d++)
         if (o->dims[d] > FOLDIN_FACTORS_MAX)
@@ -245,7 +254,7 @@ static int bench_prepare(const struct opts *o, const char *path, uint32_t items)
         model_close(m);
     }
     if (rc == 0)
-        printf("foldin_prepare  %u x %u %9.3f s  (median of %u runs)\n", items, o->prepare_dim,
+        printf("foldin_prepare  %u x %u %9.4f s  (median of %u runs)\n", items, o->prepare_dim,
                timing_median(s, o->prepare_runs), o->prepare_runs);
     else
         fprintf(stderr, "error: prepare %u items: %s (%s)\n", items, e.msg, err_strerror(rc));
