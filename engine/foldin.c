@@ -48,15 +48,16 @@ struct gram {
  * (bench/foldin): 256 rows 0.23 s, 1024 rows 0.21 s, 4096 rows 0.23 s. */
 #define BLOCK_ROWS 1024
 
-/* A pivot of the Cholesky factorization at or below this fraction of its
+/* A pivot of the Cholesky factorization at or below PIVOT_EPS f times its
  * diagonal entry (before factoring) counts as zero: A is then singular to
- * working precision. Rounding leaves the pivot of an exactly singular
- * matrix at a few f * DBL_EPSILON of it rather than at 0, and a solve
- * through such a pivot would return noise of any size. A regularized
- * system stays far above it: its pivots are at least lambda, and lambda =
- * 0.05 against a diagonal entry of 10^6 (a million unit-sized items) is
- * 5e-8 of it. */
-#define PIVOT_EPS (64 * DBL_EPSILON)
+ * working precision. Pivot j of an exactly singular matrix comes out of
+ * rounding not as 0 but within about j DBL_EPSILON of that entry (the
+ * classic bound: the column of U above it has that entry as its squared
+ * norm), and a solve through it would return noise of any size. A
+ * regularized system stays far above: its pivots are at least lambda, and
+ * lambda = 0.05 against a diagonal entry of 10^6 (a million unit-sized
+ * items) is 5e-8 of it, where the bound at f = 512 is 5e-13. */
+#define PIVOT_EPS (4 * DBL_EPSILON)
 
 static uint32_t factor_columns(const struct model *m)
 {
@@ -184,6 +185,7 @@ KERNEL static void add_outers(double *restrict A, const double *restrict Z,
  * f when A is positive definite. */
 KERNEL static uint32_t cholesky(double *restrict A, double *restrict inv, uint32_t f, uint32_t ld)
 {
+    double eps = PIVOT_EPS * f;
     for (uint32_t j = 0; j < f; j++)
         inv[j] = A[(size_t)j * ld + j]; /* the diagonal before factoring */
     for (uint32_t j0 = 0; j0 < f; j0 += PANEL) {
@@ -192,7 +194,7 @@ KERNEL static uint32_t cholesky(double *restrict A, double *restrict inv, uint32
             double *restrict uj = A + (size_t)j * ld;
             double d = uj[j];
             /* Also refuses NaN. */
-            if (!(d > PIVOT_EPS * inv[j]))
+            if (!(d > eps * inv[j]))
                 return j;
             d = sqrt(d);
             uj[j] = d;

@@ -255,8 +255,8 @@ static void test_planted_clusters(void)
     CHECK(worst_a > best_b);
 }
 
-/* Item factors spanning fewer than f dimensions, lambda = 0: A is
- * singular, and foldin_user says so rather than return NaN or noise;
+/* Item factors spanning fewer than f dimensions (f = 8, 33, 64), lambda =
+ * 0: A is singular, and foldin_user says so rather than return NaN or noise;
  * with the default lambda the same items fold in. Two ways to lose rank:
  * columns that are zero for every item, and a column that is the sum of
  * two others (integer factors, so the sum is exact in float and the Gram
@@ -264,21 +264,24 @@ static void test_planted_clusters(void)
  * for zero). */
 static void test_singular_without_regularization(void)
 {
-    enum { F = 8, ITEMS = 300 };
-    static float factors[ITEMS * F];
+    enum { F_MAX = 64, ITEMS = 300 };
+    static const uint32_t factor_counts[] = {8, 33, 64};
+    static float factors[ITEMS * F_MAX];
     rng_state = 0x5109;
-    for (int how = 0; how < 2; how++) {
+    for (int run = 0; run < 6; run++) {
+        int how = run % 2;
+        uint32_t f = factor_counts[run / 2];
         for (uint32_t i = 0; i < ITEMS; i++) {
-            float *y = factors + i * F;
-            for (uint32_t j = 0; j < F; j++)
+            float *y = factors + i * f;
+            for (uint32_t j = 0; j < f; j++)
                 y[j] = how == 0 ? (j < 5 ? rng_float() : 0.0f) : (float)rng_below(7) - 3.0f;
             if (how == 1)
                 y[2] = y[0] + y[1];
         }
         struct served sv;
-        CHECK_OK(open_items(&sv, factors, ITEMS, F, 0));
+        CHECK_OK(open_items(&sv, factors, ITEMS, f, 0));
         struct foldin_item user[3] = {{1, 1.0f}, {50, 2.0f}, {99, 0.25f}};
-        float x[16] = {0};
+        float x[F_MAX] = {0};
         struct err e = {0};
         int rc = foldin_prepare(sv.model, &e);
         int singular = 0, regularized = 0, finite = 1;
@@ -288,10 +291,12 @@ static void test_singular_without_regularization(void)
             arena_reset(sv.arena);
             set_training(sv.model, MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA);
             regularized = foldin_user(sv.model, user, 3, sv.arena, x, &e);
-            for (uint32_t j = 0; j < F; j++)
+            for (uint32_t j = 0; j < f; j++)
                 finite &= isfinite(x[j]) != 0;
         }
         served_close(&sv);
+        if (singular != ERR_INVALID)
+            fprintf(stderr, "f=%u, %s: not refused\n", f, how == 0 ? "zero columns" : "a sum");
         CHECK_OK(rc);
         CHECK_RC(singular, ERR_INVALID);
         CHECK_OK(regularized);
