@@ -45,11 +45,11 @@
 #include "model/model.h"
 
 /* Widest model folded in, in factor columns (model_dim less the bias
- * column). A request builds the f x f matrix in doubles, 2 MiB at 512 (and
- * a 1 MiB Gram per model at load), and the Cholesky solve costs f^3 / 3
- * flops: about 45 million at 512, tens of milliseconds of a worker per
- * request, where 64 factors take microseconds. A wider model is served
- * without fold-in (foldin_ready() false). */
+ * column). A request builds the f x f matrix in doubles, 2 MiB of arena at
+ * 512 (and the model keeps a Gram as big), and its Cholesky factor costs
+ * f^3 / 3 flops, 45 million at 512: 1.9 ms of a worker per request,
+ * against 11 us at 64 (bench/foldin), and growing with the cube of f. A
+ * wider model is served without fold-in (foldin_ready() false). */
 #define FOLDIN_FACTORS_MAX 512
 
 /* One of the user's interactions. */
@@ -62,8 +62,8 @@ struct foldin_item {
  * a bias column) in double and give it to @m (model_set_gram), where
  * foldin_user() reads it. Call it once, on the thread that opened @m,
  * before @m is shared (model_set_gram's rule): the reloader does, before
- * publishing. It reads the whole f32 item matrix once: about 0.2 s for
- * 10^6 x 64 on one core (bench/foldin). Allocates the Gram (f * f + f
+ * publishing. It reads the whole f32 item matrix once: 0.17 s for
+ * 10^6 x 64 on one core of a busy 2-core EPYC (bench/foldin). Allocates the Gram (f * f + f
  * doubles, which model_close frees) and a scratch block of 0.5 MiB it
  * frees before returning.
  * Returns 0, also when @m has more than FOLDIN_FACTORS_MAX factor columns
@@ -92,6 +92,7 @@ bool foldin_ready(const struct model *m);
  * double precision (only with lambda = 0, when the items' factors do not
  * span all f columns; the caller falls back to the user's stored row or
  * the popularity ranking), or when a factor overflows float; -ENOMEM when
- * the arena cannot grow. No lock, no malloc beyond the arena's. */
+ * the arena cannot grow. No lock, no malloc beyond the arena's; safe from
+ * any number of threads at once, each with its own arena. */
 int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t n, struct arena *a,
                 float *x, struct err *e);
