@@ -112,17 +112,21 @@ bool foldin_ready(const struct model *m)
 }
 
 /* The request's kernels are compiled twice, for FMA (with AVX) and for
- * the baseline, and the loader picks one for the CPU: the baseline's two
+ * the baseline, and kernels() picks one for the CPU: the baseline's two
  * doubles per instruction, without FMA, took 1.5 times as long at f = 64
  * (17.2 us against 11.2 for 20 interactions, 50 against 32 for 100;
  * bench/foldin). FMA rounds a product and a sum once, so the result may
  * differ in its last bits between the two, far below the float it is
- * rounded to. The FMA clone uses 256-bit vectors, which the loops' short
- * rows fill better than AVX-512's. */
+ * rounded to. The FMA copy uses 256-bit vectors, which the loops' short
+ * rows fill better than AVX-512's. Each kernel is written once, always
+ * inlined into its two copies; the choice is a plain test, not an ifunc
+ * (target_clones), whose resolver runs before ThreadSanitizer's runtime is
+ * up and faults there. */
+#define KERNEL static inline __attribute__((always_inline))
 #if defined(__x86_64__)
-#define KERNEL __attribute__((target_clones("fma", "default")))
+#define FMA_COPY __attribute__((target("fma")))
 #else
-#define KERNEL
+#define FMA_COPY
 #endif
 
 /* Pivot rows eliminated together: each pass over the trailing matrix
@@ -158,8 +162,8 @@ static inline uint32_t from(uint32_t j)
 
 /* add_outers - A += sum_i s[i] z_i z_i^T on the upper triangle of @A (f
  * rows of @ld), z_i being row i of @Z (n rows of ld, zero padded). */
-KERNEL static void add_outers(double *restrict A, const double *restrict Z,
-                              const double *restrict s, uint32_t n, uint32_t f, uint32_t ld)
+KERNEL void add_outers(double *restrict A, const double *restrict Z, const double *restrict s,
+                       uint32_t n, uint32_t f, uint32_t ld)
 {
     uint32_t i = 0;
     for (; i + PANEL <= n; i += PANEL) {
@@ -183,7 +187,7 @@ KERNEL static void add_outers(double *restrict A, const double *restrict Z,
  * @inv: f doubles; receives the inverses of U's diagonal. Returns the
  * column whose pivot is not positive to working precision (PIVOT_EPS), or
  * f when A is positive definite. */
-KERNEL static uint32_t cholesky(double *restrict A, double *restrict inv, uint32_t f, uint32_t ld)
+KERNEL uint32_t cholesky(double *restrict A, double *restrict inv, uint32_t f, uint32_t ld)
 {
     double eps = PIVOT_EPS * f;
     for (uint32_t j = 0; j < f; j++)
@@ -216,8 +220,8 @@ KERNEL static uint32_t cholesky(double *restrict A, double *restrict inv, uint32
 
 /* solve - overwrite @b with the solution of U^T U x = b, U from cholesky
  * (f rows of @ld), @inv its diagonal's inverses. */
-KERNEL static void solve(const double *restrict U, const double *restrict inv, double *restrict b,
-                         uint32_t f, uint32_t ld)
+KERNEL void solve(const double *restrict U, const double *restrict inv, double *restrict b,
+                  uint32_t f, uint32_t ld)
 {
     /* U^T z = b, by columns of U^T (rows of U): axpys. */
     for (uint32_t j = 0; j < f; j++) {
@@ -241,9 +245,50 @@ KERNEL static void solve(const double *restrict U, const double *restrict inv, d
     }
 }
 
+/* The kernels' two copies, as a table. */
+struct kernels {
+    void (*add_outers)(double *restrict A, const double *restrict Z, const double *restrict s,
+                       uint32_t n, uint32_t f, uint32_t ld);
+    uint32_t (*cholesky)(double *restrict A, double *restrict inv, uint32_t f, uint32_t ld);
+    void (*solve)(const double *restrict U, const double *restrict inv, double *restrict b,
+                  uint32_t f, uint32_t ld);
+};
+
+#define COPIES(name, attr)                                                                         \
+    attr static void add_outers_##name(double *restrict A, const double *restrict Z,               \
+                                       const double *restrict s, uint32_t n, uint32_t f,           \
+                                       uint32_t ld)                                                \
+    {                                                                                              \
+        add_outers(A, Z, s, n, f, ld);                                                             \
+    }                                                                                              \
+    attr static uint32_t cholesky_##name(double *restrict A, double *restrict inv, uint32_t f,     \
+                                         uint32_t ld)                                              \
+    {                                                                                              \
+        return cholesky(A, inv, f, ld);                                                            \
+    }                                                                                              \
+    attr static void solve_##name(const double *restrict U, const double *restrict inv,            \
+                                  double *restrict b, uint32_t f, uint32_t ld)                     \
+    {                                                                                              \
+        solve(U, inv, b, f, ld);                                                                   \
+    }                                                                                              \
+    static const struct kernels name##_kernels = {add_outers_##name, cholesky_##name, solve_##name};
+
+COPIES(fma, FMA_COPY)
+COPIES(base, )
+
+static const struct kernels *kernels(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("fma"))
+        return &fma_kernels;
+#endif
+    return &base_kernels;
+}
+
 int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t n, struct arena *a,
                 float *x, struct err *e)
 {
+    const struct kernels *kern = kernels();
     const struct gram *gr = model_gram(m);
     assert(gr != NULL);
     uint32_t f = gr->f, ld = gr->ld, stride = model_stride(m);
@@ -288,14 +333,14 @@ int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t
         for (uint32_t j = f; j < ld; j++)
             z[j] = 0.0;
     }
-    add_outers(A, Z, s, n, f, ld);
-    uint32_t bad = cholesky(A, inv, f, ld);
+    kern->add_outers(A, Z, s, n, f, ld);
+    uint32_t bad = kern->cholesky(A, inv, f, ld);
     if (bad < f)
         return err_set(e, ERR_INVALID,
                        "fold-in of %u items: the system is singular at factor %u "
                        "(regularization %g)",
                        n, bad, lambda);
-    solve(A, inv, b, f, ld);
+    kern->solve(A, inv, b, f, ld);
     for (uint32_t j = 0; j < f; j++) {
         x[j] = (float)b[j];
         if (!isfinite(x[j]))
