@@ -244,10 +244,12 @@ static int answer(const struct service *svc, const struct method *m,
                                   .last_attempt_unix = snap->last_attempt_unix,
                                   .last_error = snap->last_error,
                                   .watching = snap->watching};
-    struct live_status live = {
-        .dir = svc->state_dir,
-        .error = svc->state_error,
-        .fold_ins = call->metrics != NULL ? metrics_noted(call->metrics, METRICS_FOLD_INS) : 0};
+    /* The sum over the workers only for the call that reports it. */
+    struct live_status live = {.dir = svc->state_dir,
+                               .error = svc->state_error,
+                               .fold_ins = m->run == run_info && call->metrics != NULL
+                                               ? metrics_noted(call->metrics, METRICS_FOLD_INS)
+                                               : 0};
     struct query_stats stats = {0};
     struct query q = {.model = snap->model,
                       .slot = call->worker,

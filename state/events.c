@@ -515,8 +515,9 @@ static void commit_jobs(struct events *ev, struct job *jobs)
     for (struct job *j = jobs, *next; j != NULL; j = next) {
         next = j->next;
         if (rc != 0 && j->outcome.rc == 0) {
-            j->outcome.rc = rc == MDB_MAP_FULL ? ERR_TOO_BIG : rc;
-            snprintf(j->why, sizeof(j->why), "state: the commit failed (%s)", mdb_strerror(rc));
+            j->outcome.rc = rc == MDB_MAP_FULL ? write_failed(j, rc) : rc;
+            if (rc != MDB_MAP_FULL)
+                snprintf(j->why, sizeof(j->why), "state: the commit failed (%s)", mdb_strerror(rc));
             j->outcome.count = 0;
         }
         if (j->outcome.rc == 0)

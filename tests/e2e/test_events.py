@@ -409,6 +409,74 @@ class RestartTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_sigterm_answers_the_writes_in_flight(self):
+        tmp = tempfile.mkdtemp(prefix="recsys-term-")
+        try:
+            ds = fixtures.make_model(tmp, users=20, items=50, dim=8, seed=6, tiers=False,
+                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            state = os.path.join(tmp, "state")
+            item = ds.item_ids[2]
+            d = Daemon(ds.path, threads=2, args=["--state-dir", state])
+            d.start()
+            call = d.rpc("RecordEvents", pb.RecordEventsResponse)
+            futures = [("t%d" % k, call.future(pb.RecordEventsRequest(
+                events=[event("t%d" % k, item)]), timeout=30)) for k in range(300)]
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait_exit(60), 0)
+            acked, refused = [], 0
+            for user, f in futures:
+                try:
+                    self.assertEqual(f.result().recorded, 1)
+                    acked.append(user)
+                except grpc.RpcError as e:
+                    # Not taken in before the stop: never half done.
+                    self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
+                    refused += 1
+            d.close_channels()
+            self.assertGreater(len(acked), 0)
+            with Daemon(ds.path, threads=2, args=["--state-dir", state]) as d:
+                self.assertEqual(d.info().events.pending_purchases, len(acked))
+                for user in acked:
+                    got = d.stub_call("CheckEligibility",
+                                      pb.EligibilityRequest(user_id=user, item_ids=[item]),
+                                      pb.EligibilityResponse)
+                    self.assertEqual(pb.Reason.Name(got.results[0].reason), "ALREADY_OWNED")
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_full_state_refuses_and_keeps_serving(self):
+        tmp = tempfile.mkdtemp(prefix="recsys-full-")
+        try:
+            ds = fixtures.make_model(tmp, users=20, items=50, dim=8, seed=7, tiers=False,
+                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            state = os.path.join(tmp, "state")
+            with Daemon(ds.path, threads=2,
+                        args=["--state-dir", state, "--state-max-bytes", "1M"]) as d:
+                code, ok = None, 0
+                for k in range(2000):
+                    evs = [event("full-%d-%d" % (k, j), ds.item_ids[j % 50], "VIEW")
+                           for j in range(100)]
+                    try:
+                        d.stub_call("RecordEvents", pb.RecordEventsRequest(events=evs),
+                                    pb.RecordEventsResponse)
+                        ok += 1
+                    except grpc.RpcError as e:
+                        code, details = e.code(), e.details()
+                        break
+                self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+                self.assertIn("--state-max-bytes", details)
+                self.assertGreater(ok, 0)
+                # Nothing of the refused call; the rest serves on.
+                self.assertEqual(d.info().events.pending_views, ok * 100)
+                self.assertEqual(pb.Source.Name(d.stub_call(
+                    "Recommend", pb.RecommendRequest(user_id="full-0-1"),
+                    pb.RecommendResponse).source), "FOLDED_IN")
+                # Forgetting makes room again.
+                d.stub_call("ForgetUser", pb.ForgetUserRequest(user_id="full-0-1"),
+                            pb.ForgetUserResponse)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_damaged_state_refused_or_served_without(self):
         tmp = tempfile.mkdtemp(prefix="recsys-damaged-")
         try:
