@@ -62,14 +62,13 @@ static int check_event(const struct query *q, const Recsys__V1__Event *ev, uint3
                                  .item_len = (uint32_t)item_len,
                                  .type = type,
                                  .weight = weight,
-                                 .time_ms = ev->timestamp_unix_ms != 0 ? ev->timestamp_unix_ms
-                                                                       : now_ms};
+                                 .time_ms =
+                                     ev->timestamp_unix_ms != 0 ? ev->timestamp_unix_ms : now_ms};
     return 0;
 }
 
-int record_events(const struct query *q, const Recsys__V1__RecordEventsRequest *req,
-                  int64_t now_ms, struct events_event **out, uint32_t *n, uint32_t *unknown,
-                  struct err *e)
+int record_events(const struct query *q, const Recsys__V1__RecordEventsRequest *req, int64_t now_ms,
+                  struct events_event **out, uint32_t *n, uint32_t *unknown, struct err *e)
 {
     int rc = disabled(q, "RecordEvents", e);
     if (rc != 0)

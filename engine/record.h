@@ -31,9 +31,8 @@
  * id, a type unspecified or unknown, a weight negative or not finite, a
  * time negative or more than RECORD_AHEAD_MS ahead; -ENOMEM; a lookup's
  * error. Text in @e. */
-int record_events(const struct query *q, const Recsys__V1__RecordEventsRequest *req,
-                  int64_t now_ms, struct events_event **out, uint32_t *n, uint32_t *unknown,
-                  struct err *e);
+int record_events(const struct query *q, const Recsys__V1__RecordEventsRequest *req, int64_t now_ms,
+                  struct events_event **out, uint32_t *n, uint32_t *unknown, struct err *e);
 
 /* record_forget - check a ForgetUser request: 0, ERR_DISABLED (no store)
  * or ERR_INVALID (empty or too long user_id). */

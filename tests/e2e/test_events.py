@@ -429,8 +429,11 @@ class RestartTest(unittest.TestCase):
                     self.assertEqual(f.result().recorded, 1)
                     acked.append(user)
                 except grpc.RpcError as e:
-                    # Not taken in before the stop: never half done.
-                    self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
+                    # Not taken in before the stop (refused, or still in the
+                    # core when it shut down): nothing of it is stored, as
+                    # the count below checks.
+                    self.assertIn(e.code(), (grpc.StatusCode.UNAVAILABLE,
+                                             grpc.StatusCode.CANCELLED), e.details())
                     refused += 1
             d.close_channels()
             self.assertGreater(len(acked), 0)
