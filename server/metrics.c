@@ -303,39 +303,48 @@ static void write_notes(const struct metrics *m, FILE *out)
                    (double)metrics_noted(m, METRICS_FOLD_IN_NS) / 1e9);
 }
 
+/* One series of a labelled family (after its HELP and TYPE lines). */
+struct labelled {
+    const char *label; /* the label's value */
+    uint64_t value;
+};
+
+static void write_family(FILE *out, const char *name, const char *type, const char *label,
+                         const char *help, const struct labelled *rows, size_t n)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s{%s=\"%s\"} %llu\n", name, label, rows[i].label,
+                (unsigned long long)rows[i].value);
+}
+
 int metrics_write_events(const struct events_stats *s, FILE *out)
 {
-    fputs("# HELP recsys_events_recorded_total Events stored by RecordEvents since start, by "
-          "type.\n# TYPE recsys_events_recorded_total counter\n",
-          out);
-    for (int t = 1; t < EVENTS_TYPES; t++)
-        fprintf(out, "recsys_events_recorded_total{type=\"%s\"} %llu\n", events_type_names[t],
-                (unsigned long long)s->recorded[t]);
-    fputs("# HELP recsys_events_pending Events held until a served model holds them, by "
-          "type.\n# TYPE recsys_events_pending gauge\n",
-          out);
-    for (int t = 1; t < EVENTS_TYPES; t++)
-        fprintf(out, "recsys_events_pending{type=\"%s\"} %llu\n", events_type_names[t],
-                (unsigned long long)s->stored[t]);
-    fputs("# HELP recsys_events_deleted_total Events deleted since start: compacted (a served "
-          "model holds them), expired (views past --view-ttl) or forgotten (ForgetUser).\n"
-          "# TYPE recsys_events_deleted_total counter\n",
-          out);
-    fprintf(out, "recsys_events_deleted_total{reason=\"compacted\"} %llu\n",
-            (unsigned long long)s->compacted);
-    fprintf(out, "recsys_events_deleted_total{reason=\"expired\"} %llu\n",
-            (unsigned long long)s->expired);
-    fprintf(out, "recsys_events_deleted_total{reason=\"forgotten\"} %llu\n",
-            (unsigned long long)s->forgotten);
+    struct labelled recorded[EVENTS_TYPES - 1], pending[EVENTS_TYPES - 1];
+    for (int t = 1; t < EVENTS_TYPES; t++) {
+        recorded[t - 1] = (struct labelled){events_type_names[t], s->recorded[t]};
+        pending[t - 1] = (struct labelled){events_type_names[t], s->stored[t]};
+    }
+    const struct labelled deleted[] = {
+        {"compacted", s->compacted}, {"expired", s->expired}, {"forgotten", s->forgotten}};
+    const struct labelled bytes[] = {
+        {"used", s->used_bytes}, {"file", s->file_bytes}, {"max", s->max_bytes}};
+    write_family(out, "recsys_events_recorded_total", "counter", "type",
+                 "Events stored by RecordEvents since start, by type.", recorded, EVENTS_TYPES - 1);
+    write_family(out, "recsys_events_pending", "gauge", "type",
+                 "Events held until a served model holds them, by type.", pending,
+                 EVENTS_TYPES - 1);
+    write_family(out, "recsys_events_deleted_total", "counter", "reason",
+                 "Events deleted since start: compacted (a served model holds them), expired "
+                 "(views past --view-ttl) or forgotten (ForgetUser).",
+                 deleted, 3);
+    write_family(out, "recsys_state_bytes", "gauge", "kind",
+                 "The state's size: used (pages in use), file (the most it has used) and max "
+                 "(--state-max-bytes).",
+                 bytes, 3);
     metrics_series(out, "recsys_state_commits_total", "counter",
                    "Write transactions of the state committed (each one fsync).",
                    (double)s->commits);
-    fputs("# HELP recsys_state_bytes The state's size: used (pages in use), file (the most "
-          "it has used) and max (--state-max-bytes).\n# TYPE recsys_state_bytes gauge\n",
-          out);
-    fprintf(out, "recsys_state_bytes{kind=\"used\"} %llu\n", (unsigned long long)s->used_bytes);
-    fprintf(out, "recsys_state_bytes{kind=\"file\"} %llu\n", (unsigned long long)s->file_bytes);
-    fprintf(out, "recsys_state_bytes{kind=\"max\"} %llu\n", (unsigned long long)s->max_bytes);
     metrics_series(out, "recsys_state_compacted_through_seconds", "gauge",
                    "Recorded events up to this time were deleted: a served model holds them.",
                    (double)s->compacted_through_ms / 1e3);

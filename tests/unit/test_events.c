@@ -139,16 +139,46 @@ static int await_stats(struct events *ev, int (*pred)(const struct events_stats 
     return -1;
 }
 
+/* A store in a fresh directory, with an arena for reads. */
+struct fixture {
+    char *dir;
+    struct events *ev;
+    struct arena *a;
+    struct err e;
+};
+
+static int setup(struct fixture *f, const struct events_opts *o)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = temp_dir();
+    if (f->dir == NULL || arena_create(4096, &f->a) != 0)
+        return -1;
+    return events_open(f->dir, o, &f->ev, &f->e);
+}
+
+/* reopen - close the store and open it again with @o. */
+static int reopen(struct fixture *f, const struct events_opts *o)
+{
+    events_close(f->ev);
+    f->ev = NULL;
+    return events_open(f->dir, o, &f->ev, &f->e);
+}
+
+static void teardown(struct fixture *f)
+{
+    events_close(f->ev);
+    arena_destroy(f->a);
+    remove_dir(f->dir);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_records_read_back_in_time_order(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
-    struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     /* Out of time order, two users, a UTF-8 id, the same millisecond twice. */
     const struct events_event list[] = {
         event("u1", "course-b", EVENTS_VIEW, 0.25f, 2000),
@@ -176,23 +206,19 @@ static void test_records_read_back_in_time_order(void)
     CHECK(s.stored[EVENTS_PURCHASE] == 3 && s.stored[EVENTS_VIEW] == 1 &&
           s.stored[EVENTS_REFUND] == 1);
     CHECK(s.recorded[EVENTS_PURCHASE] == 3 && s.commits >= 1 && s.used_bytes > 0);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 static void test_survives_reopen(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
-    struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     struct events_event x = event("alice", "item-7", EVENTS_PURCHASE, 1.0f, 42);
     CHECK_OK(record_sync(ev, &x, 1));
-    events_close(ev);
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    CHECK_OK(reopen(&f, &OPTS));
+    ev = f.ev;
     struct events_event *got;
     CHECK(read_user(ev, "alice", a, &got) == 1 && got[0].time_ms == 42);
     struct events_stats s;
@@ -202,9 +228,7 @@ static void test_survives_reopen(void)
      * same millisecond, both kept. */
     CHECK_OK(record_sync(ev, &x, 1));
     CHECK(read_user(ev, "alice", a, &got) == 2);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 static void test_second_daemon_refused(void)
@@ -251,12 +275,10 @@ static void *writer_thread(void *p)
 
 static void test_concurrent_callers_commit_together(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
-    struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     struct waiter w;
     waiter_init(&w);
     pthread_t t[WRITERS];
@@ -281,26 +303,22 @@ static void test_concurrent_callers_commit_together(void)
     CHECK(read_user(ev, "w3-u7", a, &got) == SUBMISSIONS);
     for (uint32_t i = 1; i < SUBMISSIONS; i++)
         CHECK(got[i].time_ms == got[i - 1].time_ms + 1);
-    events_close(ev);
     /* All of it is on disk. */
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
-    events_stats(ev, &s);
+    CHECK_OK(reopen(&f, &OPTS));
+    events_stats(f.ev, &s);
     CHECK(s.stored[EVENTS_VIEW] == (uint64_t)WRITERS * SUBMISSIONS * PER_CALL);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 /* ---- bounds ------------------------------------------------------------------ */
 
 static void test_user_bound_refuses_one_submission_only(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
     struct events_event *many = calloc(EVENTS_USER_MAX, sizeof(*many));
     for (uint32_t i = 0; i < EVENTS_USER_MAX; i++)
         many[i] = event("heavy", "x", EVENTS_VIEW, 1.0f, i);
@@ -320,9 +338,7 @@ static void test_user_bound_refuses_one_submission_only(void)
     CHECK(read_user(ev, "light", a, &got) == 1 && got[0].item[0] == 'w');
     CHECK(read_user(ev, "heavy", a, &got) == EVENTS_USER_MAX);
     free(many);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 static void test_full_state_refuses_and_keeps_what_it_has(void)
@@ -367,12 +383,11 @@ static void test_full_state_refuses_and_keeps_what_it_has(void)
 
 static void test_forget_deletes_one_user(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
     const struct events_event list[] = {
         event("bob", "a", EVENTS_PURCHASE, 1, 10), event("bob", "b", EVENTS_VIEW, 1, 11),
         event("bob2", "a", EVENTS_PURCHASE, 1, 12), event("bo", "c", EVENTS_VIEW, 1, 13)};
@@ -398,12 +413,10 @@ static void test_forget_deletes_one_user(void)
     CHECK(w.failed == 0 && w.count == 3);
     CHECK(read_user(ev, "bob2", a, &got) == 0 && read_user(ev, "bo", a, &got) == 1);
     /* Durably. */
-    events_close(ev);
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    CHECK_OK(reopen(&f, &OPTS));
+    ev = f.ev;
     CHECK(read_user(ev, "bob", a, &got) == 0);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 static int compacted_to(const struct events_stats *s, int64_t through)
@@ -413,12 +426,10 @@ static int compacted_to(const struct events_stats *s, int64_t through)
 
 static void test_compaction_deletes_what_the_model_holds(void)
 {
-    char *dir = temp_dir();
-    struct events *ev;
-    struct err e = {0};
-    struct arena *a;
-    CHECK_OK(arena_create(4096, &a));
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    struct fixture f;
+    CHECK_OK(setup(&f, &OPTS));
+    struct events *ev = f.ev;
+    struct arena *a = f.a;
     /* 5000 events over times 0..4999, so compaction takes several chunks. */
     struct events_event *list = calloc(5000, sizeof(*list));
     char(*users)[16] = calloc(5000, 16);
@@ -440,15 +451,13 @@ static void test_compaction_deletes_what_the_model_holds(void)
         CHECK(got[i].time_ms > 3999);
     /* Backwards is ignored; the mark survives a reopen. */
     events_compact(ev, 10);
-    events_close(ev);
-    CHECK_OK(events_open(dir, &OPTS, &ev, &e));
+    CHECK_OK(reopen(&f, &OPTS));
+    ev = f.ev;
     events_stats(ev, &s);
     CHECK(s.compacted_through_ms == 3999 && s.stored[1] + s.stored[2] + s.stored[3] == 1000);
     free(list);
     free(users);
-    events_close(ev);
-    arena_destroy(a);
-    remove_dir(dir);
+    teardown(&f);
 }
 
 static int expired_one(const struct events_stats *s, int64_t unused)
