@@ -76,6 +76,14 @@ def replay(ds, user, events):
     return owned, weights
 
 
+def plain_model(tmp, users, items, seed):
+    """A small model in which every item is on sale, nobody owns anything
+    and no membership includes anything: what an event changes is all
+    there is to see."""
+    return fixtures.make_model(tmp, users=users, items=items, dim=8, seed=seed, tiers=False,
+                               owned_per_user=(0, 0), off_sale_share=0.0)
+
+
 class EventsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -287,8 +295,7 @@ class CompactionTest(unittest.TestCase):
     def test_events_the_new_model_holds_are_deleted(self):
         tmp = tempfile.mkdtemp(prefix="recsys-compact-")
         try:
-            ds = fixtures.make_model(tmp, users=30, items=60, dim=8, seed=9, tiers=False,
-                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            ds = plain_model(tmp, users=30, items=60, seed=9)
             state = os.path.join(tmp, "state")
             old_item, new_item = ds.item_ids[3], ds.item_ids[4]
             now = int(time.time() * 1000)
@@ -356,8 +363,7 @@ class RestartTest(unittest.TestCase):
     def test_kill_9_loses_no_acknowledged_event(self):
         tmp = tempfile.mkdtemp(prefix="recsys-kill-")
         try:
-            ds = fixtures.make_model(tmp, users=20, items=50, dim=8, seed=5, tiers=False,
-                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            ds = plain_model(tmp, users=20, items=50, seed=5)
             state = os.path.join(tmp, "state")
             acked = []
             item = ds.item_ids[7]
@@ -412,8 +418,7 @@ class RestartTest(unittest.TestCase):
     def test_sigterm_answers_the_writes_in_flight(self):
         tmp = tempfile.mkdtemp(prefix="recsys-term-")
         try:
-            ds = fixtures.make_model(tmp, users=20, items=50, dim=8, seed=6, tiers=False,
-                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            ds = plain_model(tmp, users=20, items=50, seed=6)
             state = os.path.join(tmp, "state")
             item = ds.item_ids[2]
             d = Daemon(ds.path, threads=2, args=["--state-dir", state])
@@ -450,8 +455,7 @@ class RestartTest(unittest.TestCase):
     def test_full_state_refuses_and_keeps_serving(self):
         tmp = tempfile.mkdtemp(prefix="recsys-full-")
         try:
-            ds = fixtures.make_model(tmp, users=20, items=50, dim=8, seed=7, tiers=False,
-                                     owned_per_user=(0, 0), off_sale_share=0.0)
+            ds = plain_model(tmp, users=20, items=50, seed=7)
             state = os.path.join(tmp, "state")
             with Daemon(ds.path, threads=2,
                         args=["--state-dir", state, "--state-max-bytes", "1M"]) as d:
