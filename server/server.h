@@ -97,12 +97,14 @@ struct server_deferred *server_defer(const struct server_call *call);
 
 /* server_complete - send @reply as the answer of the deferred call @d.
  * @reply: status, message (sent only when the status is OK) and details;
- *         all copied before this returns.
+ *         borrowed, all copied before this returns.
  * Exactly once per handle, from any thread (the handler's own included),
  * also after the client has gone or while the server is stopping: the
  * call's resources are freed only by it. @d is invalid once this returns.
- * Never blocks on the client; the call is counted (server_metrics) once
- * the reply is sent or found undeliverable. */
+ * Never blocks on the client. The call is counted (server_metrics) on its
+ * worker, once the reply is sent or found undeliverable: as CANCELLED if
+ * the client had gone. Nothing of the handler's server_call may be used
+ * here (metrics_note is the worker's alone). */
 void server_complete(struct server_deferred *d, const struct server_reply *reply);
 
 struct server_method {

@@ -185,6 +185,7 @@ static void completer_reset(bool open, unsigned delay)
     pend.open = open;
     pend.quit = false;
     pend.delay = delay;
+    pend.stream_nil = false;
     pthread_mutex_unlock(&pend.mu);
 }
 
@@ -890,7 +891,6 @@ static void test_stream_is_not_deferred(void)
     struct server *srv;
     char addr[64], answers[64], text[64];
     completer_reset(true, 0);
-    pend.stream_nil = false;
     CHECK_OK(start(1, 1000, &srv, addr));
     grpc_channel *ch = client_open(addr);
     const char *const talk[] = {"abc"};
