@@ -360,6 +360,36 @@ FX_TEST(test_reload_on_rename)
 
 /* The path is a symlink into another directory; replacing the target there
  * raises no event in the watched directory, so only a request loads it. */
+/* What a listener was told: the versions of the models published, in order. */
+struct told {
+    char versions[4][32];
+    int n;
+};
+
+static void note_published(const struct model *m, void *arg)
+{
+    struct told *t = arg;
+    if (t->n < 4)
+        snprintf(t->versions[t->n], sizeof(t->versions[0]), "%s", model_info(m)->version);
+    t->n++;
+}
+
+FX_TEST(test_listener_told_of_each_model)
+{
+    struct told t = {.n = 0};
+    const struct reload_listener listener = {note_published, &t};
+    struct err e = {0};
+    CHECK_OK(write_plant(f->path, &MODEL_A));
+    CHECK_OK(reload_start(f->path, READERS + 1, &listener, &f->r, &e));
+    /* The first model is told before reload_start returns. */
+    CHECK(t.n == 1 && strcmp(t.versions[0], MODEL_A.version) == 0);
+    CHECK_OK(write_plant(f->path, &MODEL_B));
+    CHECK_OK(await(f->r, serves, "B"));
+    reload_stop(f->r); /* joins the watcher: t is no longer written */
+    f->r = NULL;
+    CHECK(t.n == 2 && strcmp(t.versions[1], MODEL_B.version) == 0);
+}
+
 FX_TEST(test_reload_on_request)
 {
     const char *store = fx_file(f, "store");
@@ -935,6 +965,7 @@ int main(int argc, char **argv)
         CHECK_CASE(test_initial_load),
         CHECK_CASE(test_start_without_model),
         CHECK_CASE(test_reload_on_rename),
+        CHECK_CASE(test_listener_told_of_each_model),
         CHECK_CASE(test_reload_on_request),
         CHECK_CASE(test_bad_file_refused),
         CHECK_CASE(test_overwrite_in_place),
