@@ -12,6 +12,12 @@
 
 #include "tools/lib/opts.h"
 
+/* One event of `record`, in the order the command line gives them. */
+struct cli_event {
+    int type;   /* a Recsys__V1__EventType */
+    char *item; /* borrowed from argv */
+};
+
 struct cli_args {
     /* before or after the command */
     char *addr;
@@ -29,11 +35,23 @@ struct cli_args {
     struct opts_list categories;
     struct opts_list owned;
     struct opts_list words; /* the command's positional arguments */
-    char **storage;         /* backs the four lists; owned */
+    /* record: the items of each type as the option table collects them,
+     * merged in command-line order into events by the command's check */
+    struct opts_list purchases, views, refunds;
+    char *weight_text;        /* --weight as given; NULL when not */
+    float weight;             /* record: weight_text parsed; 0 (the type's own) by default */
+    uint64_t time_ms;         /* record: 0 (now) by default */
+    struct cli_event *events; /* record: every event, in order; owned (room for argc) */
+    size_t n_events;
+    char **storage; /* backs the seven lists; owned */
+    /* The whole command line, borrowed: where each list's values came from */
+    char **argv;
+    int argc;
 };
 
-/* args_init - empty arguments with room for every list of an @argc-word
- * command line. Returns 0 or -ENOMEM; free with args_free. */
-int args_init(struct cli_args *a, int argc);
+/* args_init - empty arguments for the @argc-word command line @argv (which
+ * must outlive them), with room for every list. Returns 0 or -ENOMEM;
+ * free with args_free. */
+int args_init(struct cli_args *a, int argc, char **argv);
 
 void args_free(struct cli_args *a);

@@ -41,9 +41,85 @@ static const struct opt similar_opts[] = {
     {.name = NULL},
 };
 
+/* The three event options collect into a list each; record_check merges
+ * them back into command-line order. */
+static const struct opt record_opts[] = {
+    {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
+    {"purchase", 0, OPT_LIST, ARG(purchases), false, 0, 0, "ITEM"},
+    {"view", 0, OPT_LIST, ARG(views), false, 0, 0, "ITEM"},
+    {"refund", 0, OPT_LIST, ARG(refunds), false, 0, 0, "ITEM"},
+    {"weight", 0, OPT_STRING, ARG(weight_text), false, 0, 0, "W"},
+    /* The proto's int64: larger values would turn negative. */
+    {"time", 0, OPT_UINT, ARG(time_ms), false, 0, INT64_MAX, "UNIX_MS"},
+    {.name = NULL},
+};
+
+static const struct opt forget_opts[] = {
+    {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
+    {.name = NULL},
+};
+
 static const struct opt no_opts[] = {
     {.name = NULL},
 };
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* Each event option's list and the type its items are recorded as. */
+static const struct {
+    size_t list;
+    int type;
+} event_lists[] = {
+    {ARG(purchases), RECSYS__V1__EVENT_TYPE__PURCHASE},
+    {ARG(views), RECSYS__V1__EVENT_TYPE__VIEW},
+    {ARG(refunds), RECSYS__V1__EVENT_TYPE__REFUND},
+};
+#define NEVENT_LISTS (sizeof(event_lists) / sizeof(event_lists[0]))
+
+/* Whether the option value @value was taken from command-line word @word:
+ * the word itself ("--purchase ITEM") or its text after '='
+ * ("--purchase=ITEM"). The values are pointers into argv, so identity, not
+ * text, tells which word each came from. */
+static bool value_of_word(const char *value, const char *word)
+{
+    const char *eq = word[0] == '-' ? strchr(word, '=') : NULL;
+    return value == word || (eq != NULL && value == eq + 1);
+}
+
+/*
+ * The events in the order the command line gives them: each list is in
+ * that order already, so one walk over argv with a cursor per list merges
+ * them. Then the weight, which the option table has no kind for: any
+ * number strtod reads; whether it is a valid weight (>= 0, finite) is the
+ * daemon's to say, as for every other field of the request.
+ */
+static int record_check(struct cli_args *a, struct err *e)
+{
+    size_t next[NEVENT_LISTS] = {0};
+    for (int w = 0; w < a->argc; w++) {
+        for (size_t k = 0; k < NEVENT_LISTS; k++) {
+            const struct opts_list *l =
+                (const struct opts_list *)((const char *)a + event_lists[k].list);
+            if (next[k] < l->n && value_of_word(l->v[next[k]], a->argv[w])) {
+                a->events[a->n_events++] = (struct cli_event){event_lists[k].type, l->v[next[k]]};
+                next[k]++;
+                break;
+            }
+        }
+    }
+    if (a->n_events != a->purchases.n + a->views.n + a->refunds.n)
+        return err_set(e, ERR_INTERNAL, "the events could not be put in command-line order");
+    if (a->n_events == 0)
+        return err_set(e, ERR_INVALID, "give at least one --purchase, --view or --refund");
+    if (a->weight_text != NULL) {
+        char *end;
+        double v = strtod(a->weight_text, &end);
+        if (end == a->weight_text || *end != '\0')
+            return err_set(e, ERR_INVALID, "--weight: '%s' is not a number", a->weight_text);
+        a->weight = (float)v;
+    }
+    return 0;
+}
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -124,6 +200,40 @@ static int pack_similar(const struct cli_args *a, uint8_t **buf, size_t *len)
     req.categories = a->categories.v;
     if (a->user != NULL)
         req.user_id = a->user;
+    return pack_message(&req.base, buf, len);
+}
+
+/* One RecordEvents call: an event per --purchase, --view and --refund, in
+ * command-line order, all with the same weight and time. */
+static int pack_record(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__RecordEventsRequest req = RECSYS__V1__RECORD_EVENTS_REQUEST__INIT;
+    Recsys__V1__Event *events = calloc(a->n_events, sizeof(*events));
+    Recsys__V1__Event **list = calloc(a->n_events, sizeof(*list));
+    int rc = -ENOMEM;
+    if (events != NULL && list != NULL) {
+        for (size_t i = 0; i < a->n_events; i++) {
+            recsys__v1__event__init(&events[i]);
+            events[i].user_id = a->user;
+            events[i].item_id = a->events[i].item;
+            events[i].type = (Recsys__V1__EventType)a->events[i].type;
+            events[i].weight = a->weight;
+            events[i].timestamp_unix_ms = (int64_t)a->time_ms;
+            list[i] = &events[i];
+        }
+        req.n_events = a->n_events;
+        req.events = list;
+        rc = pack_message(&req.base, buf, len);
+    }
+    free(list);
+    free(events);
+    return rc;
+}
+
+static int pack_forget(const struct cli_args *a, uint8_t **buf, size_t *len)
+{
+    Recsys__V1__ForgetUserRequest req = RECSYS__V1__FORGET_USER_REQUEST__INIT;
+    req.user_id = a->user;
     return pack_message(&req.base, buf, len);
 }
 
@@ -256,12 +366,52 @@ static void format_time(char *buf, size_t size, int64_t unix_s)
     snprintf(buf + n, size - n, n > 0 ? "%" PRId64 ")" : "%" PRId64, unix_s);
 }
 
+/* Like format_time, for unix milliseconds: "2026-11-25T05:31:47.883Z
+ * (1795583507883)". */
+static void format_time_ms(char *buf, size_t size, int64_t unix_ms)
+{
+    time_t tt = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    size_t n = 0;
+    if (unix_ms > 0 && gmtime_r(&tt, &tm) != NULL) {
+        n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (n > 0)
+            n += (size_t)snprintf(buf + n, size - n, ".%03dZ (", (int)(unix_ms % 1000));
+    }
+    snprintf(buf + n, size - n, n > 0 ? "%" PRId64 ")" : "%" PRId64, unix_ms);
+}
+
 /* An empty string field as "-", so every row has a value: the strings are
  * empty while the server has no model, and last_reload_error while all is
  * well. */
 static const char *or_dash(const char *s)
 {
     return s[0] != '\0' ? s : "-";
+}
+
+/* The rows of GetModelInfo's events: there only when the daemon keeps
+ * live events (--state-dir). */
+static void add_events(struct table *t, const Recsys__V1__EventsState *ev)
+{
+    char compacted[64];
+    format_time_ms(compacted, sizeof(compacted), ev->compacted_through_unix_ms);
+    table_cell(t, "events_dir:");
+    table_cell(t, "%s", or_dash(ev->dir));
+    table_cell(t, "events_pending:");
+    table_cell(t, "purchases %" PRIu64 ", views %" PRIu64 ", refunds %" PRIu64,
+               ev->pending_purchases, ev->pending_views, ev->pending_refunds);
+    table_cell(t, "events_recorded:");
+    table_cell(t, "purchases %" PRIu64 ", views %" PRIu64 ", refunds %" PRIu64,
+               ev->recorded_purchases, ev->recorded_views, ev->recorded_refunds);
+    table_cell(t, "events_bytes:");
+    table_cell(t, "used %" PRIu64 ", file %" PRIu64 ", max %" PRIu64, ev->used_bytes,
+               ev->file_bytes, ev->max_bytes);
+    table_cell(t, "compacted_through:");
+    table_cell(t, "%s", compacted);
+    table_cell(t, "fold_ins:");
+    table_cell(t, "%" PRIu64, ev->fold_ins);
+    table_cell(t, "events_error:");
+    table_cell(t, "%s", or_dash(ev->error));
 }
 
 static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
@@ -312,9 +462,31 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     table_cell(t, "%s", attempted);
     table_cell(t, "last_reload_error:");
     table_cell(t, "%s", or_dash(m->last_reload_error));
+    char data_end[64];
+    format_time_ms(data_end, sizeof(data_end), m->data_end_unix_ms);
+    table_cell(t, "data_end:");
+    table_cell(t, "%s", data_end);
+    if (m->events != NULL)
+        add_events(t, m->events);
     rc = table_print(t, out);
     table_destroy(t);
     return rc;
+}
+
+static int print_record(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Recsys__V1__RecordEventsResponse *r = (const Recsys__V1__RecordEventsResponse *)resp;
+    fprintf(out, "recorded %" PRIu32 ", unknown items %" PRIu32 "\n", r->recorded,
+            r->unknown_items);
+    return 0;
+}
+
+static int print_forget(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    const Recsys__V1__ForgetUserResponse *r = (const Recsys__V1__ForgetUserResponse *)resp;
+    fprintf(out, "deleted %" PRIu32 " event%s of user %s\n", r->deleted, r->deleted == 1 ? "" : "s",
+            a->user);
+    return 0;
 }
 
 static int print_health(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
@@ -386,6 +558,30 @@ const struct command commands[] = {
         .response = &recsys__v1__recommend_response__descriptor,
         .pack = pack_similar,
         .print = print_similar,
+    },
+    {
+        .name = "record",
+        .usage = "--user U (--purchase ITEM | --view ITEM | --refund ITEM)...\n"
+                 "[--weight W] [--time UNIX_MS]",
+        .summary = "Record what a user did, one event per item in order (needs --state-dir).",
+        .opts = record_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/RecordEvents",
+        .response = &recsys__v1__record_events_response__descriptor,
+        .check = record_check,
+        .pack = pack_record,
+        .print = print_record,
+    },
+    {
+        .name = "forget",
+        .usage = "--user U",
+        .summary = "Delete every recorded event of a user (needs --state-dir).",
+        .opts = forget_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/ForgetUser",
+        .response = &recsys__v1__forget_user_response__descriptor,
+        .pack = pack_forget,
+        .print = print_forget,
     },
     {
         .name = "info",

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/err.h"
 #include "tools/recsys-cli/args.h"
 
 struct command {
@@ -24,6 +25,12 @@ struct command {
     size_t min_words, max_words; /* positional arguments allowed */
     const char *method;          /* "/package.Service/Method" */
     const ProtobufCMessageDescriptor *response;
+    /* Check @a for what the option table cannot say (a value that is not
+     * a number of its kind, options that only make sense together) and
+     * derive the members the request is built from; NULL: nothing to do.
+     * Returns 0, or ERR_INVALID with a message for the user in @e: a usage
+     * error, so nothing is sent. */
+    int (*check)(struct cli_args *a, struct err *e);
     /* Build and pack the request from @a (already checked against opts and
      * the word counts). *buf is malloc'd, the caller frees it.
      * Returns 0 or -ENOMEM. */

@@ -245,13 +245,15 @@ static int parse(int argc, char **argv, struct cli_args *a, const struct command
         snprintf(e.msg, sizeof(e.msg), "unexpected argument '%s'", a->words.v[c->max_words]);
         return usage_error(c, e.msg);
     }
+    if (c->check != NULL && c->check(a, &e) != 0)
+        return usage_error(c, e.msg);
     return CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
     struct cli_args a;
-    if (args_init(&a, argc) != 0) {
+    if (args_init(&a, argc, argv) != 0) {
         fputs(CLI_NAME ": out of memory\n", stderr);
         return CLI_EXIT_FAILED;
     }
