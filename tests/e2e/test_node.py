@@ -9,6 +9,10 @@ down what came back, and the answers are compared here with fixtures.ref_*
 output). The plan's phases, in order, on two grpc-js channels:
 
   rpc         every RPC and the documented error statuses, on channel "plain"
+  events      RecordEvents and ForgetUser, one after the other: a new user's
+              purchase is owned and folds them in (FOLDED_IN, compared with
+              the implicit-ALS fold-in in NumPy), forgetting it gives the
+              popularity list back
   multiplex   200 calls started in one tick on the same channel
   gzip        requests sent gzip-compressed, on channel "gzip"
   abandon     calls that end by deadline or cancellation, some held open
@@ -36,6 +40,7 @@ import unittest
 
 import fixtures
 from daemon import Daemon
+from test_events import fold_in  # the NumPy reference of a folded-in vector
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "..", "node", "client.js")
@@ -43,6 +48,7 @@ PROTO_DIR = os.path.join(HERE, "..", "..", "proto")
 SERVICE = "/recsys.v1.Recommender/"
 HEALTH = "/grpc.health.v1.Health/Check"
 COSINE_TOL = 1e-5
+FOLD_IN_TOL = 1e-4  # relative: float32 scores of a vector NumPy solves in double
 MULTIPLEX_CALLS = 200
 # A whole run takes a few seconds; a sanitizer build of the daemon on a
 # loaded machine is several times slower, and a hang must still end.
@@ -187,11 +193,13 @@ class NodeClientTest(unittest.TestCase):
                                          version="node-test-1")
             cls.plan = Plan()
             cls.plan_rpc()
+            cls.plan_events()
             cls.plan_multiplex()
             cls.plan_gzip()
             cls.plan_abandon()
             cls.started = int(time.time())
-            cls.d = Daemon(cls.ds.path, threads=2)
+            cls.state = os.path.join(cls.tmp, "state")
+            cls.d = Daemon(cls.ds.path, threads=2, args=["--state-dir", cls.state])
             cls.d.start()
             cls.out = cls.run_node()
         except BaseException:
@@ -342,6 +350,41 @@ class NodeClientTest(unittest.TestCase):
                   status("UNIMPLEMENTED"), types=SERVICE + "Recommend")
 
     @classmethod
+    def plan_events(cls):
+        ds, plan = cls.ds, cls.plan
+        plan.phase("events", sequential=True)
+        user = "node-new-buyer"  # not in the model
+        popular = fixtures.ref_recommend(ds, user)
+        bought = popular[1][0][0]  # the top of the list: its absence shows
+        plan.recommend("events/before", ds, user)
+        plan.call("events/record", "RecordEvents",
+                  {"events": [{"user_id": user, "item_id": bought, "type": "PURCHASE"},
+                              {"user_id": user, "item_id": "no-such-item", "type": "VIEW",
+                               "weight": 2.0}]},
+                  ok(lambda tc, got: tc.assertEqual(
+                      (got["recorded"], got["unknown_items"]), (1, 1))))
+        plan.call("events/eligibility", "CheckEligibility",
+                  {"user_id": user, "item_ids": [bought]},
+                  eligibility([(bought, False, "ALREADY_OWNED", ds.price[ds.item_index[bought]])],
+                              ds.version))
+        plan.call("events/folded-in", "Recommend", recommend_request(user, count=10),
+                  ok(lambda tc, got: tc.check_folded_in(got, bought)))
+        plan.call("events/forget", "ForgetUser", {"user_id": user},
+                  ok(lambda tc, got: tc.assertEqual(got["deleted"], 1)))
+        plan.recommend("events/forgotten", ds, user)
+        plan.eligibility("events/forgotten-eligibility", ds, user, [bought])
+        plan.call("events/forget-again", "ForgetUser", {"user_id": user},
+                  ok(lambda tc, got: tc.assertEqual(got["deleted"], 0)))
+        plan.call("events/empty-item", "RecordEvents",
+                  {"events": [{"user_id": user, "item_id": bought, "type": "PURCHASE"},
+                              {"user_id": user, "item_id": "", "type": "PURCHASE"}]},
+                  status("INVALID_ARGUMENT", "events[1]: item_id is empty"))
+        plan.call("events/forget-empty-user", "ForgetUser", {"user_id": ""},
+                  status("INVALID_ARGUMENT", contains="user_id"))
+        # The refused call stored nothing, its valid first event included.
+        plan.eligibility("events/after-refused", ds, user, [bought])
+
+    @classmethod
     def plan_multiplex(cls):
         ds, plan = cls.ds, cls.plan
         plan.phase("multiplex")
@@ -433,6 +476,28 @@ class NodeClientTest(unittest.TestCase):
         self.assertEqual(int(got["reload_count"]), 1)
         self.assertEqual(int(got["failed_reload_count"]), 0)
         self.assertEqual(got["last_reload_error"], "")
+        self.assertEqual(got["events"]["dir"], self.state)
+        self.assertEqual(got["events"]["error"], "")
+
+    def check_folded_in(self, got, bought):
+        """A new user who bought only @bought: the top 10 of the NumPy
+        fold-in over the items on sale, @bought excluded."""
+        ds = self.ds
+        x = fold_in(ds, {ds.item_index[bought]: 1.0})
+        scores = ds.V.astype("float64") @ x
+        keep = [i for i in range(len(ds.item_ids)) if ds.on_sale[i] and ds.item_ids[i] != bought]
+        keep.sort(key=lambda i: (-scores[i], i))
+        self.assertEqual(got["source"], "FOLDED_IN")
+        self.assertEqual(got["model_version"], ds.version)
+        self.assertEqual(len(got["items"]), 10)
+        self.assertNotIn(bought, [g["item_id"] for g in got["items"]])
+        scale = max(abs(scores[keep[0]]), 1e-6)
+        for g, want in zip(got["items"], keep[:10]):
+            score = scores[ds.item_index[g["item_id"]]]
+            self.assertLess(abs(g["score"] - score), FOLD_IN_TOL * scale, g["item_id"])
+            # Another item only where the two tie within the tolerance.
+            if g["item_id"] != ds.item_ids[want]:
+                self.assertLess(abs(scores[want] - score), FOLD_IN_TOL * scale, g["item_id"])
 
     def check_calls(self, prefix):
         ids = [i for i in self.plan.expect if i.startswith(prefix)]
@@ -463,6 +528,9 @@ class NodeClientTest(unittest.TestCase):
 
     def test_batch_recommend(self):
         self.check_calls("batch/")
+
+    def test_record_and_forget_events(self):
+        self.check_calls("events/")
 
     def test_model_info(self):
         self.check_calls("info")

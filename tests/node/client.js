@@ -12,7 +12,10 @@
  * options}, phases: [{name, channel, sequential, calls: [{id, path, types,
  * request, deadline_ms, cancel_after_ms, stall}]}]}. Phases run one after
  * the other; the calls of a phase all start in the same tick unless it is
- * sequential. `types`: the method whose message types to use (default
+ * sequential (the events phase: a RecordEvents call, then the calls that
+ * must see it). `request`: the message as an object with the .proto's
+ * field names, enums by name ({"type": "PURCHASE"}), 64-bit integers as
+ * numbers or decimal strings. `types`: the method whose message types to use (default
  * `path`), so a call can name a method the proto does not have. `stall`:
  * open the call but never send its request (a client-streaming call on the
  * unary path), so the daemon's gRPC core holds a call that only a
