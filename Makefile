@@ -142,6 +142,7 @@ bench:
 	    --swaps 1 --soak-swaps 0 --steady-seconds 10
 	bench/train.sh $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD) --plot $(BUILD)/bench
+	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
 	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --items 100000 \
 	    --csv $(BUILD)/bench/overload.csv
 	/usr/bin/python3 bench/overload_plot.py $(BUILD)/bench/overload.csv $(BUILD)/bench/overload.png
