@@ -255,11 +255,12 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to start the scan helpers (%s)", e.msg);
         goto out;
     }
+    /* Before the reloader, which tells it of each model it serves. */
+    if (open_state(cfg, &events, state_error, sizeof(state_error)) != 0)
+        goto out;
     /* A missing or invalid model is not fatal: the reloader logs it, and
      * the daemon answers UNAVAILABLE until a valid file appears, so one bad
      * delivery does not take a replica out of its health checks. */
-    if (open_state(cfg, &events, state_error, sizeof(state_error)) != 0)
-        goto out;
     const struct reload_listener listener = {events != NULL ? compact_on_publish : NULL, events};
     if (reload_start(cfg->model, cfg->threads, &listener, &reload, &e) != 0) {
         log_error("failed to follow model file %s (%s)", cfg->model, e.msg);
@@ -294,12 +295,13 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
     status = 0;
 out:
     scrape_stop(scrape);
-    /* The store's writer completes the writes the server waits for. */
     server_stop(srv);
-    events_close(events);
     split_stop();
     service_destroy(svc);
     reload_stop(reload);
+    /* Last: its writer completes the writes the server waits for, and the
+     * reloader tells it of each model until it stops. */
+    events_close(events);
     if (status == 0)
         log_info("stopped");
     return status;
