@@ -84,6 +84,10 @@ class SystemdUnit(unittest.TestCase):
         # Descriptors for every connection allowed, and the daemon's own.
         self.assertGreater(int(unit["LimitNOFILE"]), int(env["RECSYS_MAX_CONNECTIONS"]) + 64)
         self.assertEqual(unit["ReadOnlyPaths"], os.path.dirname(env["RECSYS_MODEL"]))
+        # The live events go where systemd lets the dynamic user write and
+        # keeps the files across restarts: under /var/lib/<StateDirectory>.
+        self.assertTrue(env["RECSYS_STATE_DIR"].startswith(
+            "/var/lib/%s/" % unit["StateDirectory"]), env["RECSYS_STATE_DIR"])
 
     def test_the_environment_file_starts_the_daemon(self):
         names = set(re.findall(r"env (RECSYS_\w+)",
@@ -94,9 +98,11 @@ class SystemdUnit(unittest.TestCase):
         fixtures.make_model(self.tmp, items=100)
         # The file's settings, but a model and ports of this test's.
         env.update(RECSYS_MODEL=os.path.join(self.tmp, "model.lmdb"),
-                   RECSYS_LISTEN="127.0.0.1:0", RECSYS_METRICS_LISTEN="127.0.0.1:0")
+                   RECSYS_LISTEN="127.0.0.1:0", RECSYS_METRICS_LISTEN="127.0.0.1:0",
+                   RECSYS_STATE_DIR=os.path.join(self.tmp, "state"))
         with Daemon(None, listen=None, env=env) as d:
             self.assertEqual(d.health(), "SERVING")
+            self.assertEqual(d.info().events.dir, env["RECSYS_STATE_DIR"])
             # MemoryDenyWriteExecute=yes: no page of the daemon is both
             # writable and executable.
             with open("/proc/%d/maps" % d.proc.pid) as f:
