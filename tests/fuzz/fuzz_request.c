@@ -42,6 +42,8 @@ static const struct {
      &grpc__reflection__v1__server_reflection_response__descriptor},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
      &grpc__reflection__v1__server_reflection_response__descriptor},
+    {"/recsys.v1.Recommender/RecordEvents", &recsys__v1__record_events_response__descriptor},
+    {"/recsys.v1.Recommender/ForgetUser", &recsys__v1__forget_user_response__descriptor},
 };
 
 static struct {

@@ -102,6 +102,23 @@ static const Grpc__Reflection__V1__ServerReflectionRequest reflect_symbol = {
     .file_containing_symbol = "recsys.v1.Recommender.Recommend",
 };
 
+static Recsys__V1__Event record_event = {
+    PROTOBUF_C_MESSAGE_INIT(&recsys__v1__event__descriptor),
+    .user_id = "u-new",
+    .item_id = "i1",
+    .type = RECSYS__V1__EVENT_TYPE__PURCHASE,
+};
+static Recsys__V1__Event *record_list[] = {&record_event};
+static const Recsys__V1__RecordEventsRequest record = {
+    PROTOBUF_C_MESSAGE_INIT(&recsys__v1__record_events_request__descriptor),
+    .n_events = 1,
+    .events = record_list,
+};
+static const Recsys__V1__ForgetUserRequest forget = {
+    PROTOBUF_C_MESSAGE_INIT(&recsys__v1__forget_user_request__descriptor),
+    .user_id = "u1",
+};
+
 static const struct request_seed {
     const char *file;
     const char *path; /* the method */
@@ -119,6 +136,8 @@ static const struct request_seed {
      &reflect_list.base},
     {"reflection-symbol", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
      &reflect_symbol.base},
+    {"record-events", "/recsys.v1.Recommender/RecordEvents", &record.base},
+    {"forget-user", "/recsys.v1.Recommender/ForgetUser", &forget.base},
 };
 
 /* The byte fuzz_request reads as @path: its index in the service table. */
