@@ -7,8 +7,9 @@
  * literally, item by item, with each item's own c_i and p_i, in long
  * double, and solves them by Gaussian elimination with partial pivoting: no
  * Gram matrix, no rank-1 shortcut, no Cholesky, so it shares nothing with
- * foldin.c but the problem. It reads lambda and alpha from
- * model_training(), so it keeps agreeing whatever the model file says.
+ * foldin.c but the problem. Each model is written with the lambda and
+ * alpha of its case in its training record, and the reference reads them
+ * back with model_training().
  */
 #include "engine/foldin.h"
 
@@ -30,8 +31,13 @@ enum { REF_FACTORS_MAX = 64, ITEMS_MAX = 1000 };
 /* A model of @items items of @dim columns, the last one an item bias when
  * @has_bias, with @factors (items x dim) as its item matrix; no users. */
 static int open_items(struct served *sv, const float *factors, uint32_t items, uint32_t dim,
-                      int has_bias)
+                      int has_bias, float lambda, float alpha)
 {
+    const struct model_training training = {.regularization = lambda,
+                                            .alpha = alpha,
+                                            .view_weight = MODEL_DEFAULT_VIEW_WEIGHT,
+                                            .data_end_unix_ms = 0,
+                                            .from_file = 1};
     static char id[ITEMS_MAX][16];
     static const char *ids[ITEMS_MAX];
     static struct model_item_attr attrs[ITEMS_MAX];
@@ -54,19 +60,9 @@ static int open_items(struct served *sv, const float *factors, uint32_t items, u
         .category_count = 1,
         .version = "foldin-test",
         .created_at = 1700000000,
+        .training = &training,
     };
     return served_open(sv, &src, 64 << 10);
-}
-
-/* set_training - the model's lambda and alpha. model_src cannot carry a
- * training record yet (the file field is being added), and model_open
- * fills in the defaults; until then the test changes the model's own copy,
- * heap memory of the model (not the map), before any fold-in reads it. */
-static void set_training(struct model *m, float lambda, float alpha)
-{
-    struct model_training *t = (struct model_training *)model_training(m);
-    t->regularization = lambda;
-    t->alpha = alpha;
 }
 
 /* ---- the reference ------------------------------------------------------ */
@@ -196,21 +192,21 @@ static void test_matches_reference(void)
             uint32_t f = factor_counts[fi], dim = f + (uint32_t)has_bias;
             for (uint32_t i = 0; i < items * dim; i++)
                 factors[i] = 0.5f * rng_float();
-            struct served sv;
-            CHECK_OK(open_items(&sv, factors, items, dim, has_bias));
-            struct err e = {0};
-            int rc = foldin_prepare(sv.model, &e);
-            int ok = rc == 0 && foldin_ready(sv.model);
-            for (size_t t = 0; ok && t < sizeof(trainings) / sizeof(trainings[0]); t++) {
-                set_training(sv.model, trainings[t][0], trainings[t][1]);
+            for (size_t t = 0; t < sizeof(trainings) / sizeof(trainings[0]); t++) {
+                struct served sv;
+                CHECK_OK(open_items(&sv, factors, items, dim, has_bias, trainings[t][0],
+                                    trainings[t][1]));
+                struct err e = {0};
+                int rc = foldin_prepare(sv.model, &e);
+                int ok = rc == 0 && foldin_ready(sv.model);
                 for (size_t u = 0; ok && u < sizeof(user_sizes) / sizeof(user_sizes[0]); u++) {
                     pick_items(user, user_sizes[u], items);
                     ok = agrees(&sv, factors, items, dim, has_bias, user, user_sizes[u]);
                 }
+                served_close(&sv);
+                CHECK_OK(rc);
+                CHECK(ok);
             }
-            served_close(&sv);
-            CHECK_OK(rc);
-            CHECK(ok);
         }
 }
 
@@ -231,7 +227,8 @@ static void test_planted_clusters(void)
         y[i < ITEMS / 2 ? 0 : 1] += 2.0f; /* cluster A along factor 0, B along 1 */
     }
     struct served sv;
-    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0));
+    CHECK_OK(
+        open_items(&sv, factors, ITEMS, F, 0, MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA));
     struct foldin_item user[USER];
     for (uint32_t k = 0; k < USER; k++)
         user[k] = (struct foldin_item){.item = 5 * k + 3, .weight = 1.0f + (float)(k % 3)};
@@ -278,23 +275,23 @@ static void test_singular_without_regularization(void)
             if (how == 1)
                 y[2] = y[0] + y[1];
         }
-        struct served sv;
-        CHECK_OK(open_items(&sv, factors, ITEMS, f, 0));
         struct foldin_item user[3] = {{1, 1.0f}, {50, 2.0f}, {99, 0.25f}};
         float x[F_MAX] = {0};
         struct err e = {0};
-        int rc = foldin_prepare(sv.model, &e);
-        int singular = 0, regularized = 0, finite = 1;
-        if (rc == 0) {
-            set_training(sv.model, 0.0f, MODEL_DEFAULT_ALPHA);
-            singular = foldin_user(sv.model, user, 3, sv.arena, x, &e);
-            arena_reset(sv.arena);
-            set_training(sv.model, MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA);
-            regularized = foldin_user(sv.model, user, 3, sv.arena, x, &e);
-            for (uint32_t j = 0; j < f; j++)
-                finite &= isfinite(x[j]) != 0;
+        int rc = 0, results[2] = {0, 0}, finite = 1;
+        /* The same items without, then with, regularization. */
+        const float lambdas[2] = {0.0f, MODEL_DEFAULT_REGULARIZATION};
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            struct served sv;
+            CHECK_OK(open_items(&sv, factors, ITEMS, f, 0, lambdas[k], MODEL_DEFAULT_ALPHA));
+            rc = foldin_prepare(sv.model, &e);
+            if (rc == 0)
+                results[k] = foldin_user(sv.model, user, 3, sv.arena, x, &e);
+            served_close(&sv);
         }
-        served_close(&sv);
+        int singular = results[0], regularized = results[1];
+        for (uint32_t j = 0; j < f && rc == 0; j++)
+            finite &= isfinite(x[j]) != 0;
         if (singular != ERR_INVALID)
             fprintf(stderr, "f=%u, %s: not refused\n", f, how == 0 ? "zero columns" : "a sum");
         CHECK_OK(rc);
@@ -313,15 +310,13 @@ static void test_unregularized_full_rank(void)
     for (uint32_t i = 0; i < ITEMS * F; i++)
         factors[i] = rng_float();
     struct served sv;
-    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0));
+    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0, 0.0f, MODEL_DEFAULT_ALPHA));
     struct foldin_item user[20];
     pick_items(user, 20, ITEMS);
     struct err e = {0};
     int rc = foldin_prepare(sv.model, &e), ok = 0;
-    if (rc == 0) {
-        set_training(sv.model, 0.0f, MODEL_DEFAULT_ALPHA);
+    if (rc == 0)
         ok = agrees(&sv, factors, ITEMS, F, 0, user, 20);
-    }
     served_close(&sv);
     CHECK_OK(rc);
     CHECK(ok);
@@ -340,7 +335,8 @@ static void test_too_wide(void)
     int ready[2] = {-1, -1}, rc = 0, folded = -1;
     for (int has_bias = 0; has_bias < 2 && rc == 0; has_bias++) {
         struct served sv;
-        rc = open_items(&sv, factors, ITEMS, DIM, has_bias);
+        rc = open_items(&sv, factors, ITEMS, DIM, has_bias, MODEL_DEFAULT_REGULARIZATION,
+                        MODEL_DEFAULT_ALPHA);
         if (rc != 0)
             break;
         struct err e = {0};
