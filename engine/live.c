@@ -100,9 +100,21 @@ int live_user(const struct query *q, const char *user_id, const struct model_use
         return 0;
     struct events_event *list;
     uint32_t n;
-    int rc = events_user(q->events, q->slot, user_id, strlen(user_id), q->arena, &list, &n, e);
-    if (rc != 0 || n == 0)
-        return rc;
+    struct err read_err = {0};
+    int rc =
+        events_user(q->events, q->slot, user_id, strlen(user_id), q->arena, &list, &n, &read_err);
+    if (rc == -ENOMEM)
+        return err_set(e, rc, "%s", read_err.msg);
+    if (rc != 0) {
+        /* The store cannot be read (a disk error left LMDB unusable): the
+         * call is answered from the model alone, and counted, rather than
+         * failed. */
+        if (q->stats != NULL)
+            q->stats->state_read_errors++;
+        return 0;
+    }
+    if (n == 0)
+        return 0;
     uint32_t snapshot = u != NULL ? u->owned_count : 0;
     uint32_t cap = 16;
     while (cap < 2 * (snapshot + n))

@@ -38,6 +38,9 @@ struct live_user {
  * q->slot) and replay them over @u (the model's record of the user; NULL
  * for a user the model does not know) into @out.
  * With no store (q->events NULL) or no events, out->events is 0 and the
- * rest empty. Returns 0, -ENOMEM, or the store's read error, text in @e. */
+ * rest empty; so too when the store cannot be read, which is counted in
+ * q->stats (state_read_errors): the model alone then answers, as it would
+ * without a store. Returns 0, -ENOMEM, or a model lookup's error, text in
+ * @e. */
 int live_user(const struct query *q, const char *user_id, const struct model_user *u,
               struct live_user *out, struct err *e);

@@ -61,6 +61,7 @@ struct live_status {
 
 /* Counted by the queries that fold a user in (recommend, batch). */
 struct query_stats {
-    uint32_t fold_ins;   /* users scored with a folded-in vector */
-    uint64_t fold_in_ns; /* time spent folding them in */
+    uint32_t fold_ins;          /* users scored with a folded-in vector */
+    uint64_t fold_in_ns;        /* time spent folding them in */
+    uint32_t state_read_errors; /* users answered without their events: the store failed */
 };

@@ -301,6 +301,10 @@ static void write_notes(const struct metrics *m, FILE *out)
     metrics_series(out, "recsys_fold_in_seconds_total", "counter",
                    "Time spent folding users in; over recsys_fold_ins_total, the mean.",
                    (double)metrics_noted(m, METRICS_FOLD_IN_NS) / 1e9);
+    metrics_series(out, "recsys_state_read_errors_total", "counter",
+                   "Users answered from the model alone because the events store could not be "
+                   "read.",
+                   (double)metrics_noted(m, METRICS_STATE_READ_ERRORS));
 }
 
 /* One series of a labelled family (after its HELP and TYPE lines). */

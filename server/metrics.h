@@ -64,6 +64,9 @@ enum metrics_note {
      * time. */
     METRICS_FOLD_INS = METRICS_SOURCES,
     METRICS_FOLD_IN_NS,
+    /* Users answered without their recorded events: the store could not
+     * be read (a disk error). */
+    METRICS_STATE_READ_ERRORS,
     METRICS_NOTES
 };
 

@@ -274,6 +274,9 @@ static int answer(const struct service *svc, const struct method *m,
             metrics_note(call->metrics, call->worker, METRICS_FOLD_INS, stats.fold_ins);
             metrics_note(call->metrics, call->worker, METRICS_FOLD_IN_NS, stats.fold_in_ns);
         }
+        if (stats.state_read_errors > 0)
+            metrics_note(call->metrics, call->worker, METRICS_STATE_READ_ERRORS,
+                         stats.state_read_errors);
     }
     return encode(call->arena, resp, reply);
 }
