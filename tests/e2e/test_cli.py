@@ -11,15 +11,13 @@ columns and must list the same items in the same order.
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import unittest
 
 import fixtures
-from daemon import Daemon
+from daemon import TempDaemonTest
 from recsys.v1 import recommender_pb2 as pb
 
 CLI = os.environ["RECSYS_CLI"]
@@ -69,7 +67,7 @@ def table_rows(text, header):
     return [line.split() for line in lines[start + 1:] if line.strip()]
 
 
-class CliCase(unittest.TestCase):
+class CliCase(TempDaemonTest):
     """Running the CLI against the class's daemon (self.addr)."""
 
     def cli(self, *args):
@@ -95,18 +93,10 @@ class CliCase(unittest.TestCase):
 
 class CliTest(CliCase):
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-test-")
-        cls.ds = fixtures.make_model(cls.tmp, users=300, items=400, dim=16, seed=7,
+    def prepare(cls, tmp):
+        cls.ds = fixtures.make_model(tmp, users=300, items=400, dim=16, seed=7,
                                      version="cli-test-1")
-        cls.daemon = Daemon(cls.ds.path, threads=2)
-        cls.d = cls.daemon.__enter__()
-        cls.addr = cls.d.addr
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.__exit__(None, None, None)
-        shutil.rmtree(cls.tmp)
+        return cls.ds.path, dict(threads=2)
 
     def assert_ranked(self, got, want):
         """got: the JSON items list; want: the reference [(item_id, score)]."""
@@ -414,33 +404,19 @@ class CliEventsTest(CliCase):
     make an item ALREADY_OWNED."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-test-")
-        try:
-            cls.ds = fixtures.make_model(cls.tmp, users=60, items=120, dim=8, seed=31,
-                                         version="cli-events-1", tiers=False,
-                                         owned_per_user=(0, 0), off_sale_share=0.0)
-            # The same inputs again, with a data end.
-            path = os.path.join(cls.tmp, "model-data-end.lmdb")
-            p = fixtures.run_tool("import", *fixtures.import_args(cls.ds.files),
-                                  "--model-version", cls.ds.version, "--created-at",
-                                  cls.ds.created_at, "--data-end", DATA_END_MS, "-o", path)
-            if p.returncode != 0:
-                raise AssertionError("recsys-model import failed: %s" % p.stderr)
-            cls.state = os.path.join(cls.tmp, "state")
-            cls.daemon = Daemon(path, threads=2, args=["--state-dir", cls.state])
-            cls.d = cls.daemon.__enter__()
-            cls.addr = cls.d.addr
-        except BaseException:
-            shutil.rmtree(cls.tmp)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.daemon.__exit__(None, None, None)
-        finally:
-            shutil.rmtree(cls.tmp)
+    def prepare(cls, tmp):
+        cls.ds = fixtures.make_model(tmp, users=60, items=120, dim=8, seed=31,
+                                     version="cli-events-1", tiers=False,
+                                     owned_per_user=(0, 0), off_sale_share=0.0)
+        # The same inputs again, with a data end.
+        path = os.path.join(tmp, "model-data-end.lmdb")
+        p = fixtures.run_tool("import", *fixtures.import_args(cls.ds.files), "--model-version",
+                              cls.ds.version, "--created-at", cls.ds.created_at, "--data-end",
+                              DATA_END_MS, "-o", path)
+        if p.returncode != 0:
+            raise AssertionError("recsys-model import failed: %s" % p.stderr)
+        cls.state = os.path.join(tmp, "state")
+        return path, dict(threads=2, args=["--state-dir", cls.state])
 
     def reasons(self, user, items):
         """CheckEligibility through Python's gRPC: each item's reason."""

@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 import fixtures
-from daemon import Daemon
+from daemon import Daemon, TempDaemonTest
 from recsys.v1 import recommender_pb2 as pb
 
 # The model's training record: the fixtures' import writes none, so the
@@ -84,21 +84,13 @@ def plain_model(tmp, users, items, seed):
                                owned_per_user=(0, 0), off_sale_share=0.0)
 
 
-class EventsTest(unittest.TestCase):
+class EventsTest(TempDaemonTest):
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-events-")
-        cls.ds = fixtures.make_model(cls.tmp, users=120, items=300, dim=16, seed=23,
+    def prepare(cls, tmp):
+        cls.ds = fixtures.make_model(tmp, users=120, items=300, dim=16, seed=23,
                                      version="events-1")
-        cls.state = os.path.join(cls.tmp, "state")
-        cls.daemon = Daemon(cls.ds.path, threads=2, metrics=True,
-                            args=["--state-dir", cls.state])
-        cls.d = cls.daemon.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.__exit__(None, None, None)
-        shutil.rmtree(cls.tmp)
+        cls.state = os.path.join(tmp, "state")
+        return cls.ds.path, dict(threads=2, metrics=True, args=["--state-dir", cls.state])
 
     def record(self, events, d=None):
         return (d or self.d).stub_call("RecordEvents", pb.RecordEventsRequest(events=events),

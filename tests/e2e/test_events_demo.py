@@ -24,14 +24,12 @@ threshold can fail.
 """
 
 import os
-import shutil
-import tempfile
 import unittest
 
 import numpy as np
 
 import fixtures
-from daemon import Daemon
+from daemon import TempDaemonTest
 from recsys.v1 import recommender_pb2 as pb
 
 # The demo's arguments (its defaults, spelt out: the replay depends on them).
@@ -144,30 +142,17 @@ class Planted:
 
 # ---- the test -------------------------------------------------------------------
 
-class DemoFoldInTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="recsys-events-demo-")
-        try:
-            cls.path = os.path.join(cls.tmp, "model.lmdb")
-            p = fixtures.run_tool("demo", "-o", cls.path, "--seed", SEED, "--users", USERS,
-                                  "--items", ITEMS, "--dim", DIM)
-            if p.returncode != 0:
-                raise AssertionError("recsys-model demo failed: %s" % p.stderr)
-            cls.planted = Planted(SEED, ITEMS, DIM)
-            cls.daemon = Daemon(cls.path, threads=2,
-                                args=["--state-dir", os.path.join(cls.tmp, "state")])
-            cls.d = cls.daemon.__enter__()
-        except BaseException:
-            shutil.rmtree(cls.tmp)
-            raise
+class DemoFoldInTest(TempDaemonTest):
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.daemon.__exit__(None, None, None)
-        finally:
-            shutil.rmtree(cls.tmp)
+    def prepare(cls, tmp):
+        cls.path = os.path.join(tmp, "model.lmdb")
+        p = fixtures.run_tool("demo", "-o", cls.path, "--seed", SEED, "--users", USERS, "--items",
+                              ITEMS, "--dim", DIM)
+        if p.returncode != 0:
+            raise AssertionError("recsys-model demo failed: %s" % p.stderr)
+        cls.planted = Planted(SEED, ITEMS, DIM)
+        return cls.path, dict(threads=2, args=["--state-dir", os.path.join(tmp, "state")])
 
     def recommend(self, user):
         r = self.d.stub_call("Recommend", pb.RecommendRequest(user_id=user, count=TOP),

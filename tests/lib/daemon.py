@@ -331,24 +331,26 @@ class Daemon:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
 
-class ServedModelTest(unittest.TestCase):
-    """A test class sharing one daemon: setUpClass writes a fixtures model
-    (make_model with MODEL's arguments) into a temporary directory and
-    starts recsysd on it (Daemon with DAEMON's arguments); the tests use
-    self.ds (the dataset), self.d (the daemon) and self.tmp."""
+class TempDaemonTest(unittest.TestCase):
+    """A test class sharing one daemon started in a temporary directory:
+    setUpClass calls cls.prepare(tmp), which writes what the daemon is to
+    serve and returns (model path, Daemon keyword arguments); the tests use
+    self.d (the daemon), self.addr and self.tmp. Whatever fails on the way
+    up removes the directory; tearDownClass stops the daemon, then removes
+    it."""
 
-    MODEL = {}
-    DAEMON = {}
+    @classmethod
+    def prepare(cls, tmp):
+        raise NotImplementedError
 
     @classmethod
     def setUpClass(cls):
-        import fixtures  # here: daemon.py is also used where numpy is not needed
         cls.tmp = tempfile.mkdtemp(prefix="recsys-%s-" % cls.__name__.lower())
         try:
-            cls.ds = fixtures.make_model(cls.tmp, **cls.MODEL)
-            cls.started = time.time()
-            cls.daemon = Daemon(cls.ds.path, **cls.DAEMON)
+            path, kwargs = cls.prepare(cls.tmp)
+            cls.daemon = Daemon(path, **kwargs)
             cls.d = cls.daemon.__enter__()
+            cls.addr = cls.d.addr
         except BaseException:
             shutil.rmtree(cls.tmp)
             raise
@@ -359,3 +361,19 @@ class ServedModelTest(unittest.TestCase):
             cls.daemon.__exit__(None, None, None)
         finally:
             shutil.rmtree(cls.tmp)
+
+
+class ServedModelTest(TempDaemonTest):
+    """A TempDaemonTest on a fixtures model (make_model with MODEL's
+    arguments), started with DAEMON's arguments; the tests also use self.ds
+    (the dataset)."""
+
+    MODEL = {}
+    DAEMON = {}
+
+    @classmethod
+    def prepare(cls, tmp):
+        import fixtures  # here: daemon.py is also used where numpy is not needed
+        cls.ds = fixtures.make_model(tmp, **cls.MODEL)
+        cls.started = time.time()
+        return cls.ds.path, cls.DAEMON
