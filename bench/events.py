@@ -5,25 +5,29 @@
                     [--seconds 2] [--swaps 100] [--plot DIR]
 
 It starts the real recsysd with a state directory in the build directory
-(a real disk: the filesystem is printed, since fsync on tmpfs is free) and
-loads it with h2load (Debian's nghttp2-client) over HTTP/2, as bench/rpc.py
-does. Four measurements:
+(a real disk: the filesystem is printed, since fsync on tmpfs is free).
+RecordEvents is loaded by build/bench/events (bench/events.c), an HTTP/2
+client on libnghttp2 that gives every event a user and an item of its own,
+which h2load, repeating one body, cannot; the other calls by h2load
+(Debian's nghttp2-client), as bench/rpc.py does. Four measurements:
 
   1. RecordEvents durable throughput: 16 callers, each with one call of 10
-     events in flight (h2load -c 16 -m 1), 9,000 calls a run; events per
-     second, p50 and p99 of a call, and the events per commit from the
-     daemon's recsys_state_commits_total (the group commit). Every call
-     must answer OK, which the daemon's own counters check (h2load counts
-     any HTTP 200).
+     events in flight, for --seconds a round; events per second, p50, p90
+     and p99 of a call, the commits per second and events per commit from
+     the daemon's recsys_state_commits_total (the group commit), and the
+     generator's own CPU (a share of one core). Every call must answer OK,
+     by the generator's count and the daemon's. The state grows from round
+     to round (nothing compacts it here), so each round is printed too.
   2. Recommend for folded-in users (20 recorded interactions, scored with
      a vector folded in on every call: no cache), one topical and one of
      mixed tastes, against a model user's Recommend and the health check,
      on the demo model of --items x --dim, 1 connection x 1 call, methods
      taking turns over --rounds: medians of p50, and the ratios measured in
      the same rounds.
-  3. Recommend at a fixed 500 calls/s, alone, with RecordEvents at the
-     target's 20,000 events/s and with RecordEvents flat out: p99 of each,
-     medians over the rounds, the ratios.
+  3. Recommend at a fixed 500 calls/s (h2load), alone, with RecordEvents
+     at the target's 20,000 events/s and with RecordEvents flat out
+     (build/bench/events in the background): p99 of each, medians over the
+     rounds, the ratios, and the events/s recorded meanwhile.
   4. --swaps model swaps with events flowing: a small model published
      --swaps times by rename, each with a data end 60 s of event time later,
      while a thread records events dated along that time; after each swap,
@@ -31,7 +35,8 @@ does. Four measurements:
      /metrics. They level off when compaction keeps up. --plot draws them
      into DIR/events-state.png (python3-matplotlib).
 
-h2load, the event thread and the daemon share the machine's cores.
+The load generators, the event thread and the daemon share the machine's
+cores.
 """
 
 import argparse
@@ -115,8 +120,13 @@ def handled_ok(m, method):
 
 
 def filesystem(path):
-    out = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    """The filesystem type and device of @path: findmnt names ext4, where
+    stat -f says ext2/ext3."""
+    out = subprocess.run(["findmnt", "-no", "FSTYPE,SOURCE", "-T", path], capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        out = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
+    return " on ".join(out.stdout.split()) or "unknown"
 
 
 def machine():
@@ -131,52 +141,56 @@ def machine():
 
 # ---- 1 and 3: RecordEvents under load -----------------------------------------
 
-def record_body(pb, tmp, tag, item_ids):
-    """A RecordEvents call of 10 purchases by 10 users of its own (tag): a
-    user holds at most 10,000 events, so each run gets fresh users."""
-    events = [pb.Event(user_id="load-%s-%d" % (tag, k), item_id=item_ids[k * 7 % len(item_ids)],
-                       type=pb.EventType.Value("VIEW")) for k in range(EVENTS_PER_CALL)]
-    return grpc_body(pb.RecordEventsRequest(events=events), os.path.join(tmp, "rec-%s" % tag))
+def generator(build, port, items_file, tag, seconds, rps=0):
+    """The argv of build/bench/events: CALLERS callers, each with one call of
+    EVENTS_PER_CALL views in flight, every event of a user and item of its
+    own; for @seconds, or until its stdin closes (0); flat out, or at @rps
+    calls/s over all callers."""
+    return ([os.path.join(build, "bench", "events"), "--port", str(port), "--items-file",
+             items_file, "--callers", str(CALLERS), "--events", str(EVENTS_PER_CALL),
+             "--seconds", str(seconds), "--tag", tag] + (["--rps", str(rps)] if rps else []))
 
 
-# A user holds at most 10,000 events (EVENTS_USER_MAX): a run of one body
-# makes at most this many calls, and the next run takes new users.
-CALLS_PER_BODY = 9000
+def parse_generator(out):
+    """build/bench/events' key=value line as a dict of floats."""
+    return {k: float(v) for k, v in (f.split("=") for f in out.split())}
 
 
-def record_burst(d, pb, tmp, tag, items, log, rps=0):
-    """(events/s, p50 us, p99 us, events per commit) of one h2load run of
-    CALLS_PER_BODY RecordEvents calls, flat out or at @rps calls per second
-    over all callers; every call must be answered OK."""
-    body = record_body(pb, tmp, tag, items)
+def record_burst(d, args, items_file, tag):
+    """(events/s, p50 us, p90 us, p99 us, events per commit, commits/s, the
+    generator's share of a core) of one run of build/bench/events flat out
+    for --seconds; every call must be answered OK, by the generator's count
+    (grpc-status 0) and the daemon's."""
     before = d.metrics()
-    if os.path.exists(log):
-        os.unlink(log)
-    rate_args = ["--rps", str(max(1, rps // CALLERS))] if rps else []
-    out = subprocess.run(["h2load", "--log-file", log, "-n", str(CALLS_PER_BODY), "-c",
-                          str(CALLERS), "-m", "1", "-t", "1"] + rate_args + ["-H",
-                          "content-type: application/grpc", "-H", "te: trailers", "-d", body,
-                          "http://127.0.0.1:%d/recsys.v1.Recommender/RecordEvents" % d.port],
-                         capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1))
+    out = subprocess.run(generator(args.build, d.port, items_file, tag, args.seconds),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit("bench/events failed: %s%s" % (out.stdout, out.stderr))
+    g = parse_generator(out.stdout)
     after = d.metrics()
     calls = handled_ok(after, "RecordEvents") - handled_ok(before, "RecordEvents")
-    if calls != CALLS_PER_BODY:
-        raise SystemExit("RecordEvents: %d calls made, %d answered OK" % (CALLS_PER_BODY, calls))
+    if calls != g["ok"] or g["ok"] != g["calls"]:
+        raise SystemExit("RecordEvents: %d calls made, %d answered OK, daemon counts %d OK"
+                         % (g["calls"], g["ok"], calls))
     commits = (after.value("recsys_state_commits_total") -
                before.value("recsys_state_commits_total"))
-    p50, p99 = rpc.percentiles(log)
-    return rate * EVENTS_PER_CALL, p50, p99, calls * EVENTS_PER_CALL / max(commits, 1)
+    return (g["events_per_s"], g["p50_us"], g["p90_us"], g["p99_us"],
+            calls * EVENTS_PER_CALL / max(commits, 1), commits / g["seconds"], g["cpu_share"])
 
 
-def record_until(d, pb, tmp, tag, items, stop, rps):
-    """RecordEvents (flat out, or at @rps calls/s), run after run, until
-    @stop is set."""
-    n = 0
-    while not stop.is_set():
-        record_burst(d, pb, tmp, "%s-%d" % (tag, n), items, os.path.join(tmp, "bg-%s.log" % tag),
-                     rps)
-        n += 1
+def record_background(d, args, items_file, tag, rps):
+    """build/bench/events running until its stdin is closed: flat out, or
+    at @rps calls/s."""
+    return subprocess.Popen(generator(args.build, d.port, items_file, tag, 0, rps),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def record_stop(p):
+    """Stop a record_background and return its figures."""
+    out, _ = p.communicate(timeout=60)
+    if p.returncode != 0:
+        raise SystemExit("bench/events (background) failed: %s" % out)
+    return parse_generator(out)
 
 
 def h2load_rps(port, path, body, log, seconds, rps):
@@ -360,7 +374,10 @@ def main():
             }
             log = os.path.join(tmp, "h2load.log")
             lat = {k: [] for k in bodies}
-            rec, steady, at_target, burst = [], [], [], []
+            rec, steady, at_target, burst, bg_target, bg_burst = [], [], [], [], [], []
+            items_file = os.path.join(tmp, "items.txt")
+            with open(items_file, "w") as f:
+                f.write("".join(i + "\n" for i in items))
             for rnd in range(args.rounds):
                 order = list(bodies)
                 order = order[rnd % len(order):] + order[:rnd % len(order)]
@@ -368,21 +385,17 @@ def main():
                     path, body = bodies[k]
                     rpc.h2load(d.port, path, body, log, args.seconds, 1, 1)
                     lat[k].append(rpc.percentiles(log)[0])
-                rec.append(record_burst(d, pb, tmp, "r%d" % rnd, items, log))
+                rec.append(record_burst(d, args, items_file, "r%d" % rnd))
                 path, body = bodies["Recommend model user"]
                 steady.append(h2load_rps(d.port, path, body, log, args.seconds, SERVE_RPS)[1])
                 # The same while RecordEvents runs at the target's 20,000
                 # events/s, then flat out.
-                for rps, out in ((TARGET_EVENTS // EVENTS_PER_CALL, at_target), (0, burst)):
-                    stop = threading.Event()
-                    bg = threading.Thread(target=record_until,
-                                          args=(d, pb, tmp, "b%d-%d" % (rnd, rps), items, stop,
-                                                rps))
-                    bg.start()
+                for rps, out, gens in ((TARGET_EVENTS // EVENTS_PER_CALL, at_target, bg_target),
+                                       (0, burst, bg_burst)):
+                    bg = record_background(d, args, items_file, "b%d-%d" % (rnd, rps), rps)
                     time.sleep(0.3)
                     out.append(h2load_rps(d.port, path, body, log, args.seconds, SERVE_RPS)[1])
-                    stop.set()
-                    bg.join()
+                    gens.append(record_stop(bg))
             m = d.metrics()
             fold_us = (m.value("recsys_fold_in_seconds_total") /
                        max(m.value("recsys_fold_ins_total"), 1) * 1e6)
@@ -391,11 +404,15 @@ def main():
 
         med = {k: statistics.median(v) for k, v in lat.items()}
         print()
-        print("1. RecordEvents, %d callers x 1 call of %d events, %d s, %d rounds (medians):"
-              % (CALLERS, EVENTS_PER_CALL, args.seconds, args.rounds))
-        print("   %.0f events/s durable   p50 %.2f ms   p99 %.2f ms   %.1f events per commit"
-              % tuple(statistics.median(r[i] for r in rec) / (1000 if i in (1, 2) else 1)
-                      for i in range(4)))
+        med_rec = [statistics.median(r[i] for r in rec) for i in range(7)]
+        print("1. RecordEvents, %d callers x 1 call of %d events (each of its own user and item),"
+              " %d s, %d rounds (medians):" % (CALLERS, EVENTS_PER_CALL, args.seconds, args.rounds))
+        print("   %.0f events/s durable   p50 %.2f ms   p90 %.2f ms   p99 %.2f ms"
+              % (med_rec[0], med_rec[1] / 1000, med_rec[2] / 1000, med_rec[3] / 1000))
+        print("   %.0f commits/s, %.1f events per commit; load generator %.0f%% of one core"
+              % (med_rec[5], med_rec[4], 100 * med_rec[6]))
+        print("   per round: " + "; ".join("%.0f ev/s p99 %.2f ms" % (r[0], r[3] / 1000)
+                                          for r in rec))
         print("   targets: >= 20,000 events/s, p99 <= 10 ms")
         print("2. Latency, 1 connection x 1 call, p50 (medians of %d rounds):" % args.rounds)
         for k in bodies:
@@ -410,6 +427,14 @@ def main():
         print("3. Recommend at %d calls/s, p99: steady %.2f ms; with RecordEvents at %d events/s "
               "%.2f ms (%.2fx), flat out %.2f ms (%.2fx) (target <= 1.5)"
               % (SERVE_RPS, s / 1000, TARGET_EVENTS, t / 1000, t / s, b / 1000, b / s))
+        print("   events recorded meanwhile: %.0f /s paced (p99 %.2f ms), %.0f /s flat out "
+              "(p99 %.2f ms); generator %.0f%% / %.0f%% of one core"
+              % (statistics.median(g["events_per_s"] for g in bg_target),
+                 statistics.median(g["p99_us"] for g in bg_target) / 1000,
+                 statistics.median(g["events_per_s"] for g in bg_burst),
+                 statistics.median(g["p99_us"] for g in bg_burst) / 1000,
+                 100 * statistics.median(g["cpu_share"] for g in bg_target),
+                 100 * statistics.median(g["cpu_share"] for g in bg_burst)))
         rows, calls = swaps(args, pb, tmp)
         print("4. %d model swaps, %d RecordEvents calls of 10 events flowing:" % (len(rows),
                                                                                    calls))
