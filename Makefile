@@ -5,6 +5,7 @@
 #   make test-sanitize SAN=address|undefined|thread   the same suite under a sanitizer
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (clang)
 #   make bench  build and run the benchmarks in bench/
+#   make bench-events  only bench/events.py (live events, about 2 minutes)
 #   make format        rewrite every C file as .clang-format says
 #   make format-check  fail, naming the files, if any C file is not formatted
 #   make test-clang    the unit tests built with clang (-Werror)
@@ -49,8 +50,8 @@ FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench clean packages \
-        format format-check
+.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events clean \
+        packages format format-check
 
 all: build
 
@@ -146,6 +147,13 @@ bench:
 	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --items 100000 \
 	    --csv $(BUILD)/bench/overload.csv
 	/usr/bin/python3 bench/overload_plot.py $(BUILD)/bench/overload.csv $(BUILD)/bench/overload.png
+
+# The live events' figures alone: RecordEvents from build/bench/events,
+# the folded-in Recommend, serving during a burst, the state across swaps.
+bench-events:
+	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(MAKE) build
+	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz
