@@ -359,7 +359,8 @@ int main(int argc, char **argv)
         }
         if (stopping && !busy)
             break;
-        int timeout = next > now ? (int)((next - now) / 1e3) : 0;
+        /* Rounded up: a timeout of 0 before a due call would spin. */
+        int timeout = next > now ? (int)ceil((next - now) / 1e3) : 0;
         int n = epoll_wait(epfd, evs, 64, timeout);
         now = timing_now_us();
         for (int i = 0; i < n; i++) {
