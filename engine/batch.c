@@ -129,6 +129,9 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
     size_t n = req->n_requests;
     if (n > BATCH_MAX)
         return err_set(e, ERR_INVALID, "requests has %zu entries, more than %d", n, BATCH_MAX);
+    int mrc = filter_check_model(q, req->model, e);
+    if (mrc != 0)
+        return mrc;
     Recsys__V1__BatchRecommendResponse *r = arena_alloc(q->arena, sizeof(*r));
     Recsys__V1__RecommendResponse **responses = arena_alloc(q->arena, n * sizeof(*responses));
     struct recommend_plan *plans = arena_alloc(q->arena, n * sizeof(*plans));

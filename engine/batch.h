@@ -29,6 +29,7 @@
  * score blocks add 256 KiB per part; a per-worker buffer for them would
  * not spare the growth the responses need anyway.
  * Returns 0, ERR_INVALID (more than BATCH_MAX requests, or a request that
- * recommend_run refuses: the text names it, "requests[3]: ..."), -ENOMEM. */
+ * recommend_run refuses: the text names it, "requests[3]: ..."),
+ * ERR_NOT_FOUND (req->model or a request's names another model), -ENOMEM. */
 int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
               Recsys__V1__BatchRecommendResponse **out, struct err *e);

@@ -77,9 +77,12 @@ static int judge(const struct query *q, const struct filter *f, const char *id,
     return 0;
 }
 
-static int check_request(const Recsys__V1__EligibilityRequest *req, struct err *e)
+static int check_request(const struct query *q, const Recsys__V1__EligibilityRequest *req,
+                         struct err *e)
 {
-    int rc = filter_check_id("user_id", req->user_id, 1, e);
+    int rc = filter_check_model(q, req->model, e);
+    if (rc == 0)
+        rc = filter_check_id("user_id", req->user_id, 1, e);
     if (rc != 0)
         return rc;
     if (req->n_item_ids == 0)
@@ -90,7 +93,7 @@ static int check_request(const Recsys__V1__EligibilityRequest *req, struct err *
 int eligibility_run(const struct query *q, const Recsys__V1__EligibilityRequest *req,
                     Recsys__V1__EligibilityResponse **out, struct err *e)
 {
-    int rc = check_request(req, e);
+    int rc = check_request(q, req, e);
     if (rc != 0)
         return rc;
 
@@ -132,7 +135,8 @@ int eligibility_run(const struct query *q, const Recsys__V1__EligibilityRequest 
     resp->n_results = n;
     resp->results = list;
     resp->model_version = arena_strndup(q->arena, version, strlen(version));
-    if (resp->model_version == NULL)
+    resp->model_name = arena_strndup(q->arena, q->model_name, strlen(q->model_name));
+    if (resp->model_version == NULL || resp->model_name == NULL)
         return err_set(e, -ENOMEM, "out of memory for an eligibility response");
     *out = resp;
     return 0;

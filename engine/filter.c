@@ -33,6 +33,14 @@ int filter_find_user(const struct query *q, const char *id, struct model_user *u
     return 0;
 }
 
+int filter_check_model(const struct query *q, const char *name, struct err *e)
+{
+    int rc = filter_check_id("model", name, 0, e);
+    if (rc != 0 || name[0] == '\0' || strcmp(name, q->model_name) == 0)
+        return rc;
+    return err_set(e, ERR_NOT_FOUND, "model '%s' not found", name);
+}
+
 int filter_check_count(uint32_t count, uint32_t *n, struct err *e)
 {
     if (count > QUERY_COUNT_MAX)

@@ -88,6 +88,12 @@ int filter_find_user(const struct query *q, const char *id, struct model_user *u
  * Returns 0 or ERR_INVALID ("user_id is empty"). */
 int filter_check_id(const char *field, const char *id, int required, struct err *e);
 
+/* filter_check_model - @name, a request's `model` field, must name the
+ * model q serves: "" (the route) or q->model_name.
+ * Returns 0, ERR_INVALID (longer than MODEL_ID_MAX) or ERR_NOT_FOUND
+ * ("model 'candidate' not found"). */
+int filter_check_model(const struct query *q, const char *name, struct err *e);
+
 /* filter_check_count - the number of results a request asks for: @count,
  * or QUERY_COUNT_DEFAULT when it is 0, into *n.
  * Returns 0 or ERR_INVALID ("count 5000 exceeds 1000"). */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "engine/filter.h"
 #include "engine/scan.h"
 #include "engine/score.h"
 
@@ -41,6 +42,9 @@ static int describe_model(const struct query *q, Recsys__V1__ModelInfo *r)
     r->user_count = mi->user_count;
     r->item_count = mi->item_count;
     r->data_end_unix_ms = model_training(q->model)->data_end_unix_ms;
+    r->model_name = copy(q->arena, q->model_name);
+    if (r->model_name == NULL)
+        return -ENOMEM;
     return 0;
 }
 
@@ -97,6 +101,9 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
     if (r == NULL)
         return err_set(e, -ENOMEM, "out of memory for model info");
     recsys__v1__model_info__init(r);
+    int rc = filter_check_model(q, req->model, e);
+    if (rc != 0)
+        return rc;
     /* A static string: it outlives every call. */
     r->kernel = (char *)score_kernel_name();
     if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0 ||

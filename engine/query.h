@@ -33,10 +33,16 @@ struct model_status {
     bool watching;             /* the model's directory is followed for new files */
 };
 
+/* The name a daemon started with --model serves its one model under, and
+ * the one an empty `model` field of a request names. */
+#define QUERY_MODEL_DEFAULT "default"
+
 struct query {
     /* Never NULL for the queries that need a model: the service answers
      * UNAVAILABLE itself. NULL for info_run while no model is served. */
     const struct model *model;
+    /* The name @model is served under; never NULL. */
+    const char *model_name;
     unsigned slot;       /* model lookup slot owned by the calling thread */
     struct arena *arena; /* per-call scratch, reset by the caller after the reply */
     /* For GetModelInfo; borrowed for the call. NULL where no reloader

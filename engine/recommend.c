@@ -47,7 +47,8 @@ int recommend_respond(const struct query *q, const struct score_hit *hits, uint3
     r->items = list;
     r->source = source;
     r->model_version = arena_strndup(q->arena, version, strlen(version));
-    if (r->model_version == NULL)
+    r->model_name = arena_strndup(q->arena, q->model_name, strlen(q->model_name));
+    if (r->model_version == NULL || r->model_name == NULL)
         return no_memory(e, n);
     *out = r;
     return 0;
@@ -131,7 +132,9 @@ Recsys__V1__Source recommend_source(const struct recommend_plan *p)
 int recommend_prepare(const struct query *q, const Recsys__V1__RecommendRequest *req,
                       struct recommend_plan *p, struct err *e)
 {
-    int rc = filter_check_id("user_id", req->user_id, 1, e);
+    int rc = filter_check_model(q, req->model, e);
+    if (rc == 0)
+        rc = filter_check_id("user_id", req->user_id, 1, e);
     if (rc == 0)
         rc = filter_check_count(req->count, &p->n, e);
     if (rc == 0)

@@ -21,8 +21,9 @@
  * given), and with purchasable_only items included in the user's membership.
  * Ties go to the lower item index.
  * @out receives the response, allocated in q->arena.
- * Returns 0 or ERR_INVALID (empty user_id, count > QUERY_COUNT_MAX, too many
- * ids or categories; text in @e), -ENOMEM. */
+ * Returns 0, ERR_INVALID (empty user_id, count > QUERY_COUNT_MAX, too many
+ * ids or categories; text in @e), ERR_NOT_FOUND (req->model names another
+ * model than q->model_name: filter_check_model), -ENOMEM. */
 int recommend_run(const struct query *q, const Recsys__V1__RecommendRequest *req,
                   Recsys__V1__RecommendResponse **out, struct err *e);
 

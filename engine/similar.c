@@ -28,9 +28,12 @@ static int find_item(const struct query *q, const char *id, uint32_t *item, stru
     return 0;
 }
 
-static int check_request(const Recsys__V1__SimilarItemsRequest *req, uint32_t *n, struct err *e)
+static int check_request(const struct query *q, const Recsys__V1__SimilarItemsRequest *req,
+                         uint32_t *n, struct err *e)
 {
-    int rc = filter_check_id("item_id", req->item_id, 1, e);
+    int rc = filter_check_model(q, req->model, e);
+    if (rc == 0)
+        rc = filter_check_id("item_id", req->item_id, 1, e);
     if (rc == 0)
         rc = filter_check_id("user_id", req->user_id, 0, e);
     if (rc == 0)
@@ -44,7 +47,7 @@ int similar_run(const struct query *q, const Recsys__V1__SimilarItemsRequest *re
     uint32_t n, item;
     struct model_user user;
     int known;
-    int rc = check_request(req, &n, e);
+    int rc = check_request(q, req, &n, e);
     if (rc == 0)
         rc = find_item(q, req->item_id, &item, e);
     if (rc == 0)

@@ -13,6 +13,6 @@
  * owned items. source is PERSONALIZED when user_id names a known user,
  * otherwise SOURCE_UNSPECIFIED.
  * Returns 0, ERR_INVALID (empty item_id, bad count, too many ids),
- * ERR_NOT_FOUND (unknown item_id), -ENOMEM. */
+ * ERR_NOT_FOUND (unknown item_id, or another model named), -ENOMEM. */
 int similar_run(const struct query *q, const Recsys__V1__SimilarItemsRequest *req,
                 Recsys__V1__RecommendResponse **out, struct err *e);

@@ -255,6 +255,7 @@ static int answer(const struct service *svc, const struct method *m,
                                                : 0};
     struct query_stats stats = {0};
     struct query q = {.model = snap->model,
+                      .model_name = QUERY_MODEL_DEFAULT,
                       .slot = call->worker,
                       .arena = call->arena,
                       .status = &status,

@@ -99,7 +99,8 @@ class H2LoadTest(unittest.TestCase):
         req = pb.RecommendRequest(user_id=user, count=20)
         source, ranked = fixtures.ref_recommend(self.a, user, count=20)
         self.assertEqual(source, "PERSONALIZED")
-        want = pb.RecommendResponse(model_version="h2-a", source=pb.PERSONALIZED)
+        want = pb.RecommendResponse(model_version="h2-a", source=pb.PERSONALIZED,
+                                   model_name="default")
         for item, score in ranked:
             want.items.add(item_id=item, score=score)
         before = self.d.scrape()

@@ -81,6 +81,7 @@ static const Recsys__V1__SimilarItemsRequest similar_unknown = {
 };
 static const Recsys__V1__ModelInfoRequest info = {
     PROTOBUF_C_MESSAGE_INIT(&recsys__v1__model_info_request__descriptor),
+    .model = "",
 };
 static const Grpc__Health__V1__HealthCheckRequest health = {
     PROTOBUF_C_MESSAGE_INIT(&grpc__health__v1__health_check_request__descriptor),

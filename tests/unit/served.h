@@ -60,7 +60,8 @@ static inline int served_open(struct served *s, const struct model_src *src, siz
         fprintf(stderr, "fixture: %s (%s)\n", e.msg, err_strerror(rc));
         return rc;
     }
-    s->q = (struct query){.model = s->model, .slot = 0, .arena = s->arena};
+    s->q = (struct query){
+        .model = s->model, .model_name = QUERY_MODEL_DEFAULT, .slot = 0, .arena = s->arena};
     return 0;
 }
 
