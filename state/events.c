@@ -538,7 +538,8 @@ static void commit_jobs(struct events *ev, struct job *jobs)
 
 /* delete_chunk - one transaction deleting up to DELETE_CHUNK events: those
  * a served model holds (every type, up to @through_ms) or, with
- * @views_only, views past their TTL. Returns the number deleted, or -1
+ * @views_only, views past their TTL. Returns the number deleted when the
+ * chunk was full (more may be left), 0 when none was left after it, or -1
  * when it failed (logged). */
 static long delete_chunk(struct events *ev, int64_t through_ms, bool views_only)
 {
