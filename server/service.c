@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "engine/batch.h"
 #include "engine/eligibility.h"
 #include "engine/info.h"
@@ -350,21 +350,14 @@ static struct pending *pend(const struct server_call *call, uint32_t unknown, bo
     return p;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int write_record(const struct service *svc, const struct query *q,
                         const ProtobufCMessage *req, const struct server_call *call,
                         struct server_reply *reply, struct err *e)
 {
     struct events_event *list;
     uint32_t n, unknown;
-    int rc = record_events(q, (const Recsys__V1__RecordEventsRequest *)req, now_ms(), &list, &n,
-                           &unknown, e);
+    int rc = record_events(q, (const Recsys__V1__RecordEventsRequest *)req, clock_unix_ms(), &list,
+                           &n, &unknown, e);
     if (rc != 0)
         return rc;
     if (n == 0) {

@@ -575,13 +575,6 @@ static long delete_chunk(struct events *ev, int64_t through_ms, bool views_only)
     return done ? 0 : (long)total;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* More deleting to do: compaction not caught up, or views to expire. */
 static bool behind(struct events *ev, int64_t want)
 {
@@ -619,7 +612,7 @@ static void *writer_main(void *arg)
             delete_chunk(ev, want, false);
         else if (ev->opts.view_ttl_ms > 0) {
             /* Chunk by chunk until a chunk finds no more. */
-            long n = delete_chunk(ev, now_ms() - ev->opts.view_ttl_ms, true);
+            long n = delete_chunk(ev, clock_unix_ms() - ev->opts.view_ttl_ms, true);
             expiring = n > 0;
             if (!expiring)
                 next_expiry = clock_ns() + (int64_t)EXPIRE_EVERY_MS * 1000000;
