@@ -9,7 +9,6 @@ daemon's own output.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -76,6 +75,13 @@ def replay(ds, user, events):
     return owned, weights
 
 
+def reasons(d, user, items):
+    """CheckEligibility's reason for each of @items, for @user, by name."""
+    r = d.stub_call("CheckEligibility", pb.EligibilityRequest(user_id=user, item_ids=items),
+                    pb.EligibilityResponse)
+    return [pb.Reason.Name(x.reason) for x in r.results]
+
+
 def plain_model(tmp, users, items, seed):
     """A small model in which every item is on sale, nobody owns anything
     and no membership includes anything: what an event changes is all
@@ -92,19 +98,16 @@ class EventsTest(TempDaemonTest):
         cls.state = os.path.join(tmp, "state")
         return cls.ds.path, dict(threads=2, metrics=True, args=["--state-dir", cls.state])
 
-    def record(self, events, d=None):
-        return (d or self.d).stub_call("RecordEvents", pb.RecordEventsRequest(events=events),
-                                       pb.RecordEventsResponse)
+    def record(self, events):
+        return self.d.stub_call("RecordEvents", pb.RecordEventsRequest(events=events),
+                                pb.RecordEventsResponse)
 
-    def recommend(self, user, count=10, d=None):
-        return (d or self.d).stub_call("Recommend", pb.RecommendRequest(user_id=user, count=count),
-                                       pb.RecommendResponse)
+    def recommend(self, user, count=10):
+        return self.d.stub_call("Recommend", pb.RecommendRequest(user_id=user, count=count),
+                                pb.RecommendResponse)
 
-    def reasons(self, user, items, d=None):
-        r = (d or self.d).stub_call("CheckEligibility",
-                                    pb.EligibilityRequest(user_id=user, item_ids=items),
-                                    pb.EligibilityResponse)
-        return [pb.Reason.Name(x.reason) for x in r.results]
+    def reasons(self, user, items):
+        return reasons(self.d, user, items)
 
     def purchasable(self, user, skip=()):
         """An item on sale, not owned, not in the user's membership."""
@@ -285,8 +288,7 @@ class CompactionTest(unittest.TestCase):
     deleted, and the model alone says what the user owns; later events stay."""
 
     def test_events_the_new_model_holds_are_deleted(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-compact-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-compact-") as tmp:
             ds = plain_model(tmp, users=30, items=60, seed=9)
             state = os.path.join(tmp, "state")
             old_item, new_item = ds.item_ids[3], ds.item_ids[4]
@@ -316,22 +318,13 @@ class CompactionTest(unittest.TestCase):
                 self.assertEqual(info.data_end_unix_ms, 5000)
                 self.assertEqual(info.events.pending_purchases, 1)
                 self.assertEqual(info.events.compacted_through_unix_ms, 5000)
-
-                def reason(user, item):
-                    got = d.stub_call("CheckEligibility",
-                                      pb.EligibilityRequest(user_id=user, item_ids=[item]),
-                                      pb.EligibilityResponse)
-                    return pb.Reason.Name(got.results[0].reason)
-                self.assertEqual(reason("old-buyer", old_item), "PURCHASABLE")
-                self.assertEqual(reason("new-buyer", new_item), "ALREADY_OWNED")
-        finally:
-            shutil.rmtree(tmp)
+                self.assertEqual(reasons(d, "old-buyer", [old_item]), ["PURCHASABLE"])
+                self.assertEqual(reasons(d, "new-buyer", [new_item]), ["ALREADY_OWNED"])
 
 
 class WithoutStateTest(unittest.TestCase):
     def test_failed_precondition_names_the_flag(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-nostate-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-nostate-") as tmp:
             ds = fixtures.make_model(tmp, users=20, items=30, dim=8, seed=2)
             with Daemon(ds.path, threads=1) as d:
                 for method, req, resp in [
@@ -345,16 +338,13 @@ class WithoutStateTest(unittest.TestCase):
                     self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
                     self.assertIn("--state-dir", cm.exception.details())
                 self.assertFalse(d.info().HasField("events"))
-        finally:
-            shutil.rmtree(tmp)
 
 
 class RestartTest(unittest.TestCase):
     """Acknowledged events survive a restart and kill -9 at any moment."""
 
     def test_kill_9_loses_no_acknowledged_event(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-kill-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-kill-") as tmp:
             ds = plain_model(tmp, users=20, items=50, seed=5)
             state = os.path.join(tmp, "state")
             acked = []
@@ -365,11 +355,7 @@ class RestartTest(unittest.TestCase):
                 try:
                     # Everything acknowledged before is there.
                     for user in acked:
-                        self.assertEqual(
-                            d.stub_call("CheckEligibility",
-                                        pb.EligibilityRequest(user_id=user, item_ids=[item]),
-                                        pb.EligibilityResponse).results[0].reason,
-                            pb.Reason.Value("ALREADY_OWNED"), user)
+                        self.assertEqual(reasons(d, user, [item]), ["ALREADY_OWNED"], user)
                     futures = []
                     call = d.rpc("RecordEvents", pb.RecordEventsResponse)
                     for k in range(200):
@@ -396,20 +382,13 @@ class RestartTest(unittest.TestCase):
             self.assertGreaterEqual(len(acked), 4 * 20)
             with Daemon(ds.path, threads=2, args=["--state-dir", state]) as d:
                 for user in acked:
-                    got = d.stub_call("CheckEligibility",
-                                      pb.EligibilityRequest(user_id=user, item_ids=[item]),
-                                      pb.EligibilityResponse)
-                    self.assertEqual(pb.Reason.Name(got.results[0].reason), "ALREADY_OWNED",
-                                     user)
+                    self.assertEqual(reasons(d, user, [item]), ["ALREADY_OWNED"], user)
                 # Acknowledged or not, an event is there once or not at all.
                 self.assertLessEqual(d.info().events.pending_purchases, 4 * 200)
                 self.assertGreaterEqual(d.info().events.pending_purchases, len(acked))
-        finally:
-            shutil.rmtree(tmp)
 
     def test_sigterm_answers_the_writes_in_flight(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-term-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-term-") as tmp:
             ds = plain_model(tmp, users=20, items=50, seed=6)
             state = os.path.join(tmp, "state")
             item = ds.item_ids[2]
@@ -437,16 +416,10 @@ class RestartTest(unittest.TestCase):
             with Daemon(ds.path, threads=2, args=["--state-dir", state]) as d:
                 self.assertEqual(d.info().events.pending_purchases, len(acked))
                 for user in acked:
-                    got = d.stub_call("CheckEligibility",
-                                      pb.EligibilityRequest(user_id=user, item_ids=[item]),
-                                      pb.EligibilityResponse)
-                    self.assertEqual(pb.Reason.Name(got.results[0].reason), "ALREADY_OWNED")
-        finally:
-            shutil.rmtree(tmp)
+                    self.assertEqual(reasons(d, user, [item]), ["ALREADY_OWNED"], user)
 
     def test_full_state_refuses_and_keeps_serving(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-full-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-full-") as tmp:
             ds = plain_model(tmp, users=20, items=50, seed=7)
             state = os.path.join(tmp, "state")
             with Daemon(ds.path, threads=2,
@@ -473,12 +446,9 @@ class RestartTest(unittest.TestCase):
                 # Forgetting makes room again.
                 d.stub_call("ForgetUser", pb.ForgetUserRequest(user_id="full-0-1"),
                             pb.ForgetUserResponse)
-        finally:
-            shutil.rmtree(tmp)
 
     def test_damaged_state_refused_or_served_without(self):
-        tmp = tempfile.mkdtemp(prefix="recsys-damaged-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="recsys-damaged-") as tmp:
             ds = fixtures.make_model(tmp, users=20, items=30, dim=8, seed=3)
             state = os.path.join(tmp, "state")
             os.mkdir(state)
@@ -499,8 +469,6 @@ class RestartTest(unittest.TestCase):
                                 pb.RecordEventsRequest(events=[event("u", ds.item_ids[0])]),
                                 pb.RecordEventsResponse)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
-        finally:
-            shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
