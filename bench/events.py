@@ -130,13 +130,7 @@ def filesystem(path):
 
 
 def machine():
-    model = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return "%s, %d CPUs, %s" % (model, os.cpu_count(), platform.release())
+    return "%s, %d CPUs, %s" % (rpc.cpu_model(), os.cpu_count(), platform.release())
 
 
 # ---- 1 and 3: RecordEvents under load -----------------------------------------

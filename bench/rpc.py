@@ -208,6 +208,15 @@ STREAMS = 8
 SWEEP = (1, 4, 16, 64, 256)
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or "?"."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def h2load(port, path, body_file, log_file, seconds, clients, streams):
     """Calls per second of one timed run; every call must have succeeded."""
     argv = ["h2load", "-D", str(seconds), "-c", str(clients), "-m", str(streams), "-t", "1",
@@ -391,15 +400,9 @@ def main():
     from daemon import health_pb2  # noqa: E402
     from recsys.v1 import recommender_pb2 as pb  # noqa: E402
 
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     print("command: %s" % " ".join(sys.argv))
     print("machine: %s, %d cores, Linux %s, load %.2f %.2f %.2f"
-          % ((cpu, os.cpu_count(), platform.release()) + os.getloadavg()))
+          % ((cpu_model(), os.cpu_count(), platform.release()) + os.getloadavg()))
     print("h2load: %s" % subprocess.run(["h2load", "--version"], capture_output=True,
                                         text=True).stdout.strip())
     print("medians of %d rounds of %d s runs; latency: 1 connection, 1 stream"
