@@ -346,8 +346,9 @@ static int record_apply(struct events *ev, MDB_txn *txn, struct job *j, uint64_t
     return 0;
 }
 
-/* delete_event - the events record at @k (and its bytime twin), counting
- * it off its user and into @stored. */
+/* delete_event - what goes with the events record at @k when it is
+ * deleted: its bytime twin and its share of its user's count; @stored
+ * counts it by type. The caller deletes the record itself. */
 static int delete_event(struct events *ev, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
                         uint64_t *stored)
 {
@@ -402,8 +403,8 @@ static int forget_apply(struct events *ev, MDB_txn *txn, struct job *j)
 /* ---- the writer: compaction and expiry ----------------------------------- */
 
 /* sweep_type - delete up to *budget events of @type at or before
- * @through_ms, oldest first; *budget is lowered by those deleted, and
- * @deleted counts them by type. */
+ * @through_ms, oldest first (delete_event, then the record itself);
+ * *budget is lowered by those deleted, and @deleted counts them by type. */
 static int sweep_type(struct events *ev, MDB_txn *txn, enum events_type type, int64_t through_ms,
                       unsigned *budget, uint64_t *deleted)
 {
@@ -422,22 +423,19 @@ static int sweep_type(struct events *ev, MDB_txn *txn, enum events_type type, in
         const uint8_t *kp = k.mv_data;
         if (k.mv_size != BT_KEY || kp[0] != type || (int64_t)get_be64(kp + 1) > through_ms)
             break;
-        MDB_val ek = v, evv;
-        if ((rc = mdb_get(txn, ev->dbi[DB_EVENTS], &ek, &evv)) != 0)
-            break;
-        struct record r;
-        uint32_t held;
-        if (decode(&ek, &evv, &r) != 0) {
+        /* The events key is copied out of the index's page, which the
+         * deletion of its entry changes. */
+        uint8_t key[EV_KEY_MAX];
+        if (v.mv_size > sizeof(key)) {
             rc = ERR_FORMAT;
             break;
         }
-        if ((rc = user_count(txn, ev->dbi[DB_USERS], r.user, r.user_len, &held)) != 0 ||
-            (rc = set_user_count(txn, ev->dbi[DB_USERS], r.user, r.user_len,
-                                 held > 0 ? held - 1 : 0)) != 0 ||
-            (rc = mdb_del(txn, ev->dbi[DB_EVENTS], &ek, NULL)) != 0 ||
-            (rc = mdb_cursor_del(cur, 0)) != 0)
+        memcpy(key, v.mv_data, v.mv_size);
+        MDB_val ek = {v.mv_size, key}, evv;
+        if ((rc = mdb_get(txn, ev->dbi[DB_EVENTS], &ek, &evv)) != 0 ||
+            (rc = delete_event(ev, txn, &ek, &evv, deleted)) != 0 ||
+            (rc = mdb_del(txn, ev->dbi[DB_EVENTS], &ek, NULL)) != 0)
             break;
-        deleted[type]++;
         (*budget)--;
     }
     mdb_cursor_close(cur);
