@@ -22,6 +22,7 @@ SAN       ?= address
 PACKAGES := build-essential cmake pkg-config \
             libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler grpc-proto \
             liblmdb-dev libopenblas-dev libjemalloc-dev liburcu-dev zlib1g-dev libnghttp2-dev \
+            libjansson-dev \
             python3 python3-grpcio python3-protobuf python3-numpy python3-lmdb
 
 # Only for `make test`: the independent clients the tests drive the daemon

@@ -220,7 +220,7 @@ int main(int argc, char **argv)
            "rounds, medians\n",
            o.items, o.dim, (double)o.items * ((o.dim + 15) / 16 * 16) * 4 / 1e6, o.batch, o.rounds);
 
-    struct query q = {.model = m, .model_name = QUERY_MODEL_DEFAULT, .arena = a};
+    struct query q = {.model = m, .model_name = MODELS_DEFAULT, .arena = a};
     Recsys__V1__RecommendRequest *reqs = calloc(o.batch, sizeof(*reqs));
     Recsys__V1__RecommendRequest **ptrs = calloc(o.batch, sizeof(*ptrs));
     char(*uids)[16] = calloc(o.batch, sizeof(*uids));

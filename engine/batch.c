@@ -123,6 +123,82 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
     return 0;
 }
 
+/* arm_queries - in @qs, the query that answers each request of @req: @q,
+ * or, with a model set and no model named by the batch, the model the
+ * request names or its user's arm (models_pick), as Recommend alone would
+ * have it. A model serves all its requests through one query. */
+static int arm_queries(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
+                       const struct query **qs, struct err *e)
+{
+    struct query *arms[MODELS_MAX];
+    const struct models_entry *of[MODELS_MAX];
+    size_t n_arms = 0;
+    for (size_t i = 0; i < req->n_requests; i++) {
+        const Recsys__V1__RecommendRequest *r = req->requests[i];
+        qs[i] = q;
+        if (q->models == NULL || req->model[0] != '\0')
+            continue;
+        struct models_pick pick;
+        int rc = filter_check_id("model", r->model, 0, e);
+        if (rc == 0)
+            rc = models_pick(q->models, r->model, r->user_id, &pick, e);
+        if (rc != 0)
+            return err_wrap(e, rc, "requests[%zu]", i);
+        if (pick.snap == NULL || pick.snap->model == NULL)
+            return err_set(e, ERR_NO_MODEL, "requests[%zu]: model '%s' is not loaded", i,
+                           pick.name);
+        size_t k = 0;
+        while (k < n_arms && of[k] != pick.entry)
+            k++;
+        if (k == n_arms) {
+            if ((arms[k] = arena_alloc(q->arena, sizeof(*arms[k]))) == NULL)
+                return no_memory(e);
+            *arms[k] = *q;
+            arms[k]->model = pick.snap->model;
+            arms[k]->model_name = pick.name;
+            of[n_arms++] = pick.entry;
+        }
+        qs[i] = arms[k];
+    }
+    return 0;
+}
+
+/* score_arms - the known users (@known, @nknown of them) scored together,
+ * those of each model apart: hits[i] and counts[i] for request i. */
+static int score_arms(const struct query *const *qs, const struct recommend_plan *plans,
+                      const uint32_t *known, uint32_t nknown, struct score_hit **hits,
+                      uint32_t *counts, struct err *e)
+{
+    struct arena *a = qs[known[0]]->arena;
+    /* score_known fills its users' entries by position in its list. */
+    struct score_hit **khits = arena_alloc(a, nknown * sizeof(*khits));
+    uint32_t *kcounts = arena_alloc(a, nknown * sizeof(*kcounts));
+    uint32_t *mine = arena_alloc(a, nknown * sizeof(*mine));
+    uint8_t *done = arena_alloc(a, nknown);
+    if (khits == NULL || kcounts == NULL || mine == NULL || done == NULL)
+        return no_memory(e);
+    memset(done, 0, nknown);
+    for (uint32_t k = 0; k < nknown; k++) {
+        if (done[k])
+            continue;
+        const struct query *arm = qs[known[k]];
+        uint32_t n = 0;
+        for (uint32_t j = k; j < nknown; j++) {
+            if (qs[known[j]] != arm)
+                continue;
+            done[j] = 1;
+            mine[n] = known[j];
+            khits[n++] = hits[known[j]];
+        }
+        int rc = score_known(arm, plans, mine, n, khits, kcounts, e);
+        if (rc != 0)
+            return rc;
+        for (uint32_t j = 0; j < n; j++)
+            counts[mine[j]] = kcounts[j];
+    }
+    return 0;
+}
+
 int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
               Recsys__V1__BatchRecommendResponse **out, struct err *e)
 {
@@ -134,15 +210,19 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
         return mrc;
     Recsys__V1__BatchRecommendResponse *r = arena_alloc(q->arena, sizeof(*r));
     Recsys__V1__RecommendResponse **responses = arena_alloc(q->arena, n * sizeof(*responses));
+    const struct query **qs = arena_alloc(q->arena, n * sizeof(*qs));
     struct recommend_plan *plans = arena_alloc(q->arena, n * sizeof(*plans));
     struct score_hit **hits = arena_alloc(q->arena, n * sizeof(*hits));
     uint32_t *counts = arena_alloc(q->arena, n * sizeof(*counts));
     uint32_t *known = arena_alloc(q->arena, n * sizeof(*known)), nknown = 0;
-    if (r == NULL || (n > 0 && (responses == NULL || plans == NULL || hits == NULL ||
+    if (r == NULL || (n > 0 && (responses == NULL || qs == NULL || plans == NULL || hits == NULL ||
                                 counts == NULL || known == NULL)))
         return no_memory(e);
+    int rc = arm_queries(q, req, qs, e);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
-        int rc = recommend_prepare(q, req->requests[i], &plans[i], e);
+        rc = recommend_prepare(qs[i], req->requests[i], &plans[i], e);
         if (rc != 0)
             return err_wrap(e, rc, "requests[%zu]", i);
         hits[i] = arena_alloc(q->arena, plans[i].n * sizeof(*hits[i]));
@@ -151,25 +231,13 @@ int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *re
         if (plans[i].personalized)
             known[nknown++] = (uint32_t)i;
         else
-            counts[i] = recommend_popular(q->model, &plans[i].filter, plans[i].n, hits[i]);
+            counts[i] = recommend_popular(qs[i]->model, &plans[i].filter, plans[i].n, hits[i]);
     }
-    if (nknown > 0) {
-        /* score_known fills the known users' entries, by position in known. */
-        struct score_hit **khits = arena_alloc(q->arena, nknown * sizeof(*khits));
-        uint32_t *kcounts = arena_alloc(q->arena, nknown * sizeof(*kcounts));
-        if (khits == NULL || kcounts == NULL)
-            return no_memory(e);
-        for (uint32_t k = 0; k < nknown; k++)
-            khits[k] = hits[known[k]];
-        int rc = score_known(q, plans, known, nknown, khits, kcounts, e);
-        if (rc != 0)
-            return rc;
-        for (uint32_t k = 0; k < nknown; k++)
-            counts[known[k]] = kcounts[k];
-    }
+    if (nknown > 0 && (rc = score_arms(qs, plans, known, nknown, hits, counts, e)) != 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
-        int rc =
-            recommend_respond(q, hits[i], counts[i], recommend_source(&plans[i]), &responses[i], e);
+        rc = recommend_respond(qs[i], hits[i], counts[i], recommend_source(&plans[i]),
+                               &responses[i], e);
         if (rc != 0)
             return rc;
     }

@@ -28,8 +28,12 @@
  * the batch, so about 21 MB, and 27 MB when split in four. The sgemm
  * score blocks add 256 KiB per part; a per-worker buffer for them would
  * not spare the growth the responses need anyway.
+ * With a model set (q->models) and no req->model, each request is answered
+ * by the model it names, or else by its user's arm (models_pick), as
+ * Recommend would answer it alone; each model's users are scored together.
  * Returns 0, ERR_INVALID (more than BATCH_MAX requests, or a request that
  * recommend_run refuses: the text names it, "requests[3]: ..."),
- * ERR_NOT_FOUND (req->model or a request's names another model), -ENOMEM. */
+ * ERR_NOT_FOUND (a model named that is not served), ERR_NO_MODEL (a
+ * request's model is not loaded), -ENOMEM. */
 int batch_run(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
               Recsys__V1__BatchRecommendResponse **out, struct err *e);

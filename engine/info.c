@@ -94,6 +94,95 @@ static int describe_reloads(const struct query *q, Recsys__V1__ModelInfo *r)
     return 0;
 }
 
+/* summarize - ModelSummary of listed model @en, whose route share is
+ * @share percent. Inside the view's section. */
+static Recsys__V1__ModelSummary *summarize(struct arena *a, const struct models_entry *en,
+                                           uint32_t share)
+{
+    Recsys__V1__ModelSummary *s = arena_alloc(a, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    recsys__v1__model_summary__init(s);
+    const struct reload_snapshot *snap = reload_current(en->reload);
+    const struct model *m = snap->model;
+    const struct model_info *mi = m != NULL ? model_info(m) : NULL;
+    s->name = copy(a, en->name);
+    s->model_version = copy(a, mi != NULL ? mi->version : "");
+    s->path = copy(a, mi != NULL ? mi->path : "");
+    s->last_reload_error = copy(a, snap->last_error);
+    if (s->name == NULL || s->model_version == NULL || s->path == NULL ||
+        s->last_reload_error == NULL)
+        return NULL;
+    s->loaded = m != NULL;
+    if (mi != NULL) {
+        s->file_bytes = mi->file_bytes;
+        s->user_count = mi->user_count;
+        s->item_count = mi->item_count;
+        s->loaded_at_unix = mi->loaded_at;
+        s->data_end_unix_ms = model_training(m)->data_end_unix_ms;
+    }
+    s->reload_count = snap->reload_count;
+    s->failed_reload_count = snap->failed_count;
+    s->last_reload_attempt_unix = snap->last_attempt_unix;
+    s->route_share = share;
+    return s;
+}
+
+/* describe_route - the route in force of view @v. */
+static Recsys__V1__Route *describe_route(struct arena *a, const struct models_view *v)
+{
+    Recsys__V1__Route *r = arena_alloc(a, sizeof(*r));
+    const struct route *rt = v->route;
+    if (r == NULL)
+        return NULL;
+    recsys__v1__route__init(r);
+    r->default_model = copy(a, rt->default_name);
+    r->salt = arena_strndup(a, rt->salt, rt->salt_len);
+    r->source = copy(a, v->route_source);
+    r->error = copy(a, v->route_error);
+    r->dir = copy(a, v->dir);
+    r->split = arena_alloc(a, (rt->n_arms + 1) * sizeof(*r->split));
+    if (r->default_model == NULL || r->salt == NULL || r->source == NULL || r->error == NULL ||
+        r->dir == NULL || r->split == NULL)
+        return NULL;
+    r->since_unix = v->route_since_unix;
+    for (uint32_t i = 0; i < rt->n_arms; i++) {
+        Recsys__V1__RouteArm *arm = arena_alloc(a, sizeof(*arm));
+        if (arm == NULL)
+            return NULL;
+        recsys__v1__route_arm__init(arm);
+        arm->model = copy(a, rt->arms[i].name);
+        if (arm->model == NULL)
+            return NULL;
+        arm->weight = rt->arms[i].weight;
+        r->split[r->n_split++] = arm;
+    }
+    return r;
+}
+
+/* describe_models - every model of the set the call was picked from, the
+ * route, and the bytes mapped. */
+static int describe_models(const struct query *q, Recsys__V1__ModelInfo *r)
+{
+    const struct models_view *v = q->models;
+    if (v == NULL)
+        return 0;
+    uint32_t share[MODELS_MAX] = {0};
+    for (uint32_t b = 0; b < ROUTE_BUCKETS; b++) {
+        int at = v->buckets != NULL ? v->buckets[b] : v->default_entry;
+        if (at >= 0)
+            share[at]++;
+    }
+    r->models = arena_alloc(q->arena, (v->n + 1) * sizeof(*r->models));
+    if (r->models == NULL || (r->route = describe_route(q->arena, v)) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < v->n; i++)
+        if ((r->models[r->n_models++] = summarize(q->arena, &v->entries[i], share[i])) == NULL)
+            return -ENOMEM;
+    r->mapped_bytes = models_mapped_bytes(v);
+    return 0;
+}
+
 int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
              Recsys__V1__ModelInfo **out, struct err *e)
 {
@@ -107,7 +196,7 @@ int info_run(const struct query *q, const Recsys__V1__ModelInfoRequest *req,
     /* A static string: it outlives every call. */
     r->kernel = (char *)score_kernel_name();
     if ((q->model != NULL && describe_model(q, r) != 0) || describe_reloads(q, r) != 0 ||
-        describe_events(q, r) != 0)
+        describe_events(q, r) != 0 || describe_models(q, r) != 0)
         return err_set(e, -ENOMEM, "out of memory for model info");
     *out = r;
     return 0;

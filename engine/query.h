@@ -13,6 +13,7 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "engine/models.h"
 #include "model/model.h"
 #include "state/events.h"
 
@@ -33,10 +34,6 @@ struct model_status {
     bool watching;             /* the model's directory is followed for new files */
 };
 
-/* The name a daemon started with --model serves its one model under, and
- * the one an empty `model` field of a request names. */
-#define QUERY_MODEL_DEFAULT "default"
-
 struct query {
     /* Never NULL for the queries that need a model: the service answers
      * UNAVAILABLE itself. NULL for info_run while no model is served. */
@@ -55,6 +52,10 @@ struct query {
     const struct live_status *live;
     /* What the query reports back for the metrics; NULL: nothing. */
     struct query_stats *stats;
+    /* The model set @model was picked from, read in the call's section:
+     * GetModelInfo lists it, and BatchRecommend picks each request's model
+     * there. NULL where there is none (the query tests): @model alone. */
+    const struct models_view *models;
 };
 
 /* The live events' side of GetModelInfo, copied by the server for the

@@ -105,7 +105,7 @@
  * pointer is published with the compiler's release/acquire atomics, which
  * are what rcu_assign_pointer and rcu_dereference compile to on x86, and
  * under TSan the grace period is described to it: each reader "releases"
- * r->grace as its section ends, and the watcher "acquires" it after
+ * one address as its section ends, and the watcher "acquires" it after
  * synchronize_rcu(), before it frees what the readers used.
  */
 #define _GNU_SOURCE /* F_SETLEASE, F_SETOWN_EX, gettid */
@@ -217,7 +217,6 @@ struct reload {
     int stopping;       /* __atomic: set by reload_stop */
     pthread_t watcher;
     sem_t started; /* posted by the watcher after the first load */
-    char grace;    /* only its address is used: TSan's name for the grace period */
 };
 
 /* Arms the load timer and defers it while the path is busy. */
@@ -266,23 +265,31 @@ static const char *problem_of(const struct err *e, int rc, const char *path)
     return e->msg;
 }
 
-static void grace_released(const struct reload *r)
-{
+/* TSan's name for the grace period: only its address is used. One for the
+ * process, as the RCU domain is: a section ended after reading one
+ * reloader's snapshot, or a view of the model set (models.h), is awaited
+ * by every synchronize_rcu(). */
 #ifdef RELOAD_TSAN
-    __tsan_release((void *)&r->grace);
-#else
-    (void)r;
-#endif
+static char grace;
+
+static void grace_released(void)
+{
+    __tsan_release(&grace);
 }
 
-static void grace_acquired(const struct reload *r)
+static void grace_acquired(void)
 {
-#ifdef RELOAD_TSAN
-    __tsan_acquire((void *)&r->grace);
-#else
-    (void)r;
-#endif
+    __tsan_acquire(&grace);
 }
+#else
+static void grace_released(void)
+{
+}
+
+static void grace_acquired(void)
+{
+}
+#endif
 
 /* ==== snapshots ======================================================== */
 
@@ -307,8 +314,7 @@ static void publish(struct reload *r, struct snapshot *next)
     next->pub.last_error = next->error;
     __atomic_store_n(&r->current, &next->pub, __ATOMIC_RELEASE);
     r->snap = next;
-    synchronize_rcu();
-    grace_acquired(r);
+    reload_synchronize();
     if (old->model != next->model)
         model_close(old->model);
     free(old);
@@ -996,14 +1002,35 @@ void reload_reader_unregister(void)
     rcu_unregister_thread();
 }
 
-const struct reload_snapshot *reload_read_begin(const struct reload *r)
+void reload_section_begin(void)
 {
     rcu_read_lock();
+}
+
+void reload_section_end(void)
+{
+    grace_released();
+    rcu_read_unlock();
+}
+
+const struct reload_snapshot *reload_current(const struct reload *r)
+{
     return __atomic_load_n(&r->current, __ATOMIC_ACQUIRE);
+}
+
+void reload_synchronize(void)
+{
+    synchronize_rcu();
+    grace_acquired();
+}
+
+const struct reload_snapshot *reload_read_begin(const struct reload *r)
+{
+    reload_section_begin();
+    return reload_current(r);
 }
 
 void reload_read_end(const struct reload *r)
 {
-    grace_released(r);
-    rcu_read_unlock();
+    reload_section_end();
 }

@@ -126,3 +126,21 @@ const struct reload_snapshot *reload_read_begin(const struct reload *r);
 
 /* reload_read_end - close the section opened by reload_read_begin(). */
 void reload_read_end(const struct reload *r);
+
+/* The read side is one RCU domain for the process: a section protects the
+ * snapshots of every reloader, and what others publish the same way (the
+ * model set's views, models.h), so one section can read several.
+ *
+ * reload_section_begin/end - open and close a read-side section without
+ * reading a snapshot yet; the same rules as reload_read_begin/end. */
+void reload_section_begin(void);
+void reload_section_end(void);
+
+/* reload_current - @r's current snapshot. Only inside a section; valid
+ * until it ends. */
+const struct reload_snapshot *reload_current(const struct reload *r);
+
+/* reload_synchronize - wait for a grace period: every section begun before
+ * the call has ended. For a publisher of its own pointers in this domain,
+ * before it frees what they replaced. Not inside a section. */
+void reload_synchronize(void);

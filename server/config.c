@@ -21,6 +21,7 @@ struct option {
     const char *name;    /* flag without the leading "--" */
     const char *env;     /* environment variable */
     const char *def;     /* default, parsed like any other value; NULL = required */
+    const char *unless;  /* with def NULL: required unless this option is given, not both */
     const char *metavar; /* what --help shows as the value */
     const char *help;
     parse_fn parse;
@@ -55,10 +56,18 @@ static int parse_streams(const struct option *o, const char *src, const char *va
 static const struct option options[] = {
     {.name = "model",
      .env = "RECSYS_MODEL",
+     .unless = "models-dir",
      .metavar = "FILE",
-     .help = "model file to serve",
+     .help = "model file to serve, as the model named default",
      .parse = parse_string,
      FIELD(model)},
+    {.name = "models-dir",
+     .env = "RECSYS_MODELS_DIR",
+     .unless = "model",
+     .metavar = "DIR",
+     .help = "serve every DIR/NAME.lmdb as the model NAME, routed by DIR/routes.json",
+     .parse = parse_string,
+     FIELD(models_dir)},
     {.name = "listen",
      .env = "RECSYS_LISTEN",
      .def = "127.0.0.1:50051",
@@ -550,12 +559,20 @@ int config_load(struct config *c, int argc, char *const argv[], enum config_acti
             src = o->env, val = env;
         if (val == NULL)
             src = "default", val = o->def;
+        if (val == NULL && o->unless != NULL)
+            continue; /* checked with its pair, below */
         if (val == NULL)
             return err_set(e, ERR_INVALID, "%s (or %s) is required", flag, o->env);
         rc = o->parse(o, src, val, (char *)c + o->offset, e);
         if (rc != 0)
             return rc;
     }
+    if (c->model[0] == '\0' && c->models_dir[0] == '\0')
+        return err_set(e, ERR_INVALID,
+                       "--model (or RECSYS_MODEL) is required, or --models-dir (or "
+                       "RECSYS_MODELS_DIR)");
+    if (c->model[0] != '\0' && c->models_dir[0] != '\0')
+        return err_set(e, ERR_INVALID, "--model and --models-dir exclude each other: give one");
     return 0;
 }
 
@@ -563,8 +580,9 @@ void config_usage(FILE *out, const char *prog)
 {
     fprintf(out,
             "Usage: %s --model FILE [OPTION]...\n"
-            "Serve recommendations from a recsysd model file over gRPC.\n\n",
-            prog);
+            "       %s --models-dir DIR [OPTION]...\n"
+            "Serve recommendations from recsysd model files over gRPC.\n\n",
+            prog, prog);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *o = &options[i];
         char flag[96];
@@ -572,6 +590,8 @@ void config_usage(FILE *out, const char *prog)
         fprintf(out, "  %-28s %s\n", flag, o->help);
         if (o->def != NULL)
             fprintf(out, "  %-28s env %s, default %s\n", "", o->env, o->def);
+        else if (o->unless != NULL)
+            fprintf(out, "  %-28s env %s, required unless --%s\n", "", o->env, o->unless);
         else
             fprintf(out, "  %-28s env %s, required\n", "", o->env);
     }

@@ -29,7 +29,8 @@
 #define CONFIG_STREAMS_MIN        8
 
 struct config {
-    char model[4096];           /* model file path; required */
+    char model[4096];           /* model file path; "" with models_dir */
+    char models_dir[4096];      /* directory of NAME.lmdb files; "" with model */
     char listen[256];           /* HOST:PORT; port 0 = any free port */
     char metrics_listen[256];   /* HOST:PORT of the metrics endpoint; "" = none */
     char tls_cert[4096];        /* PEM certificate chain; "" = plaintext */

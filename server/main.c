@@ -2,17 +2,18 @@
  * recsysd: serve recommendations from a model file over gRPC.
  *
  * main() starts the subsystems in order (config, log, signals, gRPC, the
- * model's reloader, service, server, metrics endpoint), waits for signals,
- * and stops them in reverse order: the server before the reloader, so that
- * no call reads a model any more when the reloader closes it.
+ * models and their reloaders, service, server, metrics endpoint), waits for
+ * signals, and stops them in reverse order: the server before the models,
+ * so that no call reads a model any more when its reloader closes it.
  *
  * Signals are blocked in every thread, before the first thread exists, and
  * taken synchronously here with sigwait(): no handler runs at an arbitrary
  * point of a worker, and the stop sequence is ordinary code. (A thread
  * older than main() gets a forwarding handler; see forward_to_main.)
- * SIGHUP asks the reloader to load the model file now; it loads by itself
- * when a file is renamed over the path, so SIGHUP is for what its watch
- * cannot see, such as a symlink retargeted in another directory.
+ * SIGHUP asks every model's reloader to load its file now, and reads the
+ * models directory and its routes.json again; each loads by itself when a
+ * file is renamed over its path, so SIGHUP is for what the watches cannot
+ * see, such as a symlink retargeted in another directory.
  *
  * Exit status: 0 after a signal-initiated stop, 1 when the daemon cannot
  * start (the port is taken, the model's directory does not exist), 2 for a
@@ -28,7 +29,7 @@
 #include <sys/resource.h>
 
 #include "base/log.h"
-#include "engine/reload.h"
+#include "engine/models.h"
 #include "engine/scan.h"
 #include "engine/score.h"
 #include "engine/split.h"
@@ -85,7 +86,7 @@ static void block_signals(sigset_t *set)
 }
 
 /* wait_for_stop - handle signals until one asks to stop; returns its index. */
-static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *path)
+static size_t wait_for_stop(const sigset_t *set, struct models *ms, const char *what)
 {
     for (;;) {
         int signo;
@@ -96,8 +97,8 @@ static size_t wait_for_stop(const sigset_t *set, struct reload *r, const char *p
                 continue;
             if (signals[i].action == SIGNAL_STOP)
                 return i;
-            log_info("%s received; loading model file %s", signals[i].name, path);
-            reload_request(r);
+            log_info("%s received; loading %s", signals[i].name, what);
+            models_request(ms);
         }
     }
 }
@@ -121,11 +122,11 @@ static void raise_fd_limit(void)
                   (unsigned long long)lim.rlim_cur);
 }
 
-/* What the metrics endpoint shows: the server's calls, the model served
+/* What the metrics endpoint shows: the server's calls, the models served
  * and the process. */
 struct exposition {
     const struct server *srv;
-    const struct reload *reload;
+    const struct models *models;
     struct events *events; /* NULL: no live events */
 };
 
@@ -133,9 +134,9 @@ static int write_metrics(void *arg, FILE *out)
 {
     const struct exposition *x = arg;
     int rc = metrics_write(server_metrics(x->srv), out);
-    const struct reload_snapshot *snap = reload_read_begin(x->reload);
-    rc = rc != 0 ? rc : metrics_write_model(snap, out);
-    reload_read_end(x->reload);
+    const struct models_view *v = models_read_begin(x->models);
+    rc = rc != 0 ? rc : metrics_write_models(v, out);
+    models_read_end(x->models);
     if (rc == 0 && x->events != NULL) {
         struct events_stats st;
         events_stats(x->events, &st);
@@ -144,13 +145,22 @@ static int write_metrics(void *arg, FILE *out)
     return rc != 0 ? rc : metrics_write_process(out);
 }
 
-/* compact_on_publish - a model is served: the events its training data
- * holds need not be kept (a reload_listener). */
-static void compact_on_publish(const struct model *m, void *arg)
+/* compact_covered - every model served holds the events up to @end: they
+ * need not be kept (a models_listener). */
+static void compact_covered(int64_t end, void *arg)
 {
-    int64_t end = model_training(m)->data_end_unix_ms;
     if (end > 0)
         events_compact(arg, end);
+}
+
+/* open_models - the models of --model or --models-dir. */
+static int open_models(const struct config *cfg, struct events *events, struct models **out,
+                       struct err *e)
+{
+    const struct models_listener listener = {events != NULL ? compact_covered : NULL, events};
+    if (cfg->models_dir[0] != '\0')
+        return models_open_dir(cfg->models_dir, cfg->threads, &listener, out, e);
+    return models_open_file(cfg->model, cfg->threads, &listener, out, e);
 }
 
 /* Writes waiting for the state's writer, at most: a RecordEvents call is
@@ -229,7 +239,7 @@ static int start_scrape(const struct config *cfg, const struct server_hooks *hoo
 static int run(const struct config *cfg, const sigset_t *signals_set)
 {
     int status = EXIT_FAILED;
-    struct reload *reload = NULL;
+    struct models *models = NULL;
     struct service *svc = NULL;
     struct server *srv = NULL;
     struct scrape *scrape = NULL;
@@ -255,19 +265,23 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to start the scan helpers (%s)", e.msg);
         goto out;
     }
-    /* Before the reloader, which tells it of each model it serves. */
+    /* Before the models, which tell it what all of them hold. */
     if (open_state(cfg, &events, state_error, sizeof(state_error)) != 0)
         goto out;
     /* A missing or invalid model is not fatal: the reloader logs it, and
      * the daemon answers UNAVAILABLE until a valid file appears, so one bad
      * delivery does not take a replica out of its health checks. */
-    const struct reload_listener listener = {events != NULL ? compact_on_publish : NULL, events};
-    if (reload_start(cfg->model, cfg->threads, &listener, &reload, &e) != 0) {
-        log_error("failed to follow model file %s (%s)", cfg->model, e.msg);
+    char what[sizeof(cfg->model) + 32];
+    if (cfg->models_dir[0] != '\0')
+        snprintf(what, sizeof(what), "the models of directory %s", cfg->models_dir);
+    else
+        snprintf(what, sizeof(what), "model file %s", cfg->model);
+    if (open_models(cfg, events, &models, &e) != 0) {
+        log_error("failed to follow %s (%s)", what, e.msg);
         goto out;
     }
     const struct service_state state = {events, cfg->state_dir, state_error};
-    if (service_create(reload, &state, &svc) != 0) {
+    if (service_create(models, &state, &svc) != 0) {
         log_error("failed to create the service (out of memory)");
         goto out;
     }
@@ -277,7 +291,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
         log_error("failed to start the server (%s)", e.msg);
         goto out;
     }
-    expo = (struct exposition){srv, reload, events};
+    expo = (struct exposition){srv, models, events};
     if (start_scrape(cfg, service_hooks(svc), &expo, &scrape, &e) != 0) {
         log_error("failed to start the metrics endpoint (%s)", e.msg);
         goto out;
@@ -289,7 +303,7 @@ static int run(const struct config *cfg, const sigset_t *signals_set)
              score_kernel_name(), scan_preference(), score_reduced_kernel_name(SCORE_ELEM_BF16),
              score_reduced_kernel_name(SCORE_ELEM_INT8), cfg->scan_threads);
 
-    size_t sig = wait_for_stop(signals_set, reload, cfg->model);
+    size_t sig = wait_for_stop(signals_set, models, what);
     log_info("stopping on %s: finishing calls in flight for up to %u ms", signals[sig].name,
              cfg->grace_ms);
     status = 0;
@@ -298,9 +312,9 @@ out:
     server_stop(srv);
     split_stop();
     service_destroy(svc);
-    reload_stop(reload);
+    models_stop(models);
     /* Last: its writer completes the writes the server waits for, and the
-     * reloader tells it of each model until it stops. */
+     * models tell it what they hold until they stop. */
     events_close(events);
     if (status == 0)
         log_info("stopped");

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "engine/reload.h"
+#include "engine/models.h"
 #include "engine/scan.h"
 #include "engine/score.h"
 #include "model/model.h"
@@ -52,8 +52,8 @@ struct method_label {
     const char *type; /* "unary" or "bidi_stream" */
 };
 
-/* The notes' series: one counter, a label per note. */
-static const char *const note_sources[METRICS_SOURCES] = {
+/* recsys_recommendations_total's source labels. */
+static const char *const source_names[METRICS_SOURCES] = {
     [METRICS_PERSONALIZED] = "personalized",
     [METRICS_POPULAR] = "popular",
     [METRICS_FOLDED_IN] = "folded_in",
@@ -286,15 +286,6 @@ static void write_handling(const struct metrics *m, FILE *out)
 
 static void write_notes(const struct metrics *m, FILE *out)
 {
-    fputs("# HELP recsys_recommendations_total Recommendation lists answered (Recommend and each "
-          "request of BatchRecommend), by source: personalized, folded_in for a user "
-          "scored from recorded events, or popular for a user the model does not know or "
-          "knows without factors.\n"
-          "# TYPE recsys_recommendations_total counter\n",
-          out);
-    for (int n = 0; n < METRICS_SOURCES; n++)
-        fprintf(out, "recsys_recommendations_total{source=\"%s\"} %llu\n", note_sources[n],
-                (unsigned long long)metrics_noted(m, (enum metrics_note)n));
     metrics_series(out, "recsys_fold_ins_total", "counter",
                    "Users scored with a vector folded in from their recorded events.",
                    (double)metrics_noted(m, METRICS_FOLD_INS));
@@ -457,70 +448,207 @@ int metrics_write_process(FILE *out)
     return ferror(out) ? -EIO : 0;
 }
 
-/* ---- the model served and its loads --------------------------------------- */
+/* ---- the models served and their loads ----------------------------------- */
+
+/* The sample line's start: NAME{model="x" (the caller closes the braces). */
+static void model_sample(FILE *out, const char *name, const char *model)
+{
+    fprintf(out, "%s{model=", name);
+    metrics_label(out, model);
+}
 
 /* The probe's time per query of each copy timed, when the model was
  * probed (--scan auto, and a reduced copy to choose from: scan.h). */
-static void write_scan_probe(const struct model *m, FILE *out)
+static void write_scan_probe(const struct models_view *v, FILE *out)
 {
-    const struct model_scan *s = model_scan(m);
-    if (s == NULL)
-        return;
     fputs("# HELP recsys_scan_probe_seconds Seconds per Recommend scan of each copy of the item "
           "matrix, timed when the model served was loaded; the fastest is scanned.\n"
           "# TYPE recsys_scan_probe_seconds gauge\n",
           out);
-    for (int elem = 0; elem < MODEL_ELEM_COUNT; elem++)
-        if (s->query_seconds[elem] > 0)
-            fprintf(out, "recsys_scan_probe_seconds{copy=\"%s\"} %.17g\n", model_elem_names[elem],
-                    s->query_seconds[elem]);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct model *m = reload_current(v->entries[i].reload)->model;
+        const struct model_scan *s = m != NULL ? model_scan(m) : NULL;
+        for (int elem = 0; s != NULL && elem < MODEL_ELEM_COUNT; elem++) {
+            if (s->query_seconds[elem] <= 0)
+                continue;
+            model_sample(out, "recsys_scan_probe_seconds", v->entries[i].name);
+            fprintf(out, ",copy=\"%s\"} %.17g\n", model_elem_names[elem], s->query_seconds[elem]);
+        }
+    }
 }
 
-static void write_model(const struct model *m, FILE *out)
+static void write_model_info(const struct models_view *v, FILE *out)
 {
-    const struct model_info *mi = model_info(m);
     fputs("# HELP recsys_model_info The model served; labels describe it, the value is 1.\n"
-          "# TYPE recsys_model_info gauge\n"
-          "recsys_model_info{version=",
+          "# TYPE recsys_model_info gauge\n",
           out);
-    metrics_label(out, mi->version);
-    fputs(",checksum=", out);
-    metrics_label(out, mi->checksum);
-    fprintf(out, ",element_type=\"%s\",scan=\"%s\",kernel=\"%s\"} 1\n",
-            model_elem_names[mi->elem_type], model_elem_names[scan_elem(m)], score_kernel_name());
-    write_scan_probe(m, out);
-    metrics_series(out, "recsys_model_items", "gauge", "Items in the model served.",
-                   (double)mi->item_count);
-    metrics_series(out, "recsys_model_users", "gauge", "Users in the model served.",
-                   (double)mi->user_count);
-    metrics_series(out, "recsys_model_dimension", "gauge", "Factor dimension of the model served.",
-                   (double)mi->dim);
-    metrics_series(out, "recsys_model_created_timestamp_seconds", "gauge",
-                   "When the model served was created, unix seconds.", (double)mi->created_at);
-    metrics_series(out, "recsys_model_loaded_timestamp_seconds", "gauge",
-                   "When the model served was loaded, unix seconds.", (double)mi->loaded_at);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct model *m = reload_current(v->entries[i].reload)->model;
+        if (m == NULL)
+            continue;
+        const struct model_info *mi = model_info(m);
+        model_sample(out, "recsys_model_info", v->entries[i].name);
+        fputs(",version=", out);
+        metrics_label(out, mi->version);
+        fputs(",checksum=", out);
+        metrics_label(out, mi->checksum);
+        fprintf(out, ",element_type=\"%s\",scan=\"%s\",kernel=\"%s\"} 1\n",
+                model_elem_names[mi->elem_type], model_elem_names[scan_elem(m)],
+                score_kernel_name());
+    }
 }
 
-int metrics_write_model(const struct reload_snapshot *snap, FILE *out)
+/* A per-model series: its value from the model's snapshot, for the models
+ * loaded only (model_only) or for all. */
+struct model_series {
+    const char *name, *type, *help;
+    bool model_only;
+    double (*value)(const struct reload_snapshot *s);
+};
+
+static double loaded(const struct reload_snapshot *s)
 {
-    metrics_series(out, "recsys_model_loaded", "gauge",
-                   "1 while a model is served, 0 while none is.", snap->model != NULL);
-    if (snap->model != NULL)
-        write_model(snap->model, out);
-    metrics_series(out, "recsys_model_loads_total", "counter",
-                   "Models loaded, the first one included.", (double)snap->reload_count);
-    metrics_series(out, "recsys_model_load_failures_total", "counter",
-                   "Load attempts refused: a missing or invalid model file.",
-                   (double)snap->failed_count);
-    metrics_series(out, "recsys_model_last_load_attempt_timestamp_seconds", "gauge",
-                   "When the model file was last loaded or refused, unix seconds.",
-                   (double)snap->last_attempt_unix);
-    metrics_series(out, "recsys_model_directory_watched", "gauge",
-                   "1 while the model's directory is followed for new files; 0 from its "
-                   "removal until it is back.",
-                   snap->watching);
-    metrics_series(out, "recsys_model_last_load_failed", "gauge",
-                   "1 when the last load attempt was refused (or the model withdrawn), else 0.",
-                   snap->last_error[0] != '\0');
+    return s->model != NULL;
+}
+
+static double items(const struct reload_snapshot *s)
+{
+    return (double)model_info(s->model)->item_count;
+}
+
+static double users(const struct reload_snapshot *s)
+{
+    return (double)model_info(s->model)->user_count;
+}
+
+static double dimension(const struct reload_snapshot *s)
+{
+    return model_info(s->model)->dim;
+}
+
+static double created(const struct reload_snapshot *s)
+{
+    return (double)model_info(s->model)->created_at;
+}
+
+static double loaded_at(const struct reload_snapshot *s)
+{
+    return (double)model_info(s->model)->loaded_at;
+}
+
+static double file_bytes(const struct reload_snapshot *s)
+{
+    return (double)model_info(s->model)->file_bytes;
+}
+
+static double loads(const struct reload_snapshot *s)
+{
+    return (double)s->reload_count;
+}
+
+static double failures(const struct reload_snapshot *s)
+{
+    return (double)s->failed_count;
+}
+
+static double attempted(const struct reload_snapshot *s)
+{
+    return (double)s->last_attempt_unix;
+}
+
+static double watched(const struct reload_snapshot *s)
+{
+    return s->watching;
+}
+
+static double last_failed(const struct reload_snapshot *s)
+{
+    return s->last_error[0] != '\0';
+}
+
+static const struct model_series model_series[] = {
+    {"recsys_model_loaded", "gauge", "1 while a model is served, 0 while none is.", false, loaded},
+    {"recsys_model_items", "gauge", "Items in the model served.", true, items},
+    {"recsys_model_users", "gauge", "Users in the model served.", true, users},
+    {"recsys_model_dimension", "gauge", "Factor dimension of the model served.", true, dimension},
+    {"recsys_model_created_timestamp_seconds", "gauge",
+     "When the model served was created, unix seconds.", true, created},
+    {"recsys_model_loaded_timestamp_seconds", "gauge",
+     "When the model served was loaded, unix seconds.", true, loaded_at},
+    {"recsys_model_file_bytes", "gauge", "Bytes of the model file served, mapped once.", true,
+     file_bytes},
+    {"recsys_model_loads_total", "counter", "Models loaded, the first one included.", false, loads},
+    {"recsys_model_load_failures_total", "counter",
+     "Load attempts refused: a missing or invalid model file.", false, failures},
+    {"recsys_model_last_load_attempt_timestamp_seconds", "gauge",
+     "When the model file was last loaded or refused, unix seconds.", false, attempted},
+    {"recsys_model_directory_watched", "gauge",
+     "1 while the model's directory is followed for new files; 0 from its removal until it is "
+     "back.",
+     false, watched},
+    {"recsys_model_last_load_failed", "gauge",
+     "1 when the last load attempt was refused (or the model withdrawn), else 0.", false,
+     last_failed},
+};
+
+static void write_recommendations(const struct models_view *v, FILE *out)
+{
+    fputs("# HELP recsys_recommendations_total Recommendation lists answered (Recommend and each "
+          "request of BatchRecommend), by the model that answered and source: personalized, "
+          "folded_in for a user scored from recorded events, or popular for a user the model "
+          "does not know or knows without factors.\n"
+          "# TYPE recsys_recommendations_total counter\n",
+          out);
+    for (size_t i = 0; i < v->n; i++)
+        for (int n = 0; n < METRICS_SOURCES; n++) {
+            model_sample(out, "recsys_recommendations_total", v->entries[i].name);
+            fprintf(
+                out, ",source=\"%s\"} %llu\n", source_names[n],
+                (unsigned long long)__atomic_load_n(&v->entries[i].counts[n], __ATOMIC_RELAXED));
+        }
+}
+
+/* The route: each model's share, and whether routes.json is refused. */
+static void write_route(const struct models_view *v, FILE *out)
+{
+    uint32_t share[MODELS_MAX] = {0};
+    for (uint32_t b = 0; b < ROUTE_BUCKETS; b++) {
+        int at = v->buckets != NULL ? v->buckets[b] : v->default_entry;
+        if (at >= 0)
+            share[at]++;
+    }
+    fputs("# HELP recsys_route_share_percent Percent of users the route sends to the model.\n"
+          "# TYPE recsys_route_share_percent gauge\n",
+          out);
+    for (size_t i = 0; i < v->n; i++) {
+        model_sample(out, "recsys_route_share_percent", v->entries[i].name);
+        fprintf(out, "} %u\n", share[i]);
+    }
+    metrics_series(out, "recsys_route_file_refused", "gauge",
+                   "1 while the last routes.json read was refused and the route before it "
+                   "serves, else 0.",
+                   v->route_error[0] != '\0');
+    metrics_series(out, "recsys_models_mapped_bytes", "gauge",
+                   "Bytes of model files mapped: each model's served file once.",
+                   (double)models_mapped_bytes(v));
+}
+
+int metrics_write_models(const struct models_view *v, FILE *out)
+{
+    write_model_info(v, out);
+    write_scan_probe(v, out);
+    for (size_t k = 0; k < sizeof(model_series) / sizeof(model_series[0]); k++) {
+        const struct model_series *ms = &model_series[k];
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", ms->name, ms->help, ms->name, ms->type);
+        for (size_t i = 0; i < v->n; i++) {
+            const struct reload_snapshot *snap = reload_current(v->entries[i].reload);
+            if (ms->model_only && snap->model == NULL)
+                continue;
+            model_sample(out, ms->name, v->entries[i].name);
+            fprintf(out, "} %.17g\n", ms->value(snap));
+        }
+    }
+    write_recommendations(v, out);
+    write_route(v, out);
     return ferror(out) ? -EIO : 0;
 }

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct reload_snapshot;
+struct models_view;
 
 struct metrics;
 
@@ -50,19 +50,25 @@ void metrics_destroy(struct metrics *m);
  * @ns:     handling time in nanoseconds. */
 void metrics_record(struct metrics *m, unsigned worker, size_t method, int status, uint64_t ns);
 
-/* What a handler notes about its answers, on top of the calls the server
- * counts: here, the source of each recommendation list. A rising share of
- * popularity lists with steady traffic means the users asking are not in
- * the model, such as a model trained on another system's user ids. */
-enum metrics_note {
+/* The source of a recommendation list: recsys_recommendations_total's
+ * source label, counted per model in the model's counts (models.h, the
+ * index into models_entry.counts). A rising share of popularity lists
+ * with steady traffic means the users asking are not in the model, such
+ * as a model trained on another system's user ids. */
+enum metrics_source {
     METRICS_PERSONALIZED, /* a list scored for the user */
     METRICS_POPULAR,      /* the popularity ranking: user unknown or without factors */
     METRICS_FOLDED_IN,    /* a list scored with a vector folded in from recorded events */
-    METRICS_SOURCES,      /* the sources above: recsys_recommendations_total's labels */
+    METRICS_SOURCES
+};
+
+/* What a handler notes about its answers, on top of the calls the server
+ * counts. */
+enum metrics_note {
     /* Vectors folded in, and the nanoseconds spent folding them in: a
      * count and a sum, whose rates give fold-ins per second and their mean
      * time. */
-    METRICS_FOLD_INS = METRICS_SOURCES,
+    METRICS_FOLD_INS,
     METRICS_FOLD_IN_NS,
     /* Users answered without their recorded events: the store could not
      * be read (a disk error). */
@@ -90,11 +96,13 @@ int metrics_write(const struct metrics *m, FILE *out);
  * descriptors) from /proc/self, to @out. Returns 0 or -EIO. */
 int metrics_write_process(FILE *out);
 
-/* metrics_write_model - the model served and its load history from @snap
- * as recsys_model_* series (with HELP and TYPE lines) to @out, the facts
- * GetModelInfo gives. The caller holds @snap's read-side section.
+/* metrics_write_models - every model of view @v, its load history and its
+ * recommendation lists by source as recsys_model_* series labelled with
+ * the model (and recsys_recommendations_total{model,source}), the route's
+ * shares and the bytes mapped, with HELP and TYPE lines, to @out: the
+ * facts GetModelInfo gives. The caller holds @v's read-side section.
  * Returns 0 or -EIO. */
-int metrics_write_model(const struct reload_snapshot *snap, FILE *out);
+int metrics_write_models(const struct models_view *v, FILE *out);
 
 struct events_stats;
 

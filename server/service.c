@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "engine/batch.h"
 #include "engine/eligibility.h"
+#include "engine/filter.h"
 #include "engine/info.h"
 #include "engine/query.h"
 #include "engine/recommend.h"
@@ -90,11 +91,58 @@ ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
  * with their tags, and the embedding's tag and 3-byte length. */
 #define RECORD_REQUEST ((size_t)RECORD_EVENTS_MAX * (4 + ID_FIELDS(2) + SCALARS))
 
-/* Notes on an answer, for the metrics (metrics_note). */
-typedef void (*note_fn)(const struct server_call *call, const ProtobufCMessage *resp);
+/* Notes on an answer, for the metrics: its recommendation lists, counted
+ * for the model that answered each (its models_entry counts). */
+typedef void (*note_fn)(const struct models_view *v, const ProtobufCMessage *resp);
 
-static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp);
-static void note_batch(const struct server_call *call, const ProtobufCMessage *resp);
+static void note_recommend(const struct models_view *v, const ProtobufCMessage *resp);
+static void note_batch(const struct models_view *v, const ProtobufCMessage *resp);
+
+/* What a request names of its model: its `model` field, and the user whose
+ * arm answers when that is "" (models_pick). */
+struct route_key {
+    const char *model;
+    const char *user;
+};
+
+typedef struct route_key (*key_fn)(const ProtobufCMessage *req);
+
+static struct route_key key_recommend(const ProtobufCMessage *req)
+{
+    const Recsys__V1__RecommendRequest *r = (const Recsys__V1__RecommendRequest *)req;
+    return (struct route_key){r->model, r->user_id};
+}
+
+static struct route_key key_eligibility(const ProtobufCMessage *req)
+{
+    const Recsys__V1__EligibilityRequest *r = (const Recsys__V1__EligibilityRequest *)req;
+    return (struct route_key){r->model, r->user_id};
+}
+
+static struct route_key key_similar(const ProtobufCMessage *req)
+{
+    const Recsys__V1__SimilarItemsRequest *r = (const Recsys__V1__SimilarItemsRequest *)req;
+    return (struct route_key){r->model, r->user_id};
+}
+
+static struct route_key key_info(const ProtobufCMessage *req)
+{
+    return (struct route_key){((const Recsys__V1__ModelInfoRequest *)req)->model, ""};
+}
+
+/* A batch's own model, else the route's default; its requests each pick
+ * theirs (batch_run). */
+static struct route_key key_batch(const ProtobufCMessage *req)
+{
+    return (struct route_key){((const Recsys__V1__BatchRecommendRequest *)req)->model, ""};
+}
+
+/* Health, reflection and the writes: the route's default. The writes tell
+ * unknown items apart with it. */
+static struct route_key key_default(const ProtobufCMessage *req)
+{
+    return (struct route_key){"", ""};
+}
 
 struct service;
 
@@ -119,6 +167,7 @@ struct method {
     const ProtobufCMessageDescriptor *request;
     run_fn run;     /* a query; NULL for a write */
     write_fn write; /* a write; NULL for a query */
+    key_fn key;     /* which model answers */
     note_fn note;   /* NULL: nothing to note */
     size_t max_request_bytes;
     bool needs_model; /* false for the methods that report its absence */
@@ -127,33 +176,33 @@ struct method {
 
 static const struct method methods[] = {
     {"/recsys.v1.Recommender/Recommend", &recsys__v1__recommend_request__descriptor, run_recommend,
-     NULL, note_recommend, RECOMMEND_REQUEST, true, false},
+     NULL, key_recommend, note_recommend, RECOMMEND_REQUEST, true, false},
     {"/recsys.v1.Recommender/BatchRecommend", &recsys__v1__batch_recommend_request__descriptor,
-     run_batch, NULL, note_batch, BATCH_REQUEST, true, false},
+     run_batch, NULL, key_batch, note_batch, BATCH_REQUEST, true, false},
     {"/recsys.v1.Recommender/CheckEligibility", &recsys__v1__eligibility_request__descriptor,
-     run_eligibility, NULL, NULL, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true, false},
-    {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
-     run_similar, NULL, NULL, ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true,
+     run_eligibility, NULL, key_eligibility, NULL, ID_FIELDS(1 + 2 * QUERY_IDS_MAX) + SCALARS, true,
      false},
+    {"/recsys.v1.Recommender/SimilarItems", &recsys__v1__similar_items_request__descriptor,
+     run_similar, NULL, key_similar, NULL,
+     ID_FIELDS(2 + QUERY_IDS_MAX + QUERY_CATEGORIES_MAX) + SCALARS, true, false},
     {"/recsys.v1.Recommender/GetModelInfo", &recsys__v1__model_info_request__descriptor, run_info,
-     NULL, NULL, SCALARS, false, false},
+     NULL, key_info, NULL, SCALARS, false, false},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     run_health, NULL, NULL, ID_FIELD, false, false},
+     run_health, NULL, key_default, NULL, ID_FIELD, false, false},
     /* v1alpha's messages are v1's on the wire. */
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, NULL,
-     REFLECT_REQUEST, false, true},
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, key_default,
+     NULL, REFLECT_REQUEST, false, true},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, NULL,
-     REFLECT_REQUEST, false, true},
+     &grpc__reflection__v1__server_reflection_request__descriptor, run_reflect, NULL, key_default,
+     NULL, REFLECT_REQUEST, false, true},
     /* Last, so the methods before keep their places (the fuzz corpus
      * selects a method by its index). Unknown items are told apart with
      * the model, so the writes need one. */
-    /* Unknown items are told apart with the model, so the writes need one. */
     {"/recsys.v1.Recommender/RecordEvents", &recsys__v1__record_events_request__descriptor, NULL,
-     write_record, NULL, RECORD_REQUEST, true, false},
+     write_record, key_default, NULL, RECORD_REQUEST, true, false},
     {"/recsys.v1.Recommender/ForgetUser", &recsys__v1__forget_user_request__descriptor, NULL,
-     write_forget, NULL, ID_FIELD + SCALARS, true, false},
+     write_forget, key_default, NULL, ID_FIELD + SCALARS, true, false},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -165,9 +214,10 @@ struct binding {
 };
 
 struct service {
-    /* Its snapshot is read once per call, and that one model serves the
-     * whole call, so a response never mixes two models. */
-    const struct reload *reload;
+    /* Its view is read once per call, and the one model picked there
+     * serves the whole call (each request of a batch: its own), so a
+     * response never mixes two models. */
+    const struct models *models;
     struct events *events; /* NULL: no live events */
     const char *state_dir; /* "" without one */
     const char *state_error;
@@ -191,7 +241,7 @@ static int health_check(const struct query *q, const Grpc__Health__V1__HealthChe
     if (resp == NULL)
         return -ENOMEM;
     grpc__health__v1__health_check_response__init(resp);
-    resp->status = q->model != NULL
+    resp->status = models_ready(q->models)
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     *out = resp;
@@ -200,25 +250,31 @@ static int health_check(const struct query *q, const Grpc__Health__V1__HealthChe
 
 /* ---- notes ----------------------------------------------------------------- */
 
-static void note_source(const struct server_call *call, Recsys__V1__Source source)
+_Static_assert(METRICS_SOURCES <= MODELS_COUNTS, "a model counts its lists by source");
+
+/* note_list - one list of @r's source, for the model that answered it. */
+static void note_list(const struct models_view *v, const Recsys__V1__RecommendResponse *r)
 {
-    metrics_note(call->metrics, call->worker,
-                 source == RECSYS__V1__SOURCE__POPULAR     ? METRICS_POPULAR
-                 : source == RECSYS__V1__SOURCE__FOLDED_IN ? METRICS_FOLDED_IN
-                                                           : METRICS_PERSONALIZED,
-                 1);
+    struct models_pick pick;
+    if (models_pick(v, r->model_name, "", &pick, NULL) != 0)
+        return; /* cannot be: the model answered from this view */
+    enum metrics_source source = r->source == RECSYS__V1__SOURCE__POPULAR ? METRICS_POPULAR
+                                 : r->source == RECSYS__V1__SOURCE__FOLDED_IN
+                                     ? METRICS_FOLDED_IN
+                                     : METRICS_PERSONALIZED;
+    __atomic_fetch_add(&pick.entry->counts[source], 1, __ATOMIC_RELAXED);
 }
 
-static void note_recommend(const struct server_call *call, const ProtobufCMessage *resp)
+static void note_recommend(const struct models_view *v, const ProtobufCMessage *resp)
 {
-    note_source(call, ((const Recsys__V1__RecommendResponse *)resp)->source);
+    note_list(v, (const Recsys__V1__RecommendResponse *)resp);
 }
 
-static void note_batch(const struct server_call *call, const ProtobufCMessage *resp)
+static void note_batch(const struct models_view *v, const ProtobufCMessage *resp)
 {
     const Recsys__V1__BatchRecommendResponse *b = (const Recsys__V1__BatchRecommendResponse *)resp;
     for (size_t i = 0; i < b->n_responses; i++)
-        note_source(call, b->responses[i]->source);
+        note_list(v, b->responses[i]);
 }
 
 /* ---- the generic handler ------------------------------------------------- */
@@ -234,19 +290,37 @@ static int encode(struct arena *a, const ProtobufCMessage *msg, struct server_re
     return 0;
 }
 
-/* answer - run the query (or the write) on one snapshot and encode its
- * response. */
-static int answer(const struct service *svc, const struct method *m,
-                  const struct reload_snapshot *snap, const ProtobufCMessage *req,
+/* no_model - why the model picked cannot answer. */
+static int no_model(const struct models_view *v, const struct models_pick *pick, struct err *e)
+{
+    if (v->dir[0] == '\0')
+        return err_set(e, ERR_NO_MODEL, "no model loaded");
+    if (pick->snap == NULL)
+        return err_set(e, ERR_NO_MODEL,
+                       "model '%s', the route's default, is not served: %s/%s.lmdb is missing",
+                       pick->name, v->dir, pick->name);
+    return err_set(e, ERR_NO_MODEL, "model '%s' is not loaded%s%s%s", pick->name,
+                   pick->snap->last_error[0] != '\0' ? " (" : "", pick->snap->last_error,
+                   pick->snap->last_error[0] != '\0' ? ")" : "");
+}
+
+/* answer - run the query (or the write) on the model picked in view @v
+ * and encode its response. */
+static int answer(const struct service *svc, const struct method *m, const struct models_view *v,
+                  const struct models_pick *pick, const ProtobufCMessage *req,
                   const struct server_call *call, struct server_reply *reply, struct err *e)
 {
-    if (snap->model == NULL && m->needs_model)
-        return err_set(e, ERR_NO_MODEL, "no model loaded");
-    struct model_status status = {.loads = snap->reload_count,
-                                  .failed_loads = snap->failed_count,
-                                  .last_attempt_unix = snap->last_attempt_unix,
-                                  .last_error = snap->last_error,
-                                  .watching = snap->watching};
+    const struct reload_snapshot *snap = pick->snap;
+    const struct model *model = snap != NULL ? snap->model : NULL;
+    if (model == NULL && m->needs_model)
+        return no_model(v, pick, e);
+    struct model_status status = {.last_error = ""};
+    if (snap != NULL)
+        status = (struct model_status){.loads = snap->reload_count,
+                                       .failed_loads = snap->failed_count,
+                                       .last_attempt_unix = snap->last_attempt_unix,
+                                       .last_error = snap->last_error,
+                                       .watching = snap->watching};
     /* The sum over the workers only for the call that reports it. */
     struct live_status live = {.dir = svc->state_dir,
                                .error = svc->state_error,
@@ -254,14 +328,15 @@ static int answer(const struct service *svc, const struct method *m,
                                                ? metrics_noted(call->metrics, METRICS_FOLD_INS)
                                                : 0};
     struct query_stats stats = {0};
-    struct query q = {.model = snap->model,
-                      .model_name = QUERY_MODEL_DEFAULT,
+    struct query q = {.model = model,
+                      .model_name = pick->name,
                       .slot = call->worker,
                       .arena = call->arena,
                       .status = &status,
                       .events = svc->events,
                       .live = svc->state_dir[0] != '\0' ? &live : NULL,
-                      .stats = &stats};
+                      .stats = &stats,
+                      .models = v};
     if (m->write != NULL)
         return m->write(svc, &q, req, call, reply, e);
     ProtobufCMessage *resp = NULL;
@@ -270,7 +345,7 @@ static int answer(const struct service *svc, const struct method *m,
         return rc;
     if (call->metrics != NULL) {
         if (m->note != NULL)
-            m->note(call, resp);
+            m->note(v, resp);
         if (stats.fold_ins > 0) {
             metrics_note(call->metrics, call->worker, METRICS_FOLD_INS, stats.fold_ins);
             metrics_note(call->metrics, call->worker, METRICS_FOLD_IN_NS, stats.fold_in_ns);
@@ -402,11 +477,17 @@ static int serve(const struct service *svc, const struct method *m, const struct
     ProtobufCMessage *req = protobuf_c_message_unpack(m->request, &alloc, call->len, call->data);
     if (req == NULL)
         return err_set(e, ERR_INVALID, "request is not a valid %s", m->request->name);
-    /* The section spans the query and the encoding: until it ends, the
-     * reloader unmaps nothing this call may still read. */
-    const struct reload_snapshot *snap = reload_read_begin(svc->reload);
-    rc = answer(svc, m, snap, req, call, reply, e);
-    reload_read_end(svc->reload);
+    /* The section spans the pick, the query and the encoding: until it
+     * ends, no reloader unmaps anything this call may still read. */
+    struct route_key key = m->key(req);
+    if ((rc = filter_check_id("model", key.model, 0, e)) != 0)
+        return rc;
+    const struct models_view *v = models_read_begin(svc->models);
+    struct models_pick pick;
+    rc = models_pick(v, key.model, key.user, &pick, e);
+    if (rc == 0)
+        rc = answer(svc, m, v, &pick, req, call, reply, e);
+    models_read_end(svc->models);
     return rc;
 }
 
@@ -438,12 +519,12 @@ static void reader_unregister(void *arg)
 
 static const struct server_hooks reader_hooks = {reader_register, reader_unregister, NULL};
 
-int service_create(const struct reload *r, const struct service_state *state, struct service **out)
+int service_create(const struct models *ms, const struct service_state *state, struct service **out)
 {
     struct service *svc = calloc(1, sizeof(*svc));
     if (svc == NULL)
         return -ENOMEM;
-    svc->reload = r;
+    svc->models = ms;
     svc->events = state != NULL ? state->events : NULL;
     svc->state_dir = state != NULL ? state->dir : "";
     svc->state_error = state != NULL ? state->error : "";

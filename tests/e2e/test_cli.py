@@ -254,7 +254,8 @@ class CliTest(CliCase):
             unix = got[key + "_unix"]
             iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
             self.assertEqual(fields[key], "%s (%d)" % (iso, unix))
-        self.assertEqual(set(fields), {"model_version", "created_at", "loaded_at", "dimension",
+        self.assertEqual(fields["model_name"], "default")
+        self.assertEqual(set(fields), {"model_name", "model_version", "created_at", "loaded_at", "dimension",
                                        "users", "items", "element_type", "kernel", "scan",
                                        "quantized", "path", "checksum", "reloads",
                                        "failed_reloads", "last_reload_attempt",

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "base/arena.h"
-#include "engine/reload.h"
+#include "engine/models.h"
 #include "fuzz.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -47,7 +47,7 @@ static const struct {
 };
 
 static struct {
-    struct reload *reload;
+    struct models *models;
     struct service *svc;
     const struct server_method *methods;
     size_t n_methods;
@@ -66,12 +66,13 @@ static const ProtobufCMessageDescriptor *response_of(const char *path)
 /* Exits unless the reloader serves the model (its first load can fail). */
 static void require_model(void)
 {
-    const struct reload_snapshot *snap = reload_read_begin(fx.reload);
+    const struct models_view *v = models_read_begin(fx.models);
+    const struct reload_snapshot *snap = reload_current(v->entries[0].reload);
     if (snap->model == NULL) {
         fprintf(stderr, "fuzz_request: the model did not load (%s)\n", snap->last_error);
         exit(1);
     }
-    reload_read_end(fx.reload);
+    models_read_end(fx.models);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -80,8 +81,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct err e = {0};
     int rc = tiny_model_write(path, 0, &e);
     if (rc == 0)
-        rc = reload_start(path, 1, NULL, &fx.reload, &e);
-    if (rc == 0 && (rc = service_create(fx.reload, NULL, &fx.svc)) == 0)
+        rc = models_open_file(path, 1, NULL, &fx.models, &e);
+    if (rc == 0 && (rc = service_create(fx.models, NULL, &fx.svc)) == 0)
         rc = arena_create(64 << 10, &fx.arena);
     if (rc != 0) {
         fprintf(stderr, "fuzz_request: failed to set up (%s)\n",

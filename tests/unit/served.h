@@ -61,7 +61,7 @@ static inline int served_open(struct served *s, const struct model_src *src, siz
         return rc;
     }
     s->q = (struct query){
-        .model = s->model, .model_name = QUERY_MODEL_DEFAULT, .slot = 0, .arena = s->arena};
+        .model = s->model, .model_name = MODELS_DEFAULT, .slot = 0, .arena = s->arena};
     return 0;
 }
 

@@ -11,8 +11,9 @@
 #include "server/config.h"
 
 static const char *const env_vars[] = {
-    "RECSYS_MODEL",         "RECSYS_LISTEN",    "RECSYS_THREADS", "RECSYS_MAX_REQUEST_BYTES",
-    "RECSYS_GRACE_SECONDS", "RECSYS_LOG_LEVEL",
+    "RECSYS_MODEL",     "RECSYS_MODELS_DIR",        "RECSYS_LISTEN",
+    "RECSYS_THREADS",   "RECSYS_MAX_REQUEST_BYTES", "RECSYS_GRACE_SECONDS",
+    "RECSYS_LOG_LEVEL",
 };
 
 static void clear_env(void)
@@ -206,6 +207,16 @@ static void test_bad_command_lines(void)
     CHECK_STR_HAS(e.msg, "--threads: missing value");
     CHECK_RC(load(&c, &action, &e, "--threads", "2", NULL), ERR_INVALID);
     CHECK_STR_HAS(e.msg, "--model (or RECSYS_MODEL) is required");
+    CHECK_STR_HAS(e.msg, "--models-dir");
+    CHECK_RC(load(&c, &action, &e, "--model", "m", "--models-dir", "d", NULL), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "--model and --models-dir exclude each other");
+    setenv("RECSYS_MODELS_DIR", "/env/models", 1);
+    CHECK_RC(load(&c, &action, &e, "--model", "m", NULL), ERR_INVALID);
+    CHECK_STR_HAS(e.msg, "exclude each other");
+    CHECK_OK(load(&c, &action, &e, NULL));
+    CHECK(strcmp(c.models_dir, "/env/models") == 0);
+    CHECK(c.model[0] == '\0');
+    unsetenv("RECSYS_MODELS_DIR");
 
     char long_path[sizeof(c.model) + 1];
     memset(long_path, 'a', sizeof(long_path) - 1);
@@ -242,7 +253,8 @@ static void test_usage_lists_every_setting(void)
         "--max-request-bytes BYTES",
         "--grace-seconds SECONDS",
         "--log-level LEVEL",
-        "env RECSYS_MODEL, required",
+        "env RECSYS_MODEL, required unless --models-dir",
+        "--models-dir DIR",
         "env RECSYS_LISTEN, default 127.0.0.1:50051",
         "--help",
         "--version",

@@ -151,20 +151,21 @@ static void test_notes_sum_over_workers(void)
 {
     struct metrics *m = NULL;
     CHECK_OK(metrics_create(2, paths, NULL, N_PATHS, &m));
-    metrics_note(m, 0, METRICS_PERSONALIZED, 3);
-    metrics_note(m, 1, METRICS_PERSONALIZED, 1);
-    metrics_note(m, 1, METRICS_POPULAR, 2);
+    metrics_note(m, 0, METRICS_FOLD_INS, 3);
+    metrics_note(m, 1, METRICS_FOLD_INS, 1);
+    metrics_note(m, 1, METRICS_STATE_READ_ERRORS, 2);
     /* Notes live next to the rows: counting calls must not disturb them. */
     metrics_record(m, 1, N_PATHS, 12, 1000);
     char *text = render(m);
     CHECK(text != NULL);
-    double personalized = value_of(text, "recsys_recommendations_total{source=\"personalized\"}");
-    double popular = value_of(text, "recsys_recommendations_total{source=\"popular\"}");
+    double fold_ins = value_of(text, "recsys_fold_ins_total");
+    double errors = value_of(text, "recsys_state_read_errors_total");
     free(text);
-    uint64_t p = metrics_noted(m, METRICS_PERSONALIZED), q = metrics_noted(m, METRICS_POPULAR);
+    uint64_t p = metrics_noted(m, METRICS_FOLD_INS),
+             q = metrics_noted(m, METRICS_STATE_READ_ERRORS);
     metrics_destroy(m);
     CHECK(p == 4 && q == 2);
-    CHECK(personalized == 4 && popular == 2);
+    CHECK(fold_ins == 4 && errors == 2);
 }
 
 static void test_labels_are_escaped(void)

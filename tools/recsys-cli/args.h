@@ -29,6 +29,7 @@ struct cli_args {
     /* the command's own; strings are NULL until given and borrowed from argv */
     char *user;
     char *item;
+    char *model; /* a named model; NULL: the route's */
     uint32_t count;
     bool purchasable_only;
     struct opts_list exclude;

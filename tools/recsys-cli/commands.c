@@ -23,12 +23,14 @@ static const struct opt recommend_opts[] = {
     {"category", 0, OPT_LIST, ARG(categories), false, 0, 0, NULL},
     {"purchasable-only", 0, OPT_FLAG, ARG(purchasable_only), false, 0, 0, NULL},
     {"owned", 0, OPT_LIST, ARG(owned), false, 0, 0, NULL},
+    {"model", 0, OPT_STRING, ARG(model), false, 0, 0, "NAME"},
     {.name = NULL},
 };
 
 static const struct opt eligibility_opts[] = {
     {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
     {"owned", 0, OPT_LIST, ARG(owned), false, 0, 0, NULL},
+    {"model", 0, OPT_STRING, ARG(model), false, 0, 0, "NAME"},
     {.name = NULL},
 };
 
@@ -38,6 +40,7 @@ static const struct opt similar_opts[] = {
     {"exclude", 0, OPT_LIST, ARG(exclude), false, 0, 0, NULL},
     {"category", 0, OPT_LIST, ARG(categories), false, 0, 0, NULL},
     {"user", 0, OPT_STRING, ARG(user), false, 0, 0, NULL},
+    {"model", 0, OPT_STRING, ARG(model), false, 0, 0, "NAME"},
     {.name = NULL},
 };
 
@@ -56,6 +59,11 @@ static const struct opt record_opts[] = {
 
 static const struct opt forget_opts[] = {
     {"user", 0, OPT_STRING, ARG(user), true, 0, 0, NULL},
+    {.name = NULL},
+};
+
+static const struct opt info_opts[] = {
+    {"model", 0, OPT_STRING, ARG(model), false, 0, 0, "NAME"},
     {.name = NULL},
 };
 
@@ -150,10 +158,18 @@ static void fill_recommend(const struct cli_args *a, char *user, Recsys__V1__Rec
     req->owned_item_ids = a->owned.v;
 }
 
+/* The named model of @a, or the route's: protobuf-c wants "" rather than
+ * NULL for an empty string. */
+static char *model_of(const struct cli_args *a)
+{
+    return a->model != NULL ? a->model : "";
+}
+
 static int pack_recommend(const struct cli_args *a, uint8_t **buf, size_t *len)
 {
     Recsys__V1__RecommendRequest req;
     fill_recommend(a, a->user, &req);
+    req.model = model_of(a);
     return pack_message(&req.base, buf, len);
 }
 
@@ -171,6 +187,7 @@ static int pack_batch(const struct cli_args *a, uint8_t **buf, size_t *len)
         }
         batch.n_requests = a->words.n;
         batch.requests = list;
+        batch.model = model_of(a);
         rc = pack_message(&batch.base, buf, len);
     }
     free(list);
@@ -186,6 +203,7 @@ static int pack_eligibility(const struct cli_args *a, uint8_t **buf, size_t *len
     req.item_ids = a->words.v;
     req.n_owned_item_ids = a->owned.n;
     req.owned_item_ids = a->owned.v;
+    req.model = model_of(a);
     return pack_message(&req.base, buf, len);
 }
 
@@ -200,6 +218,7 @@ static int pack_similar(const struct cli_args *a, uint8_t **buf, size_t *len)
     req.categories = a->categories.v;
     if (a->user != NULL)
         req.user_id = a->user;
+    req.model = model_of(a);
     return pack_message(&req.base, buf, len);
 }
 
@@ -240,6 +259,7 @@ static int pack_forget(const struct cli_args *a, uint8_t **buf, size_t *len)
 static int pack_info(const struct cli_args *a, uint8_t **buf, size_t *len)
 {
     Recsys__V1__ModelInfoRequest req = RECSYS__V1__MODEL_INFO_REQUEST__INIT;
+    req.model = model_of(a);
     return pack_message(&req.base, buf, len);
 }
 
@@ -260,11 +280,15 @@ static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
 }
 
 /* "model demo-1 · source PERSONALIZED · 5 items": what was asked, in one
- * line. @label and @value describe the list; @label may be NULL. */
-static void print_summary(FILE *out, const char *model, const char *label, const char *value,
-                          size_t n)
+ * line; "model demo-2 (candidate) · ..." when a model other than the one
+ * named default answered. @label and @value describe the list; @label may
+ * be NULL. */
+static void print_summary(FILE *out, const char *name, const char *version, const char *label,
+                          const char *value, size_t n)
 {
-    fprintf(out, "model %s", model);
+    fprintf(out, "model %s", version);
+    if (name[0] != '\0' && strcmp(name, "default") != 0)
+        fprintf(out, " (%s)", name);
     if (label != NULL)
         fprintf(out, " · %s %s", label, value);
     fprintf(out, " · %zu item%s\n", n, n == 1 ? "" : "s");
@@ -276,7 +300,7 @@ static int print_ranked(FILE *out, const Recsys__V1__RecommendResponse *r, const
 {
     const struct table_column cols[] = {
         {"rank", TABLE_RIGHT}, {"item_id", TABLE_LEFT}, {score_title, TABLE_RIGHT}};
-    print_summary(out, r->model_version, label, value, r->n_items);
+    print_summary(out, r->model_name, r->model_version, label, value, r->n_items);
     if (r->n_items == 0)
         return 0;
     struct table *t;
@@ -334,7 +358,7 @@ static int print_eligibility(FILE *out, const ProtobufCMessage *resp, const stru
                                                {"reason", TABLE_LEFT},
                                                {"price", TABLE_RIGHT}};
     const Recsys__V1__EligibilityResponse *r = (const Recsys__V1__EligibilityResponse *)resp;
-    print_summary(out, r->model_version, NULL, NULL, r->n_results);
+    print_summary(out, r->model_name, r->model_version, NULL, NULL, r->n_results);
     struct table *t;
     int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
     if (rc != 0)
@@ -426,6 +450,8 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
     if (rc != 0)
         return rc;
+    table_cell(t, "model_name:");
+    table_cell(t, "%s", or_dash(m->model_name));
     table_cell(t, "model_version:");
     table_cell(t, "%s", or_dash(m->model_version));
     table_cell(t, "created_at:");
@@ -473,6 +499,60 @@ static int print_info(FILE *out, const ProtobufCMessage *resp, const struct cli_
     return rc;
 }
 
+/* The route of @m in one line: "default stable · split candidate 10,
+ * stable 90 · salt exp-1 · from routes.json since ...". */
+static void print_route(FILE *out, const Recsys__V1__Route *r)
+{
+    char since[64];
+    format_time(since, sizeof(since), r->since_unix);
+    fprintf(out, "route: default %s", r->default_model);
+    for (size_t i = 0; i < r->n_split; i++)
+        fprintf(out, "%s%s %" PRIu32, i == 0 ? " · split " : ", ", r->split[i]->model,
+                r->split[i]->weight);
+    if (r->salt[0] != '\0')
+        fprintf(out, " · salt %s", r->salt);
+    fprintf(out, " · from %s since %s\n", r->source, since);
+    if (r->error[0] != '\0')
+        fprintf(out, "routes.json refused: %s\n", r->error);
+}
+
+/* Every model the daemon serves, one per row, then the route. */
+static int print_models(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
+{
+    static const struct table_column cols[] = {
+        {"name", TABLE_LEFT},        {"version", TABLE_LEFT},
+        {"loaded", TABLE_LEFT},      {"share", TABLE_RIGHT},
+        {"users", TABLE_RIGHT},      {"items", TABLE_RIGHT},
+        {"file_bytes", TABLE_RIGHT}, {"reloads", TABLE_RIGHT},
+        {"failed", TABLE_RIGHT},     {"last_reload_error", TABLE_LEFT}};
+    const Recsys__V1__ModelInfo *m = (const Recsys__V1__ModelInfo *)resp;
+    struct table *t;
+    int rc = table_create(cols, sizeof(cols) / sizeof(cols[0]), &t);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < m->n_models; i++) {
+        const Recsys__V1__ModelSummary *s = m->models[i];
+        table_cell(t, "%s", s->name);
+        table_cell(t, "%s", or_dash(s->model_version));
+        table_cell(t, "%s", s->loaded ? "yes" : "no");
+        table_cell(t, "%" PRIu32 "%%", s->route_share);
+        table_cell(t, "%" PRIu64, s->user_count);
+        table_cell(t, "%" PRIu64, s->item_count);
+        table_cell(t, "%" PRIu64, s->file_bytes);
+        table_cell(t, "%" PRIu64, s->reload_count);
+        table_cell(t, "%" PRIu64, s->failed_reload_count);
+        table_cell(t, "%s", or_dash(s->last_reload_error));
+    }
+    rc = table_print(t, out);
+    table_destroy(t);
+    if (rc != 0)
+        return rc;
+    if (m->route != NULL)
+        print_route(out, m->route);
+    fprintf(out, "mapped: %" PRIu64 " bytes\n", m->mapped_bytes);
+    return 0;
+}
+
 static int print_record(FILE *out, const ProtobufCMessage *resp, const struct cli_args *a)
 {
     const Recsys__V1__RecordEventsResponse *r = (const Recsys__V1__RecordEventsResponse *)resp;
@@ -514,7 +594,7 @@ const struct command commands[] = {
     {
         .name = "recommend",
         .usage = "--user U [--count N] [--exclude ID]... [--category C]...\n"
-                 "[--purchasable-only] [--owned ID]...",
+                 "[--purchasable-only] [--owned ID]... [--model NAME]",
         .summary = "Top-N items for a user, best first (0 or no --count: 10).",
         .opts = recommend_opts,
         .max_words = 0,
@@ -526,7 +606,7 @@ const struct command commands[] = {
     {
         .name = "batch-recommend",
         .usage = "USER... [--count N] [--exclude ID]... [--category C]...\n"
-                 "[--purchasable-only] [--owned ID]...",
+                 "[--purchasable-only] [--owned ID]... [--model NAME]",
         .summary = "Top-N items for each of up to 256 users, in one BatchRecommend call.",
         .opts = recommend_opts + 1,
         .min_words = 1,
@@ -538,7 +618,7 @@ const struct command commands[] = {
     },
     {
         .name = "eligibility",
-        .usage = "--user U ITEM... [--owned ID]...",
+        .usage = "--user U ITEM... [--owned ID]... [--model NAME]",
         .summary = "Whether the user can buy each item now, and if not, why.",
         .opts = eligibility_opts,
         .min_words = 1,
@@ -550,7 +630,8 @@ const struct command commands[] = {
     },
     {
         .name = "similar",
-        .usage = "--item I [--count N] [--exclude ID]... [--category C]... [--user U]",
+        .usage = "--item I [--count N] [--exclude ID]... [--category C]... [--user U]\n"
+                 "[--model NAME]",
         .summary = "Items most similar to an item (cosine); --user drops what they own.",
         .opts = similar_opts,
         .max_words = 0,
@@ -585,14 +666,25 @@ const struct command commands[] = {
     },
     {
         .name = "info",
-        .usage = "",
-        .summary = "The model being served.",
-        .opts = no_opts,
+        .usage = "[--model NAME]",
+        .summary = "The model being served (--model: a named one).",
+        .opts = info_opts,
         .max_words = 0,
         .method = "/recsys.v1.Recommender/GetModelInfo",
         .response = &recsys__v1__model_info__descriptor,
         .pack = pack_info,
         .print = print_info,
+    },
+    {
+        .name = "models",
+        .usage = "",
+        .summary = "Every model served, each one's share of users, and the route.",
+        .opts = no_opts,
+        .max_words = 0,
+        .method = "/recsys.v1.Recommender/GetModelInfo",
+        .response = &recsys__v1__model_info__descriptor,
+        .pack = pack_info,
+        .print = print_models,
     },
     {
         .name = "health",
