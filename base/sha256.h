@@ -14,9 +14,9 @@
 /* A hash in progress. Plain data: on the stack, no cleanup. */
 struct sha256 {
     uint32_t h[8];
-    uint64_t bytes;       /* hashed so far */
-    uint8_t block[64];    /* the partial block */
-    size_t used;          /* bytes in block */
+    uint64_t bytes;    /* hashed so far */
+    uint8_t block[64]; /* the partial block */
+    size_t used;       /* bytes in block */
 };
 
 void sha256_init(struct sha256 *s);

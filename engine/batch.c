@@ -123,10 +123,10 @@ static int score_known(const struct query *q, const struct recommend_plan *plans
     return 0;
 }
 
-/* arm_queries - in @qs, the query that answers each request of @req: @q,
- * or, with a model set and no model named by the batch, the model the
- * request names or its user's arm (models_pick), as Recommend alone would
- * have it. A model serves all its requests through one query. */
+/* arm_queries - in @qs, the query that answers each request of @req: @q
+ * without a model set; with one, the model the request names, else the
+ * batch's, else its user's arm (models_pick). A model serves all its
+ * requests through one query. */
 static int arm_queries(const struct query *q, const Recsys__V1__BatchRecommendRequest *req,
                        const struct query **qs, struct err *e)
 {
@@ -136,12 +136,13 @@ static int arm_queries(const struct query *q, const Recsys__V1__BatchRecommendRe
     for (size_t i = 0; i < req->n_requests; i++) {
         const Recsys__V1__RecommendRequest *r = req->requests[i];
         qs[i] = q;
-        if (q->models == NULL || req->model[0] != '\0')
+        if (q->models == NULL)
             continue;
+        const char *name = r->model[0] != '\0' ? r->model : req->model;
         struct models_pick pick;
         int rc = filter_check_id("model", r->model, 0, e);
         if (rc == 0)
-            rc = models_pick(q->models, r->model, r->user_id, &pick, e);
+            rc = models_pick(q->models, name, r->user_id, &pick, e);
         if (rc != 0)
             return err_wrap(e, rc, "requests[%zu]", i);
         if (pick.snap == NULL || pick.snap->model == NULL)

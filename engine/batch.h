@@ -28,8 +28,8 @@
  * the batch, so about 21 MB, and 27 MB when split in four. The sgemm
  * score blocks add 256 KiB per part; a per-worker buffer for them would
  * not spare the growth the responses need anyway.
- * With a model set (q->models) and no req->model, each request is answered
- * by the model it names, or else by its user's arm (models_pick), as
+ * With a model set (q->models), each request is answered by the model it
+ * names, else by req->model, else by its user's arm (models_pick), as
  * Recommend would answer it alone; each model's users are scored together.
  * Returns 0, ERR_INVALID (more than BATCH_MAX requests, or a request that
  * recommend_run refuses: the text names it, "requests[3]: ..."),

@@ -267,13 +267,15 @@ static int route_read(const struct models *ms, struct route *r, struct err *e)
     char *text = malloc(ROUTE_FILE_MAX + 1);
     size_t len = 0;
     ssize_t got = 0;
-    while (text != NULL && len <= ROUTE_FILE_MAX &&
-           ((got = read(fd, text + len, ROUTE_FILE_MAX + 1 - len)) > 0 || (got < 0 && errno == EINTR)))
+    while (
+        text != NULL && len <= ROUTE_FILE_MAX &&
+        ((got = read(fd, text + len, ROUTE_FILE_MAX + 1 - len)) > 0 || (got < 0 && errno == EINTR)))
         len += got > 0 ? (size_t)got : 0;
-    int rc = text == NULL  ? err_set(e, -ENOMEM, "out of memory")
-             : got < 0     ? err_set(e, -errno, "%s", strerror(errno))
-             : len > ROUTE_FILE_MAX ? err_set(e, ERR_INVALID, "longer than %d bytes", ROUTE_FILE_MAX)
-                           : route_parse(text, len, r, e);
+    int rc = text == NULL ? err_set(e, -ENOMEM, "out of memory")
+             : got < 0    ? err_set(e, -errno, "%s", strerror(errno))
+             : len > ROUTE_FILE_MAX
+                 ? err_set(e, ERR_INVALID, "longer than %d bytes", ROUTE_FILE_MAX)
+                 : route_parse(text, len, r, e);
     close(fd);
     free(text);
     return rc != 0 ? rc : route_check(ms, r, e);
@@ -361,9 +363,10 @@ static void log_ignored(struct models *ms, const char *name)
     if (ms->n_ignored == IGNORED_LOGGED_MAX)
         return;
     snprintf(ms->ignored[ms->n_ignored++], NAME_MAX + 1, "%s", name);
-    log_warn("%s/%s ignored: not NAME%s with NAME a model name ([a-z0-9][a-z0-9_-]{0,63}), nor %s%s",
-             ms->dir, name, MODEL_SUFFIX, MODELS_ROUTES,
-             ms->n_ignored == IGNORED_LOGGED_MAX ? "; further names are not logged" : "");
+    log_warn(
+        "%s/%s ignored: not NAME%s with NAME a model name ([a-z0-9][a-z0-9_-]{0,63}), nor %s%s",
+        ms->dir, name, MODEL_SUFFIX, MODELS_ROUTES,
+        ms->n_ignored == IGNORED_LOGGED_MAX ? "; further names are not logged" : "");
 }
 
 /* model_name - the model name of directory entry @name, into @out; false
@@ -652,8 +655,7 @@ int models_open_dir(const char *dir, unsigned slots, const struct models_listene
         publish(ms, empty);
         empty = NULL;
         if ((rc = pthread_create(&ms->watcher, NULL, watch, ms)) != 0)
-            rc = err_set(e, -rc, "failed to start the models directory watcher (%s)",
-                         strerror(rc));
+            rc = err_set(e, -rc, "failed to start the models directory watcher (%s)", strerror(rc));
     }
     if (rc != 0) {
         free(empty);
