@@ -93,8 +93,8 @@ class Models(unittest.TestCase):
         text = route if isinstance(route, str) else json.dumps(route)
         publish(os.path.join(self.dir, "routes.json"), text.encode())
 
-    def start(self, **kwargs):
-        d = Daemon(None, args=["--models-dir", self.dir], metrics=True, **kwargs)
+    def start(self, args=()):
+        d = Daemon(None, args=["--models-dir", self.dir] + list(args), metrics=True)
         d.start()
         self.addCleanup(d.stop)
         return d
@@ -441,6 +441,50 @@ class Models(unittest.TestCase):
         self.await_info(d, lambda i: len(i.models) == 2)
         self.assertEqual(d.health(), "SERVING")
         self.assertEqual(self.recommend(d, user).model_version, "stable-b")
+
+
+    # ---- live events ------------------------------------------------------------------
+
+    def import_into_dir(self, name, v, data_end):
+        """The dataset's model written into the directory as NAME.lmdb, with
+        a data end; model_write's temporary file is hidden, so ignored."""
+        p = fixtures.run_tool("import", *fixtures.import_args(self.ds[name, v].files),
+                              "--model-version", "%s-%s" % (name, v), "--data-end",
+                              str(data_end), "-o", os.path.join(self.dir, name + ".lmdb"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_events_are_kept_until_every_model_holds_them(self):
+        self.import_into_dir("stable", "a", 5000)
+        self.import_into_dir("candidate", "a", 2000)
+        self.route(ROUTE)
+        state = tempfile.mkdtemp(prefix="recsys-models-state-")
+        self.addCleanup(shutil.rmtree, state)
+        d = self.start(args=["--state-dir", state])
+        item = self.ds["stable", "a"].item_ids[5]
+        now = int(time.time() * 1000)
+        r = d.stub_call("RecordEvents", pb.RecordEventsRequest(events=[
+            pb.Event(user_id="early", item_id=item, type=pb.PURCHASE, timestamp_unix_ms=1000),
+            pb.Event(user_id="middle", item_id=item, type=pb.PURCHASE, timestamp_unix_ms=3000),
+            pb.Event(user_id="late", item_id=item, type=pb.PURCHASE, timestamp_unix_ms=now)]),
+            pb.RecordEventsResponse)
+        self.assertEqual(r.recorded, 3)
+
+        def data_ends(i):
+            return {m.name: m.data_end_unix_ms for m in i.models}
+        # The stable model's data now ends at 9000: it holds the early and
+        # the middle purchases, the candidate neither, so both stay.
+        self.import_into_dir("stable", "a", 9000)
+        info = self.await_info(d, lambda i: data_ends(i)["stable"] == 9000)
+        self.assertEqual(info.events.compacted_through_unix_ms, 2000)
+        self.assertEqual(info.events.pending_purchases, 3)
+        # The candidate's at 2500: both hold the early one.
+        self.import_into_dir("candidate", "a", 2500)
+        info = self.await_info(d, lambda i: i.events.compacted_through_unix_ms == 2500)
+        self.assertEqual(info.events.pending_purchases, 2)
+        # At 6000: both hold the middle one too.
+        self.import_into_dir("candidate", "a", 6000)
+        info = self.await_info(d, lambda i: i.events.compacted_through_unix_ms == 6000)
+        self.assertEqual(info.events.pending_purchases, 1)
 
 
 if __name__ == "__main__":
