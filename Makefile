@@ -6,6 +6,7 @@
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (clang)
 #   make bench  build and run the benchmarks in bench/
 #   make bench-events  only bench/events.py (live events, about 2 minutes)
+#   make bench-models  only bench/models.py (several models and routes, about 2 minutes)
 #   make format        rewrite every C file as .clang-format says
 #   make format-check  fail, naming the files, if any C file is not formatted
 #   make test-clang    the unit tests built with clang (-Werror)
@@ -51,7 +52,7 @@ FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events clean \
+.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events bench-models clean \
         packages format format-check
 
 all: build
@@ -145,6 +146,7 @@ bench:
 	bench/train.sh $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD) --plot $(BUILD)/bench
 	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
+	/usr/bin/python3 bench/models.py $(BUILD)
 	$(BUILD)/bench/overload --recsysd $(BUILD)/recsysd --items 100000 \
 	    --csv $(BUILD)/bench/overload.csv
 	/usr/bin/python3 bench/overload_plot.py $(BUILD)/bench/overload.csv $(BUILD)/bench/overload.png
@@ -155,6 +157,13 @@ bench-events:
 	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(MAKE) build
 	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
+
+# Several models: the split over 100,000 users, routing's cost with three
+# models against one, route changes and removal under load.
+bench-models:
+	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(MAKE) build
+	/usr/bin/python3 bench/models.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-thread build-clang build-fuzz

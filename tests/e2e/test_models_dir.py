@@ -301,6 +301,31 @@ class Models(unittest.TestCase):
             self.assertEqual(log.count("/%s ignored" % name), 1, log)
         self.assertNotIn(".hidden.lmdb", log)
 
+    def test_an_invalid_model_file_is_listed_refused_and_named(self):
+        self.put("stable", "a")
+        self.route({"default": "stable"})
+        d = self.start()
+        publish(os.path.join(self.dir, "broken.lmdb"), b"not a model" * 100)
+        info = self.await_info(d, lambda i: len(i.models) == 2)
+        broken = next(m for m in info.models if m.name == "broken")
+        self.assertFalse(broken.loaded)
+        self.assertEqual(broken.failed_reload_count, 1)
+        self.assertNotEqual(broken.last_reload_error, "")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.recommend(d, self.users[0], model="broken")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("model 'broken' is not loaded (%s)" % broken.last_reload_error,
+                      cm.exception.details())
+        self.route({"default": "stable", "split": {"stable": 50, "broken": 50}})
+        self.await_info(d, lambda i: "split: model 'broken' is not loaded" in i.route.error)
+        self.assertEqual(d.health(), "SERVING")  # the route in force names stable alone
+        # A valid file under that name is served at once.
+        self.put("stable", "b")
+        publish(os.path.join(self.dir, "broken.lmdb"), read(self.ds["candidate", "a"].path))
+        info = self.await_info(d, lambda i: i.route.error == "" and len(i.route.split) == 2)
+        self.assertEqual(self.recommend(d, self.users[0], model="broken").model_version,
+                         "candidate-a")
+
     # ---- memory ---------------------------------------------------------------------
 
     def test_each_model_is_mapped_once(self):
