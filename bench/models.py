@@ -282,11 +282,14 @@ def bench_flips(args, recsysd, demo, tmp, pb):
         os.unlink(os.path.join(models, "candidate.lmdb"))
         changes.append(("removal", await_arm(answers, time.monotonic(), "stable")))
         time.sleep(0.5)
+        # Before h2load's end, which cancels the calls it has in flight.
+        after = d.handled()
+        if load.poll() is not None:
+            raise SystemExit("h2load ended before the changes did")
     finally:
         stop.set()
         prober.join()
         out = load.communicate()[0]
-    after = d.handled()
     d.stop()
     calls = {c: after.get(c, 0) - before.get(c, 0) for c in after}
     print("\n3. route changes under load (h2load 4 x 4 Recommend, %s calls answered in all)"
