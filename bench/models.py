@@ -292,14 +292,16 @@ def bench_flips(args, recsysd, demo, tmp, pb):
         out = load.communicate()[0]
     d.stop()
     calls = {c: after.get(c, 0) - before.get(c, 0) for c in after}
-    print("\n3. route changes under load (h2load 4 x 4 Recommend, %s calls answered in all)"
-          % re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+    print("\n3. route changes under load (h2load 4 x 4 Recommend for %d s, %s calls answered)"
+          % (args.flips + 10, re.search(r"requests: \d+ total, \d+ started, (\d+) done",
+                                        out).group(1)))
     flips = [ms for kind, ms in changes if kind == "route"]
     print("   routes.json renamed %d times: first routed answer after %.2f ms median, %.2f ms"
           " at most (target < 100)" % (len(flips), statistics.median(flips), max(flips)))
     print("   candidate's file removed: first answer from the default after %.2f ms"
           % changes[-1][1])
-    print("   daemon's calls by code meanwhile: %s (target: OK only)"
+    print("   the daemon's calls by code, from 1 s before the first change to 0.5 s after the"
+          " last: %s (target: OK only)"
           % ", ".join("%s %d" % kv for kv in sorted(calls.items()) if kv[1]))
 
 
