@@ -47,7 +47,7 @@ BENCH_PACKAGES := nghttp2-client python3-matplotlib
 
 # Only for `make fuzz`: libFuzzer comes with clang's runtime.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
-FUZZ_TARGETS  := npy csv ids request model
+FUZZ_TARGETS  := npy csv ids request model route
 FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -134,6 +134,16 @@ static int read_object(json_t *root, struct route *out, struct err *e)
     return 0;
 }
 
+/* one_line - control characters of @msg as '?': the text quotes the
+ * file (a key, a name, jansson's token), and goes to a one-line log. */
+static int one_line(struct err *e, int rc)
+{
+    for (char *p = e != NULL ? e->msg : ""; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return rc;
+}
+
 int route_parse(const char *text, size_t len, struct route *out, struct err *e)
 {
     memset(out, 0, sizeof(*out));
@@ -142,10 +152,11 @@ int route_parse(const char *text, size_t len, struct route *out, struct err *e)
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
-        return err_set(e, ERR_INVALID, "line %d, column %d: %s", je.line, je.column, je.text);
+        return one_line(
+            e, err_set(e, ERR_INVALID, "line %d, column %d: %s", je.line, je.column, je.text));
     int rc = read_object(root, out, e);
     json_decref(root);
-    return rc;
+    return rc != 0 ? one_line(e, rc) : 0;
 }
 
 uint32_t route_bucket(const struct route *r, const char *user, size_t user_len)

@@ -152,6 +152,8 @@ static void test_refusals_name_the_problem(void)
         {"{\"default\": \"a\", \"split\": {\"B\": 100}}", "split: model 'B' is not a model name"},
         {"{\"default\": \"a\", \"salt\": 1}", "salt is not a string"},
         {"{\"default\": \"a\", \"salt\": \"\xff\"}", "line 1"}, /* not UTF-8 */
+        /* The text goes to a one-line log: control characters become '?'. */
+        {"{\"default\": \"a\", \"sp\\nlit\": 1}", "unknown key 'sp?lit'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct route r;
@@ -206,9 +208,12 @@ static void test_model_names(void)
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        CHECK_CASE(test_sha256_vectors),       CHECK_CASE(test_buckets_are_the_formula),
-        CHECK_CASE(test_the_issues_example),   CHECK_CASE(test_zero_weights_and_no_split),
-        CHECK_CASE(test_refusals_name_the_problem), CHECK_CASE(test_limits),
+        CHECK_CASE(test_sha256_vectors),
+        CHECK_CASE(test_buckets_are_the_formula),
+        CHECK_CASE(test_the_issues_example),
+        CHECK_CASE(test_zero_weights_and_no_split),
+        CHECK_CASE(test_refusals_name_the_problem),
+        CHECK_CASE(test_limits),
         CHECK_CASE(test_model_names),
     };
     return check_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
