@@ -37,7 +37,6 @@ The load generators and the daemon share the machine's cores.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -58,39 +57,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 import grpc  # noqa: E402
 
 import rpc  # noqa: E402  h2load(), percentiles(), cpu_model()
+from routes import arm_of, publish  # noqa: E402
 
 SPLIT = {"default": "stable", "split": {"stable": 90, "candidate": 10}, "salt": "exp-1"}
 STABLE = {"default": "stable"}
 THREE = {"default": "stable", "split": {"stable": 34, "candidate": 33, "third": 33},
          "salt": "exp-3"}
 BATCH = 256
-
-
-def bucket(salt, user):
-    digest = hashlib.sha256(salt.encode() + b"\0" + user.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
-
-
-def arm_of(route, user):
-    split = route.get("split")
-    if not split:
-        return route["default"]
-    b, end = bucket(route.get("salt", ""), user), 0
-    names = sorted(split, key=lambda n: n.encode())
-    for name in names:
-        end += split[name]
-        if b < end:
-            return name
-    return names[-1]
-
-
-def publish(path, data):
-    staged = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".new")
-    with open(staged, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(staged, path)
 
 
 class Daemon:

@@ -8,7 +8,6 @@ daemon; the answers are checked against the NumPy reference of the file of
 the model that answered.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,40 +19,11 @@ import unittest
 import grpc
 
 import fixtures
-from daemon import Daemon, health_pb2
+from daemon import Daemon
+from routes import arm_of, publish
 from recsys.v1 import recommender_pb2 as pb
 
 ROUTE = {"default": "stable", "split": {"stable": 90, "candidate": 10}, "salt": "exp-1"}
-
-
-def bucket(salt, user):
-    digest = hashlib.sha256(salt.encode() + b"\0" + user.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
-
-
-def arm_of(route, user):
-    """The model route (a routes.json dict) sends user to."""
-    split = route.get("split")
-    if not split:
-        return route["default"]
-    b, end = bucket(route.get("salt", ""), user), 0
-    names = sorted(split, key=lambda n: n.encode())
-    for name in names:
-        end += split[name]
-        if b < end:
-            return name
-    return names[-1]
-
-
-def publish(path, data):
-    """Write data (bytes) beside path and rename it over path: how models
-    and routes are published."""
-    staged = os.path.join(os.path.dirname(path), ".%s.new" % os.path.basename(path))
-    with open(staged, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(staged, path)
 
 
 def read(path):
