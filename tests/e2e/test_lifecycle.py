@@ -162,6 +162,15 @@ class StartupFailureTest(SmallModel, unittest.TestCase):
         self.assertEqual(p.returncode, EXIT_FAILED, p.stderr)
         self.assertIn("cannot listen on no-such-host.invalid:1", p.stderr)
 
+    def test_a_missing_models_directory_stops_the_start(self):
+        p = run_daemon("--models-dir", "/nonexistent-recsys-models")
+        self.assertEqual(p.returncode, EXIT_FAILED, p.stderr)
+        self.assertIn("failed to follow the models of directory /nonexistent-recsys-models "
+                      "(failed to watch models directory", p.stderr)
+        p = run_daemon("--models-dir", self.ds.path)  # a file, not a directory
+        self.assertEqual(p.returncode, EXIT_FAILED, p.stderr)
+        self.assertIn("Not a directory", p.stderr)
+
     def test_bad_command_lines_exit_2(self):
         m = self.ds.path
         cases = [
@@ -173,7 +182,9 @@ class StartupFailureTest(SmallModel, unittest.TestCase):
             (["--model", m, "--grace-seconds", "-1"], {}, "--grace-seconds: '-1'"),
             (["--model", m, "--max-request-bytes", "1"], {}, "'1' is not in 1024.."),
             (["--model", m, "--log-level", "loud"], {}, "'loud' is not one of"),
-            ([], {}, "--model (or RECSYS_MODEL) is required"),
+            ([], {}, "--model (or RECSYS_MODEL) is required, or --models-dir"),
+            (["--model", m, "--models-dir", "/tmp"], {}, "--model and --models-dir exclude"),
+            (["--models-dir", "/tmp"], {"RECSYS_MODEL": m}, "exclude each other"),
             (["--model", m], {"RECSYS_THREADS": "lots"}, "RECSYS_THREADS: 'lots'"),
             (["--model", m], {"RECSYS_LOG_LEVEL": "chatty"}, "RECSYS_LOG_LEVEL: 'chatty'"),
         ]
