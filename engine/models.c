@@ -549,7 +549,9 @@ static void *watch(void *arg)
         }
         if (__atomic_load_n(&ms->stopping, __ATOMIC_ACQUIRE))
             break;
-        bool rescan = take(ms->rescan_fd) | read_events(ms);
+        /* Both, always: each drains what it reads. */
+        bool woken = take(ms->rescan_fd);
+        bool rescan = read_events(ms) || woken;
         if (ms->dir_wd < 0 && watch_dir(ms) == 0) {
             log_info("watching models directory %s again", ms->dir);
             rescan = true;
