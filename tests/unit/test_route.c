@@ -144,6 +144,9 @@ static void test_refusals_name_the_problem(void)
         {"{\"default\": \"a\", \"split\": {\"a\": 90, \"b\": 20}}",
          "split: the weights sum to 110, not 100"},
         {"{\"default\": \"a\", \"split\": {\"a\": 90}}", "the weights sum to 90, not 100"},
+        {"{\"default\": \"a\", \"split\": {\"a\": 90, \"b\": 11}}",
+         "the weights sum to 101, not 100"},
+        {"{\"default\": \"a\", \"split\": {\"a\": 50, \"a\": 50}}", "duplicate"},
         {"{\"default\": \"a\", \"split\": {\"a\": 90.0, \"b\": 10}}",
          "the weight of 'a' is not an integer from 0 to 100"},
         {"{\"default\": \"a\", \"split\": {\"a\": \"90\", \"b\": 10}}", "weight of 'a'"},
@@ -151,7 +154,9 @@ static void test_refusals_name_the_problem(void)
         {"{\"default\": \"a\", \"split\": {\"a\": 101}}", "weight of 'a'"},
         {"{\"default\": \"a\", \"split\": {\"B\": 100}}", "split: model 'B' is not a model name"},
         {"{\"default\": \"a\", \"salt\": 1}", "salt is not a string"},
-        {"{\"default\": \"a\", \"salt\": \"\xff\"}", "line 1"}, /* not UTF-8 */
+        {"{\"default\": \"a\", \"salt\": \"\xff\"}", "line 1"},              /* not UTF-8 */
+        {"{\"default\": \"a\", \"salt\": \"x\\u0000y\"}", "line 1, column"}, /* NUL */
+        {"\"a\"", "line 1"}, /* jansson reads an object or an array only */
         /* The text goes to a one-line log: control characters become '?'. */
         {"{\"default\": \"a\", \"sp\\nlit\": 1}", "unknown key 'sp?lit'"},
     };
