@@ -65,7 +65,7 @@ struct entry {
     struct reload *reload;
     struct models *ms;
     int64_t data_end; /* __atomic: its loaded model's data end; -1 before one is loaded */
-    uint64_t counts[MODELS_COUNTS];
+    struct models_counts *counts; /* one per slot, apart from the fields the calls read */
 };
 
 /* A published view and what it owns. */
@@ -129,23 +129,32 @@ static void on_published(const struct model *m, void *arg)
     }
 }
 
+static void entry_free(struct entry *en)
+{
+    if (en != NULL)
+        free(en->counts);
+    free(en);
+}
+
 /* entry_start - a model named @name served from @path. NULL when it
- * cannot be followed (logged). */
-static struct entry *entry_start(struct models *ms, const char *name, const char *path)
+ * cannot be followed: @e says why. */
+static struct entry *entry_start(struct models *ms, const char *name, const char *path,
+                                 struct err *e)
 {
     struct entry *en = calloc(1, sizeof(*en));
-    if (en == NULL) {
-        log_error("failed to add model %s (out of memory)", name);
+    size_t bytes = ms->slots * sizeof(struct models_counts);
+    if (en == NULL || (en->counts = aligned_alloc(sizeof(struct models_counts), bytes)) == NULL) {
+        entry_free(en);
+        err_set(e, -ENOMEM, "out of memory");
         return NULL;
     }
+    memset(en->counts, 0, bytes);
     snprintf(en->name, sizeof(en->name), "%s", name);
     en->ms = ms;
     en->data_end = -1;
     const struct reload_listener listener = {on_published, en};
-    struct err e = {0};
-    if (reload_start(path, ms->slots, &listener, &en->reload, &e) != 0) {
-        log_error("failed to follow model %s at %s (%s)", name, path, e.msg);
-        free(en);
+    if (reload_start(path, ms->slots, &listener, &en->reload, e) != 0) {
+        entry_free(en);
         return NULL;
     }
     return en;
@@ -154,7 +163,7 @@ static struct entry *entry_start(struct models *ms, const char *name, const char
 static void entry_stop(struct entry *en)
 {
     reload_stop(en->reload);
-    free(en);
+    entry_free(en);
 }
 
 /* covered - tell the listener the earliest data end of the loaded models,
@@ -194,7 +203,7 @@ static void view_fill(struct models *ms, struct view *v)
 {
     for (size_t i = 0; i < ms->n; i++)
         v->entries[i] = (struct models_entry){ms->entries[i]->name, ms->entries[i]->reload,
-                                              ms->entries[i]->counts};
+                                              ms->entries[i]->counts, ms->slots};
     v->route = ms->route;
     snprintf(v->route_error, sizeof(v->route_error), "%s", ms->route_error);
     v->pub = (struct models_view){.n = ms->n,
@@ -454,10 +463,13 @@ static void scan(struct models *ms)
         }
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s%s", ms->dir, names[i], MODEL_SUFFIX);
-        struct entry *en = entry_start(ms, names[i], path);
+        struct err e = {0};
+        struct entry *en = entry_start(ms, names[i], path, &e);
         if (en != NULL) {
             next[n++] = en;
             log_info("model %s added from %s", names[i], path);
+        } else {
+            log_error("failed to follow model %s at %s (%s)", names[i], path, e.msg);
         }
         i++;
     }
@@ -594,20 +606,10 @@ int models_open_file(const char *path, unsigned slots, const struct models_liste
     struct models *ms = create("", slots, listener, e);
     if (ms == NULL)
         return e->code;
-    struct entry *en = calloc(1, sizeof(*en));
+    struct entry *en = entry_start(ms, MODELS_DEFAULT, path, e);
     if (en == NULL) {
         models_stop(ms);
-        return err_set(e, -ENOMEM, "out of memory");
-    }
-    snprintf(en->name, sizeof(en->name), "%s", MODELS_DEFAULT);
-    en->ms = ms;
-    en->data_end = -1;
-    const struct reload_listener rl = {on_published, en};
-    int rc = reload_start(path, slots, &rl, &en->reload, e);
-    if (rc != 0) {
-        free(en);
-        models_stop(ms);
-        return rc;
+        return e->code;
     }
     ms->entries[0] = en;
     ms->n = 1;
@@ -737,6 +739,14 @@ int models_pick(const struct models_view *v, const char *name, const char *user,
     const struct models_entry *en = &v->entries[at];
     *out = (struct models_pick){en, en->name, reload_current(en->reload)};
     return 0;
+}
+
+uint64_t models_counted(const struct models_entry *en, unsigned what)
+{
+    uint64_t sum = 0;
+    for (unsigned s = 0; s < en->slots; s++)
+        sum += __atomic_load_n(&en->counts[s].n[what], __ATOMIC_RELAXED);
+    return sum;
 }
 
 static bool entry_loaded(const struct models_view *v, int at)

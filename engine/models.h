@@ -52,9 +52,15 @@
 #define MODELS_MAX 32
 
 /* Counters a model carries for the server's metrics, which decides what
- * each counts (its answers, by source). They start at 0 when the model is
- * listed and go with it. */
-#define MODELS_COUNTS 4
+ * each counts (its answers, by source): a cache line of them per lookup
+ * slot, written only by the thread that owns the slot, with plain stores
+ * (no lock, no read-modify-write on the call path), and summed by whoever
+ * reads them. They start at 0 when the model is listed and go with it. */
+#define MODELS_COUNTS 8
+
+struct models_counts {
+    uint64_t n[MODELS_COUNTS];
+} __attribute__((aligned(64)));
 
 /* The name the single model of models_open_file is served under. */
 #define MODELS_DEFAULT "default"
@@ -65,9 +71,23 @@
 /* One model listed. Valid as long as the view that lists it. */
 struct models_entry {
     const char *name;
-    const struct reload *reload; /* its snapshot: reload_current() in the view's section */
-    uint64_t *counts;            /* MODELS_COUNTS; add with relaxed atomics */
+    const struct reload *reload;  /* its snapshot: reload_current() in the view's section */
+    struct models_counts *counts; /* one per lookup slot: models_count, models_counted */
+    unsigned slots;
 };
+
+/* models_count - add @n to counter @what of @en, on the thread owning
+ * lookup slot @slot. */
+static inline void models_count(const struct models_entry *en, unsigned slot, unsigned what,
+                                uint64_t n)
+{
+    uint64_t *c = &en->counts[slot].n[what];
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* models_counted - counter @what of @en, summed over the slots: a count
+ * may miss what a slot adds meanwhile, never tear. */
+uint64_t models_counted(const struct models_entry *en, unsigned what);
 
 /* What a call sees. Immutable once published; valid until the
  * models_read_end() of the section it was read in. */

@@ -602,9 +602,8 @@ static void write_recommendations(const struct models_view *v, FILE *out)
     for (size_t i = 0; i < v->n; i++)
         for (int n = 0; n < METRICS_SOURCES; n++) {
             model_sample(out, "recsys_recommendations_total", v->entries[i].name);
-            fprintf(
-                out, ",source=\"%s\"} %llu\n", source_names[n],
-                (unsigned long long)__atomic_load_n(&v->entries[i].counts[n], __ATOMIC_RELAXED));
+            fprintf(out, ",source=\"%s\"} %llu\n", source_names[n],
+                    (unsigned long long)models_counted(&v->entries[i], (unsigned)n));
         }
 }
 

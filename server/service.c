@@ -93,10 +93,11 @@ ADAPT(run_health, health_check, Grpc__Health__V1__HealthCheckRequest,
 
 /* Notes on an answer, for the metrics: its recommendation lists, counted
  * for the model that answered each (its models_entry counts). */
-typedef void (*note_fn)(const struct models_view *v, const ProtobufCMessage *resp);
+typedef void (*note_fn)(const struct models_view *v, unsigned worker, const ProtobufCMessage *resp);
 
-static void note_recommend(const struct models_view *v, const ProtobufCMessage *resp);
-static void note_batch(const struct models_view *v, const ProtobufCMessage *resp);
+static void note_recommend(const struct models_view *v, unsigned worker,
+                           const ProtobufCMessage *resp);
+static void note_batch(const struct models_view *v, unsigned worker, const ProtobufCMessage *resp);
 
 /* What a request names of its model: its `model` field, and the user whose
  * arm answers when that is "" (models_pick). */
@@ -252,8 +253,10 @@ static int health_check(const struct query *q, const Grpc__Health__V1__HealthChe
 
 _Static_assert(METRICS_SOURCES <= MODELS_COUNTS, "a model counts its lists by source");
 
-/* note_list - one list of @r's source, for the model that answered it. */
-static void note_list(const struct models_view *v, const Recsys__V1__RecommendResponse *r)
+/* note_list - one list of @r's source, for the model that answered it,
+ * by worker @worker (its lookup slot). */
+static void note_list(const struct models_view *v, unsigned worker,
+                      const Recsys__V1__RecommendResponse *r)
 {
     struct models_pick pick;
     if (models_pick(v, r->model_name, "", &pick, NULL) != 0)
@@ -262,19 +265,20 @@ static void note_list(const struct models_view *v, const Recsys__V1__RecommendRe
                                  : r->source == RECSYS__V1__SOURCE__FOLDED_IN
                                      ? METRICS_FOLDED_IN
                                      : METRICS_PERSONALIZED;
-    __atomic_fetch_add(&pick.entry->counts[source], 1, __ATOMIC_RELAXED);
+    models_count(pick.entry, worker, source, 1);
 }
 
-static void note_recommend(const struct models_view *v, const ProtobufCMessage *resp)
+static void note_recommend(const struct models_view *v, unsigned worker,
+                           const ProtobufCMessage *resp)
 {
-    note_list(v, (const Recsys__V1__RecommendResponse *)resp);
+    note_list(v, worker, (const Recsys__V1__RecommendResponse *)resp);
 }
 
-static void note_batch(const struct models_view *v, const ProtobufCMessage *resp)
+static void note_batch(const struct models_view *v, unsigned worker, const ProtobufCMessage *resp)
 {
     const Recsys__V1__BatchRecommendResponse *b = (const Recsys__V1__BatchRecommendResponse *)resp;
     for (size_t i = 0; i < b->n_responses; i++)
-        note_list(v, b->responses[i]);
+        note_list(v, worker, b->responses[i]);
 }
 
 /* ---- the generic handler ------------------------------------------------- */
@@ -345,7 +349,7 @@ static int answer(const struct service *svc, const struct method *m, const struc
         return rc;
     if (call->metrics != NULL) {
         if (m->note != NULL)
-            m->note(v, resp);
+            m->note(v, call->worker, resp);
         if (stats.fold_ins > 0) {
             metrics_note(call->metrics, call->worker, METRICS_FOLD_INS, stats.fold_ins);
             metrics_note(call->metrics, call->worker, METRICS_FOLD_IN_NS, stats.fold_in_ns);
