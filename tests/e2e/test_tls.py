@@ -18,30 +18,10 @@ import grpc
 
 import fixtures
 from daemon import RECSYSD, Daemon
+from pki import make_ca, make_leaf
 from recsys.v1 import recommender_pb2 as pb
 
 CLI = os.environ["RECSYS_CLI"]
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj",
-            "/CN=" + name, cwd=d)
-
-
-def make_leaf(d, name, ca, san=None):
-    """A key and a certificate for name, signed by ca."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=%s\n" % (san or "DNS:" + name))
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-            "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", ext, cwd=d)
 
 
 def read(d, name):
