@@ -1,7 +1,9 @@
 """The client examples of examples/clients, run as a backend team would run
 them, against real daemons: each must print what recsys-cli, our C client,
-prints for the same calls, over plaintext, TLS and mutual TLS, and be
-refused by a mutual-TLS daemon without a certificate.
+prints for the same calls, over plaintext, TLS and mutual TLS; be refused
+by a mutual-TLS daemon without a certificate; and fail no call of its load
+while the daemon restarts on the same port (SIGTERM: the daemon drains;
+then a new daemon), through its channel's retry policy and reconnection.
 
 The toolchains are set up by the e2e/clients fixture (tests/CMakeLists.txt)
 from the pinned files of each example; a missing one fails here, loudly.
@@ -10,15 +12,18 @@ from the pinned files of each example; a missing one fails here, loudly.
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import grpc
 import numpy as np
 
 import fixtures
-from daemon import Daemon
+from daemon import Daemon, handled
 from pki import make_ca, make_leaf
 
 CLI = os.environ["RECSYS_CLI"]
@@ -50,6 +55,12 @@ def normalize(x, key=None):
     if isinstance(x, float) or key == "score":
         return float(np.float32(x))
     return x
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Clients(unittest.TestCase):
@@ -136,19 +147,55 @@ class Clients(unittest.TestCase):
                 self.assertEqual(normalize(json.loads(p.stdout)), want)
 
     def check_mtls_refuses(self, name):
+        """Without a certificate, no handshake: the example waits for a
+        connection (wait-for-ready) until its deadline, and answers nothing."""
         args, _ = self.calls()
-        p = self.run_client(name, "--addr", self.daemons["mtls"].addr, *self.modes["tls"],
-                            "--deadline-ms", "3000", *args)
+        d = self.daemons["mtls"]
+        refused = d.log().count("Handshake failed")
+        p = self.run_client(name, "--addr", d.addr, *self.modes["tls"], "--deadline-ms", "1500",
+                            *args)
         self.assertNotEqual(p.returncode, 0, p.stdout)
-        self.assertIn("UNAVAILABLE", p.stderr.upper())
+        self.assertEqual(p.stdout, "")
+        self.assertIn("DEADLINE_EXCEEDED", p.stderr.upper().replace(" ", "_"))
+        d.wait_log("Handshake failed", count=refused + 1)
+
+    def check_restart_under_load(self, name):
+        """The example's load through SIGTERM and a new daemon on its port."""
+        addr = "127.0.0.1:%d" % free_port()
+        d = Daemon(self.ds.path, listen=addr, metrics=True)
+        d.start()
+        argv, env = CLIENTS[name]
+        client = subprocess.Popen(argv + [
+            "--addr", addr, "--user", self.ds.user_ids[1], "--load", "15", "--concurrency", "4",
+            "--deadline-ms", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, **env))
+        out = []
+        reader = threading.Thread(target=lambda: out.append(client.communicate()))
+        reader.start()
+        try:
+            d.await_scrape(lambda m: handled(m, "Recommend", "OK") >= 200)
+            d.signal(signal.SIGTERM)
+            self.assertEqual(d.wait_exit(60), 0, d.log())
+            d = Daemon(self.ds.path, listen=addr, metrics=True)
+            d.start()
+            d.await_scrape(lambda m: handled(m, "Recommend", "OK") >= 200)
+        finally:
+            reader.join(120)
+            d.stop()
+        stdout, stderr = out[0]
+        self.assertEqual(client.returncode, 0, stderr)
+        result = json.loads(stdout)
+        self.assertEqual(list(result["outcomes"]), ["OK"], result)
 
     def test_python(self):
         self.check_answers("python")
         self.check_mtls_refuses("python")
+        self.check_restart_under_load("python")
 
     def test_node(self):
         self.check_answers("node")
         self.check_mtls_refuses("node")
+        self.check_restart_under_load("node")
 
 
 if __name__ == "__main__":

@@ -24,21 +24,27 @@ const PROTO_DIR = process.env.RECSYS_PROTO_DIR || path.join(__dirname, '..', '..
 const HEALTH_PROTO = require.resolve('grpc-health-check/proto/health/v1/health.proto');
 
 /* Reads are safe to try again. UNAVAILABLE means the call did not reach a
- * daemon that took it (connection refused, reset, the daemon draining):
- * retry it, with backoff, within the call's deadline. Never retry
- * DEADLINE_EXCEEDED: the caller's time is spent, and a retry would only add
- * load to a daemon that is already late. */
+ * daemon that took it (connection refused, reset, the daemon draining).
+ * CANCELLED, from the daemon, means it was shutting down: the gRPC C core
+ * server cancels a call that reaches it in the instant between its shutdown
+ * and its GOAWAY reaching the client (a call this client cancels itself is
+ * over, never retried). Retry both, with backoff, within the call's
+ * deadline. Never retry DEADLINE_EXCEEDED: the caller's time is spent, and
+ * a retry would only add load to a daemon that is already late. And wait
+ * for a daemon that is not there yet (restarting), within the deadline,
+ * rather than fail at once (waitForReady). */
 const SERVICE_CONFIG = {
     methodConfig: [{
         name: ['Recommend', 'BatchRecommend', 'CheckEligibility', 'SimilarItems', 'GetModelInfo']
             .map((method) => ({service: 'recsys.v1.Recommender', method}))
             .concat([{service: 'grpc.health.v1.Health'}]),
+        waitForReady: true,
         retryPolicy: {
             maxAttempts: 5,
             initialBackoff: '0.1s',
             maxBackoff: '1s',
             backoffMultiplier: 2,
-            retryableStatusCodes: ['UNAVAILABLE'],
+            retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED'],
         },
     }],
 };
@@ -50,6 +56,11 @@ const CHANNEL_OPTIONS = {
     'grpc.keepalive_time_ms': 30000,
     'grpc.keepalive_timeout_ms': 10000,
     'grpc.keepalive_permit_without_calls': 1,
+    /* A daemon restarting (a deploy, a node drained) is back within a
+     * second or two: try to reconnect that soon, not after gRPC's default
+     * 1 s growing to 120 s. */
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1000,
 };
 
 function parseArgs(argv) {
@@ -91,10 +102,12 @@ function load(files) {
     return grpc.loadPackageDefinition(def);
 }
 
-/* call - a unary call with a deadline, as a promise. */
+/* call - a unary call with a deadline, as a promise. grpc-js takes
+ * wait-for-ready from the call's metadata, not from the service config. */
 function call(client, method, request, deadlineMs) {
     return new Promise((resolve, reject) => {
-        client[method](request, {deadline: Date.now() + deadlineMs},
+        client[method](request, new grpc.Metadata({waitForReady: true}),
+                       {deadline: Date.now() + deadlineMs},
                        (err, resp) => (err ? reject(err) : resolve(resp)));
     });
 }
@@ -113,6 +126,7 @@ async function answers(recommender, health, args) {
 
 async function loadTest(recommender, args) {
     const outcomes = {};
+    const details = {}; /* the first failure's text, by status */
     const end = Date.now() + args.load * 1000;
     const req = {user_id: args.user, count: args.count};
     async function run() {
@@ -122,12 +136,13 @@ async function loadTest(recommender, args) {
                 await call(recommender, 'Recommend', req, args.deadlineMs);
             } catch (err) {
                 code = grpc.status[err.code];
+                details[code] = details[code] || err.details;
             }
             outcomes[code] = (outcomes[code] || 0) + 1;
         }
     }
     await Promise.all(Array.from({length: args.concurrency}, run));
-    return {calls: Object.values(outcomes).reduce((a, b) => a + b, 0), outcomes};
+    return {calls: Object.values(outcomes).reduce((a, b) => a + b, 0), outcomes, details};
 }
 
 async function main() {

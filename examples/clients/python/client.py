@@ -27,21 +27,27 @@ from recsys.v1 import recommender_pb2 as pb
 from recsys.v1 import recommender_pb2_grpc as pb_grpc
 
 # Reads are safe to try again. UNAVAILABLE means the call did not reach a
-# daemon that took it (connection refused, reset, the daemon draining):
-# retry it, with backoff, within the call's deadline. Never retry
-# DEADLINE_EXCEEDED: the caller's time is spent, and a retry would only add
-# load to a daemon that is already late.
+# daemon that took it (connection refused, reset, the daemon draining).
+# CANCELLED, from the daemon, means it was shutting down: the gRPC C core
+# server cancels a call that reaches it in the instant between its shutdown
+# and its GOAWAY reaching the client (a call this client cancels itself is
+# over, never retried). Retry both, with backoff, within the call's
+# deadline. Never retry DEADLINE_EXCEEDED: the caller's time is spent, and
+# a retry would only add load to a daemon that is already late. And wait
+# for a daemon that is not there yet (restarting), within the deadline,
+# rather than fail at once (waitForReady).
 SERVICE_CONFIG = {
     "methodConfig": [{
         "name": [{"service": "recsys.v1.Recommender", "method": m}
                  for m in ("Recommend", "BatchRecommend", "CheckEligibility", "SimilarItems",
                            "GetModelInfo")] + [{"service": "grpc.health.v1.Health"}],
+        "waitForReady": True,
         "retryPolicy": {
             "maxAttempts": 5,
             "initialBackoff": "0.1s",
             "maxBackoff": "1s",
             "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
+            "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
         },
     }],
 }
@@ -106,7 +112,7 @@ def load(ch, args):
     def run():
         while time.monotonic() < end:
             try:
-                stub.Recommend(req, timeout=args.deadline_ms / 1000, wait_for_ready=True)
+                stub.Recommend(req, timeout=args.deadline_ms / 1000)
                 code = "OK"
             except grpc.RpcError as e:
                 code = e.code().name
