@@ -7,6 +7,7 @@
 #   make bench  build and run the benchmarks in bench/
 #   make bench-events  only bench/events.py (live events, about 2 minutes)
 #   make bench-models  only bench/models.py (several models and routes, about 2 minutes)
+#   make bench-ghz     only bench/ghz.py (ghz, the gRPC load tool, by reflection)
 #   make format        rewrite every C file as .clang-format says
 #   make format-check  fail, naming the files, if any C file is not formatted
 #   make test-clang    the unit tests built with clang (-Werror)
@@ -55,7 +56,7 @@ FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events bench-models clean \
+.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events bench-models bench-ghz clean \
         packages format format-check
 
 all: build
@@ -160,6 +161,14 @@ bench-events:
 	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(MAKE) build
 	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
+
+# ghz, built from tests/go/ghz's pinned modules, against the demo model by
+# server reflection: each read RPC and health, a rate sweep, ghz against
+# h2load. Needs curl for the pinned Go toolchain, as the tests do.
+bench-ghz:
+	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES) curl ca-certificates"
+	$(MAKE) build
+	/usr/bin/python3 bench/ghz.py $(BUILD)
 
 # Several models: the split over 100,000 users, routing's cost with three
 # models against one, route changes and removal under load.

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,19 @@ static int refused(struct listener *l, int open_fds)
     return ERR_TOO_BIG;
 }
 
+/* no_delay - turn Nagle's algorithm off on connection @c. The gRPC core
+ * does so on the connections it accepts itself, not on those handed to it
+ * (grpc_server_add_channel_from_fd). With it on, a reply written in two
+ * pieces waits for the peer's ACK of the first, which a peer may hold for
+ * its delayed-ACK time (40 ms on Linux): ghz (grpc-go) measured 1,200
+ * calls/s and a p50 of 45 ms on the health check here, h2load 29,000. */
+static void no_delay(int c)
+{
+    int one = 1;
+    if (setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        log_debug("failed to set TCP_NODELAY on a connection (%s)", strerror(errno));
+}
+
 int listener_accept(struct listener *l, int fd)
 {
     int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -186,8 +200,10 @@ int listener_accept(struct listener *l, int fd)
         close(c);
         return refused(l, c);
     }
-    if (c >= 0)
+    if (c >= 0) {
+        no_delay(c);
         return c;
+    }
     if (errno == EMFILE || errno == ENFILE) {
         if (l->spare < 0) {
             /* No spare to give up (it could not be opened again): wait a

@@ -55,7 +55,8 @@ int listener_port(const struct listener *l);
 size_t listener_poll(const struct listener *l, struct pollfd *p);
 
 /* listener_accept - one connection waiting on listening socket @fd (one of
- * listener_poll's), non-blocking and close-on-exec.
+ * listener_poll's), non-blocking, close-on-exec and without Nagle's
+ * algorithm (TCP_NODELAY).
  * Returns the connected descriptor, -EAGAIN when none is waiting, or
  * ERR_TOO_BIG when one was refused for want of descriptors (closed, and
  * logged at most a few times a minute). Other failures of accept4 (the
