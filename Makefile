@@ -36,10 +36,14 @@ PACKAGES := build-essential cmake pkg-config \
 # python3-venv holds kubernetes-validate (PyPI), python3-yaml reads the
 # manifests of deploy/kubernetes; python3-hpack decodes the server's header
 # blocks for tests/lib/h2peer.py. curl fetches the pinned Go toolchain from
-# the Go module proxy (tests/go/go.sh), for grpcurl and ghz.
+# the Go module proxy (tests/go/go.sh), for grpcurl, ghz and the Go client
+# example; Maven and a JDK build the Java one, taken from Debian unless the
+# machine has them.
 TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml python3-hpack \
                  curl ca-certificates \
-                 $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm)
+                 $(shell command -v npm >/dev/null 2>&1 || echo nodejs npm) \
+                 $(shell command -v mvn >/dev/null 2>&1 || echo maven) \
+                 $(shell command -v javac >/dev/null 2>&1 || echo default-jdk-headless)
 
 # Only for `make format`/`format-check` and `make test-clang`: Debian's
 # clang-format (14 on bookworm; the check depends on its version) and clang.

@@ -39,6 +39,7 @@ CLIENTS = {
     "node": (["node", os.path.join(CLIENTS_SRC, "node", "client.js")],
              {"NODE_PATH": os.path.join(CLIENTS_DIR, "node", "node_modules")}),
     "go": ([os.path.join(CLIENTS_DIR, "go", "client")], {}),
+    "java": (["java", "-jar", os.path.join(CLIENTS_DIR, "java", "client.jar")], {}),
 }
 
 # proto3 JSON writes 64-bit integers as strings; recsys-cli as numbers.
@@ -166,7 +167,7 @@ class Clients(unittest.TestCase):
         d.start()
         argv, env = CLIENTS[name]
         client = subprocess.Popen(argv + [
-            "--addr", addr, "--user", self.ds.user_ids[1], "--load", "15", "--concurrency", "4",
+            "--addr", addr, "--user", self.ds.user_ids[1], "--load", "12", "--concurrency", "4",
             "--deadline-ms", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, **env))
         out = []
@@ -196,6 +197,11 @@ class Clients(unittest.TestCase):
         self.check_answers("go")
         self.check_mtls_refuses("go")
         self.check_restart_under_load("go")
+
+    def test_java(self):
+        self.check_answers("java")
+        self.check_mtls_refuses("java")
+        self.check_restart_under_load("java")
 
     def test_node(self):
         self.check_answers("node")
