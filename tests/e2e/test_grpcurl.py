@@ -4,10 +4,10 @@ and behaviour cannot drift apart.
 
 Every ```console block of README.md whose lines start with "$ grpcurl" is
 an example: the command, then its output (stdout and stderr, as a terminal
-shows them). 127.0.0.1:50051 is a plaintext daemon, 127.0.0.1:50052 one
-with mutual TLS, both on `recsys-model demo`'s model as `make run` makes
-it; the commands run in a directory holding ca.pem, client.pem and
-client.key. grpcurl is built from tests/go/grpcurl's pinned modules by the
+shows them), run in the README's order. 127.0.0.1:50051 is a plaintext
+daemon with a state directory, 127.0.0.1:50052 one with mutual TLS, both
+on `recsys-model demo`'s model as `make run` makes it; the commands run in
+a directory holding ca.pem, client.pem and client.key. grpcurl is built from tests/go/grpcurl's pinned modules by the
 e2e/go_tools fixture (RECSYS_GRPCURL).
 """
 
@@ -60,7 +60,7 @@ class ReadmeGrpcurl(unittest.TestCase):
             make_leaf(cls.pki, "client", "ca")
             read = lambda n: open(os.path.join(cls.pki, n), "rb").read()  # noqa: E731
             p = lambda n: os.path.join(cls.pki, n)  # noqa: E731
-            plain = Daemon(model)
+            plain = Daemon(model, args=["--state-dir", os.path.join(cls.tmp, "state")])
             mutual = Daemon(model, args=["--tls-cert", p("server.pem"), "--tls-key",
                                          p("server.key"), "--tls-client-ca", p("ca.pem")],
                             credentials=grpc.ssl_channel_credentials(
@@ -87,10 +87,11 @@ class ReadmeGrpcurl(unittest.TestCase):
 
     def test_every_example_prints_what_the_readme_shows(self):
         found = examples()
-        # list, describe, each read RPC, health, and both sides of mutual TLS.
-        self.assertGreaterEqual(len(found), 9)
+        # list, describe, each RPC, health, and both sides of mutual TLS.
+        self.assertGreaterEqual(len(found), 13)
         for methods in ("Recommend", "CheckEligibility", "SimilarItems", "BatchRecommend",
-                        "Health/Check", " list", " describe "):
+                        "GetModelInfo", "RecordEvents", "ForgetUser", "Health/Check", " list",
+                        " describe "):
             self.assertTrue(any(methods in c for c, _ in found), methods)
         for command, want in found:
             with self.subTest(command=command):
