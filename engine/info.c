@@ -167,12 +167,8 @@ static int describe_models(const struct query *q, Recsys__V1__ModelInfo *r)
     const struct models_view *v = q->models;
     if (v == NULL)
         return 0;
-    uint32_t share[MODELS_MAX] = {0};
-    for (uint32_t b = 0; b < ROUTE_BUCKETS; b++) {
-        int at = v->buckets != NULL ? v->buckets[b] : v->default_entry;
-        if (at >= 0)
-            share[at]++;
-    }
+    uint32_t share[MODELS_MAX];
+    models_shares(v, share);
     r->models = arena_alloc(q->arena, (v->n + 1) * sizeof(*r->models));
     if (r->models == NULL || (r->route = describe_route(q->arena, v)) == NULL)
         return -ENOMEM;

@@ -764,6 +764,16 @@ bool models_ready(const struct models_view *v)
     return true;
 }
 
+void models_shares(const struct models_view *v, uint32_t share[MODELS_MAX])
+{
+    memset(share, 0, MODELS_MAX * sizeof(share[0]));
+    for (uint32_t b = 0; b < ROUTE_BUCKETS; b++) {
+        int at = v->buckets != NULL ? v->buckets[b] : v->default_entry;
+        if (at >= 0)
+            share[at]++;
+    }
+}
+
 uint64_t models_mapped_bytes(const struct models_view *v)
 {
     uint64_t sum = 0;

@@ -181,6 +181,11 @@ int models_pick(const struct models_view *v, const char *name, const char *user,
  * answers SERVING on. Inside @v's section. */
 bool models_ready(const struct models_view *v);
 
+/* models_shares - in @share[i], the percent of users the route sends to
+ * v->entries[i] (the default's includes the buckets of arms whose model is
+ * gone). */
+void models_shares(const struct models_view *v, uint32_t share[MODELS_MAX]);
+
 /* models_mapped_bytes - the bytes of the model files mapped now: each
  * listed model's served file once. Inside @v's section. */
 uint64_t models_mapped_bytes(const struct models_view *v);

@@ -610,12 +610,8 @@ static void write_recommendations(const struct models_view *v, FILE *out)
 /* The route: each model's share, and whether routes.json is refused. */
 static void write_route(const struct models_view *v, FILE *out)
 {
-    uint32_t share[MODELS_MAX] = {0};
-    for (uint32_t b = 0; b < ROUTE_BUCKETS; b++) {
-        int at = v->buckets != NULL ? v->buckets[b] : v->default_entry;
-        if (at >= 0)
-            share[at]++;
-    }
+    uint32_t share[MODELS_MAX];
+    models_shares(v, share);
     fputs("# HELP recsys_route_share_percent Percent of users the route sends to the model.\n"
           "# TYPE recsys_route_share_percent gauge\n",
           out);
