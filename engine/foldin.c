@@ -294,7 +294,18 @@ int foldin_user(const struct model *m, const struct foldin_item *items, uint32_t
     uint32_t f = gr->f, ld = gr->ld, stride = model_stride(m);
     int has_bias = model_info(m)->has_bias != 0;
     const struct model_training *t = model_training(m);
-    double lambda = t->regularization, alpha = t->alpha;
+    double alpha = t->alpha, lambda = t->regularization;
+    /* Spark's rule (FORMAT.md): lambda grows with the user's items, which
+     * are distinct here. With none it is 0; without a bias the right-hand
+     * side is then 0 too and x = 0, given directly because Y^T Y alone may
+     * be singular. */
+    if (t->regularization_scaling == MODEL_SCALING_PER_INTERACTION) {
+        lambda *= n;
+        if (n == 0 && !has_bias) {
+            memset(x, 0, stride * sizeof(*x));
+            return 0;
+        }
+    }
     /* A (f x ld), b (ld), inv (ld), Z (n x ld: the items' factors, zero
      * padded) and s (n: alpha w_i), A on a 32-byte boundary for the
      * vector loads (the arena gives 16). */

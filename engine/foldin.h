@@ -9,9 +9,10 @@
  *     sum over all items i of c_i (p_i - x . y_i)^2 + lambda ||x||^2
  *
  * with p_i = 1 and c_i = 1 + alpha w_i for the user's items (w_i their
- * weight), p_i = 0 and c_i = 1 for the rest; lambda is not scaled by the
- * number of interactions, as the trainer does not scale it. That is the
- * linear system
+ * weight), p_i = 0 and c_i = 1 for the rest. lambda is the trainer's:
+ * unscaled for recsys-train, times the user's number of items n for a
+ * model trained by Spark MLlib (model_training()->regularization_scaling),
+ * so the lambda below is that product then. That is the linear system
  *
  *     (Y^T Y + lambda I + sum_user alpha w_i y_i y_i^T) x
  *         = sum_user (1 + alpha w_i) y_i

@@ -128,17 +128,17 @@ _Static_assert(sizeof(struct format_user) == 12, "user record head is 12 bytes o
  * memcpy, at load.
  */
 struct format_training {
-    float regularization;     /* lambda, finite, >= 0 */
-    float alpha;              /* confidence per unit of weight, finite, >= 0 */
-    float view_weight;        /* weight of one view, finite, > 0 */
-    uint32_t reserved;        /* 0; keeps data_end_unix_ms 8-byte aligned */
-    int64_t data_end_unix_ms; /* >= 0; 0 = unknown */
+    float regularization;            /* lambda, finite, >= 0 */
+    float alpha;                     /* confidence per unit of weight, finite, >= 0 */
+    float view_weight;               /* weight of one view, finite, > 0 */
+    uint32_t regularization_scaling; /* enum model_scaling: how lambda meets a user */
+    int64_t data_end_unix_ms;        /* >= 0; 0 = unknown */
 };
 _Static_assert(sizeof(struct format_training) == 24, "training record is 24 bytes on disk");
 _Static_assert(offsetof(struct format_training, regularization) == 0, "training layout");
 _Static_assert(offsetof(struct format_training, alpha) == 4, "training layout");
 _Static_assert(offsetof(struct format_training, view_weight) == 8, "training layout");
-_Static_assert(offsetof(struct format_training, reserved) == 12, "training layout");
+_Static_assert(offsetof(struct format_training, regularization_scaling) == 12, "training layout");
 _Static_assert(offsetof(struct format_training, data_end_unix_ms) == 16, "training layout");
 
 /* format_training_problem - the one rule for a training record, applied
@@ -168,8 +168,9 @@ static inline const char *format_training_problem(const struct format_training *
             return buf;
         }
     }
-    if (t->reserved != 0) {
-        snprintf(buf, len, "training reserved word is %u, want 0", t->reserved);
+    if (t->regularization_scaling > MODEL_SCALING_PER_INTERACTION) {
+        snprintf(buf, len, "training regularization_scaling is %u, want 0 or 1",
+                 t->regularization_scaling);
         return buf;
     }
     if (t->data_end_unix_ms < 0) {

@@ -425,6 +425,7 @@ static int check_training(struct load *l)
     *t = (struct model_training){.regularization = ft.regularization,
                                  .alpha = ft.alpha,
                                  .view_weight = ft.view_weight,
+                                 .regularization_scaling = ft.regularization_scaling,
                                  .data_end_unix_ms = ft.data_end_unix_ms,
                                  .from_file = 1};
     return 0;

@@ -184,13 +184,25 @@ const struct model_scan *model_scan(const struct model *m);
 #define MODEL_DEFAULT_ALPHA          20.0f
 #define MODEL_DEFAULT_VIEW_WEIGHT    0.25f
 
+/* How the trainer applied lambda to one user's (or item's) least-squares
+ * problem; the values are the file's (FORMAT.md). The file's word was
+ * reserved, always 0, before Spark's rule was taken in, so files written
+ * then read as MODEL_SCALING_NONE, and a daemon older than the rule
+ * refuses a file that needs it rather than folding in users differently
+ * from the trainer. */
+enum model_scaling {
+    MODEL_SCALING_NONE = 0,            /* lambda as given: recsys-train */
+    MODEL_SCALING_PER_INTERACTION = 1, /* lambda times the user's items: Spark MLlib */
+};
+
 /* What the live-events fold-in needs to score a user the way the trainer
  * would have (engine/foldin.h), and what compaction needs to know which
  * recorded events the model already holds. */
 struct model_training {
-    float regularization; /* lambda >= 0, not scaled by a user's interaction count */
-    float alpha;          /* confidence per unit of weight: c = 1 + alpha * w, >= 0 */
-    float view_weight;    /* weight of one view event, > 0 */
+    float regularization;            /* lambda >= 0, applied as regularization_scaling says */
+    float alpha;                     /* confidence per unit of weight: c = 1 + alpha * w, >= 0 */
+    float view_weight;               /* weight of one view event, > 0 */
+    uint32_t regularization_scaling; /* enum model_scaling */
     /* Unix milliseconds of the last event the training data holds: events
      * at or before it are in the model. 0: unknown (no event is taken as
      * held). */

@@ -57,6 +57,8 @@ struct build {
     MDB_dbi meta, items_db, users_db;
     struct format_header hdr;
     struct format_training training; /* valid when src->training */
+    struct err fill_err;             /* src->user_rows's failure, when fill_failed */
+    int fill_failed;
 };
 
 /* ==== validation ===================================================== */
@@ -187,8 +189,12 @@ static int check_header_fields(const struct model_src *s, struct err *e)
     if (s->item_factors == NULL || s->item_ids == NULL || s->attrs == NULL || s->categories == NULL)
         return err_set(e, ERR_INVALID,
                        "item factors, item ids, attributes and categories are required");
-    if (s->user_count > 0 && (s->user_factors == NULL || s->user_ids == NULL))
-        return err_set(e, ERR_INVALID, "%u users but no user factors or ids", s->user_count);
+    if (s->user_count > 0 &&
+        ((s->user_factors == NULL) == (s->user_rows == NULL) || s->user_ids == NULL))
+        return err_set(e, ERR_INVALID,
+                       "%u users but no user ids, or not exactly one of user "
+                       "factors and user rows",
+                       s->user_count);
     if (s->owned_offsets != NULL && s->owned_offsets[s->user_count] > s->owned_offsets[0] &&
         s->owned_items == NULL)
         return err_set(e, ERR_INVALID, "owned offsets given but no owned items");
@@ -204,6 +210,7 @@ static int check_training(struct build *b, struct err *e)
     b->training = (struct format_training){.regularization = t->regularization,
                                            .alpha = t->alpha,
                                            .view_weight = t->view_weight,
+                                           .regularization_scaling = t->regularization_scaling,
                                            .data_end_unix_ms = t->data_end_unix_ms};
     char why[128];
     if (format_training_problem(&b->training, why, sizeof(why)) != NULL)
@@ -247,9 +254,10 @@ static int prepare(struct build *b, struct err *e)
         rc = sort_ids("category", s->categories, s->category_count, b->cat_len, b->cats, e);
     if (rc == 0)
         rc = check_factors("item", s->item_factors, s->item_count, s->dim, e);
-    if (rc == 0)
+    /* Rows a producer writes are its to check (writer.h). */
+    if (rc == 0 && s->user_factors != NULL)
         rc = check_factors("user", s->user_factors, s->user_count, s->dim, e);
-    if (rc == 0)
+    if (rc == 0 && s->user_factors != NULL)
         rc = check_bias(s, e);
     if (rc == 0)
         rc = check_attrs(s, e);
@@ -328,17 +336,27 @@ static void fill_matrix(uint8_t *dst, const float *f, uint32_t rows, uint32_t di
         memcpy(dst + r * stride * sizeof(float), f + r * dim, dim * sizeof(float));
 }
 
-static void fill_item_matrix(const struct build *b, uint8_t *dst)
+static int fill_item_matrix(struct build *b, uint8_t *dst)
 {
     fill_matrix(dst, b->src->item_factors, b->src->item_count, b->src->dim, b->stride);
+    return 0;
 }
 
-static void fill_user_matrix(const struct build *b, uint8_t *dst)
+/* From the producer when there is one: its failure is kept in fill_err
+ * and the write aborts with it. */
+static int fill_user_matrix(struct build *b, uint8_t *dst)
 {
-    fill_matrix(dst, b->src->user_factors, b->src->user_count, b->src->dim, b->stride);
+    const struct model_rows *rows = b->src->user_rows;
+    if (rows == NULL) {
+        fill_matrix(dst, b->src->user_factors, b->src->user_count, b->src->dim, b->stride);
+        return 0;
+    }
+    int rc = rows->fill(rows->ctx, (float *)(void *)dst, b->stride, &b->fill_err);
+    b->fill_failed = rc != 0;
+    return rc;
 }
 
-static void fill_attrs(const struct build *b, uint8_t *dst)
+static int fill_attrs(struct build *b, uint8_t *dst)
 {
     struct model_item_attr *out = (struct model_item_attr *)dst;
     for (uint32_t i = 0; i < b->src->item_count; i++) {
@@ -348,6 +366,7 @@ static void fill_attrs(const struct build *b, uint8_t *dst)
                                           .on_sale = a->on_sale,
                                           .tier = a->tier};
     }
+    return 0;
 }
 
 static void fill_strtab(uint8_t *dst, const char *const *s, uint32_t n, const uint32_t *len)
@@ -361,19 +380,22 @@ static void fill_strtab(uint8_t *dst, const char *const *s, uint32_t n, const ui
     }
 }
 
-static void fill_item_ids(const struct build *b, uint8_t *dst)
+static int fill_item_ids(struct build *b, uint8_t *dst)
 {
     fill_strtab(dst, b->src->item_ids, b->src->item_count, b->item_len);
+    return 0;
 }
 
-static void fill_categories(const struct build *b, uint8_t *dst)
+static int fill_categories(struct build *b, uint8_t *dst)
 {
     fill_strtab(dst, b->src->categories, b->src->category_count, b->cat_len);
+    return 0;
 }
 
-static void fill_popularity(const struct build *b, uint8_t *dst)
+static int fill_popularity(struct build *b, uint8_t *dst)
 {
     memcpy(dst, b->pop, popularity_size(b));
+    return 0;
 }
 
 /* bf16 nearest to @f, ties to even; toward zero where rounding up would
@@ -393,13 +415,14 @@ static size_t bf16_size(const struct build *b)
     return (size_t)b->src->item_count * b->stride * sizeof(uint16_t);
 }
 
-static void fill_bf16(const struct build *b, uint8_t *dst)
+static int fill_bf16(struct build *b, uint8_t *dst)
 {
     const struct model_src *s = b->src;
     uint16_t *out = (uint16_t *)dst;
     for (size_t i = 0; i < s->item_count; i++)
         for (uint32_t j = 0; j < s->dim; j++)
             out[i * b->stride + j] = bf16_of(s->item_factors[i * s->dim + j]);
+    return 0;
 }
 
 static size_t int8_size(const struct build *b)
@@ -409,7 +432,7 @@ static size_t int8_size(const struct build *b)
 
 /* Rows first, then the scales (FORMAT.md). A row's scale maps its largest
  * magnitude to FORMAT_INT8_MAX, which keeps the most precision per row. */
-static void fill_int8(const struct build *b, uint8_t *dst)
+static int fill_int8(struct build *b, uint8_t *dst)
 {
     const struct model_src *s = b->src;
     int8_t *out = (int8_t *)dst;
@@ -429,12 +452,13 @@ static void fill_int8(const struct build *b, uint8_t *dst)
                                                                      : q);
         }
     }
+    return 0;
 }
 
 static const struct blob_ops {
     size_t (*size)(const struct build *b);
-    void (*fill)(const struct build *b, uint8_t *dst);
-    enum model_elem copy; /* an optional blob: the copy it holds */
+    int (*fill)(struct build *b, uint8_t *dst); /* 0, or the producer's error */
+    enum model_elem copy;                       /* an optional blob: the copy it holds */
 } blob_ops[FORMAT_BLOB_COUNT] = {
     [FORMAT_BLOB_ITEM_MATRIX] = {.size = item_matrix_size, .fill = fill_item_matrix},
     [FORMAT_BLOB_USER_MATRIX] = {.size = user_matrix_size, .fill = fill_user_matrix},
@@ -562,7 +586,8 @@ static int put_blobs(struct build *b)
         uintptr_t pad =
             (FORMAT_BLOB_ALIGN - (uintptr_t)v.mv_data % FORMAT_BLOB_ALIGN) % FORMAT_BLOB_ALIGN;
         memset(v.mv_data, 0, v.mv_size);
-        blob_ops[i].fill(b, (uint8_t *)v.mv_data + pad);
+        if ((rc = blob_ops[i].fill(b, (uint8_t *)v.mv_data + pad)) != 0)
+            return rc;
         b->hdr.blob_pad[i] = (uint32_t)pad;
     }
     return 0;
@@ -709,6 +734,8 @@ static int write_env(struct build *b, const char *tmp, off_t *used, struct err *
         rc = used_bytes(env, used);
     if (env != NULL)
         mdb_env_close(env);
+    if (b->fill_failed)
+        return err_set(e, rc, "%s", b->fill_err.msg);
     if (rc == ERR_INTERNAL)
         return err_set(e, rc, "%s: a blob moved after it was aligned", tmp);
     if (rc != 0)

@@ -15,18 +15,32 @@
 #include "base/err.h"
 #include "model/model.h"
 
+/* A producer of the user matrix, for an input too large to hold twice: it
+ * writes the rows straight into the file being built. */
+struct model_rows {
+    /* fill - write the user_count rows, row u at @dst + u * @stride, the
+     * first dim floats of each; @dst is zeroed and the padding must stay
+     * so. Every value must be finite, and 1.0 in the last column with
+     * has_bias: model_write does not check what it did not copy. Returns 0
+     * or a negative code with the problem in @e, which model_write then
+     * returns (with @e's text), leaving no file. Called at most once. */
+    int (*fill)(void *ctx, float *dst, uint32_t stride, struct err *e);
+    void *ctx;
+};
+
 /* Everything a model file holds, in memory. All pointers are borrowed for
  * the duration of model_write(). */
 struct model_src {
-    uint32_t dim;                /* floats per vector (bias column included) */
-    uint32_t has_bias;           /* 1 if the last dimension is an item bias */
-    uint32_t user_count;         /* may be 0 */
-    uint32_t item_count;         /* >= 1 */
-    const float *user_factors;   /* user_count x dim, row-major, finite */
-    const float *item_factors;   /* item_count x dim, row-major, finite */
-    const char *const *user_ids; /* user_count distinct NUL-terminated ids */
-    const char *const *item_ids; /* item_count distinct NUL-terminated ids */
-    const uint32_t *user_tier;   /* user_count tiers, or NULL for all 0 */
+    uint32_t dim;                       /* floats per vector (bias column included) */
+    uint32_t has_bias;                  /* 1 if the last dimension is an item bias */
+    uint32_t user_count;                /* may be 0 */
+    uint32_t item_count;                /* >= 1 */
+    const float *user_factors;          /* user_count x dim, row-major, finite; or NULL and: */
+    const struct model_rows *user_rows; /* the producer of those rows, else NULL */
+    const float *item_factors;          /* item_count x dim, row-major, finite */
+    const char *const *user_ids;        /* user_count distinct NUL-terminated ids */
+    const char *const *item_ids;        /* item_count distinct NUL-terminated ids */
+    const uint32_t *user_tier;          /* user_count tiers, or NULL for all 0 */
     /* Owned items as CSR: user u owns owned_items[owned_offsets[u] ..
      * owned_offsets[u+1]) (item indices; any order, duplicates allowed: the
      * writer sorts and deduplicates). NULL offsets = nobody owns anything. */

@@ -313,6 +313,29 @@ class TrainingRecordTest(ImportCase):
                          "regularization 0.125, alpha 12.5, view weight 0.75, "
                          "data end 1700000000123 (%s)" % iso)
 
+    def test_regularization_scaling(self):
+        # Spark's rule is the record's word at offset 12: 1; "none" is 0,
+        # the word every file held before the rule, and anything else is a
+        # usage error that writes nothing.
+        out = os.path.join(self.tmp, "spark.lmdb")
+        p = self.import_files(self.ds.files, out, "--regularization", "0.1",
+                              "--regularization-scaling", "per-interaction")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.record(out), (f32(0.1), 20.0, 0.25, 1, 0))
+        self.assertEqual(self.inspect_training(out),
+                         "regularization 0.1 per interaction, alpha 20, view weight 0.25, "
+                         "data end 0 (unknown)")
+        out = os.path.join(self.tmp, "none.lmdb")
+        p = self.import_files(self.ds.files, out, "--regularization-scaling", "none")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.record(out), (f32(0.05), 20.0, 0.25, 0, 0))
+        out = os.path.join(self.tmp, "bad.lmdb")
+        p = self.import_files(self.ds.files, out, "--regularization-scaling", "per-user")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--regularization-scaling: 'per-user' is not none or per-interaction",
+                      p.stderr)
+        self.assertFalse(os.path.exists(out))
+
     def test_one_flag_takes_the_defaults_for_the_rest(self):
         for flag, value, want in (
                 ("--alpha", "3", (f32(0.05), 3.0, 0.25, 0, 0)),

@@ -31,10 +31,11 @@ enum { REF_FACTORS_MAX = 64, ITEMS_MAX = 1000 };
 /* A model of @items items of @dim columns, the last one an item bias when
  * @has_bias, with @factors (items x dim) as its item matrix; no users. */
 static int open_items(struct served *sv, const float *factors, uint32_t items, uint32_t dim,
-                      int has_bias, float lambda, float alpha)
+                      int has_bias, float lambda, float alpha, uint32_t scaling)
 {
     const struct model_training training = {.regularization = lambda,
                                             .alpha = alpha,
+                                            .regularization_scaling = scaling,
                                             .view_weight = MODEL_DEFAULT_VIEW_WEIGHT,
                                             .data_end_unix_ms = 0,
                                             .from_file = 1};
@@ -75,7 +76,10 @@ static int reference(const struct model *m, const float *factors, uint32_t items
 {
     static long double M[REF_FACTORS_MAX][REF_FACTORS_MAX + 1];
     uint32_t f = dim - (has_bias ? 1 : 0);
-    long double lambda = model_training(m)->regularization, alpha = model_training(m)->alpha;
+    const struct model_training *tr = model_training(m);
+    long double lambda = tr->regularization, alpha = tr->alpha;
+    if (tr->regularization_scaling == MODEL_SCALING_PER_INTERACTION)
+        lambda *= n; /* Spark's ALS-WR: lambda times the user's items */
     memset(M, 0, sizeof(M));
     for (uint32_t i = 0; i < items; i++) {
         const float *y = factors + (size_t)i * dim;
@@ -175,14 +179,18 @@ static int agrees(struct served *sv, const float *factors, uint32_t items, uint3
 /* ---- tests ------------------------------------------------------------ */
 
 /* Random models, with and without bias, at 8, 33 and 64 factors, several
- * trainings and users of 0, 1, 7, 20 and 200 items (7: interactions left
- * over from foldin.c's groups of 4). */
+ * trainings (lambda unscaled, and Spark's lambda per interaction) and
+ * users of 0, 1, 7, 20 and 200 items (7: interactions left over from
+ * foldin.c's groups of 4). */
 static void test_matches_reference(void)
 {
     static const uint32_t factor_counts[] = {8, 33, 64};
     static const uint32_t user_sizes[] = {0, 1, 7, 20, 200};
-    static const float trainings[][2] = {
-        {MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA}, {1.5f, 3.0f}, {0.001f, 40.0f}};
+    static const float trainings[][3] = {{MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA, 0},
+                                         {1.5f, 3.0f, 0},
+                                         {0.001f, 40.0f, 0},
+                                         {0.1f, 20.0f, MODEL_SCALING_PER_INTERACTION},
+                                         {2.0f, 1.0f, MODEL_SCALING_PER_INTERACTION}};
     static float factors[ITEMS_MAX * (REF_FACTORS_MAX + 1)];
     static struct foldin_item user[200];
     const uint32_t items = 800;
@@ -195,7 +203,7 @@ static void test_matches_reference(void)
             for (size_t t = 0; t < sizeof(trainings) / sizeof(trainings[0]); t++) {
                 struct served sv;
                 CHECK_OK(open_items(&sv, factors, items, dim, has_bias, trainings[t][0],
-                                    trainings[t][1]));
+                                    trainings[t][1], (uint32_t)trainings[t][2]));
                 struct err e = {0};
                 int rc = foldin_prepare(sv.model, &e);
                 int ok = rc == 0 && foldin_ready(sv.model);
@@ -227,8 +235,8 @@ static void test_planted_clusters(void)
         y[i < ITEMS / 2 ? 0 : 1] += 2.0f; /* cluster A along factor 0, B along 1 */
     }
     struct served sv;
-    CHECK_OK(
-        open_items(&sv, factors, ITEMS, F, 0, MODEL_DEFAULT_REGULARIZATION, MODEL_DEFAULT_ALPHA));
+    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0, MODEL_DEFAULT_REGULARIZATION,
+                        MODEL_DEFAULT_ALPHA, 0));
     struct foldin_item user[USER];
     for (uint32_t k = 0; k < USER; k++)
         user[k] = (struct foldin_item){.item = 5 * k + 3, .weight = 1.0f + (float)(k % 3)};
@@ -283,7 +291,7 @@ static void test_singular_without_regularization(void)
         const float lambdas[2] = {0.0f, MODEL_DEFAULT_REGULARIZATION};
         for (int k = 0; k < 2 && rc == 0; k++) {
             struct served sv;
-            CHECK_OK(open_items(&sv, factors, ITEMS, f, 0, lambdas[k], MODEL_DEFAULT_ALPHA));
+            CHECK_OK(open_items(&sv, factors, ITEMS, f, 0, lambdas[k], MODEL_DEFAULT_ALPHA, 0));
             rc = foldin_prepare(sv.model, &e);
             if (rc == 0)
                 results[k] = foldin_user(sv.model, user, 3, sv.arena, x, &e);
@@ -310,7 +318,7 @@ static void test_unregularized_full_rank(void)
     for (uint32_t i = 0; i < ITEMS * F; i++)
         factors[i] = rng_float();
     struct served sv;
-    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0, 0.0f, MODEL_DEFAULT_ALPHA));
+    CHECK_OK(open_items(&sv, factors, ITEMS, F, 0, 0.0f, MODEL_DEFAULT_ALPHA, 0));
     struct foldin_item user[20];
     pick_items(user, 20, ITEMS);
     struct err e = {0};
@@ -336,7 +344,7 @@ static void test_too_wide(void)
     for (int has_bias = 0; has_bias < 2 && rc == 0; has_bias++) {
         struct served sv;
         rc = open_items(&sv, factors, ITEMS, DIM, has_bias, MODEL_DEFAULT_REGULARIZATION,
-                        MODEL_DEFAULT_ALPHA);
+                        MODEL_DEFAULT_ALPHA, 0);
         if (rc != 0)
             break;
         struct err e = {0};

@@ -1464,9 +1464,9 @@ static size_t training_view_negative(uint8_t *val, size_t len, const struct form
     return put_f32_at(val, len, 8, -2.0f);
 }
 
-static size_t training_reserved(uint8_t *val, size_t len, const struct format_header *h)
+static size_t training_scaling(uint8_t *val, size_t len, const struct format_header *h)
 {
-    return put_u32_at(val, len, 12, 1);
+    return put_u32_at(val, len, 12, 2);
 }
 
 static size_t training_end_negative(uint8_t *val, size_t len, const struct format_header *h)
@@ -1579,8 +1579,8 @@ static const struct tamper_case tamper_cases[] = {
      "training view_weight 0 is not above 0"},
     {"training view weight", META, "training", training_view_negative, ERR_FORMAT,
      "training view_weight -2 is not above 0"},
-    {"training reserved", META, "training", training_reserved, ERR_FORMAT,
-     "training reserved word is 1, want 0"},
+    {"training scaling", META, "training", training_scaling, ERR_FORMAT,
+     "training regularization_scaling is 2, want 0 or 1"},
     {"training data end", META, "training", training_end_negative, ERR_FORMAT,
      "training data_end_unix_ms -1000 is negative"},
     {"training size", META, "training", shorten_by_1, ERR_FORMAT, "training is 23 bytes, want 24"},

@@ -15,18 +15,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
 #include "model/format.h"
 #include "model/model.h"
 #include "tools/lib/idmap.h"
 #include "tools/lib/quote.h"
 
+/* Storage of ids added one at a time (ids_add): blocks that never move,
+ * so the pointers in v and the index's borrowed keys stay valid. */
+struct block {
+    struct block *next;
+    size_t used;
+    char data[];
+};
+#define BLOCK_BYTES (1u << 20)
+
 struct ids {
     char *path;
-    char *bytes; /* the file, newlines replaced by NULs */
-    char **v;    /* count pointers into bytes */
-    uint32_t count;
+    char *bytes;          /* the file, newlines replaced by NULs (ids_read) */
+    struct block *blocks; /* or the added ids, newest block first (ids_add) */
+    char **v;             /* count pointers into bytes or blocks */
+    uint32_t count, cap;
     struct idmap *index;
 };
+
+/* What is wrong with @len bytes at @p as an id, or NULL. */
+static const char *id_problem(const char *p, size_t len, char *buf, size_t size)
+{
+    if (len == 0)
+        return "empty id";
+    if (len > MODEL_ID_MAX) {
+        snprintf(buf, size, "id is %zu bytes, longer than %d", len, MODEL_ID_MAX);
+        return buf;
+    }
+    if (memchr(p, '\0', len) != NULL)
+        return "NUL byte in the id";
+    if (memchr(p, '\n', len) != NULL)
+        return "newline in the id";
+    if (!utf8_valid(p, len))
+        return "id is not valid UTF-8";
+    return NULL;
+}
 
 /* Reads the whole of @path into a new NUL-terminated buffer. */
 static int slurp(const char *path, char **out, size_t *len, struct err *e)
@@ -94,15 +123,11 @@ static int split(struct ids *l, size_t len, struct err *e)
             stop--;
         size_t idlen = (size_t)(stop - p);
         *stop = '\0';
-        if (idlen == 0)
-            return err_set(e, ERR_INVALID, "%s:%u: empty line (one id per line)", l->path, n + 1);
-        if (idlen > MODEL_ID_MAX)
-            return err_set(e, ERR_INVALID, "%s:%u: id is %zu bytes, longer than %d", l->path, n + 1,
-                           idlen, MODEL_ID_MAX);
-        if (strlen(p) != idlen)
-            return err_set(e, ERR_INVALID, "%s:%u: NUL byte in the id", l->path, n + 1);
-        if (!utf8_valid(p, idlen))
-            return err_set(e, ERR_INVALID, "%s:%u: id is not valid UTF-8", l->path, n + 1);
+        char buf[64];
+        const char *why =
+            idlen == 0 ? "empty line (one id per line)" : id_problem(p, idlen, buf, sizeof(buf));
+        if (why != NULL)
+            return err_set(e, ERR_INVALID, "%s:%u: %s", l->path, n + 1, why);
         l->v[n] = p;
         p = nl != NULL ? nl + 1 : end;
     }
@@ -149,10 +174,72 @@ int ids_read(const char *path, struct ids **out, struct err *e)
     return 0;
 }
 
+int ids_new(const char *name, uint32_t expected, struct ids **out, struct err *e)
+{
+    struct ids *l = calloc(1, sizeof(*l));
+    *out = NULL;
+    if (l == NULL || (l->path = strdup(name)) == NULL || idmap_create(expected, &l->index) != 0) {
+        ids_free(l);
+        return err_set(e, -ENOMEM, "%s: out of memory", name);
+    }
+    *out = l;
+    return 0;
+}
+
+/* A copy of @len bytes at @p, NUL-terminated, in l's blocks. */
+static char *keep(struct ids *l, const char *p, size_t len)
+{
+    struct block *b = l->blocks;
+    if (b == NULL || BLOCK_BYTES - b->used < len + 1) {
+        b = malloc(sizeof(*b) + BLOCK_BYTES);
+        if (b == NULL)
+            return NULL;
+        b->next = l->blocks;
+        b->used = 0;
+        l->blocks = b;
+    }
+    char *s = b->data + b->used;
+    memcpy(s, p, len);
+    s[len] = '\0';
+    b->used += len + 1;
+    return s;
+}
+
+int ids_add(struct ids *l, const char *id, size_t len, uint32_t *first, struct err *e)
+{
+    char buf[64];
+    const char *why = id_problem(id, len, buf, sizeof(buf));
+    if (why != NULL)
+        return err_set(e, ERR_INVALID, "%s", why);
+    if (idmap_get(l->index, id, len, first) == 0)
+        return 1;
+    if (l->count == UINT32_MAX - 1)
+        return err_set(e, ERR_TOO_BIG, "more than %u ids", UINT32_MAX - 1);
+    if (l->count == l->cap) {
+        uint32_t cap = l->cap ? (l->cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : l->cap * 2) : 1024;
+        char **v = realloc(l->v, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return err_set(e, -ENOMEM, "out of memory for %u ids", cap);
+        l->v = v;
+        l->cap = cap;
+    }
+    char *s = keep(l, id, len);
+    uint32_t dup;
+    if (s == NULL || idmap_put(l->index, s, len, l->count, &dup) != 0)
+        return err_set(e, -ENOMEM, "out of memory for %u ids", l->count + 1);
+    l->v[l->count++] = s;
+    return 0;
+}
+
 void ids_free(struct ids *l)
 {
     if (l == NULL)
         return;
+    while (l->blocks != NULL) {
+        struct block *next = l->blocks->next;
+        free(l->blocks);
+        l->blocks = next;
+    }
     idmap_destroy(l->index);
     free(l->v);
     free(l->bytes);

@@ -21,6 +21,18 @@ struct ids;
  * ERR_TOO_BIG (more than UINT32_MAX - 1 ids), -errno or -ENOMEM. */
 int ids_read(const char *path, struct ids **out, struct err *e);
 
+/* ids_new - an empty list named @name in messages, which ids_add fills
+ * (an export's part files, read one line at a time). @expected sizes the
+ * index. The caller owns *out (ids_free). Returns 0 or -ENOMEM. */
+int ids_new(const char *name, uint32_t expected, struct ids **out, struct err *e);
+
+/* ids_add - append a copy of @id (@len bytes) as the next row.
+ * Returns 0; 1 when @id is listed already (*first receives its row and
+ * nothing is added); ERR_INVALID when @id is not an id by the rules
+ * above (the problem in @e, without a place: the caller knows the line);
+ * ERR_TOO_BIG; or -ENOMEM. */
+int ids_add(struct ids *l, const char *id, size_t len, uint32_t *first, struct err *e);
+
 void ids_free(struct ids *l);
 
 uint32_t ids_count(const struct ids *l);

@@ -5,26 +5,36 @@
  *         --item-factors V.npy --item-ids items.txt --catalog catalog.csv
  *         [--users users.csv] [--purchases purchases.csv]
  *         --model-version V [--created-at UNIX] [--quantize bf16,int8]
- *         [--regularization L] [--alpha A] [--view-weight W]
- *         [--data-end UNIX_MS] -o model.lmdb
+ *         [--regularization L] [--regularization-scaling none|per-interaction]
+ *         [--alpha A] [--view-weight W] [--data-end UNIX_MS] -o model.lmdb
+ *
+ *     recsys-model import --from-spark DIR --catalog catalog.csv
+ *         [--users users.csv] [--model-version V] [--created-at UNIX]
+ *         [--quantize bf16,int8] -o model.lmdb
  *
  * The inputs are read in dependency order, each checked completely before
- * the next is read: the two matrices and their id files (rows, dimensions,
+ * the next is read: the two matrices and their ids (rows, dimensions,
  * finite factors), then the catalog, which must list every item exactly
- * once, then the optional users' tiers and purchases, which may only name
- * ids the id files define. The first problem stops the import with
+ * once, then the optional users' tiers and the purchases, which may only
+ * name ids the factors define. The first problem stops the import with
  * "<file>:<line>: <problem>", before anything is written; model_write then
  * publishes the file atomically, so a failed import leaves the destination
  * as it was.
  *
- * The training flags describe how the factors were trained (FORMAT.md,
- * "Training record"). Given any of them, the file gets a record, with the
- * documented default for each one not given; given none, it gets no record
- * and is the file an import without them has always written.
+ * From .npy files, the training flags describe how the factors were
+ * trained (FORMAT.md, "Training record"). Given any of them, the file gets
+ * a record, with the documented default for each one not given; given
+ * none, it gets no record and is the file an import without them has
+ * always written. The item matrix is used where it is mapped. The user
+ * matrix is too, unless an item bias has to be folded in, which needs one
+ * more column on the user side and so a copy.
  *
- * The item matrix is used where it is mapped. The user matrix is too,
- * unless an item bias has to be folded in, which needs one more column on
- * the user side and so a copy.
+ * From an export directory (--from-spark, model/EXPORT.md), its manifest
+ * gives the training record, the version and the creation time (the flags
+ * may override the last two), and its purchases are the owned items. The
+ * user factors are the one input parsed last: straight into the model
+ * file (struct model_rows), so the largest matrix is never held twice; a
+ * bad line there still fails the write and leaves nothing.
  */
 #include <errno.h>
 #include <math.h>
@@ -36,6 +46,7 @@
 #include "model/writer.h"
 #include "tools/lib/catalog.h"
 #include "tools/lib/csv.h"
+#include "tools/lib/export.h"
 #include "tools/lib/ids.h"
 #include "tools/lib/npy.h"
 #include "tools/lib/opts.h"
@@ -45,33 +56,39 @@
 #include "tools/recsys-model/cmd.h"
 
 struct import_args {
+    const char *from_spark;
     const char *user_factors, *user_ids, *item_factors, *item_ids;
     const char *catalog, *users, *purchases;
     const char *version, *out;
     uint64_t created_at;
     unsigned quantize;
     const char *regularization, *alpha, *view_weight; /* NULL: not given */
-    uint64_t data_end;                                /* DATA_END_NOT_GIVEN: not given */
+    const char *scaling;                              /* NULL: not given */
+    uint64_t data_end;                                /* NOT_GIVEN: not given */
 };
 
-/* Above --data-end's range, so no value given can be it. */
-#define DATA_END_NOT_GIVEN UINT64_MAX
+/* Above --data-end's and --created-at's ranges, so no value given can be it. */
+#define NOT_GIVEN UINT64_MAX
 
 #define ARG(member) offsetof(struct import_args, member)
+/* The four .npy inputs and --model-version are required unless
+ * --from-spark is given, which excludes them (check_sources). */
 static const struct opt import_opts[] = {
-    {"user-factors", 0, OPT_STRING, ARG(user_factors), true, 0, 0, "U.npy"},
-    {"user-ids", 0, OPT_STRING, ARG(user_ids), true, 0, 0, "users.txt"},
-    {"item-factors", 0, OPT_STRING, ARG(item_factors), true, 0, 0, "V.npy"},
-    {"item-ids", 0, OPT_STRING, ARG(item_ids), true, 0, 0, "items.txt"},
+    {"from-spark", 0, OPT_STRING, ARG(from_spark), false, 0, 0, "DIR"},
+    {"user-factors", 0, OPT_STRING, ARG(user_factors), false, 0, 0, "U.npy"},
+    {"user-ids", 0, OPT_STRING, ARG(user_ids), false, 0, 0, "users.txt"},
+    {"item-factors", 0, OPT_STRING, ARG(item_factors), false, 0, 0, "V.npy"},
+    {"item-ids", 0, OPT_STRING, ARG(item_ids), false, 0, 0, "items.txt"},
     {"catalog", 0, OPT_STRING, ARG(catalog), true, 0, 0, "catalog.csv"},
     {"users", 0, OPT_STRING, ARG(users), false, 0, 0, "users.csv"},
     {"purchases", 0, OPT_STRING, ARG(purchases), false, 0, 0, "purchases.csv"},
-    {"model-version", 0, OPT_STRING, ARG(version), true, 0, 0, "V"},
+    {"model-version", 0, OPT_STRING, ARG(version), false, 0, 0, "V"},
     {"created-at", 0, OPT_UINT, ARG(created_at), false, 0, INT64_MAX, "UNIX"},
     {"quantize", 0, OPT_COPIES, ARG(quantize), false, 0, 0, "bf16,int8"},
     {"regularization", 0, OPT_STRING, ARG(regularization), false, 0, 0, "L"},
     {"alpha", 0, OPT_STRING, ARG(alpha), false, 0, 0, "A"},
     {"view-weight", 0, OPT_STRING, ARG(view_weight), false, 0, 0, "W"},
+    {"regularization-scaling", 0, OPT_STRING, ARG(scaling), false, 0, 0, "none|per-interaction"},
     {"data-end", 0, OPT_UINT, ARG(data_end), false, 0, INT64_MAX, "UNIX_MS"},
     {"output", 'o', OPT_STRING, ARG(out), true, 0, 0, "FILE"},
     {.name = NULL},
@@ -80,6 +97,8 @@ static const struct opt import_opts[] = {
 /* Everything one import holds; freed by import_free. */
 struct import {
     const struct import_args *a;
+    struct export *x; /* --from-spark */
+    float *item_copy; /* the export's item matrix */
     struct npy_file U, V;
     struct ids *users, *items;
     uint32_t dim, has_bias;
@@ -267,6 +286,11 @@ static int build_owned(struct import *im, struct err *e)
     }
     for (uint32_t u = 0; u < users; u++)
         im->owned_offsets[u + 1] += im->owned_offsets[u];
+    /* The lists hold it all now; freed before the model is written, the
+     * import's peak. */
+    free(im->pairs);
+    im->pairs = NULL;
+    im->npairs = im->pairs_cap = 0;
     return 0;
 }
 
@@ -283,6 +307,36 @@ static int read_purchases(struct import *im, struct err *e)
     while (rc == 0 && (rc = csv_next(r, &rec, e)) == 1)
         rc = purchases_row(im, r, &rec, cols, e);
     csv_close(r);
+    return rc != 0 ? rc : build_owned(im, e);
+}
+
+/* ==== an export directory (--from-spark) ============================= */
+
+static int fill_users(void *ctx, float *dst, uint32_t stride, struct err *e)
+{
+    const struct import *im = ctx;
+    return export_fill_users(im->x, im->users, dst, stride, e);
+}
+
+/* Everything but the user factors, which fill_users parses while the
+ * model is written. */
+static int load_export(struct import *im, struct err *e)
+{
+    int rc;
+    if ((rc = export_open(im->a->from_spark, &im->x, e)) != 0 ||
+        (rc = export_read_items(im->x, &im->items, &im->item_copy, e)) != 0 ||
+        (rc = export_read_user_ids(im->x, &im->users, e)) != 0)
+        return rc;
+    const struct export_manifest *m = export_manifest(im->x);
+    im->dim = m->factors;
+    im->training = m->training;
+    return 0;
+}
+
+static int read_export_purchases(struct import *im, struct err *e)
+{
+    int rc = export_read_purchases(im->x, im->users, im->items, &im->pairs, &im->npairs,
+                                   &im->pairs_cap, e);
     return rc != 0 ? rc : build_owned(im, e);
 }
 
@@ -325,8 +379,17 @@ static int parse_training(const struct import_args *a, struct model_training *t,
         *(float *)((char *)t + training_reals[i].value) = f;
         t->from_file = 1;
     }
-    if (a->data_end != DATA_END_NOT_GIVEN) {
+    if (a->data_end != NOT_GIVEN) {
         t->data_end_unix_ms = (int64_t)a->data_end;
+        t->from_file = 1;
+    }
+    if (a->scaling != NULL) {
+        if (strcmp(a->scaling, "per-interaction") == 0)
+            t->regularization_scaling = MODEL_SCALING_PER_INTERACTION;
+        else if (strcmp(a->scaling, "none") != 0)
+            return err_set(e, ERR_INVALID,
+                           "--regularization-scaling: '%s' is not none or per-interaction",
+                           a->scaling);
         t->from_file = 1;
     }
     return 0;
@@ -334,15 +397,19 @@ static int parse_training(const struct import_args *a, struct model_training *t,
 
 /* ==== the model ===================================================== */
 
-static int write_model(const struct import *im, struct err *e)
+static int write_model(struct import *im, struct err *e)
 {
+    const struct import_args *a = im->a;
+    const struct export_manifest *m = im->x != NULL ? export_manifest(im->x) : NULL;
+    const struct model_rows rows = {fill_users, im};
     struct model_src src = {
         .dim = im->dim,
         .has_bias = im->has_bias,
         .user_count = ids_count(im->users),
         .item_count = ids_count(im->items),
-        .user_factors = im->user_factors,
-        .item_factors = im->V.view.data,
+        .user_factors = m != NULL ? NULL : im->user_factors,
+        .user_rows = m != NULL ? &rows : NULL,
+        .item_factors = m != NULL ? im->item_copy : im->V.view.data,
         .user_ids = ids_array(im->users),
         .item_ids = ids_array(im->items),
         .user_tier = im->user_tier,
@@ -351,9 +418,11 @@ static int write_model(const struct import *im, struct err *e)
         .attrs = im->cat.attrs,
         .categories = (const char *const *)im->cat.categories,
         .category_count = im->cat.category_count,
-        .version = im->a->version,
-        .created_at = (int64_t)im->a->created_at,
-        .quantize = im->a->quantize,
+        .version = a->version != NULL ? a->version : m->model_version,
+        .created_at = a->created_at != NOT_GIVEN ? (int64_t)a->created_at
+                      : m != NULL                ? m->created_at
+                                                 : (int64_t)time(NULL),
+        .quantize = a->quantize,
         .training = im->training.from_file ? &im->training : NULL,
     };
     return publish_model(im->a->out, &src, e);
@@ -361,6 +430,8 @@ static int write_model(const struct import *im, struct err *e)
 
 static void import_free(struct import *im)
 {
+    export_close(im->x);
+    free(im->item_copy);
     npy_unmap(&im->U);
     npy_unmap(&im->V);
     ids_free(im->users);
@@ -373,23 +444,57 @@ static void import_free(struct import *im)
     free(im->owned_items);
 }
 
+/* Either --from-spark, or the four .npy inputs and --model-version; the
+ * export's manifest says how it was trained and holds the purchases. */
+static int check_sources(const struct import_args *a, struct err *e)
+{
+    const char *npy[] = {a->user_factors, a->user_ids, a->item_factors, a->item_ids};
+    const char *npy_names[] = {"--user-factors", "--user-ids", "--item-factors", "--item-ids"};
+    for (size_t i = 0; i < sizeof(npy) / sizeof(npy[0]); i++) {
+        if (a->from_spark != NULL && npy[i] != NULL)
+            return err_set(e, ERR_INVALID, "--from-spark excludes %s", npy_names[i]);
+        if (a->from_spark == NULL && npy[i] == NULL)
+            return err_set(e, ERR_INVALID, "%s is required (or --from-spark DIR)", npy_names[i]);
+    }
+    if (a->from_spark == NULL)
+        return a->version != NULL
+                   ? 0
+                   : err_set(e, ERR_INVALID, "--model-version is required (or --from-spark DIR)");
+    const char *given = a->purchases != NULL        ? "--purchases"
+                        : a->regularization != NULL ? "--regularization"
+                        : a->alpha != NULL          ? "--alpha"
+                        : a->view_weight != NULL    ? "--view-weight"
+                        : a->scaling != NULL        ? "--regularization-scaling"
+                        : a->data_end != NOT_GIVEN  ? "--data-end"
+                                                    : NULL;
+    if (given != NULL)
+        return err_set(e, ERR_INVALID,
+                       "--from-spark excludes %s: the export's manifest and purchases say it",
+                       given);
+    return 0;
+}
+
 int import_main(int argc, char **argv, struct err *e)
 {
-    struct import_args a = {.created_at = (uint64_t)time(NULL), .data_end = DATA_END_NOT_GIVEN};
+    struct import_args a = {.created_at = NOT_GIVEN, .data_end = NOT_GIVEN};
     struct import im = {.a = &a};
     if (opts_parse(import_opts, argc, argv, &a, NULL, 0, NULL, e) != 0 ||
-        parse_training(&a, &im.training, e) != 0)
+        check_sources(&a, e) != 0 || parse_training(&a, &im.training, e) != 0)
         return CMD_EXIT_USAGE;
-    size_t vlen = strlen(a.version);
+    size_t vlen = a.version != NULL ? strlen(a.version) : 1;
     if (vlen == 0 || vlen > MODEL_ID_MAX) {
         err_set(e, ERR_INVALID, "--model-version must be 1..%d bytes", MODEL_ID_MAX);
         return CMD_EXIT_USAGE;
     }
 
     int rc;
-    if ((rc = load_factors(&im, e)) == 0 &&
-        (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&
-        (rc = read_users(&im, e)) == 0 && (rc = read_purchases(&im, e)) == 0)
+    if (a.from_spark != NULL)
+        rc = load_export(&im, e);
+    else
+        rc = load_factors(&im, e);
+    if (rc == 0 && (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&
+        (rc = read_users(&im, e)) == 0 &&
+        (rc = a.from_spark != NULL ? read_export_purchases(&im, e) : read_purchases(&im, e)) == 0)
         rc = write_model(&im, e);
     import_free(&im);
     return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;

@@ -11,6 +11,7 @@
  *     version:         demo-1-32d
  *     ...
  *     training:        regularization 0.05, alpha 20, view weight 0.25, data end 0 (unknown)
+ *                      ("regularization 0.1 per interaction" for Spark's rule)
  *     categories:      2
  *       course         1204 items
  *       ebook          998 items
@@ -205,8 +206,9 @@ static void print_training(const struct model *m)
     const struct model_training *t = model_training(m);
     char r[32], a[32], w[32];
     key("training");
-    printf("%sregularization %s, alpha %s, view weight %s, data end ",
+    printf("%sregularization %s%s, alpha %s, view weight %s, data end ",
            t->from_file ? "" : "none (defaults: ", shortest(r, sizeof(r), t->regularization),
+           t->regularization_scaling == MODEL_SCALING_PER_INTERACTION ? " per interaction" : "",
            shortest(a, sizeof(a), t->alpha), shortest(w, sizeof(w), t->view_weight));
     print_data_end(t->data_end_unix_ms);
     printf("%s\n", t->from_file ? "" : ")");

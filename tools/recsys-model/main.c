@@ -28,18 +28,27 @@ static const struct command commands[] = {
      "        --item-factors V.npy --item-ids items.txt --catalog catalog.csv\n"
      "        [--users users.csv] [--purchases purchases.csv]\n"
      "        --model-version V [--created-at UNIX] [--quantize bf16,int8]\n"
-     "        [--regularization L] [--alpha A] [--view-weight W] [--data-end UNIX_MS]\n"
-     "        -o FILE",
-     "build a model file from float32 .npy factor matrices, id files and CSVs",
+     "        [--regularization L] [--regularization-scaling none|per-interaction]\n"
+     "        [--alpha A] [--view-weight W] [--data-end UNIX_MS] -o FILE\n"
+     "   or: " CMD_NAME " import --from-spark DIR --catalog catalog.csv [--users users.csv]\n"
+     "        [--model-version V] [--created-at UNIX] [--quantize bf16,int8] -o FILE",
+     "build a model file from float32 .npy factor matrices, id files and CSVs, or\n"
+     "from an ALS export directory (tools/spark/recsys_als.py, model/EXPORT.md)",
      "\nTraining record (model/FORMAT.md): how the factors were trained, for the\n"
      "daemon's live-events fold-in, which follows the implicit-ALS rule. Given any\n"
-     "of these flags, the file records all four, each not given at its default;\n"
+     "of these flags, the file records all five, each not given at its default;\n"
      "given none, the file has no record and readers take the defaults.\n"
-     "  --regularization L  lambda >= 0, not scaled by a user's interactions (0.05)\n"
+     "  --regularization L  lambda >= 0 (0.05)\n"
+     "  --regularization-scaling none|per-interaction\n"
+     "                      lambda as given (recsys-train), or times the user's\n"
+     "                      number of items (Spark MLlib's ALS) (none)\n"
      "  --alpha A           confidence 1 + A * weight, A >= 0 (20)\n"
      "  --view-weight W     weight of one view event, W > 0 (0.25)\n"
      "  --data-end UNIX_MS  the latest event the factors were trained on; events at\n"
-     "                      or before it are held by the model (0: unknown)\n"},
+     "                      or before it are held by the model (0: unknown)\n"
+     "\nWith --from-spark, the export's manifest gives the training record, the model\n"
+     "version and the creation time (the last two unless given), and its purchases\n"
+     "the owned items: the training flags and --purchases are refused.\n"},
     {"inspect", inspect_main, "FILE",
      "print a model's header, training record, categories and most popular items", NULL},
     {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file", NULL},
