@@ -8,6 +8,8 @@
 #   make bench-events  only bench/events.py (live events, about 2 minutes)
 #   make bench-models  only bench/models.py (several models and routes, about 2 minutes)
 #   make bench-ghz     only bench/ghz.py (ghz, the gRPC load tool, by reflection)
+#   make bench-peers   only the peers: FAISS, implicit, Spark (bench/score_faiss.py,
+#                      bench/train.sh's peers, bench/spark_import.py)
 #   make format        rewrite every C file as .clang-format says
 #   make format-check  fail, naming the files, if any C file is not formatted
 #   make test-clang    the unit tests built with clang (-Werror)
@@ -50,17 +52,21 @@ TEST_PACKAGES := nghttp2-client openssl systemd python3-venv python3-yaml python
 LINT_PACKAGES := clang-format clang
 
 # Only for `make bench`: h2load drives bench/rpc.py, matplotlib draws the
-# curves.
-BENCH_PACKAGES := nghttp2-client python3-matplotlib
+# curves. The peers (implicit, FAISS, PySpark, pinned in bench/requirements.txt
+# and tools/spark/requirements.txt) go into a venv that sees Debian's numpy
+# and scipy; Spark runs on a JDK, Debian's unless the machine has one.
+BENCH_PACKAGES := nghttp2-client python3-matplotlib python3-venv python3-scipy \
+                  $(shell command -v java >/dev/null 2>&1 || echo default-jdk-headless)
+PEERS_VENV := $(BUILD)/bench/peers-venv
 
 # Only for `make fuzz`: libFuzzer comes with clang's runtime.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
-FUZZ_TARGETS  := npy csv ids request model route
+FUZZ_TARGETS  := npy csv ids request model route export
 FUZZ_SECONDS  ?= 120
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events bench-models bench-ghz clean \
+.PHONY: all deps configure build demo run test test-sanitize test-clang fuzz bench bench-events bench-models bench-ghz bench-peers peers-venv clean \
         packages format format-check
 
 all: build
@@ -145,13 +151,16 @@ fuzz:
 
 bench:
 	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
-	$(MAKE) build
+	$(MAKE) build peers-venv
 	$(BUILD)/bench/score
+	/usr/bin/python3 bench/score_faiss.py $(BUILD) --python $(PEERS_VENV)/bin/python \
+	    --plot $(BUILD)/bench
 	$(BUILD)/bench/batch
 	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd
 	$(BUILD)/bench/reload --recsysd $(BUILD)/recsysd --items 100000 --quantize --clients 1 \
 	    --swaps 1 --soak-swaps 0 --steady-seconds 10
-	bench/train.sh $(BUILD)
+	PEERS_PYTHON=$(PEERS_VENV)/bin/python bench/train.sh $(BUILD)
+	/usr/bin/python3 bench/spark_import.py $(BUILD)
 	/usr/bin/python3 bench/rpc.py $(BUILD) --plot $(BUILD)/bench
 	/usr/bin/python3 bench/events.py $(BUILD) --plot $(BUILD)/bench
 	/usr/bin/python3 bench/models.py $(BUILD)
@@ -173,6 +182,25 @@ bench-ghz:
 	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES) curl ca-certificates"
 	$(MAKE) build
 	/usr/bin/python3 bench/ghz.py $(BUILD)
+
+# The peers side by side: FAISS against the exact scan (bench/score_faiss.py),
+# implicit's and Spark's ALS against recsys-train (bench/train.sh), and the
+# Spark export's import at 10^6 and 10^7 users (bench/spark_import.py,
+# about 15 GB of scratch in /var/tmp).
+bench-peers:
+	$(MAKE) deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(MAKE) build peers-venv
+	/usr/bin/python3 bench/score_faiss.py $(BUILD) --python $(PEERS_VENV)/bin/python \
+	    --plot $(BUILD)/bench
+	PEERS_PYTHON=$(PEERS_VENV)/bin/python bench/train.sh $(BUILD)
+	/usr/bin/python3 bench/spark_import.py $(BUILD)
+
+peers-venv: $(PEERS_VENV)/requirements.stamp
+$(PEERS_VENV)/requirements.stamp: bench/requirements.txt tools/spark/requirements.txt
+	/usr/bin/python3 -m venv --system-site-packages $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+	    -r bench/requirements.txt -r tools/spark/requirements.txt
+	touch $@
 
 # Several models: the split over 100,000 users, routing's cost with three
 # models against one, route changes and removal under load.

@@ -21,8 +21,14 @@
  * one differs. Requests are top-100, no filters
  * beyond the users' own purchases.
  *
+ * --items-npy V.npy --users-npy U.npy take the factors from files instead
+ * (float32 .npy, the same dimension; --items, --dim and --users follow
+ * them): bench/score_faiss.py passes the matrices bench/score saved, so
+ * the batch figures stand beside FAISS's on the same vectors. --top sets
+ * the requests' count (default 100).
+ *
  * Usage: batch [--items N] [--dim D] [--users N] [--batch B] [--rounds R]
- *              [--helpers H]
+ *              [--helpers H] [--top N] [--items-npy V.npy --users-npy U.npy]
  */
 #include <cblas.h>
 #include <errno.h>
@@ -38,9 +44,12 @@
 #include "engine/split.h"
 #include "model/writer.h"
 #include "timing.h"
+#include "tools/lib/npy.h"
 
 struct opts {
-    unsigned items, dim, users, batch, rounds, helpers;
+    unsigned items, dim, users, batch, rounds, helpers, top;
+    const char *items_npy, *users_npy;
+    struct npy_file V, U; /* mapped when given */
 };
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -52,16 +61,38 @@ static int parse(int argc, char **argv, struct opts *o)
         {"--items", offsetof(struct opts, items)},   {"--dim", offsetof(struct opts, dim)},
         {"--users", offsetof(struct opts, users)},   {"--batch", offsetof(struct opts, batch)},
         {"--rounds", offsetof(struct opts, rounds)}, {"--helpers", offsetof(struct opts, helpers)},
+        {"--top", offsetof(struct opts, top)},
     };
     for (int i = 1; i < argc; i += 2) {
         size_t k = 0;
+        if (i + 1 < argc && strcmp(argv[i], "--items-npy") == 0) {
+            o->items_npy = argv[i + 1];
+            continue;
+        }
+        if (i + 1 < argc && strcmp(argv[i], "--users-npy") == 0) {
+            o->users_npy = argv[i + 1];
+            continue;
+        }
         while (k < sizeof(flags) / sizeof(flags[0]) && strcmp(argv[i], flags[k].flag) != 0)
             k++;
         if (k == sizeof(flags) / sizeof(flags[0]) || i + 1 >= argc)
             return -1;
         *(unsigned *)((char *)o + flags[k].offset) = (unsigned)strtoul(argv[i + 1], NULL, 10);
     }
-    return o->items > 0 && o->dim > 0 && o->batch > 0 && o->batch <= BATCH_MAX &&
+    if ((o->items_npy == NULL) != (o->users_npy == NULL))
+        return -1;
+    if (o->items_npy != NULL) {
+        struct err e = {0};
+        if (npy_map(o->items_npy, &o->V, &e) != 0 || npy_map(o->users_npy, &o->U, &e) != 0 ||
+            o->V.view.cols != o->U.view.cols) {
+            fprintf(stderr, "batch: %s\n", e.msg[0] ? e.msg : "the two matrices' widths differ");
+            return -1;
+        }
+        o->items = (unsigned)o->V.view.rows;
+        o->users = (unsigned)o->U.view.rows;
+        o->dim = (unsigned)o->V.view.cols;
+    }
+    return o->items > 0 && o->dim > 0 && o->batch > 0 && o->batch <= BATCH_MAX && o->top > 0 &&
                    o->users >= o->batch && o->rounds > 0 && o->helpers < SPLIT_PARTS_MAX
                ? 0
                : -1;
@@ -89,7 +120,8 @@ static float uniform(uint64_t *s)
     return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-/* Random factors, ids "i<n>" and "u<n>", one category, no purchases. */
+/* Random factors (or the files'), ids "i<n>" and "u<n>", one category, no
+ * purchases. */
 static int write_model(const char *path, const struct opts *o)
 {
     enum { ID = 12 };
@@ -103,9 +135,9 @@ static int write_model(const char *path, const struct opts *o)
     if (V && U && ids && iid && uid && attrs) {
         uint64_t s = 7;
         for (size_t k = 0; k < (size_t)o->items * o->dim; k++)
-            V[k] = uniform(&s);
+            V[k] = o->items_npy ? o->V.view.data[k] : uniform(&s);
         for (size_t k = 0; k < (size_t)o->users * o->dim; k++)
-            U[k] = uniform(&s);
+            U[k] = o->users_npy ? o->U.view.data[k] : uniform(&s);
         for (unsigned i = 0; i < o->items + o->users; i++) {
             snprintf(ids + (size_t)i * ID, ID, i < o->items ? "i%u" : "u%u",
                      i < o->items ? i : i - o->items);
@@ -182,13 +214,15 @@ static int run(int method, const struct query *q, const Recsys__V1__BatchRecomme
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.items = 1000000, .dim = 128, .users = 1000, .batch = 64, .rounds = 9};
+    struct opts o = {
+        .items = 1000000, .dim = 128, .users = 1000, .batch = 64, .rounds = 9, .top = 100};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.helpers = cpus > 1 ? (cpus - 1 > 3 ? 3 : (unsigned)cpus - 1) : 0;
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr,
                 "usage: %s [--items N] [--dim D] [--users N] [--batch B<=256] "
-                "[--rounds R] [--helpers H]\n",
+                "[--rounds R] [--helpers H] [--top N]\n"
+                "          [--items-npy V.npy --users-npy U.npy]\n",
                 argv[0]);
         return 2;
     }
@@ -216,9 +250,10 @@ int main(int argc, char **argv)
     print_machine();
     printf("openblas:  core %s, 1 thread per caller; split parts: %u\n", openblas_get_corename(),
            o.helpers + 1);
-    printf("model:     %u items x %u dims (f32 %.0f MB), batches of %u top-100 requests, %u "
+    printf("model:     %u items x %u dims (f32 %.0f MB, %s), batches of %u top-%u requests, %u "
            "rounds, medians\n",
-           o.items, o.dim, (double)o.items * ((o.dim + 15) / 16 * 16) * 4 / 1e6, o.batch, o.rounds);
+           o.items, o.dim, (double)o.items * ((o.dim + 15) / 16 * 16) * 4 / 1e6,
+           o.items_npy ? o.items_npy : "random", o.batch, o.top, o.rounds);
 
     struct query q = {.model = m, .model_name = MODELS_DEFAULT, .arena = a};
     Recsys__V1__RecommendRequest *reqs = calloc(o.batch, sizeof(*reqs));
@@ -235,7 +270,7 @@ int main(int argc, char **argv)
             recsys__v1__recommend_request__init(&reqs[i]);
             snprintf(uids[i], sizeof(uids[i]), "u%u", (r * o.batch + i) % o.users);
             reqs[i].user_id = uids[i];
-            reqs[i].count = 100;
+            reqs[i].count = o.top;
             ptrs[i] = &reqs[i];
         }
         for (int k = 0; k < METHODS && rc == 0; k++)
@@ -254,6 +289,8 @@ int main(int argc, char **argv)
     split_stop();
     arena_destroy(a);
     model_close(m);
+    npy_unmap(&o.V);
+    npy_unmap(&o.U);
     unlink(path);
     rmdir(dir);
     return rc == 0 ? 0 : 1;

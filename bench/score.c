@@ -58,9 +58,14 @@
  *               same vectors: the demo draws its catalog from the stream
  *               too)
  *
+ * --save DIR keeps, for each matrix, its items and queries as .npy files
+ * (DIR/<shape>-<rows>-<dim>-items.npy, -queries.npy) and every method's
+ * median time per query in DIR/score.csv, so that bench/score_faiss.py
+ * can time FAISS on the very same vectors beside these figures.
+ *
  * Usage: score [--rows 10000,100000,1000000] [--dims 64,128] [--top 100]
  *              [--runs 31] [--kernels portable,avx2,avx512] [--helpers H]
- *              [--factors random,clustered,skewed,demo]
+ *              [--factors random,clustered,skewed,demo] [--save DIR]
  */
 #include <cblas.h>
 #include <errno.h>
@@ -83,6 +88,7 @@
 #include "model/writer.h"
 #include "timing.h"
 #include "tools/lib/demo_factors.h"
+#include "tools/lib/npy.h"
 
 enum {
     MAX_LIST = 8,                       /* values per list flag */
@@ -334,6 +340,7 @@ struct opts {
     const char *kernels[MAX_LIST];
     size_t nkernels;
     char kernel_list[256];
+    const char *save; /* --save DIR, or NULL */
 };
 
 static int parse_u32_list(const char *arg, uint32_t *out, size_t *count)
@@ -381,7 +388,7 @@ static int usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--rows N,...] [--dims D,...] [--top N] [--runs R] [--kernels K,...]\n"
-            "          [--helpers H] [--factors F,...]\n"
+            "          [--helpers H] [--factors F,...] [--save DIR]\n"
             "  --rows     catalog sizes (default 10000,100000,1000000)\n"
             "  --dims     dimensions (default 64,128)\n"
             "  --top      results per query (default 100)\n"
@@ -391,7 +398,9 @@ static int usage(const char *prog)
             "             this CPU lacks are skipped)\n"
             "  --helpers  split-scan helper threads (default: CPUs - 1, at most 3)\n"
             "  --factors  shapes of the items and queries (default\n"
-            "             random,clustered,skewed,demo)\n",
+            "             random,clustered,skewed,demo)\n"
+            "  --save     keep each matrix, its queries (.npy) and the medians\n"
+            "             (score.csv) in DIR, for bench/score_faiss.py\n",
             prog);
     return 2;
 }
@@ -429,6 +438,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         else if (strcmp(flag, "--helpers") == 0)
             rc = strcmp(value, "0") == 0 ? (o->helpers = 0, 0)
                                          : parse_u32_list(value, &o->helpers, &one);
+        else if (strcmp(flag, "--save") == 0)
+            o->save = value;
         else
             rc = -1;
     }
@@ -815,6 +826,44 @@ static void take_copies(struct bench *b, const struct model *m)
     }
 }
 
+/* ---- --save ------------------------------------------------------------ */
+
+/* @n rows of @dim floats, @stride apart, as DIR/<name>.npy. */
+static int save_npy(const char *dir, const char *name, const float *rows, uint64_t n, uint32_t dim,
+                    uint32_t stride)
+{
+    char path[4096], header[NPY_HEADER_BYTES];
+    snprintf(path, sizeof(path), "%s/%s.npy", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -errno;
+    npy_header(header, n, dim);
+    fwrite(header, 1, sizeof(header), f);
+    for (uint64_t r = 0; r < n; r++)
+        fwrite(rows + r * stride, sizeof(float), dim, f);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* The matrix, the queries and each method's median for bench/score_faiss.py. */
+static int save_case(const struct opts *o, const struct bench *b, const char *shape,
+                     struct method *m, size_t count, uint32_t rounds)
+{
+    char name[256], path[4096];
+    snprintf(name, sizeof(name), "%s-%u-%u-items", shape, b->rows, b->dim);
+    int rc = save_npy(o->save, name, b->matrix, b->rows, b->dim, b->stride);
+    snprintf(name, sizeof(name), "%s-%u-%u-queries", shape, b->rows, b->dim);
+    if (rc == 0)
+        rc = save_npy(o->save, name, b->queries, QUERIES, b->dim, b->stride);
+    snprintf(path, sizeof(path), "%s/score.csv", o->save);
+    FILE *f = rc == 0 ? fopen(path, "a") : NULL;
+    if (f == NULL)
+        return rc != 0 ? rc : -errno;
+    for (size_t i = 0; i < count; i++)
+        fprintf(f, "%s,%u,%u,%u,%s,%.3f\n", shape, b->rows, b->dim, b->top, m[i].name,
+                timing_median(m[i].us, rounds));
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
 /* Benchmarks one matrix: every method, round after round. */
 static int bench_one(const struct opts *o, const char *dir, const struct shape *shape,
                      uint32_t rows, uint32_t dim)
@@ -861,7 +910,9 @@ static int bench_one(const struct opts *o, const char *dir, const struct shape *
     }
     if (!bad) {
         report(&b, m, count, rounds);
-        rc = 0;
+        rc = o->save != NULL ? save_case(o, &b, shape->name, m, count, rounds) : 0;
+        if (rc != 0)
+            fprintf(stderr, "error: --save %s: %s\n", o->save, strerror(-rc));
     }
 out:
     model_close(model);

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tools/lib/npy.h"
+
 #define TOPICS 32
 
 struct args {
@@ -80,23 +82,6 @@ static FILE *create(const char *dir, const char *name)
     return f;
 }
 
-/* A .npy header for a rows x cols float32 matrix, padded to 64 bytes. */
-static void npy_header(FILE *f, uint64_t rows, uint32_t cols)
-{
-    char dict[128];
-    int n = snprintf(dict, sizeof(dict),
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %u), }",
-                     (unsigned long long)rows, cols);
-    int total = 10 + n + 1, pad = (64 - total % 64) % 64;
-    uint16_t hlen = (uint16_t)(n + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fwrite(&hlen, 2, 1, f);
-    fwrite(dict, 1, (size_t)n, f);
-    for (int i = 0; i < pad; i++)
-        fputc(' ', f);
-    fputc('\n', f);
-}
-
 /* Writes a value of magnitude < 1 as sign, "0." and nine digits into @p;
  * returns the bytes written and sets *f to the float that text reads as. */
 static int decimal9(double x, char *p, float *f)
@@ -136,7 +121,9 @@ static void table(const struct args *a, const char *xdir, const char *npy, const
     snprintf(ids_name, sizeof(ids_name), "%s.txt", name);
     snprintf(npy_name, sizeof(npy_name), "%c.npy", prefix == 'u' ? 'U' : 'V');
     FILE *ids = create(npy, ids_name), *mat = create(npy, npy_name);
-    npy_header(mat, rows, a->factors);
+    char header[NPY_HEADER_BYTES];
+    npy_header(header, rows, a->factors);
+    fwrite(header, 1, sizeof(header), mat);
     char *line = malloc(64 + (size_t)a->factors * 16);
     float *row = malloc(a->factors * sizeof(float));
     double *v = malloc(a->factors * sizeof(double));

@@ -11,10 +11,17 @@
 #    holdout metrics side by side, their relative difference (must be
 #    within 2%), and the median time per iteration of each; then the tool
 #    again with 3 conjugate-gradient steps per row instead of Cholesky.
+#    With PEERS_PYTHON (the peers' venv, which make bench and make
+#    bench-peers set up), the peers on the same split, data, factors,
+#    iterations and threads (bench/train_peers.py): the implicit library's
+#    ALS and Spark MLlib's in local mode, their metrics, time per iteration,
+#    Spark's precision@10 against recsys-train's (target: within 10%), and
+#    PLOT_DIR/train-peers.png.
 # 2. The share of the tool's CPU time in OpenBLAS, from perf samples.
 # 3. Median time per iteration for 32/64/128 factors, and for 0.25M to 2M
 #    interactions at 64 factors.
-# Environment: ITERATIONS (10), THREADS (all cores), KEEP=1 keeps the data.
+# Environment: ITERATIONS (10), THREADS (all cores), KEEP=1 keeps the data,
+# PEERS_PYTHON (unset: the peers are not run), PLOT_DIR (build/bench).
 set -eu
 BUILD=${1:-build}
 TRAIN=$BUILD/recsys-train
@@ -73,6 +80,24 @@ awk -v t="$(grep '^  als ' "$TMP/1m/tool.out")" -v r="$(grep '^  numpy-als ' "$T
                (dp < 2 && dp > -2 && dn < 2 && dn > -2) ? "within 2%" : "NOT within 2%";
         printf "time per iteration (median): recsys-train %.3f s, NumPy %.3f s, %.1fx faster\n",
                ts, rs, rs / ts }'
+
+echo
+echo "== the peers on the same split: implicit's ALS (exact, and CG 3 steps), Spark MLlib's ALS"
+if [ -n "${PEERS_PYTHON:-}" ]; then
+    p10() { sed -n "s/^  $1 *\([0-9.]*\) .*/\1/p" "$2"; }
+    "$PEERS_PYTHON" "$(dirname "$0")/train_peers.py" --catalog "$TMP/1m/catalog.csv" \
+        --interactions "$TMP/1m/log.csv" --factors 64 --iterations "$ITERATIONS" \
+        --regularization 0.05 --alpha 20 --holdout 0.1 --threads "$THREADS" --work "$TMP/1m" \
+        --also "recsys-train=$(p10 als "$TMP/1m/tool.out"):$tool_s" \
+        --also "numpy=$(p10 numpy-als "$TMP/1m/ref.out"):$ref_s" \
+        --plot "${PLOT_DIR:-$BUILD/bench}/train-peers.png" | tee "$TMP/1m/peers.out"
+    awk -v t="$(p10 als "$TMP/1m/tool.out")" -v s="$(p10 spark-als "$TMP/1m/peers.out")" 'BEGIN {
+        d = (s - t) / t * 100;
+        printf "Spark precision@10 %+.1f%% against recsys-train (%s)\n", d,
+               (d > -10 ? "within 10%" : "NOT within 10%") }'
+else
+    echo "  not run: PEERS_PYTHON is unset (make bench and make bench-peers set it)"
+fi
 
 echo
 echo "== where the tool's time goes (perf, 1M interactions, 64 factors, 3 iterations, no holdout)"

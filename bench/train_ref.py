@@ -83,7 +83,8 @@ def gen(a):
 
 def read(a):
     """Items in catalog order, users in order of first appearance, pairs
-    merged (weights add, latest time), then the split."""
+    merged (weights add, latest time), then the split: (item count, on
+    sale, train, held, user ids, item ids), train and held by user index."""
     with open(a.catalog, newline="") as f:
         r = csv.reader(f)
         head = next(r)
@@ -114,7 +115,7 @@ def read(a):
         h = min(int(math.floor(a.holdout * n + 0.5)), n - 1) if n >= 2 else 0
         held.append([i for _, i, _ in p[:h]])
         train.append(sorted((i, w) for _, i, w in p[h:]))
-    return len(item_index), on_sale, train, held
+    return len(item_index), on_sale, train, held, list(user_index), list(item_index)
 
 
 # ---- ALS ----------------------------------------------------------------------
@@ -167,7 +168,7 @@ def metrics(X, Y, on_sale, train, held):
 
 
 def als(a):
-    items, on_sale, train, held = read(a)
+    items, on_sale, train, held, _, _ = read(a)
     k = a.factors
     urows = [(np.array([i for i, _ in t], dtype=np.int64),
               np.array([w for _, w in t], dtype=np.float32)) for t in train]

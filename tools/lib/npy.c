@@ -348,3 +348,20 @@ void npy_unmap(struct npy_file *f)
         munmap(f->map, f->len);
     *f = (struct npy_file){0};
 }
+
+void npy_header(char out[NPY_HEADER_BYTES], uint64_t rows, uint32_t cols)
+{
+    /* magic, version 1.0, a uint16 LE header length, the dict, blanks, LF */
+    enum { PREAMBLE = 10 };
+    uint16_t len = NPY_HEADER_BYTES - PREAMBLE;
+    memset(out, ' ', NPY_HEADER_BYTES);
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (char)(len & 0xff);
+    out[9] = (char)(len >> 8);
+    char dict[NPY_HEADER_BYTES];
+    int n = snprintf(dict, sizeof(dict),
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %u), }",
+                     (unsigned long long)rows, cols);
+    memcpy(out + PREAMBLE, dict, (size_t)n);
+    out[NPY_HEADER_BYTES - 1] = '\n';
+}

@@ -37,6 +37,16 @@ struct npy_view {
  * the header, a data offset that leaves the floats unaligned. */
 int npy_parse(const void *buf, size_t len, struct npy_view *out, struct err *e);
 
+/* Bytes of the header npy_header writes: a multiple of 64, so the data
+ * that follows it is aligned for any vector load. */
+#define NPY_HEADER_BYTES 128
+
+/* npy_header - the version 1.0 header of a @rows x @cols '<f4' C-order
+ * matrix, padded to NPY_HEADER_BYTES, into @out (NPY_HEADER_BYTES bytes):
+ * written before the rows, it makes a file npy_parse (and NumPy) reads.
+ * For the benches, which hand matrices to Python peers. */
+void npy_header(char out[NPY_HEADER_BYTES], uint64_t rows, uint32_t cols);
+
 /* A mapped .npy file. */
 struct npy_file {
     void *map;  /* the whole file, read-only; NULL when empty or not mapped */
