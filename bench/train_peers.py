@@ -79,6 +79,9 @@ def plot(path, title):
 
 def run_implicit(a, items, on_sale, train, held):
     from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+    # implicit runs its own threads and asks for a single-threaded BLAS.
+    threadpool_limits(1, "blas")
     rows, cols, vals = [], [], []
     for u, t in enumerate(train):
         for i, w in t:
@@ -90,7 +93,7 @@ def run_implicit(a, items, on_sale, train, held):
     for name, cg in (("implicit", False), ("implicit-cg3", True)):
         model = AlternatingLeastSquares(factors=a.factors, regularization=a.regularization,
                                         alpha=1.0, iterations=a.iterations, use_cg=cg,
-                                        cg_steps=3, num_threads=a.threads, random_state=1,
+                                        num_threads=a.threads, random_state=1,
                                         calculate_training_loss=False)
         t = time.perf_counter()
         model.fit(C, show_progress=False)
