@@ -18,7 +18,7 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
 
 /* A number of at most this many bytes goes to strtof; longer text is not
  * something a float needs (nine digits and an exponent fit in 16). */
-#define FALLBACK_MAX 64
+#define FALLBACK_MAX 128
 
 /* Whether double @d lies exactly halfway between two adjacent normal
  * floats: its significand then has 25 significant bits, so of the double's
