@@ -3,9 +3,9 @@
 
 A log with planted topics (each user buys within one of four topics), ids
 in UTF-8 with spaces, commas and quotes, purchases, views and repeated
-pairs, is trained by Spark MLlib (PySpark at the pinned version of
-tools/spark/requirements.txt, in the venv the fixture e2e/spark_venv
-builds). Then, against references computed here:
+pairs, is trained by Spark MLlib: PySpark 3.5 at the pinned version of
+tools/spark/requirements.txt in the venv the fixture e2e/spark_venv builds,
+and, as e2e/test_spark4, PySpark 4 from requirements-4.txt. Then, against references computed here:
 - the export's ids are exactly the log's;
 - Recommend for sampled users is the top 10 of the exported factors, read
   from the export's text with exact rounding, owned items removed;
