@@ -500,6 +500,14 @@ static int split_id(const struct lines *r, const char *p, size_t len, size_t *id
     return 0;
 }
 
+/* A factor followed by something else than a tab: the byte, escaped. */
+static int not_a_tab(const struct lines *r, uint32_t j, const char *q, struct err *e)
+{
+    char qt[QUOTE_BUF];
+    return line_fail(r, e, "factor %u is followed by '%s', not a tab", j,
+                     quote(qt, sizeof(qt), q, 1));
+}
+
 /* Parses the factors after the id's tab into @out: exactly @f of them. */
 static int parse_factors(const struct lines *r, const char *p, const char *end, uint32_t f,
                          float *out, struct err *e)
@@ -519,11 +527,11 @@ static int parse_factors(const struct lines *r, const char *p, const char *end, 
             if (q == end)
                 return line_fail(r, e, "%u factors, the manifest says %u", j + 1, f);
             if (*q != '\t')
-                return line_fail(r, e, "factor %u is followed by '%c', not a tab", j + 1, *q);
+                return not_a_tab(r, j + 1, q, e);
             p = q + 1;
         } else if (q != end) {
             if (*q != '\t')
-                return line_fail(r, e, "factor %u is followed by '%c', not a tab", j + 1, *q);
+                return not_a_tab(r, j + 1, q, e);
             uint32_t more = 0;
             for (; q < end; q++)
                 more += *q == '\t';
