@@ -231,6 +231,12 @@ int ids_add(struct ids *l, const char *id, size_t len, uint32_t *first, struct e
     return 0;
 }
 
+void ids_drop_index(struct ids *l)
+{
+    idmap_destroy(l->index);
+    l->index = NULL;
+}
+
 void ids_free(struct ids *l)
 {
     if (l == NULL)

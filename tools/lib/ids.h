@@ -33,6 +33,11 @@ int ids_new(const char *name, uint32_t expected, struct ids **out, struct err *e
  * ERR_TOO_BIG; or -ENOMEM. */
 int ids_add(struct ids *l, const char *id, size_t len, uint32_t *first, struct err *e);
 
+/* ids_drop_index - free the lookup index, for a caller done finding ids
+ * (ids_find and ids_add may not be called after): at 10^7 ids it is 800 MB,
+ * a quarter of the import's peak if kept while the model is written. */
+void ids_drop_index(struct ids *l);
+
 void ids_free(struct ids *l);
 
 uint32_t ids_count(const struct ids *l);

@@ -494,8 +494,12 @@ int import_main(int argc, char **argv, struct err *e)
         rc = load_factors(&im, e);
     if (rc == 0 && (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&
         (rc = read_users(&im, e)) == 0 &&
-        (rc = a.from_spark != NULL ? read_export_purchases(&im, e) : read_purchases(&im, e)) == 0)
+        (rc = a.from_spark != NULL ? read_export_purchases(&im, e) : read_purchases(&im, e)) == 0) {
+        /* Every id is resolved: the users' index is not needed while
+         * the model is written, the import's peak. */
+        ids_drop_index(im.users);
         rc = write_model(&im, e);
+    }
     import_free(&im);
     return rc == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
 }
