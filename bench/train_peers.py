@@ -176,7 +176,7 @@ def main():
     run_implicit(a, items, on_sale, train, held)
     run_spark(a, items, on_sale, train, held, user_ids, item_ids)
     if a.plot:
-        plot(a.plot, "ALS on %d interactions, %d factors, %d iterations, %d threads; holdout %g"
+        plot(a.plot, "ALS on %d user-item pairs, %d factors, %d iterations, %d threads; holdout %g"
              % (sum(len(t) + len(h) for t, h in zip(train, held)), a.factors, a.iterations,
                 a.threads, a.holdout))
 
