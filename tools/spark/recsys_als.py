@@ -153,7 +153,7 @@ def clean_log(df, a):
             raw = F.col("timestamp").cast("string")
             time_ms = F.when(raw.rlike("^[0-9]{1,18}$"), raw.cast("long")) * (
                 1000 if a.timestamp_unit == "s" else 1)
-        time_bad = time_ms.isNull()
+        time_bad = time_ms.isNull() | (time_ms < 0)
     else:
         time_ms, time_bad = F.lit(0).cast("long"), F.lit(False)
     checks = [
@@ -166,8 +166,12 @@ def clean_log(df, a):
         ("timestamp", time_bad, "timestamp",
          "must be an integer >= 0 (unix %s)" % ("seconds" if a.timestamp_unit == "s" else "ms")),
     ]
-    example = lambda c: F.first(F.when(c[1], F.concat_ws(",", *[F.coalesce(
-        F.col(x).cast("string"), F.lit("")) for x in df.columns])), ignorenulls=True)
+    whole_row = F.concat_ws(",", *[F.coalesce(F.col(x).cast("string"), F.lit(""))
+                                   for x in df.columns])
+
+    def example(check):
+        return F.first(F.when(check[1], whole_row), ignorenulls=True)
+
     row = df.agg(F.count(F.lit(1)).alias("rows"),
                  *[F.sum(F.when(c[1], 1).otherwise(0)).alias(c[0]) for c in checks],
                  *[example(c).alias(c[0] + "_example") for c in checks]).first()
