@@ -124,6 +124,30 @@ class RoundTripTest(Case):
         self.assertEqual((m["users"][USER_IDS[-1]][1], m["users"][USER_IDS[2]][1],
                           m["users"][USER_IDS[0]][1]), (3, 1, 0))
 
+    def test_catalog_extra_items(self):
+        # A catalog selling items nobody rated (Spark gives them no
+        # factors): refused by default, left out and counted with skip.
+        rows = [[i, "cat%d" % (k % 4), 100 + k, k % 2, 0] for k, i in enumerate(ITEM_IDS)]
+        rows[5:5] = [["new-course", "cat1", 990, 1, 0], ["new, book", "cat2", 10, 1, 0]]
+        fixtures.write_csv(self.catalog, fixtures.CATALOG_HEADER, rows)
+        p = self.import_export()
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:7: item 'new-course' is not in %s/items (--catalog-extra skip leaves "
+                      "out the catalog's items that have no factors)" % (self.catalog, self.exp),
+                      p.stderr)
+        self.assertFalse(os.path.exists(self.out))
+        p = self.import_export("--catalog-extra", "skip")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("%s: left out 2 rows for items without factors (--catalog-extra skip)"
+                      % self.catalog, p.stderr)
+        m = fixtures.read_model(self.out)
+        self.assertEqual(m["item_ids"], ITEM_IDS)
+        self.assertEqual([int(x) for x in m["attrs"]["price_cents"][:6]],
+                         [100, 101, 102, 103, 104, 105])
+        p = self.import_export("--catalog-extra", "keep", out=os.path.join(self.tmp, "x.lmdb"))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--catalog-extra: 'keep' is not skip or error", p.stderr)
+
     def test_parts_in_manifest_order_not_name_order(self):
         # The manifest's order is the row order: reversed, the rows are too.
         for t in ("users", "items"):

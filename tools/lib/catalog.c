@@ -76,6 +76,7 @@ static const struct value_column {
 struct reader {
     struct catalog *c;
     const struct ids *items; /* NULL: the catalog defines the items */
+    unsigned flags;          /* CATALOG_* */
     struct csv *r;
     uint32_t cols[COLUMNS];
     uint32_t item_cap; /* without items: room in c->ids and c->attrs */
@@ -128,16 +129,24 @@ static int grow(struct reader *rd, struct err *e)
     return 0;
 }
 
-/* The row's item in the id file, not listed before. */
+/* The row's item in the id file, not listed before; 1 for a row to skip
+ * (CATALOG_SKIP_UNLISTED). */
 static int listed_item(struct reader *rd, const struct csv_record *rec, uint32_t *item,
                        struct err *e)
 {
     const char *id = field(rd, rec, ITEM);
     uint32_t len = field_len(rd, rec, ITEM);
     char q[QUOTE_BUF];
-    if (ids_find(rd->items, id, len, item) != 0)
-        return csv_fail(rd->r, rec->line, e, "item '%s' is not in %s", quote(q, sizeof(q), id, len),
-                        ids_path(rd->items));
+    if (ids_find(rd->items, id, len, item) != 0) {
+        if (rd->flags & CATALOG_SKIP_UNLISTED) {
+            rd->c->skipped++;
+            return 1;
+        }
+        return csv_fail(rd->r, rec->line, e,
+                        "item '%s' is not in %s (--catalog-extra skip leaves out the catalog's "
+                        "items that have no factors)",
+                        quote(q, sizeof(q), id, len), ids_path(rd->items));
+    }
     if (rd->line[*item] != 0)
         return csv_fail(rd->r, rec->line, e, "item '%s' is listed twice (first on line %llu)",
                         quote(q, sizeof(q), id, len), (unsigned long long)rd->line[*item]);
@@ -232,6 +241,8 @@ static int row(struct reader *rd, const struct csv_record *rec, struct err *e)
 {
     uint32_t item;
     int rc = rd->items != NULL ? listed_item(rd, rec, &item, e) : new_item(rd, rec, &item, e);
+    if (rc == 1)
+        return 0;
     if (rc == 0)
         rc = category(rd, rec, &rd->c->attrs[item].category, e);
     if (rc == 0)
@@ -254,9 +265,10 @@ static int check_listed(const struct reader *rd, const char *path, struct err *e
     return 0;
 }
 
-int catalog_read(const char *path, const struct ids *items, struct catalog *c, struct err *e)
+int catalog_read(const char *path, const struct ids *items, unsigned flags, struct catalog *c,
+                 struct err *e)
 {
-    struct reader rd = {.c = c, .items = items};
+    struct reader rd = {.c = c, .items = items, .flags = flags};
     struct csv_record rec;
     int rc = start(&rd, e);
     if (rc == 0)

@@ -34,14 +34,25 @@ struct catalog {
     char **categories;             /* category_count names, in order of first appearance */
     uint32_t category_count;
     struct idmap *index; /* item id -> item, keys borrowed from ids; NULL when ids is */
+    uint64_t skipped;    /* rows left out by CATALOG_SKIP_UNLISTED */
+};
+
+/* catalog_read flags. */
+enum {
+    /* With @items: a row naming an id @items lacks is skipped and counted
+     * in c->skipped instead of refused (an import whose factors do not
+     * cover every item the catalog sells, as Spark gives none to an item
+     * without ratings). Every id of @items must still be listed. */
+    CATALOG_SKIP_UNLISTED = 1,
 };
 
 /* catalog_read - read the catalog at @path into @c (zeroed by the caller).
  * @items: the id file that defines the items (import), or NULL when the
- * catalog does (recsys-train).
+ * catalog does (recsys-train). @flags: CATALOG_* or 0.
  * Returns 0, ERR_INVALID (a bad file, with "<file>:<line>: <problem>" in
  * @e), -errno or -ENOMEM. On failure @c still needs catalog_free. */
-int catalog_read(const char *path, const struct ids *items, struct catalog *c, struct err *e);
+int catalog_read(const char *path, const struct ids *items, unsigned flags, struct catalog *c,
+                 struct err *e);
 
 /* catalog_free - release what catalog_read filled in. */
 void catalog_free(struct catalog *c);

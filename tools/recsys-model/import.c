@@ -12,6 +12,9 @@
  *         [--users users.csv] [--model-version V] [--created-at UNIX]
  *         [--quantize bf16,int8] -o model.lmdb
  *
+ * Either takes --catalog-extra skip: catalog rows for items the factors do
+ * not cover are left out (and counted on stderr) instead of refused.
+ *
  * The inputs are read in dependency order, each checked completely before
  * the next is read: the two matrices and their ids (rows, dimensions,
  * finite factors), then the catalog, which must list every item exactly
@@ -64,6 +67,7 @@ struct import_args {
     unsigned quantize;
     const char *regularization, *alpha, *view_weight; /* NULL: not given */
     const char *scaling;                              /* NULL: not given */
+    const char *catalog_extra;                        /* NULL or "error": refuse; "skip" */
     uint64_t data_end;                                /* NOT_GIVEN: not given */
 };
 
@@ -80,6 +84,7 @@ static const struct opt import_opts[] = {
     {"item-factors", 0, OPT_STRING, ARG(item_factors), false, 0, 0, "V.npy"},
     {"item-ids", 0, OPT_STRING, ARG(item_ids), false, 0, 0, "items.txt"},
     {"catalog", 0, OPT_STRING, ARG(catalog), true, 0, 0, "catalog.csv"},
+    {"catalog-extra", 0, OPT_STRING, ARG(catalog_extra), false, 0, 0, "skip|error"},
     {"users", 0, OPT_STRING, ARG(users), false, 0, 0, "users.csv"},
     {"purchases", 0, OPT_STRING, ARG(purchases), false, 0, 0, "purchases.csv"},
     {"model-version", 0, OPT_STRING, ARG(version), false, 0, 0, "V"},
@@ -310,6 +315,21 @@ static int read_purchases(struct import *im, struct err *e)
     return rc != 0 ? rc : build_owned(im, e);
 }
 
+/* ==== the catalog ==================================================== */
+
+/* The items' attributes; with --catalog-extra skip, rows for items the
+ * factors lack are counted and left out. */
+static int read_catalog(struct import *im, struct err *e)
+{
+    const char *extra = im->a->catalog_extra;
+    int skip = extra != NULL && strcmp(extra, "skip") == 0;
+    int rc = catalog_read(im->a->catalog, im->items, skip ? CATALOG_SKIP_UNLISTED : 0, &im->cat, e);
+    if (rc == 0 && im->cat.skipped > 0)
+        fprintf(stderr, "%s: left out %llu rows for items without factors (--catalog-extra skip)\n",
+                im->a->catalog, (unsigned long long)im->cat.skipped);
+    return rc;
+}
+
 /* ==== an export directory (--from-spark) ============================= */
 
 static int fill_users(void *ctx, float *dst, uint32_t stride, struct err *e)
@@ -448,6 +468,10 @@ static void import_free(struct import *im)
  * export's manifest says how it was trained and holds the purchases. */
 static int check_sources(const struct import_args *a, struct err *e)
 {
+    if (a->catalog_extra != NULL && strcmp(a->catalog_extra, "skip") != 0 &&
+        strcmp(a->catalog_extra, "error") != 0)
+        return err_set(e, ERR_INVALID, "--catalog-extra: '%s' is not skip or error",
+                       a->catalog_extra);
     const char *npy[] = {a->user_factors, a->user_ids, a->item_factors, a->item_ids};
     const char *npy_names[] = {"--user-factors", "--user-ids", "--item-factors", "--item-ids"};
     for (size_t i = 0; i < sizeof(npy) / sizeof(npy[0]); i++) {
@@ -492,8 +516,7 @@ int import_main(int argc, char **argv, struct err *e)
         rc = load_export(&im, e);
     else
         rc = load_factors(&im, e);
-    if (rc == 0 && (rc = catalog_read(a.catalog, im.items, &im.cat, e)) == 0 &&
-        (rc = read_users(&im, e)) == 0 &&
+    if (rc == 0 && (rc = read_catalog(&im, e)) == 0 && (rc = read_users(&im, e)) == 0 &&
         (rc = a.from_spark != NULL ? read_export_purchases(&im, e) : read_purchases(&im, e)) == 0) {
         /* Every id is resolved: the users' index is not needed while
          * the model is written, the import's peak. */

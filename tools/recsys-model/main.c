@@ -31,7 +31,8 @@ static const struct command commands[] = {
      "        [--regularization L] [--regularization-scaling none|per-interaction]\n"
      "        [--alpha A] [--view-weight W] [--data-end UNIX_MS] -o FILE\n"
      "   or: " CMD_NAME " import --from-spark DIR --catalog catalog.csv [--users users.csv]\n"
-     "        [--model-version V] [--created-at UNIX] [--quantize bf16,int8] -o FILE",
+     "        [--model-version V] [--created-at UNIX] [--quantize bf16,int8] -o FILE\n"
+     "   either with [--catalog-extra skip|error]",
      "build a model file from float32 .npy factor matrices, id files and CSVs, or\n"
      "from an ALS export directory (tools/spark/recsys_als.py, model/EXPORT.md)",
      "\nTraining record (model/FORMAT.md): how the factors were trained, for the\n"
@@ -48,7 +49,10 @@ static const struct command commands[] = {
      "                      or before it are held by the model (0: unknown)\n"
      "\nWith --from-spark, the export's manifest gives the training record, the model\n"
      "version and the creation time (the last two unless given), and its purchases\n"
-     "the owned items: the training flags and --purchases are refused.\n"},
+     "the owned items: the training flags and --purchases are refused.\n"
+     "\n--catalog-extra skip leaves out the catalog's rows for items the factors do not\n"
+     "cover (Spark gives none to an item nobody rated), counted on stderr; by default\n"
+     "(error) such a row is refused.\n"},
     {"inspect", inspect_main, "FILE",
      "print a model's header, training record, categories and most popular items", NULL},
     {"verify", verify_main, "FILE", "validate a model fully; exit 0 only for a good file", NULL},

@@ -229,7 +229,7 @@ static int read_inputs(struct run *r, struct err *e)
     struct interactions_opts lo = {.view_weight = (float)r->v.view_weight,
                                    .unknown_error = r->unknown_error};
     int rc;
-    if ((rc = catalog_read(a->catalog, NULL, &r->cat, e)) != 0 ||
+    if ((rc = catalog_read(a->catalog, NULL, 0, &r->cat, e)) != 0 ||
         (a->users != NULL && (rc = interactions_read_users(a->users, &r->log, e)) != 0) ||
         (rc = interactions_read(a->interactions, &r->cat, &lo, &r->log, e)) != 0 ||
         (rc = dataset_build(&r->log, r->cat.count, r->v.holdout, a->seed, &r->d, e)) != 0 ||
