@@ -113,10 +113,15 @@ def read_log(spark, path):
     return df
 
 
+def hadoop_fs(spark, path):
+    """(the Hadoop FileSystem of @path, its Path): local, hdfs:// or s3a://
+    alike, as Spark itself reads and writes it."""
+    p = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
+
+
 def is_parquet(spark, path):
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    fs = p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, p = hadoop_fs(spark, path)
     if not fs.exists(p):
         raise InputError("%s: no such file or directory" % path)
     if fs.getFileStatus(p).isFile():
@@ -196,7 +201,7 @@ def train(spark, a, log):
     indexed = item_ix.transform(user_ix.transform(ratings)).select(
         F.col("user").cast("int").alias("user"), F.col("item").cast("int").alias("item"),
         "rating").cache()
-    indexed.count()
+    ratings_n = indexed.count()  # cached before fit, so its time is ALS's alone
     als = ALS(rank=a.factors, maxIter=a.iterations, regParam=a.regularization, alpha=a.alpha,
               implicitPrefs=True, userCol="user", itemCol="item", ratingCol="rating",
               seed=a.seed, nonnegative=False, checkpointInterval=10)
@@ -206,7 +211,7 @@ def train(spark, a, log):
     model = als.fit(indexed)
     seconds = time.time() - started
     print("recsys_als: trained %d ratings, %d factors, %d iterations in %.1f s "
-          "(%.3f s per iteration)" % (indexed.count(), a.factors, a.iterations, seconds,
+          "(%.3f s per iteration)" % (ratings_n, a.factors, a.iterations, seconds,
                                       seconds / a.iterations), flush=True)
     indexed.unpersist()
     if a.save_model:
@@ -230,9 +235,8 @@ def load_model(spark, a):
 
 
 def exists(spark, path):
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(p)
+    fs, p = hadoop_fs(spark, path)
+    return fs.exists(p)
 
 
 def factors_with_ids(spark, df, indexer, name):
@@ -258,9 +262,8 @@ class Export:
 
     def __init__(self, spark, out):
         self.spark, self.out = spark, out.rstrip("/")
-        jvm = spark.sparkContext._jvm
-        self.Path = jvm.org.apache.hadoop.fs.Path
-        self.fs = self.Path(self.out).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        self.fs, _ = hadoop_fs(spark, self.out)
+        self.Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
         # An export being rewritten is not an export: the manifest goes first.
         self.fs.delete(self.Path(self.out + "/" + MANIFEST), False)
 
